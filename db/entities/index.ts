@@ -1,0 +1,23 @@
+import { Campaign, CampaignDelivery, CampaignInteraction, MessageTemplate } from './campaign.js';
+import { Club } from './club.js';
+import { Activity, Customer, Note } from './customer.js';
+import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep } from './journey.js';
+import { EventPromotion } from './promotion.js';
+import { Segment, SegmentMember, SegmentMembershipChange } from './segment.js';
+import { SocialConnection, SocialPost } from './social.js';
+
+export * from './campaign.js';
+export * from './club.js';
+export * from './customer.js';
+export * from './journey.js';
+export * from './promotion.js';
+export * from './segment.js';
+export * from './social.js';
+
+export const entities = [
+  Club, Customer, Activity, Note,
+  Segment, SegmentMember, SegmentMembershipChange,
+  MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction,
+  Journey, JourneyStep, JourneyEnrollment, JourneyEnrollmentStep,
+  SocialConnection, SocialPost, EventPromotion,
+];

@@ -1,0 +1,57 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { tenantOwned } from './common.js';
+import { Customer } from './customer.js';
+import { SegmentType } from './enums.js';
+
+export const Segment = defineEntity({
+  name: 'Segment',
+  tableName: 'segments',
+  properties: {
+    ...tenantOwned,
+    name: p.string(),
+    description: p.text().nullable(),
+    type: p.enum(SegmentType),
+    criteria: p.json<Record<string, unknown>>().nullable(),
+    isActive: p.boolean().default(true),
+    memberCount: p.integer().default(0),
+    // How often the DYNAMIC refresh schedule fires.
+    refreshIntervalMinutes: p.integer().default(15),
+    lastRefreshedAt: p.datetime().nullable(),
+    messagingSegmentId: p.string().nullable(),
+    lastSyncedAt: p.datetime().nullable(),
+  },
+  uniques: [{ name: 'segments_tenant_name_uniq', properties: ['tenantId', 'name'] }],
+  indexes: [{ name: 'segments_tenant_type_idx', properties: ['tenantId', 'type', 'isActive'] }],
+});
+export type Segment = InferEntity<typeof Segment>;
+
+export const SegmentMember = defineEntity({
+  name: 'SegmentMember',
+  tableName: 'segment_members',
+  properties: {
+    segment: () => p.manyToOne(Segment).primary().deleteRule('cascade'),
+    customer: () => p.manyToOne(Customer).primary().deleteRule('cascade'),
+    tenantId: p.string().length(100),
+    addedAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
+  },
+  indexes: [{ name: 'segment_members_customer_idx', properties: ['tenantId', 'customer'] }],
+});
+export type SegmentMember = InferEntity<typeof SegmentMember>;
+
+// Every entry into and exit from a segment, with its cause: the hand-off point for journeys that
+// start on segment entry.
+export const SegmentMembershipChange = defineEntity({
+  name: 'SegmentMembershipChange',
+  tableName: 'segment_membership_changes',
+  properties: {
+    id: p.bigint('number').primary().autoincrement(),
+    tenantId: p.string().length(100),
+    segment: () => p.manyToOne(Segment).deleteRule('cascade'),
+    customer: () => p.manyToOne(Customer).deleteRule('cascade'),
+    change: p.enum(['ENTERED', 'EXITED'] as const),
+    cause: p.string().length(100),
+    occurredAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
+  },
+  indexes: [{ name: 'segment_changes_segment_idx', properties: ['tenantId', 'segment', 'occurredAt'] }],
+});
+export type SegmentMembershipChange = InferEntity<typeof SegmentMembershipChange>;

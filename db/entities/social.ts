@@ -1,0 +1,52 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { Campaign } from './campaign.js';
+import { tenantOwned } from './common.js';
+import { SocialPlatform, SocialPostStatus } from './enums.js';
+
+export const SocialConnection = defineEntity({
+  name: 'SocialConnection',
+  tableName: 'social_connections',
+  properties: {
+    ...tenantOwned,
+    clubId: p.string().length(100).nullable(),
+    platform: p.enum(SocialPlatform),
+    accountId: p.string().length(200),
+    accountName: p.string(),
+    accountType: p.string().length(100).nullable(),
+    isActive: p.boolean().default(true),
+    permissions: p.array<string>().default([]),
+    // AES-256-GCM ciphertexts; hidden so that no serialisation can ever return them.
+    accessTokenEncrypted: p.text().nullable().hidden(),
+    refreshTokenEncrypted: p.text().nullable().hidden(),
+    tokenExpiry: p.datetime().nullable(),
+    lastUsedAt: p.datetime().nullable(),
+  },
+  uniques: [{ name: 'social_connections_account_uniq', properties: ['tenantId', 'platform', 'accountId'] }],
+});
+export type SocialConnection = InferEntity<typeof SocialConnection>;
+
+export const SocialPost = defineEntity({
+  name: 'SocialPost',
+  tableName: 'social_posts',
+  properties: {
+    ...tenantOwned,
+    connection: () => p.manyToOne(SocialConnection).deleteRule('cascade'),
+    campaign: () => p.manyToOne(Campaign).nullable().deleteRule('set null'),
+    content: p.text(),
+    mediaUrls: p.array<string>().default([]),
+    hashtags: p.array<string>().default([]),
+    linkUrl: p.text().nullable(),
+    status: p.enum(SocialPostStatus).default('DRAFT'),
+    scheduledAt: p.datetime().nullable(),
+    publishedAt: p.datetime().nullable(),
+    platformPostId: p.string().nullable(),
+    platformUrl: p.text().nullable(),
+    likes: p.integer().default(0),
+    comments: p.integer().default(0),
+    shares: p.integer().default(0),
+    reach: p.integer().default(0),
+    error: p.text().nullable(),
+  },
+  indexes: [{ name: 'social_posts_tenant_status_idx', properties: ['tenantId', 'status', 'scheduledAt'] }],
+});
+export type SocialPost = InferEntity<typeof SocialPost>;

@@ -1,0 +1,4 @@
+import { Migration20261124020332_initial } from './Migration20261124020332_initial.js';
+
+// In order of application. `npm run migration:create` writes new files; list them here.
+export const migrations = [{ name: 'Migration20261124020332_initial', class: Migration20261124020332_initial }];

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+
+const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
+const optional = z.string().trim().min(1).optional();
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+// Every environment variable the platform reads; the README's table mirrors this schema.
+const Env = z.object({
+  PORT: port(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CRM_DATA_DIR: z.string().default('.data'),
+  DATABASE_URL: optional,
+  PG_PORT: port(5433),
+  TEMPORAL_ADDRESS: optional,
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default('crm'),
+  TEMPORAL_PORT: port(7233),
+  TEMPORAL_UI_PORT: port(8233),
+  TEMPORAL_CLI_PATH: optional,
+  JWT_SECRET: optional,
+  JWT_JWKS_URL: z.url().optional(),
+  JWT_ISSUER: optional,
+  JWT_AUDIENCE: optional,
+  DEFAULT_PHONE_REGION: z.string().length(2).default('ZA'),
+  MESSAGING_URL: z.url().optional(),
+  MESSAGING_API_KEY: optional,
+  RATE_LIMIT_READ: positiveInt(1000),
+  RATE_LIMIT_WRITE: positiveInt(100),
+  RATE_LIMIT_CAMPAIGN: positiveInt(10),
+  RATE_LIMIT_SOCIAL: positiveInt(30),
+  RATE_LIMIT_BULK: positiveInt(10),
+});
+
+export type Config = z.infer<typeof Env>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`Invalid environment: ${problems}`);
+  }
+  return parsed.data;
+}
+
+export function embeddedDatabaseUrl(config: Config): string {
+  return `postgres://postgres:postgres@127.0.0.1:${config.PG_PORT}/crm`;
+}
+
+export function temporalAddress(config: Config): string {
+  return config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_PORT}`;
+}
