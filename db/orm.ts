@@ -1,9 +1,9 @@
-import { MikroORM, type Options, type PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { entities } from './entities/index.js';
 import { migrations } from './migrations/index.js';
 
-export type Orm = MikroORM<PostgreSqlDriver>;
+export type Orm = MikroORM;
 
 export function ormOptions(databaseUrl: string, extra: Partial<Options> = {}): Options {
   return {

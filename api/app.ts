@@ -1,0 +1,39 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { requestId } from 'hono/request-id';
+import { randomUUID } from 'node:crypto';
+import { AppError } from '../platform/errors.js';
+import { docsRoutes } from './docs.js';
+import type { AppDeps, AppEnv } from './env.js';
+import { graphqlRoutes } from './graphql/route.js';
+import { healthRoutes } from './health.js';
+import { accessLog } from './middleware/access-log.js';
+import { onError } from './middleware/errors.js';
+import { pendingRoutes } from './rest/not-implemented.js';
+
+export function createApp(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.use(requestId({ generator: () => `req_${randomUUID()}` }));
+  app.use(accessLog(deps.log));
+  app.onError(onError);
+  app.notFound((c) => onError(new AppError('RESOURCE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), c));
+
+  app.route('/', healthRoutes(deps));
+  app.route('/', graphqlRoutes(deps));
+  app.route('/', docsRoutes());
+
+  const v1 = new OpenAPIHono<AppEnv>();
+  v1.route('/', pendingRoutes(deps));
+  v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  v1.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'CRM & Marketing Platform API',
+      version: '2.0',
+      description: 'Scopes: crm:read (reads), crm:write (profiles, notes, events), crm:admin (merges, segments), crm:campaigns, crm:social.',
+    },
+    servers: [{ url: '/api/v1' }],
+    security: [{ bearer: [] }],
+  });
+  app.route('/api/v1', v1);
+  return app;
+}

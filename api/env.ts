@@ -1,0 +1,27 @@
+import type { Client } from '@temporalio/client';
+import type { Orm } from '../db/orm.js';
+import type { ServiceContext } from '../domain/context.js';
+import type { Principal, VerifyToken } from '../platform/auth.js';
+import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
+import type { RateLimits } from '../platform/rate-limit.js';
+
+// What the HTTP app is built from: everything with I/O is passed in, so tests build the same app
+// against their own database and Temporal server.
+export interface AppDeps {
+  config: Config;
+  orm: Orm;
+  temporal: Client;
+  rateLimits: RateLimits;
+  verifyToken: VerifyToken;
+  log: Logger;
+}
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    log: Logger;
+    principal: Principal;
+    ctx: ServiceContext;
+  };
+}

@@ -1,0 +1,40 @@
+import type { IResolvers } from '@graphql-tools/utils';
+import { parse, type ObjectTypeDefinitionNode } from 'graphql';
+import { assertTenant, authorize, type ServiceContext } from '../../domain/context.js';
+import { isOperation, type OperationName } from '../../domain/operations.js';
+import { notImplemented } from '../../platform/errors.js';
+import { typeDefs } from './schema.js';
+
+export type RootResolver = (args: any, ctx: ServiceContext) => unknown;
+
+// Root fields of the spec's Query and Mutation types, in schema order.
+function rootFields(typeName: 'Query' | 'Mutation'): string[] {
+  const doc = parse(typeDefs[0]!);
+  const type = doc.definitions.find(
+    (d): d is ObjectTypeDefinitionNode => d.kind === 'ObjectTypeDefinition' && d.name.value === typeName,
+  );
+  return type?.fields?.map((f) => f.name.value) ?? [];
+}
+
+/**
+ * Every root field gets the same guard: scope from the operation catalogue, then any `tenantId`
+ * argument must be the token's. Fields whose capability has not landed answer NOT_IMPLEMENTED.
+ */
+export function rootResolvers(implemented: Partial<Record<OperationName, RootResolver>>): IResolvers {
+  const build = (typeName: 'Query' | 'Mutation') =>
+    Object.fromEntries(
+      rootFields(typeName).map((field) => {
+        if (!isOperation(field)) throw new Error(`${typeName}.${field} is missing from domain/operations.ts`);
+        const impl = implemented[field];
+        const resolver = (_parent: unknown, args: Record<string, any>, ctx: ServiceContext) => {
+          authorize(ctx.principal, field);
+          assertTenant(ctx.principal, args.tenantId);
+          assertTenant(ctx.principal, args.input?.tenantId, 'input.tenantId');
+          if (!impl) throw notImplemented(field);
+          return impl(args, ctx);
+        };
+        return [field, resolver];
+      }),
+    );
+  return { Query: build('Query'), Mutation: build('Mutation') };
+}

@@ -1,0 +1,93 @@
+import { GraphQLError, parse, type DocumentNode, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
+import { createHandler } from 'graphql-http/lib/use/fetch';
+import { Hono } from 'hono';
+import { isOperation, OPERATIONS, type RateClass } from '../../domain/operations.js';
+import type { ServiceContext } from '../../domain/context.js';
+import { AppError } from '../../platform/errors.js';
+import type { AppDeps, AppEnv } from '../env.js';
+import { authenticate, rateLimit, serviceContext } from '../middleware/guard.js';
+import { explorerAssets, explorerPage } from './explorer.js';
+import { rootResolvers } from './resolvers.js';
+import { buildSchema } from './schema.js';
+import { implementedOperations } from './operations/index.js';
+
+interface GraphQLBody {
+  query?: unknown;
+  operationName?: unknown;
+}
+
+function selectedOperation(doc: DocumentNode, operationName: unknown): OperationDefinitionNode | undefined {
+  const ops = doc.definitions.filter((d): d is OperationDefinitionNode => d.kind === 'OperationDefinition');
+  return typeof operationName === 'string' && operationName ? ops.find((o) => o.name?.value === operationName) : ops[0];
+}
+
+/** The rate classes of the root fields a request will run, charged before anything executes. */
+function rateClasses(body: GraphQLBody): RateClass[] {
+  if (typeof body.query !== 'string') return ['read'];
+  let doc: DocumentNode;
+  try {
+    doc = parse(body.query);
+  } catch {
+    return ['read']; // graphql-http answers the syntax error
+  }
+  const op = selectedOperation(doc, body.operationName);
+  const names = op?.selectionSet.selections.flatMap((s) => (s.kind === 'Field' ? [s.name.value] : [])) ?? [];
+  const classes = names.filter(isOperation).map((name) => OPERATIONS[name].rate);
+  // Introspection and unknown fields cost a read.
+  return classes.length ? classes : ['read'];
+}
+
+// Errors thrown by resolvers keep their AppError code; anything else is masked as INTERNAL and logged.
+function formatErrors(result: ExecutionResult, deps: AppDeps, requestId: string): ExecutionResult {
+  if (!result.errors?.length) return result;
+  const errors = result.errors.map((err) => {
+    const original = err.originalError;
+    let code: string;
+    let message = err.message;
+    if (original instanceof AppError) code = original.code;
+    else if (original && !(original instanceof GraphQLError)) {
+      deps.log.error({ err: original, requestId, path: err.path }, 'graphql resolver failed');
+      code = 'INTERNAL';
+      message = 'Internal error';
+    } else code = 'VALIDATION_ERROR'; // argument and variable coercion errors
+    return new GraphQLError(message, { nodes: err.nodes, path: err.path, extensions: { code, requestId } });
+  });
+  return { ...result, errors };
+}
+
+export function graphqlRoutes(deps: AppDeps) {
+  const schema = buildSchema(rootResolvers(implementedOperations));
+  // graphql-http's fetch adapter takes only the Request, so the per-request context rides on it.
+  const contexts = new WeakMap<Request, ServiceContext>();
+  const handler = createHandler({
+    schema,
+    context: (req) => contexts.get(req.raw) as never,
+    onOperation: (req, _args, result) => formatErrors(result as ExecutionResult, deps, contexts.get(req.raw)!.requestId),
+  });
+
+  const app = new Hono<AppEnv>();
+  app.route('/graphql/assets', explorerAssets());
+  app.get('/graphql', (c) => c.html(explorerPage()));
+  app.post('/graphql', async (c) => {
+    const principal = await authenticate(c, deps);
+    const text = await c.req.text();
+    let body: GraphQLBody = {};
+    try {
+      body = JSON.parse(text) as GraphQLBody;
+    } catch {
+      throw new AppError('VALIDATION_ERROR', 'request body must be JSON: {"query": "...", "variables": {...}}');
+    }
+    await rateLimit(c, deps, principal, rateClasses(body));
+    const ctx = serviceContext(c, deps, principal);
+    const request = new Request(c.req.url, { method: 'POST', headers: c.req.raw.headers, body: text });
+    contexts.set(request, ctx);
+    const response = await handler(request);
+    const payload = (await response.json()) as ExecutionResult;
+    // Syntax and validation errors never reach onOperation: give them the platform's code too.
+    for (const err of payload.errors ?? []) {
+      (err as { extensions?: Record<string, unknown> }).extensions = { code: 'VALIDATION_ERROR', requestId: ctx.requestId, ...err.extensions };
+    }
+    return c.json(payload, response.status as 200);
+  });
+  return app;
+}

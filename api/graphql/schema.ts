@@ -1,0 +1,33 @@
+import { readFileSync } from 'node:fs';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import { GraphQLScalarType, Kind, type GraphQLSchema } from 'graphql';
+import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
+import type { IResolvers } from '@graphql-tools/utils';
+
+const sdl = (file: string) => readFileSync(new URL(file, import.meta.url), 'utf8');
+
+// schema.graphql is graphql-api.md's schema, verbatim; implied-types.graphql defines what it leaves out.
+export const typeDefs = [sdl('./schema.graphql'), sdl('./implied-types.graphql')];
+
+const ACTIVITY_TYPE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+
+function activityType(value: unknown): string {
+  if (typeof value !== 'string' || value.length > 200 || !ACTIVITY_TYPE.test(value)) {
+    throw new TypeError(`ActivityType must be lower-case words joined by ".", "_" or "-", got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+export const ActivityTypeScalar = new GraphQLScalarType({
+  name: 'ActivityType',
+  serialize: (value) => String(value),
+  parseValue: activityType,
+  parseLiteral: (ast) => activityType(ast.kind === Kind.STRING ? ast.value : undefined),
+});
+
+export function buildSchema(resolvers: IResolvers): GraphQLSchema {
+  return makeExecutableSchema({
+    typeDefs,
+    resolvers: [{ DateTime: DateTimeResolver, JSON: JSONResolver, ActivityType: ActivityTypeScalar }, resolvers],
+  });
+}

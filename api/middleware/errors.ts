@@ -1,0 +1,39 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { AppError, type ErrorCode } from '../../platform/errors.js';
+import type { AppEnv } from '../env.js';
+import { setRateLimitHeaders } from './guard.js';
+
+const CODE_BY_STATUS: Record<number, ErrorCode> = {
+  400: 'VALIDATION_ERROR', 401: 'UNAUTHENTICATED', 403: 'FORBIDDEN', 404: 'RESOURCE_NOT_FOUND',
+  409: 'CONFLICT', 413: 'VALIDATION_ERROR', 415: 'VALIDATION_ERROR', 429: 'RATE_LIMITED', 501: 'NOT_IMPLEMENTED',
+};
+
+export function toAppError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (err instanceof HTTPException) {
+    const code = CODE_BY_STATUS[err.status];
+    if (code) return new AppError(code, err.message || code);
+  }
+  return undefined;
+}
+
+/** The spec's error envelope for REST; GraphQL's `errors` shape (same codes) under /graphql. */
+export function onError(err: unknown, c: Context<AppEnv>) {
+  let error = toAppError(err);
+  if (!error) {
+    (c.get('log') ?? console).error({ err }, 'unhandled error');
+    error = new AppError('INTERNAL', 'Internal error');
+  }
+  const rateLimit = error.details?.rateLimit as Parameters<typeof setRateLimitHeaders>[1] | undefined;
+  if (rateLimit) {
+    setRateLimitHeaders(c, rateLimit);
+    c.header('Retry-After', String(error.details?.retryAfter ?? 60));
+  }
+  const requestId = c.get('requestId');
+  if (c.req.path === '/graphql') {
+    return c.json({ errors: [{ message: error.message, extensions: { code: error.code, requestId } }] }, error.status as 400);
+  }
+  const field = error.details?.field;
+  return c.json({ error: { code: error.code, message: error.message, requestId, ...(field ? { field } : {}) } }, error.status as 400);
+}

@@ -1,0 +1,68 @@
+import type { Context } from 'hono';
+import { createMiddleware } from 'hono/factory';
+import { assertTenant, authorize, type ServiceContext } from '../../domain/context.js';
+import { OPERATIONS, type OperationName, type RateClass } from '../../domain/operations.js';
+import type { Principal } from '../../platform/auth.js';
+import { AppError } from '../../platform/errors.js';
+import type { RateLimitState } from '../../platform/rate-limit.js';
+import type { AppDeps, AppEnv } from '../env.js';
+
+export function setRateLimitHeaders(c: Context, s: RateLimitState): void {
+  c.header('X-RateLimit-Limit', String(s.limit));
+  c.header('X-RateLimit-Remaining', String(s.remaining));
+  c.header('X-RateLimit-Reset', String(s.reset));
+}
+
+export async function authenticate(c: Context<AppEnv>, deps: AppDeps): Promise<Principal> {
+  const header = c.req.header('authorization');
+  const match = header?.match(/^Bearer\s+(\S+)$/i);
+  if (!match) throw new AppError('UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <jwt>)');
+  const principal = await deps.verifyToken(match[1]!);
+  c.set('principal', principal);
+  return principal;
+}
+
+/**
+ * Spends one point per distinct rate class of the request, keyed by tenant. The headers show the
+ * tightest of them.
+ */
+export async function rateLimit(c: Context<AppEnv>, deps: AppDeps, principal: Principal, classes: RateClass[]) {
+  let tightest: RateLimitState | undefined;
+  for (const cls of new Set(classes)) {
+    const state = await deps.rateLimits.consume(cls, principal.tenantId);
+    if (!tightest || state.remaining < tightest.remaining) tightest = state;
+  }
+  if (tightest) setRateLimitHeaders(c, tightest);
+}
+
+export function serviceContext(c: Context<AppEnv>, deps: AppDeps, principal: Principal): ServiceContext {
+  const ctx: ServiceContext = {
+    principal,
+    tenantId: principal.tenantId,
+    requestId: c.get('requestId'),
+    em: deps.orm.em.fork(),
+    temporal: deps.temporal,
+    config: deps.config,
+    log: c.get('log'),
+  };
+  c.set('ctx', ctx);
+  return ctx;
+}
+
+/**
+ * The front door of every REST operation: token, rate limit, scope, tenant argument, in that
+ * order, so a caller learns about a bad token before a missing scope.
+ */
+export const guard = (deps: AppDeps, operation: OperationName) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const principal = await authenticate(c, deps);
+    await rateLimit(c, deps, principal, [OPERATIONS[operation].rate]);
+    authorize(principal, operation);
+    assertTenant(principal, c.req.query('tenantId'));
+    if (c.req.header('content-type')?.startsWith('application/json')) {
+      const body = await c.req.json().catch(() => undefined);
+      if (body && typeof body === 'object') assertTenant(principal, (body as { tenantId?: unknown }).tenantId);
+    }
+    serviceContext(c, deps, principal);
+    await next();
+  });

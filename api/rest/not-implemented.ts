@@ -1,0 +1,88 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { OperationName } from '../../domain/operations.js';
+import { notImplemented } from '../../platform/errors.js';
+import type { AppDeps } from '../env.js';
+import { guard } from '../middleware/guard.js';
+import { ErrorEnvelope, errorResponses, router } from './openapi.js';
+
+type Method = 'get' | 'post' | 'patch' | 'delete';
+
+// The REST surface of capabilities that have not landed yet. Each route is real in every other
+// respect (auth, scope, rate limit, OpenAPI entry) and answers 501 NOT_IMPLEMENTED; a capability
+// lands by moving its rows into a router of its own.
+const PENDING: [Method, string, OperationName, string][] = [
+  ['get', '/segments', 'segments', 'Segments'],
+  ['post', '/segments', 'createSegment', 'Segments'],
+  ['get', '/segments/{id}', 'segment', 'Segments'],
+  ['patch', '/segments/{id}', 'updateSegment', 'Segments'],
+  ['delete', '/segments/{id}', 'deleteSegment', 'Segments'],
+  ['post', '/segments/{id}/refresh', 'refreshSegment', 'Segments'],
+  ['post', '/segments/{id}/sync', 'syncSegmentToMessaging', 'Segments'],
+  ['get', '/segments/{id}/members', 'segmentMembers', 'Segments'],
+  ['get', '/campaigns', 'campaigns', 'Campaigns'],
+  ['post', '/campaigns', 'createCampaign', 'Campaigns'],
+  ['get', '/campaigns/{id}', 'campaign', 'Campaigns'],
+  ['patch', '/campaigns/{id}', 'updateCampaign', 'Campaigns'],
+  ['post', '/campaigns/{id}/schedule', 'scheduleCampaign', 'Campaigns'],
+  ['post', '/campaigns/{id}/execute', 'executeCampaign', 'Campaigns'],
+  ['post', '/campaigns/{id}/pause', 'pauseCampaign', 'Campaigns'],
+  ['post', '/campaigns/{id}/resume', 'resumeCampaign', 'Campaigns'],
+  ['post', '/campaigns/{id}/cancel', 'cancelCampaign', 'Campaigns'],
+  ['get', '/campaigns/{id}/stats', 'campaignStats', 'Campaigns'],
+  ['get', '/campaigns/{id}/interactions', 'campaignInteractions', 'Campaigns'],
+  ['get', '/journeys', 'journeys', 'Journeys'],
+  ['post', '/journeys', 'createJourney', 'Journeys'],
+  ['get', '/journeys/{id}', 'journey', 'Journeys'],
+  ['patch', '/journeys/{id}', 'updateJourney', 'Journeys'],
+  ['get', '/journeys/{id}/steps', 'journeySteps', 'Journeys'],
+  ['post', '/journeys/{id}/steps', 'addJourneyStep', 'Journeys'],
+  ['patch', '/journeys/{id}/steps/{stepId}', 'updateJourneyStep', 'Journeys'],
+  ['delete', '/journeys/{id}/steps/{stepId}', 'deleteJourneyStep', 'Journeys'],
+  ['post', '/journeys/{id}/activate', 'activateJourney', 'Journeys'],
+  ['post', '/journeys/{id}/pause', 'pauseJourney', 'Journeys'],
+  ['post', '/journeys/{id}/archive', 'archiveJourney', 'Journeys'],
+  ['get', '/journeys/{id}/enrollments', 'journeyEnrollments', 'Journeys'],
+  ['post', '/journeys/{id}/enrollments', 'enrollCustomerInJourney', 'Journeys'],
+  ['delete', '/journeys/{id}/enrollments/{customerId}', 'exitCustomerFromJourney', 'Journeys'],
+  ['get', '/social/connections', 'socialConnections', 'Social'],
+  ['post', '/social/connections/initiate', 'initiateSocialConnection', 'Social'],
+  ['post', '/social/connections/complete', 'completeSocialConnection', 'Social'],
+  ['delete', '/social/connections/{id}', 'disconnectSocial', 'Social'],
+  ['get', '/social/posts', 'socialPosts', 'Social'],
+  ['post', '/social/posts', 'createSocialPost', 'Social'],
+  ['patch', '/social/posts/{id}', 'updateSocialPost', 'Social'],
+  ['post', '/social/posts/{id}/schedule', 'scheduleSocialPost', 'Social'],
+  ['post', '/social/posts/{id}/publish', 'publishSocialPost', 'Social'],
+  ['get', '/promotions', 'eventPromotions', 'Promotions'],
+  ['post', '/promotions', 'createEventPromotion', 'Promotions'],
+  ['patch', '/promotions/{id}', 'updateEventPromotion', 'Promotions'],
+  ['post', '/promotions/{id}/execute', 'executeEventPromotion', 'Promotions'],
+  ['get', '/analytics/engagement', 'engagementAnalytics', 'Analytics'],
+  ['get', '/analytics/campaigns', 'campaignAnalytics', 'Analytics'],
+  ['get', '/analytics/journeys', 'journeyAnalytics', 'Analytics'],
+  ['get', '/analytics/social', 'socialAnalytics', 'Analytics'],
+];
+
+export function pendingRoutes(deps: AppDeps) {
+  const app = router();
+  for (const [method, path, operation, tag] of PENDING) {
+    const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+    const route = createRoute({
+      method,
+      path,
+      operationId: operation,
+      tags: [tag],
+      summary: `${operation} (not implemented yet)`,
+      middleware: [guard(deps, operation)] as const,
+      request: params.length ? { params: z.object(Object.fromEntries(params.map((p) => [p, z.string()]))) } : {},
+      responses: {
+        501: { description: 'NOT_IMPLEMENTED', content: { 'application/json': { schema: ErrorEnvelope } } },
+        ...errorResponses,
+      },
+    });
+    app.openapi(route, () => {
+      throw notImplemented(operation);
+    });
+  }
+  return app;
+}

@@ -1,0 +1,48 @@
+import { OpenAPIHono, z } from '@hono/zod-openapi';
+import { fromZod } from '../../platform/errors.js';
+import type { AppEnv } from '../env.js';
+
+// Every REST router is an OpenAPIHono whose validation failures become the spec's
+// VALIDATION_ERROR, naming the offending field (e.g. `query.take: Too big: expected <= 100`).
+export function router() {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw fromZod(result.error, result.target === 'json' ? undefined : result.target);
+    },
+  });
+}
+
+export const ErrorEnvelope = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'RESOURCE_NOT_FOUND' }),
+      message: z.string(),
+      requestId: z.string().openapi({ example: 'req_3f2a…' }),
+      field: z.string().optional(),
+    }),
+  })
+  .openapi('Error');
+
+export const errorResponses = {
+  400: { description: 'VALIDATION_ERROR: the message names the field', content: { 'application/json': { schema: ErrorEnvelope } } },
+  401: { description: 'UNAUTHENTICATED', content: { 'application/json': { schema: ErrorEnvelope } } },
+  403: { description: 'FORBIDDEN: missing scope, or a tenantId other than the token\'s', content: { 'application/json': { schema: ErrorEnvelope } } },
+  404: { description: 'RESOURCE_NOT_FOUND', content: { 'application/json': { schema: ErrorEnvelope } } },
+  429: { description: 'RATE_LIMITED', content: { 'application/json': { schema: ErrorEnvelope } } },
+} as const;
+
+export const PageQuery = z.object({
+  tenantId: z.string().optional().openapi({ description: 'Optional; must equal the token\'s tenant' }),
+  skip: z.coerce.number().int().min(0).default(0),
+  take: z.coerce.number().int().min(1).max(100).default(25),
+});
+
+export const PageMeta = z
+  .object({ total: z.number().int(), skip: z.number().int(), take: z.number().int(), hasMore: z.boolean() })
+  .openapi('PageMeta');
+
+export function pageMeta(total: number, skip: number, take: number) {
+  return { total, skip, take, hasMore: skip + take < total };
+}
+
+export const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });

@@ -1,0 +1,65 @@
+// `npm run api`: the HTTP API alone, against DATABASE_URL and TEMPORAL_ADDRESS (production shape).
+import { serve, type ServerType } from '@hono/node-server';
+import pg from 'pg';
+import { openOrm } from '../db/orm.js';
+import { createTokenVerifier } from '../platform/auth.js';
+import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
+import { jwtSecret } from '../platform/jwt-secret.js';
+import { createLogger, type Logger } from '../platform/logger.js';
+import { RateLimits } from '../platform/rate-limit.js';
+import { createTemporalClient } from '../platform/temporal.js';
+import { createApp } from './app.js';
+import { pathToFileURL } from 'node:url';
+
+export interface RunningApi {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startApi(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<RunningApi> {
+  const databaseUrl = config.DATABASE_URL ?? embeddedDatabaseUrl(config);
+  const orm = await openOrm(databaseUrl);
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
+  const temporal = createTemporalClient(config);
+  const app = createApp({
+    config,
+    orm,
+    temporal,
+    log,
+    rateLimits: new RateLimits(pool, {
+      read: config.RATE_LIMIT_READ, write: config.RATE_LIMIT_WRITE, campaign: config.RATE_LIMIT_CAMPAIGN,
+      social: config.RATE_LIMIT_SOCIAL, bulk: config.RATE_LIMIT_BULK,
+    }),
+    verifyToken: createTokenVerifier({
+      secret: jwtSecret(config), jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE,
+    }),
+  });
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: '0.0.0.0' }, () => resolve(s));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  log.info({ port }, 'API listening');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await temporal.connection.close();
+      await pool.end();
+      await orm.close();
+    },
+  };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const config = loadConfig();
+  const log = createLogger(config.LOG_LEVEL);
+  const api = await startApi(config, log);
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'API shutting down');
+    await api.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}

@@ -1,0 +1,55 @@
+import type { ZodError } from 'zod';
+
+// The error codes of api-reference.md, with their HTTP status. GraphQL errors carry the same codes
+// in `extensions.code`.
+export const ERROR_STATUS = {
+  VALIDATION_ERROR: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  RESOURCE_NOT_FOUND: 404,
+  INVALID_STATE: 409,
+  CONFLICT: 409,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  NOT_IMPLEMENTED: 501,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    // Machine-readable context, e.g. `{ field: 'email' }` or `{ existingId }`.
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export const notFound = (resource: string, id: string) =>
+  new AppError('RESOURCE_NOT_FOUND', `${resource} ${id} not found`);
+
+export const notImplemented = (operation: string) =>
+  new AppError('NOT_IMPLEMENTED', `${operation} is not implemented yet`);
+
+export const invalid = (field: string, message: string) =>
+  new AppError('VALIDATION_ERROR', `${field}: ${message}`, { field });
+
+/** One message naming every offending field, e.g. `email: Invalid email address; take: ...`. */
+export function fromZod(error: ZodError, prefix?: string): AppError {
+  const issues = error.issues.map((issue) => {
+    const field = [prefix, ...issue.path.map(String)].filter(Boolean).join('.') || '(body)';
+    return { field, message: issue.message };
+  });
+  return new AppError(
+    'VALIDATION_ERROR',
+    issues.map((i) => `${i.field}: ${i.message}`).join('; '),
+    { field: issues[0]?.field, fields: issues },
+  );
+}

@@ -1,0 +1,83 @@
+// Starts the real Temporal dev server (`temporal server start-dev`) with the platform's search
+// attributes, and waits until it answers.
+import { spawn } from 'node:child_process';
+import { Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { searchAttributes } from '../platform/search-attributes.js';
+import { stopProcess } from './embedded-postgres.js';
+import { resolveTemporalCli } from './temporal-cli.js';
+
+export interface TemporalDevServer {
+  address: string;
+  uiUrl?: string;
+  stop(): Promise<void>;
+}
+
+export interface TemporalDevServerOptions {
+  port: number;
+  uiPort?: number; // no UI when absent
+  dbFile?: string; // in-memory when absent
+  namespace?: string;
+  log?: (line: string) => void;
+}
+
+export async function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const namespace = opts.namespace ?? 'default';
+  const address = `127.0.0.1:${opts.port}`;
+  const uiUrl = opts.uiPort ? `http://127.0.0.1:${opts.uiPort}` : undefined;
+  const cli = resolveTemporalCli();
+
+  if (!cli) {
+    const env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'cached-download' },
+        ip: '127.0.0.1', port: opts.port, namespace, dbFilename: opts.dbFile,
+        ui: Boolean(opts.uiPort), uiPort: opts.uiPort, searchAttributes,
+      },
+    });
+    return { address, uiUrl, stop: () => env.teardown() };
+  }
+
+  const args = [
+    'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--namespace', namespace,
+    '--log-level', 'warn', ...searchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=Keyword`]),
+    ...(opts.uiPort ? ['--ui-port', String(opts.uiPort)] : ['--headless']),
+    ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
+  ];
+  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+    for (const line of chunk.toString().split('\n')) if (line.trim()) opts.log?.(line);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`temporal server exited with code ${code}: ${output}`))),
+  );
+  try {
+    await Promise.race([waitForTemporal(address, namespace, 120_000), exited]);
+  } catch (err) {
+    await stopProcess(child, 'SIGTERM');
+    throw err;
+  }
+  return { address, uiUrl, stop: () => stopProcess(child, 'SIGTERM') };
+}
+
+export async function waitForTemporal(address: string, namespace: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`Temporal at ${address} did not become ready: ${String(err)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}

@@ -1,0 +1,28 @@
+// `npm run worker`: the Temporal worker alone, against DATABASE_URL and TEMPORAL_ADDRESS.
+import { pathToFileURL } from 'node:url';
+import { openOrm } from '../db/orm.js';
+import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
+import { createLogger, type Logger } from '../platform/logger.js';
+import { createWorker } from './worker.js';
+
+export interface RunningWorker {
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startWorker(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<RunningWorker> {
+  const orm = await openOrm(config.DATABASE_URL ?? embeddedDatabaseUrl(config));
+  const handle = await createWorker(config, { orm, config, log });
+  const done = handle.run().finally(() => orm.close());
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker polling');
+  return { done, stop: () => handle.shutdown() };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const config = loadConfig();
+  const log = createLogger(config.LOG_LEVEL);
+  const running = await startWorker(config, log);
+  // The SDK's worker shuts down gracefully on SIGINT/SIGTERM by itself.
+  await running.done;
+  log.info('worker stopped');
+}
