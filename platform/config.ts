@@ -6,7 +6,7 @@ const positiveInt = (fallback: number) => z.coerce.number().int().positive().def
 
 // Every environment variable the platform reads; the README's table mirrors this schema.
 const Env = z.object({
-  PORT: port(3000),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000), // 0: any free port
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CRM_DATA_DIR: z.string().default('.data'),
   DATABASE_URL: optional,

@@ -45,11 +45,12 @@ function formatErrors(result: ExecutionResult, deps: AppDeps, requestId: string)
     let code: string;
     let message = err.message;
     if (original instanceof AppError) code = original.code;
-    else if (original && !(original instanceof GraphQLError)) {
-      deps.log.error({ err: original, requestId, path: err.path }, 'graphql resolver failed');
+    else if (!err.path) code = 'VALIDATION_ERROR'; // request-level: variable and argument coercion
+    else {
+      deps.log.error({ err: original ?? err, requestId, path: err.path }, 'graphql resolver failed');
       code = 'INTERNAL';
       message = 'Internal error';
-    } else code = 'VALIDATION_ERROR'; // argument and variable coercion errors
+    }
     return new GraphQLError(message, { nodes: err.nodes, path: err.path, extensions: { code, requestId } });
   });
   return { ...result, errors };

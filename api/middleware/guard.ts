@@ -59,8 +59,13 @@ export const guard = (deps: AppDeps, operation: OperationName) =>
     await rateLimit(c, deps, principal, [OPERATIONS[operation].rate]);
     authorize(principal, operation);
     assertTenant(principal, c.req.query('tenantId'));
-    if (c.req.header('content-type')?.startsWith('application/json')) {
-      const body = await c.req.json().catch(() => undefined);
+    if (c.req.header('content-type')?.startsWith('application/json') && c.req.method !== 'GET') {
+      let body: unknown;
+      try {
+        body = await c.req.json(); // cached by Hono for the route's own validator
+      } catch {
+        throw new AppError('VALIDATION_ERROR', 'request body is not valid JSON', { field: 'body' });
+      }
       if (body && typeof body === 'object') assertTenant(principal, (body as { tenantId?: unknown }).tenantId);
     }
     serviceContext(c, deps, principal);

@@ -2,7 +2,7 @@ import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { tenantOwned } from './common.js';
 import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType } from './enums.js';
 
-const live = `status not in ('MERGED', 'DELETED')`;
+const live = `status <> 'MERGED' and status <> 'DELETED'`;
 
 export const Customer = defineEntity({
   name: 'Customer',

@@ -3,6 +3,7 @@ import { Club } from './club.js';
 import { Activity, Customer, Note } from './customer.js';
 import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep } from './journey.js';
 import { EventPromotion } from './promotion.js';
+import { RateLimitCounter } from './rate-limit.js';
 import { Segment, SegmentMember, SegmentMembershipChange } from './segment.js';
 import { SocialConnection, SocialPost } from './social.js';
 
@@ -11,6 +12,7 @@ export * from './club.js';
 export * from './customer.js';
 export * from './journey.js';
 export * from './promotion.js';
+export * from './rate-limit.js';
 export * from './segment.js';
 export * from './social.js';
 
@@ -20,4 +22,5 @@ export const entities = [
   MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction,
   Journey, JourneyStep, JourneyEnrollment, JourneyEnrollmentStep,
   SocialConnection, SocialPost, EventPromotion,
+  RateLimitCounter,
 ];

@@ -13,9 +13,9 @@ export class Migration20261124020332_initial extends Migration {
     this.addSql(`create index "customers_tenant_status_idx" on "customers" ("tenant_id", "status");`);
     this.addSql(`create index "customers_tenant_engagement_idx" on "customers" ("tenant_id", "engagement_score");`);
     this.addSql(`create index "customers_tenant_churn_risk_idx" on "customers" ("tenant_id", "churn_risk_score");`);
-    this.addSql(`create unique index "customers_tenant_email_live_uniq" on "customers" ("tenant_id", "email") where email is not null and status not in ('MERGED', 'DELETED');`);
-    this.addSql(`create unique index "customers_tenant_phone_live_uniq" on "customers" ("tenant_id", "phone_number") where phone_number is not null and status not in ('MERGED', 'DELETED');`);
-    this.addSql(`create unique index "customers_tenant_auth_user_live_uniq" on "customers" ("tenant_id", "auth_user_id") where auth_user_id is not null and status not in ('MERGED', 'DELETED');`);
+    this.addSql(`create unique index "customers_tenant_email_live_uniq" on "customers" ("tenant_id", "email") where email is not null and status <> 'MERGED' and status <> 'DELETED';`);
+    this.addSql(`create unique index "customers_tenant_phone_live_uniq" on "customers" ("tenant_id", "phone_number") where phone_number is not null and status <> 'MERGED' and status <> 'DELETED';`);
+    this.addSql(`create unique index "customers_tenant_auth_user_live_uniq" on "customers" ("tenant_id", "auth_user_id") where auth_user_id is not null and status <> 'MERGED' and status <> 'DELETED';`);
 
     this.addSql(`create table "activities" ("id" uuid not null default gen_random_uuid(), "tenant_id" varchar(100) not null, "customer_id" uuid not null, "type" varchar(200) not null, "category" text not null, "title" varchar(500) not null, "description" text null, "occurred_at" timestamptz not null, "metadata" jsonb null, "source_service" varchar(100) null, "source_event_id" varchar(200) null, "created_at" timestamptz not null default now(), primary key ("id"));`);
     this.addSql(`create index "activities_timeline_idx" on "activities" ("tenant_id", "customer_id", "occurred_at", "id");`);

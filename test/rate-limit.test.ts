@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
+
+let api: TestApi;
+let second: TestApi;
+beforeAll(async () => {
+  api = await startTestApi();
+  second = await startTestApi(); // another API instance on the same database
+});
+afterAll(async () => {
+  await api.close();
+  await second.close();
+});
+
+describe('rate limits', () => {
+  it('reports the read class on every authenticated response', async () => {
+    const auth = await token(newTenant());
+    const first = await api.call('GET', '/api/v1/segments', { auth });
+    const next = await api.call('GET', '/api/v1/segments', { auth });
+    expect(first.headers.get('x-ratelimit-limit')).toBe('1000');
+    expect(Number(first.headers.get('x-ratelimit-remaining'))).toBe(999);
+    expect(Number(next.headers.get('x-ratelimit-remaining'))).toBe(998);
+    const reset = Number(first.headers.get('x-ratelimit-reset'));
+    expect(reset).toBeGreaterThan(Date.now() / 1000);
+    expect(reset).toBeLessThanOrEqual(Date.now() / 1000 + 61);
+  });
+
+  it('answers 429 past the campaign-execution limit, counted across API instances, per tenant', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    for (let i = 0; i < 10; i++) {
+      const via = i % 2 ? second : api;
+      const res = await via.call('POST', `/api/v1/campaigns/c${i}/execute`, { auth });
+      expect(res.status).toBe(501);
+      expect(res.headers.get('x-ratelimit-limit')).toBe('10');
+      expect(res.headers.get('x-ratelimit-remaining')).toBe(String(9 - i));
+    }
+    const limited = await api.call('POST', '/api/v1/campaigns/c10/execute', { auth });
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('RATE_LIMITED');
+    expect(limited.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    const gql = await second.graphql(auth, 'mutation { pauseCampaign(id: "c1") { id } }');
+    expect(gql.status).toBe(429);
+    expect(gql.body.errors[0].extensions.code).toBe('RATE_LIMITED');
+
+    // Reads are a different class, and other tenants have their own counters.
+    expect((await api.call('GET', '/api/v1/campaigns', { auth })).status).toBe(501);
+    const other = await token(newTenant());
+    expect((await api.call('POST', '/api/v1/campaigns/c1/execute', { auth: other })).status).toBe(501);
+  });
+});

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { startApi, type RunningApi } from '../../api/server.js';
+import { signDevToken, SCOPES } from '../../platform/auth.js';
+import { loadConfig, type Config } from '../../platform/config.js';
+import { createLogger } from '../../platform/logger.js';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256';
+export const ALL_SCOPES = [...SCOPES];
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    DATABASE_URL: inject('databaseUrl'),
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    JWT_SECRET: TEST_JWT_SECRET,
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    ...overrides,
+  });
+}
+
+/** A unique tenant per test keeps files independent while they share one database. */
+export const newTenant = () => `tenant_${randomUUID().slice(0, 8)}`;
+
+export function token(tenantId: string, scopes: string[] = ALL_SCOPES, extra: { sub?: string; name?: string } = {}) {
+  return signDevToken(TEST_JWT_SECRET, { tenantId, scopes, sub: extra.sub ?? 'user_test', name: extra.name });
+}
+
+export interface TestApi extends RunningApi {
+  /** JSON request against the real HTTP server; `auth` is a bearer token. */
+  call(method: string, path: string, opts?: { auth?: string; body?: unknown; headers?: Record<string, string> }): Promise<{
+    status: number;
+    headers: Headers;
+    body: any;
+  }>;
+  graphql(auth: string, query: string, variables?: Record<string, unknown>): Promise<{ status: number; headers: Headers; body: any }>;
+}
+
+export async function startTestApi(overrides: Record<string, string> = {}): Promise<TestApi> {
+  const api = await startApi(testConfig(overrides), createLogger('silent'));
+  const call: TestApi['call'] = async (method, path, opts = {}) => {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.auth) headers.authorization = `Bearer ${opts.auth}`;
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      headers['content-type'] ??= 'application/json';
+      body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+    }
+    const res = await fetch(api.url + path, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON (HTML pages, NDJSON)
+    }
+    return { status: res.status, headers: res.headers, body: parsed };
+  };
+  return {
+    ...api,
+    call,
+    graphql: (auth, query, variables) => call('POST', '/graphql', { auth, body: { query, variables } }),
+  };
+}
