@@ -6,12 +6,13 @@ import { startApi } from '../api/server.js';
 import { migrate, openOrm } from '../db/orm.js';
 import { loadConfig, temporalAddress } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
-import { startWorker } from '../worker/main.js';
+import { installTemporalLogging, startWorker } from '../worker/main.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL);
+installTemporalLogging(log);
 const stops: (() => Promise<void>)[] = [];
 let stopping = false;
 

@@ -1,5 +1,6 @@
 // `npm run worker`: the Temporal worker alone, against DATABASE_URL and TEMPORAL_ADDRESS.
 import { pathToFileURL } from 'node:url';
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { openOrm } from '../db/orm.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/logger.js';
@@ -18,9 +19,20 @@ export async function startWorker(config: Config, log: Logger = createLogger(con
   return { done, stop: () => handle.shutdown() };
 }
 
+/** Routes the SDK's own logs (bundler, worker state) into our JSON log at warn and above. */
+export function installTemporalLogging(log: Logger): void {
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error',
+  };
+  Runtime.install({
+    logger: new DefaultLogger('WARN', (entry) => log[levels[entry.level]]({ component: 'temporal-sdk', ...entry.meta }, entry.message)),
+  });
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL);
+  installTemporalLogging(log);
   const running = await startWorker(config, log);
   // The SDK's worker shuts down gracefully on SIGINT/SIGTERM by itself.
   await running.done;
