@@ -8,6 +8,7 @@ import { graphqlRoutes } from './graphql/route.js';
 import { healthRoutes } from './health.js';
 import { accessLog } from './middleware/access-log.js';
 import { onError } from './middleware/errors.js';
+import { customerRoutes } from './rest/customers.js';
 import { pendingRoutes } from './rest/not-implemented.js';
 
 export function createApp(deps: AppDeps) {
@@ -22,6 +23,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', docsRoutes());
 
   const v1 = new OpenAPIHono<AppEnv>();
+  v1.route('/', customerRoutes(deps));
   v1.route('/', pendingRoutes(deps));
   v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   v1.doc31('/openapi.json', {

@@ -9,7 +9,7 @@ import { authenticate, rateLimit, serviceContext } from '../middleware/guard.js'
 import { explorerAssets, explorerPage } from './explorer.js';
 import { rootResolvers } from './resolvers.js';
 import { buildSchema } from './schema.js';
-import { implementedOperations } from './operations/index.js';
+import { implementedOperations, typeResolvers } from './operations/index.js';
 
 interface GraphQLBody {
   query?: unknown;
@@ -57,7 +57,7 @@ function formatErrors(result: ExecutionResult, deps: AppDeps, requestId: string)
 }
 
 export function graphqlRoutes(deps: AppDeps) {
-  const schema = buildSchema(rootResolvers(implementedOperations));
+  const schema = buildSchema([rootResolvers(implementedOperations), ...typeResolvers]);
   // graphql-http's fetch adapter takes only the Request, so the per-request context rides on it.
   const contexts = new WeakMap<Request, ServiceContext>();
   const handler = createHandler({

@@ -25,9 +25,9 @@ export const ActivityTypeScalar = new GraphQLScalarType({
   parseLiteral: (ast) => activityType(ast.kind === Kind.STRING ? ast.value : undefined),
 });
 
-export function buildSchema(resolvers: IResolvers): GraphQLSchema {
+export function buildSchema(resolvers: IResolvers[]): GraphQLSchema {
   return makeExecutableSchema({
     typeDefs,
-    resolvers: [{ DateTime: DateTimeResolver, JSON: JSONResolver, ActivityType: ActivityTypeScalar }, resolvers],
+    resolvers: [{ DateTime: DateTimeResolver, JSON: JSONResolver, ActivityType: ActivityTypeScalar }, ...resolvers],
   });
 }

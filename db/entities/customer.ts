@@ -39,7 +39,8 @@ export const Customer = defineEntity({
     { name: 'customers_tenant_auth_user_live_uniq', properties: ['tenantId', 'authUserId'], where: `auth_user_id is not null and ${live}` },
   ],
   indexes: [
-    { name: 'customers_tenant_created_idx', properties: ['tenantId', 'createdAt', 'id'] },
+    // Ids are UUIDv7 (time-ordered), so (tenant, id) serves newest-first keyset pagination.
+    { name: 'customers_tenant_id_idx', properties: ['tenantId', 'id'] },
     { name: 'customers_tenant_last_activity_idx', properties: ['tenantId', 'lastActivityAt'] },
     { name: 'customers_tenant_status_idx', properties: ['tenantId', 'status'] },
     { name: 'customers_tenant_engagement_idx', properties: ['tenantId', 'engagementScore'] },

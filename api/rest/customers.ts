@@ -1,0 +1,212 @@
+import { Readable } from 'node:stream';
+import { createRoute, z } from '@hono/zod-openapi';
+import { CustomerStatus, LifecycleStage, NoteType } from '../../db/entities/enums.js';
+import { createCustomer, customerView, getCustomer, listCustomersPage, updateCustomer } from '../../domain/customers/customers.js';
+import { importCustomers, readImportRows, type ImportFormat } from '../../domain/customers/import.js';
+import { mergeCustomers } from '../../domain/customers/merge.js';
+import { addNote, customerNotes, deleteNote, noteView, updateNote } from '../../domain/customers/notes.js';
+import { resolveCustomer } from '../../domain/customers/resolve.js';
+import { customerTimeline } from '../../domain/customers/timeline.js';
+import { ingestEvents } from '../../domain/events/ingest.js';
+import { AppError } from '../../platform/errors.js';
+import type { AppDeps } from '../env.js';
+import { guard } from '../middleware/guard.js';
+import { errorResponses, IdParam, PageMeta, PageQuery, pageMeta, router } from './openapi.js';
+
+const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
+const body = <T extends z.ZodType>(schema: T) => ({ body: { content: { 'application/json': { schema } }, required: true } });
+const Any = z.record(z.string(), z.unknown());
+const CustomerJson = z.record(z.string(), z.unknown()).openapi('Customer');
+const boolQuery = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+const activityView = (a: { id: string; type: string; category: string; title: string; description?: string | null; occurredAt: Date; metadata?: unknown; sourceService?: string | null; sourceEventId?: string | null }) => ({
+  id: a.id, type: a.type, category: a.category, title: a.title, description: a.description ?? null, occurredAt: a.occurredAt,
+  metadata: a.metadata ?? null, sourceService: a.sourceService ?? null, sourceEventId: a.sourceEventId ?? null,
+});
+
+export function customerRoutes(deps: AppDeps) {
+  const app = router();
+  const tags = ['Customers'];
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/customers', operationId: 'customers', tags, middleware: [guard(deps, 'customers')] as const,
+      request: {
+        query: PageQuery.extend({
+          status: z.enum(CustomerStatus).optional(),
+          lifecycleStage: z.enum(LifecycleStage).optional(),
+          search: z.string().optional(),
+          segmentId: z.string().optional(),
+          engagementMin: z.coerce.number().int().optional(),
+          engagementMax: z.coerce.number().int().optional(),
+          churnRiskMin: z.coerce.number().int().optional(),
+          churnRiskMax: z.coerce.number().int().optional(),
+          emailOptIn: boolQuery.optional(),
+        }),
+      },
+      responses: { 200: json(z.object({ data: z.array(CustomerJson), meta: PageMeta })), ...errorResponses },
+    }),
+    async (c) => {
+      const { skip, take, tenantId: _t, ...filter } = c.req.valid('query');
+      const { rows, total } = await listCustomersPage(c.get('ctx'), filter, skip, take);
+      return c.json({ data: rows.map(customerView), meta: pageMeta(total, skip, take) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/customers', operationId: 'createCustomer', tags, middleware: [guard(deps, 'createCustomer')] as const,
+      request: body(Any), responses: { 201: json(z.object({ data: CustomerJson }), 'Created'), 409: json(Any, 'CONFLICT: email or phone taken; details name the existing id'), ...errorResponses },
+    }),
+    async (c) => c.json({ data: customerView(await createCustomer(c.get('ctx'), c.req.valid('json'))) }, 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/customers/{id}', operationId: 'customer', tags, middleware: [guard(deps, 'customer')] as const,
+      request: { params: IdParam }, responses: { 200: json(z.object({ data: CustomerJson })), ...errorResponses },
+    }),
+    async (c) => c.json({ data: customerView(await getCustomer(c.get('ctx'), c.req.valid('param').id)) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch', path: '/customers/{id}', operationId: 'updateCustomer', tags, middleware: [guard(deps, 'updateCustomer')] as const,
+      request: { params: IdParam, ...body(Any) }, responses: { 200: json(z.object({ data: CustomerJson })), ...errorResponses },
+    }),
+    async (c) => c.json({ data: customerView(await updateCustomer(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/customers/resolve', operationId: 'resolveCustomer', tags, middleware: [guard(deps, 'resolveCustomer')] as const,
+      description: 'Finds the profile for {email, phone, authUserId}; creates it when none matches and the token has crm:write (otherwise 404).',
+      request: body(z.object({ email: z.string().optional(), phone: z.string().optional(), authUserId: z.string().optional() })),
+      responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => {
+      const ctx = c.get('ctx');
+      const result = await resolveCustomer(ctx, c.req.valid('json'), { create: ctx.principal.scopes.has('crm:write') });
+      if (!result) throw new AppError('RESOURCE_NOT_FOUND', 'no customer has these identifiers');
+      return c.json({ data: { profile: customerView(result.profile), resolution: result.resolution } }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/customers/merge', operationId: 'mergeCustomers', tags, middleware: [guard(deps, 'mergeCustomers')] as const,
+      request: body(z.object({ winnerId: z.string().min(1), loserId: z.string().min(1) })),
+      responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => {
+      const { winnerId, loserId } = c.req.valid('json');
+      const result = await mergeCustomers(c.get('ctx'), winnerId, loserId);
+      return c.json({ data: { winner: customerView(result.winner), mergedFields: result.mergedFields } }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/customers/{id}/timeline', operationId: 'customerTimeline', tags, middleware: [guard(deps, 'customerTimeline')] as const,
+      description: 'Newest first. Page with `take` and the `after` cursor of the previous page (meta.nextCursor).',
+      request: {
+        params: IdParam,
+        query: z.object({
+          tenantId: z.string().optional(),
+          categories: z.string().optional().openapi({ description: 'Comma-separated ActivityCategory values' }),
+          startDate: z.string().optional(),
+          endDate: z.string().optional(),
+          take: z.coerce.number().int().min(1).max(100).default(25),
+          after: z.string().optional(),
+        }),
+      },
+      responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => {
+      const { categories, startDate, endDate, take, after } = c.req.valid('query');
+      const connection = await customerTimeline(
+        c.get('ctx'), c.req.valid('param').id,
+        { categories: categories?.split(',').map((s) => s.trim()).filter(Boolean) as never, startDate: startDate as never, endDate: endDate as never },
+        { first: take, after },
+      );
+      return c.json({
+        data: connection.edges.map((e) => activityView(e.node)),
+        meta: { total: connection.totalCount, take, hasMore: connection.pageInfo.hasNextPage, nextCursor: connection.pageInfo.hasNextPage ? connection.pageInfo.endCursor : null },
+      }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/customers/{id}/notes', operationId: 'customerNotes', tags: ['Notes'], middleware: [guard(deps, 'customerNotes')] as const,
+      request: { params: IdParam, query: z.object({ tenantId: z.string().optional(), type: z.enum(NoteType).optional() }) },
+      responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => {
+      const notes = await customerNotes(c.get('ctx'), c.req.valid('param').id, c.req.valid('query').type);
+      return c.json({ data: notes.map(noteView), meta: pageMeta(notes.length, 0, notes.length) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/customers/{id}/notes', operationId: 'addNote', tags: ['Notes'], middleware: [guard(deps, 'addNote')] as const,
+      request: { params: IdParam, ...body(Any) }, responses: { 201: json(Any, 'Created'), ...errorResponses },
+    }),
+    async (c) => c.json({ data: noteView(await addNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch', path: '/notes/{id}', operationId: 'updateNote', tags: ['Notes'], middleware: [guard(deps, 'updateNote')] as const,
+      request: { params: IdParam, ...body(Any) }, responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => c.json({ data: noteView(await updateNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete', path: '/notes/{id}', operationId: 'deleteNote', tags: ['Notes'], middleware: [guard(deps, 'deleteNote')] as const,
+      request: { params: IdParam }, responses: { 200: json(z.object({ data: z.object({ deleted: z.boolean() }) })), ...errorResponses },
+    }),
+    async (c) => c.json({ data: { deleted: await deleteNote(c.get('ctx'), c.req.valid('param').id) } }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/events', operationId: 'ingestEvents', tags: ['Events'], middleware: [guard(deps, 'ingestEvents')] as const,
+      description: 'One upstream event or an array of up to 1,000. Idempotent on (sourceService, sourceEventId). Each item is reported: created, duplicate or rejected (with the reason).',
+      request: body(z.union([Any, z.array(z.unknown())])),
+      responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => {
+      const payload = c.req.valid('json');
+      const single = !Array.isArray(payload);
+      const results = await ingestEvents(c.get('ctx'), single ? [payload] : payload);
+      const count = (s: string) => results.filter((r) => r.status === s).length;
+      if (single && results[0]?.status === 'rejected') {
+        const { code, message, field } = results[0].error!;
+        throw new AppError(code as 'VALIDATION_ERROR', message, { field });
+      }
+      return c.json({ data: { accepted: count('created'), duplicates: count('duplicate'), rejected: count('rejected'), results } }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/customers/import', operationId: 'importCustomers', tags, middleware: [guard(deps, 'importCustomers')] as const,
+      description: 'Streams NDJSON (`application/x-ndjson`) or CSV (`text/csv`, header row) and upserts by email, then phone. Counts against the bulk rate-limit class.',
+      responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => {
+      const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase();
+      const format: ImportFormat | undefined = type === 'text/csv' ? 'csv' : type === 'application/x-ndjson' || type === 'application/ndjson' ? 'ndjson' : undefined;
+      if (!format) throw new AppError('VALIDATION_ERROR', 'content-type: send text/csv or application/x-ndjson', { field: 'content-type' });
+      if (!c.req.raw.body) throw new AppError('VALIDATION_ERROR', 'body: empty import', { field: 'body' });
+      const rows = readImportRows(Readable.fromWeb(c.req.raw.body as never), format);
+      return c.json({ data: await importCustomers(c.get('ctx'), rows) }, 200);
+    },
+  );
+
+  return app;
+}

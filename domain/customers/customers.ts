@@ -1,0 +1,171 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { v7 as uuidv7 } from 'uuid';
+import { Customer, Segment } from '../../db/entities/index.js';
+import { AppError, notFound } from '../../platform/errors.js';
+import type { ServiceContext } from '../context.js';
+import { planPage, toConnection, type Connection, type PageArgs } from '../pagination.js';
+import { validate } from '../validate.js';
+import { createCustomerInput, customerFilter, updateCustomerInput, type CustomerFields, type CustomerFilter } from './schemas.js';
+
+export const DEAD_STATUSES = ['MERGED', 'DELETED'] as const;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const isUuid = (id: string) => UUID.test(id);
+
+/** A customer of the caller's tenant (merged and deleted ones included), or 404: never another tenant's. */
+export async function getCustomer(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Customer> {
+  const customer = isUuid(id) ? await ctx.em.findOne(Customer, { id, tenantId: ctx.tenantId }) : null;
+  if (!customer) throw notFound('customer', id);
+  return customer;
+}
+
+export async function getLiveCustomer(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Customer> {
+  const customer = await getCustomer(ctx, id);
+  if ((DEAD_STATUSES as readonly string[]).includes(customer.status)) {
+    throw new AppError('INVALID_STATE', `customer ${id} is ${customer.status}${customer.mergedIntoId ? ` into ${customer.mergedIntoId}` : ''}`);
+  }
+  return customer;
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+async function filterQuery(ctx: ServiceContext, filter: CustomerFilter) {
+  const f = validate(customerFilter, filter, 'filter');
+  const where: Record<string, unknown> = {
+    tenantId: ctx.tenantId,
+    status: f.status ?? { $nin: [...DEAD_STATUSES] },
+  };
+  const and: Record<string, unknown>[] = [];
+  if (f.lifecycleStage) where.lifecycleStage = f.lifecycleStage;
+  if (f.emailOptIn !== undefined) where.emailOptIn = f.emailOptIn;
+  if (f.engagementMin !== undefined || f.engagementMax !== undefined) {
+    where.engagementScore = { ...(f.engagementMin !== undefined && { $gte: f.engagementMin }), ...(f.engagementMax !== undefined && { $lte: f.engagementMax }) };
+  }
+  if (f.churnRiskMin !== undefined || f.churnRiskMax !== undefined) {
+    where.churnRiskScore = { ...(f.churnRiskMin !== undefined && { $gte: f.churnRiskMin }), ...(f.churnRiskMax !== undefined && { $lte: f.churnRiskMax }) };
+  }
+  // Every word must appear in the name, email or phone: "ann smi" finds Ann Smith.
+  for (const word of f.search?.split(/\s+/).filter(Boolean) ?? []) {
+    const like = `%${escapeLike(word)}%`;
+    and.push({ $or: [{ firstName: { $ilike: like } }, { lastName: { $ilike: like } }, { email: { $ilike: like } }, { phoneNumber: { $like: like } }] });
+  }
+  if (and.length) where.$and = and;
+  let segmentId: string | undefined;
+  if (f.segmentId) {
+    const segment = isUuid(f.segmentId) ? await ctx.em.findOne(Segment, { id: f.segmentId, tenantId: ctx.tenantId }) : null;
+    if (!segment) throw notFound('segment', f.segmentId);
+    segmentId = segment.id;
+  }
+  const qb = ctx.em.createQueryBuilder(Customer, 'c').where(where as never);
+  if (segmentId) qb.andWhere('exists (select 1 from segment_members sm where sm.segment_id = ? and sm.customer_id = c.id)', [segmentId]);
+  return qb;
+}
+
+/** Newest first, Relay cursors over the time-ordered id. */
+export async function listCustomersConnection(ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}): Promise<Connection<Customer>> {
+  const plan = planPage(args);
+  const qb = await filterQuery(ctx, filter);
+  const total = await qb.clone().getCount();
+  if (plan.cursor) qb.andWhere({ id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } });
+  const rows = await qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult();
+  return toConnection(rows, plan, total, (c) => [c.id]);
+}
+
+export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFilter, skip: number, take: number) {
+  const qb = await filterQuery(ctx, filter);
+  const [rows, total] = await Promise.all([qb.clone().orderBy({ id: 'desc' }).offset(skip).limit(take).getResult(), qb.clone().getCount()]);
+  return { rows, total };
+}
+
+/** Throws CONFLICT (with the existing id) when a live profile of the tenant already owns one of the identifiers. */
+export async function assertIdentifiersFree(
+  em: EntityManager,
+  tenantId: string,
+  ids: Pick<CustomerFields, 'email' | 'phoneNumber' | 'authUserId'>,
+  exceptId?: string,
+): Promise<void> {
+  for (const field of ['email', 'phoneNumber', 'authUserId'] as const) {
+    const value = ids[field];
+    if (!value) continue;
+    const existing = await em.findOne(
+      Customer,
+      { tenantId, [field]: value, status: { $nin: [...DEAD_STATUSES] }, ...(exceptId && { id: { $ne: exceptId } }) },
+      { fields: ['id'] },
+    );
+    if (existing) {
+      throw new AppError('CONFLICT', `customer ${existing.id} already has this ${field}`, { field, existingId: existing.id });
+    }
+  }
+}
+
+/** Runs `write`; a unique-index race with a concurrent writer becomes the same CONFLICT a pre-check gives. */
+async function uniquely<T>(em: EntityManager, tenantId: string, ids: CustomerFields, exceptId: string | undefined, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (!(err instanceof UniqueConstraintViolationException)) throw err;
+    await assertIdentifiersFree(em.fork(), tenantId, ids, exceptId);
+    throw new AppError('CONFLICT', 'another live customer owns one of these identifiers');
+  }
+}
+
+export async function createCustomer(ctx: ServiceContext, input: unknown): Promise<Customer> {
+  const { tenantId: _ignored, ...fields } = validate(createCustomerInput(ctx.config.DEFAULT_PHONE_REGION), input);
+  return insertCustomer(ctx.em, ctx.tenantId, fields);
+}
+
+export async function insertCustomer(em: EntityManager, tenantId: string, fields: CustomerFields): Promise<Customer> {
+  await assertIdentifiersFree(em, tenantId, fields);
+  const customer = em.create(Customer, { id: uuidv7(), tenantId, ...stripUndefined(fields) } as never);
+  await uniquely(em, tenantId, fields, undefined, () => em.flush());
+  return customer;
+}
+
+export async function updateCustomer(ctx: ServiceContext, id: string, input: unknown): Promise<Customer> {
+  const fields = validate(updateCustomerInput(ctx.config.DEFAULT_PHONE_REGION), input);
+  const customer = await getLiveCustomer(ctx, id);
+  await assertIdentifiersFree(ctx.em, ctx.tenantId, fields, customer.id);
+  ctx.em.assign(customer, stripUndefined(fields) as never);
+  await uniquely(ctx.em, ctx.tenantId, fields, customer.id, () => ctx.em.flush());
+  return customer;
+}
+
+export function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export function fullName(c: Pick<Customer, 'firstName' | 'lastName'>): string | null {
+  return [c.firstName, c.lastName].filter(Boolean).join(' ') || null;
+}
+
+/** The REST representation: every GraphQL field plus where a merged profile went. */
+export function customerView(c: Customer) {
+  return {
+    id: c.id,
+    tenantId: c.tenantId,
+    email: c.email ?? null,
+    phoneNumber: c.phoneNumber ?? null,
+    authUserId: c.authUserId ?? null,
+    firstName: c.firstName ?? null,
+    lastName: c.lastName ?? null,
+    fullName: fullName(c),
+    status: c.status,
+    lifecycleStage: c.lifecycleStage,
+    membershipTier: c.membershipTier ?? null,
+    membershipStatus: c.membershipStatus ?? null,
+    handicap: c.handicap ?? null,
+    homeClubId: c.homeClubId ?? null,
+    engagementScore: c.engagementScore ?? null,
+    churnRiskScore: c.churnRiskScore ?? null,
+    lifetimeValue: c.lifetimeValue ?? null,
+    emailOptIn: c.emailOptIn,
+    smsOptIn: c.smsOptIn,
+    pushOptIn: c.pushOptIn,
+    lastActivityAt: c.lastActivityAt ?? null,
+    mergedIntoId: c.mergedIntoId ?? null,
+    mergedAt: c.mergedAt ?? null,
+    createdAt: c.createdAt,
+    updatedAt: c.updatedAt,
+  };
+}

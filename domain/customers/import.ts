@@ -1,0 +1,194 @@
+import { Readable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { parse as parseCsv } from 'csv-parse';
+import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import { AppError, fromZod } from '../../platform/errors.js';
+import type { ServiceContext } from '../context.js';
+import { DEAD_STATUSES } from './customers.js';
+import { customerFields, type CustomerFields } from './schemas.js';
+
+export type ImportFormat = 'ndjson' | 'csv';
+export interface ImportRow {
+  line: number;
+  record: unknown;
+}
+export interface ImportReport {
+  created: number;
+  updated: number;
+  rejected: number;
+  /** The first MAX_REPORTED rejections, with their line numbers. */
+  errors: { line: number; reason: string }[];
+}
+
+const BATCH = 1000;
+const MAX_REPORTED = 1000;
+
+// CSV cells are strings: blank means "not given", and booleans/numbers are spelled out.
+const csvBoolean = z.preprocess((v) => (typeof v === 'string' ? ['true', '1', 'yes', 'y'].includes(v.trim().toLowerCase()) : v), z.boolean());
+const csvNumber = z.preprocess((v) => (typeof v === 'string' ? Number(v) : v), z.number());
+
+const importRow = (region: string) =>
+  z.preprocess(
+    (raw) => {
+      if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+      const entries = Object.entries(raw).filter(([, v]) => v !== '' && v !== null);
+      const row = Object.fromEntries(entries) as Record<string, unknown>;
+      // Spreadsheets say "phone"; the API says "phoneNumber".
+      if (row.phone !== undefined && row.phoneNumber === undefined) row.phoneNumber = row.phone;
+      delete row.phone;
+      return row;
+    },
+    customerFields(region)
+      .extend({ handicap: csvNumber.pipe(z.number().min(-10).max(54)).optional(), emailOptIn: csvBoolean.optional(), smsOptIn: csvBoolean.optional(), pushOptIn: csvBoolean.optional() })
+      .strict()
+      .refine((r) => r.email || r.phoneNumber, { message: 'a row needs an email or a phone number to upsert by', path: ['email'] }),
+  );
+
+/** Rows of an NDJSON or CSV byte stream, parsed as they arrive (never buffered whole). */
+export async function* readImportRows(body: Readable, format: ImportFormat): AsyncGenerator<ImportRow> {
+  if (format === 'ndjson') {
+    let line = 0;
+    for await (const text of createInterface({ input: body, crlfDelay: Infinity })) {
+      line++;
+      if (!text.trim()) continue;
+      try {
+        yield { line, record: JSON.parse(text) };
+      } catch {
+        yield { line, record: Symbol.for('invalid-json') };
+      }
+    }
+    return;
+  }
+  const parser = body.pipe(parseCsv({ columns: (header: string[]) => header.map((h) => h.trim()), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true }));
+  for await (const record of parser) yield { line: parser.info.lines, record };
+}
+
+const COLUMNS = [
+  ['email', 'text'], ['phone_number', 'text'], ['auth_user_id', 'text'], ['first_name', 'text'], ['last_name', 'text'],
+  ['lifecycle_stage', 'text'], ['membership_tier', 'text'], ['membership_status', 'text'], ['handicap', 'float8'],
+  ['home_club_id', 'text'], ['email_opt_in', 'bool'], ['sms_opt_in', 'bool'], ['push_opt_in', 'bool'],
+] as const;
+const PROPS: (keyof CustomerFields)[] = [
+  'email', 'phoneNumber', 'authUserId', 'firstName', 'lastName', 'lifecycleStage', 'membershipTier', 'membershipStatus', 'handicap',
+  'homeClubId', 'emailOptIn', 'smsOptIn', 'pushOptIn',
+];
+
+interface Valid {
+  line: number;
+  fields: CustomerFields;
+}
+
+/**
+ * Upserts a stream of customer rows, matching live profiles by email, then phone. Rows are
+ * validated and written in batches of 1,000 set-based statements, each batch in its own
+ * transaction: memory stays flat whatever the file size.
+ */
+export async function importCustomers(ctx: ServiceContext, rows: AsyncIterable<ImportRow>, onBatch?: (report: ImportReport) => void): Promise<ImportReport> {
+  const schema = importRow(ctx.config.DEFAULT_PHONE_REGION);
+  const report: ImportReport = { created: 0, updated: 0, rejected: 0, errors: [] };
+  const reject = (line: number, reason: string) => {
+    report.rejected++;
+    if (report.errors.length < MAX_REPORTED) report.errors.push({ line, reason });
+  };
+  let batch: Valid[] = [];
+  const keys = new Set<string>();
+  const flush = async () => {
+    if (!batch.length) return;
+    await writeBatch(ctx, batch, report, reject);
+    batch = [];
+    keys.clear();
+    onBatch?.(report);
+  };
+
+  for await (const { line, record } of rows) {
+    if (typeof record === 'symbol') {
+      reject(line, 'not valid JSON');
+      continue;
+    }
+    const parsed = schema.safeParse(record);
+    if (!parsed.success) {
+      reject(line, fromZod(parsed.error).message);
+      continue;
+    }
+    const rowKeys = [parsed.data.email && `e:${parsed.data.email}`, parsed.data.phoneNumber && `p:${parsed.data.phoneNumber}`].filter(Boolean) as string[];
+    // A row repeating an identifier of its batch waits for the next batch, so it updates the first.
+    if (rowKeys.some((k) => keys.has(k)) || batch.length >= BATCH) await flush();
+    rowKeys.forEach((k) => keys.add(k));
+    batch.push({ line, fields: parsed.data });
+  }
+  await flush();
+  return report;
+}
+
+async function writeBatch(ctx: ServiceContext, batch: Valid[], report: ImportReport, reject: (line: number, reason: string) => void) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const counts = await ctx.em.fork().transactional((em) => upsertBatch(em, ctx.tenantId, batch));
+      report.created += counts.created;
+      report.updated += counts.updated;
+      for (const r of counts.rejected) reject(r.line, r.reason);
+      return;
+    } catch (err) {
+      // A concurrent writer took an identifier between our lookup and our insert: look again.
+      if (!(err instanceof UniqueConstraintViolationException) || attempt >= 3) {
+        if (err instanceof UniqueConstraintViolationException) throw new AppError('CONFLICT', 'customers changed concurrently during import; retry');
+        throw err;
+      }
+    }
+  }
+}
+
+async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) {
+  const emails = batch.flatMap((r) => (r.fields.email ? [r.fields.email] : []));
+  const phones = batch.flatMap((r) => (r.fields.phoneNumber ? [r.fields.phoneNumber] : []));
+  const existing = await em.execute<{ id: string; email: string | null; phone_number: string | null }[]>(
+    `select id, email, phone_number from customers
+      where tenant_id = ? and status <> ? and status <> ? and (email = any(?::text[]) or phone_number = any(?::text[]))`,
+    [tenantId, DEAD_STATUSES[0], DEAD_STATUSES[1], emails, phones],
+  );
+  const byEmail = new Map(existing.filter((c) => c.email).map((c) => [c.email!, c.id]));
+  const byPhone = new Map(existing.filter((c) => c.phone_number).map((c) => [c.phone_number!, c.id]));
+
+  const inserts: { id: string; fields: CustomerFields }[] = [];
+  const updates: { id: string; fields: CustomerFields }[] = [];
+  const rejected: { line: number; reason: string }[] = [];
+  for (const { line, fields } of batch) {
+    const viaEmail = fields.email ? byEmail.get(fields.email) : undefined;
+    const viaPhone = fields.phoneNumber ? byPhone.get(fields.phoneNumber) : undefined;
+    if (viaEmail && viaPhone && viaEmail !== viaPhone) {
+      rejected.push({ line, reason: `email belongs to customer ${viaEmail} and phoneNumber to customer ${viaPhone}` });
+    } else if (viaEmail ?? viaPhone) {
+      updates.push({ id: (viaEmail ?? viaPhone)!, fields });
+    } else {
+      inserts.push({ id: uuidv7(), fields });
+    }
+  }
+
+  const columnArrays = (rows: { id: string; fields: CustomerFields }[]) => [
+    rows.map((r) => r.id),
+    ...PROPS.map((prop) => rows.map((r) => r.fields[prop] ?? null)),
+  ];
+  const unnest = `unnest(?::uuid[], ${COLUMNS.map(([, type]) => `?::${type}[]`).join(', ')}) as v(id, ${COLUMNS.map(([c]) => c).join(', ')})`;
+  if (inserts.length) {
+    await em.execute(
+      `insert into customers (id, tenant_id, ${COLUMNS.map(([c]) => c).join(', ')})
+       select v.id, ?, v.email, v.phone_number, v.auth_user_id, v.first_name, v.last_name, coalesce(v.lifecycle_stage, 'SUBSCRIBER'),
+              v.membership_tier, v.membership_status, v.handicap, v.home_club_id,
+              coalesce(v.email_opt_in, false), coalesce(v.sms_opt_in, false), coalesce(v.push_opt_in, false)
+         from ${unnest}`,
+      [tenantId, ...columnArrays(inserts)],
+    );
+  }
+  if (updates.length) {
+    // Import sets what a row gives and leaves the rest: blank cells never erase data.
+    await em.execute(
+      `update customers c set ${COLUMNS.map(([col]) => `${col} = coalesce(v.${col}, c.${col})`).join(', ')}, updated_at = now()
+         from ${unnest} where c.id = v.id and c.tenant_id = ?`,
+      [...columnArrays(updates), tenantId],
+    );
+  }
+  return { created: inserts.length, updated: updates.length, rejected };
+}

@@ -1,0 +1,93 @@
+import { Customer } from '../../db/entities/index.js';
+import { AppError } from '../../platform/errors.js';
+import type { ServiceContext } from '../context.js';
+import { DEAD_STATUSES, getCustomer } from './customers.js';
+import { appendActivities } from './timeline.js';
+
+// Fields the winner takes from the loser when its own are empty. Opt-ins and lifecycle stage are
+// never "empty", so the winner's stand.
+const MERGEABLE = [
+  'email', 'phoneNumber', 'authUserId', 'firstName', 'lastName', 'membershipTier', 'membershipStatus', 'handicap',
+  'homeClubId', 'engagementScore', 'churnRiskScore', 'lifetimeValue',
+] as const;
+
+export interface MergeResult {
+  winner: Customer;
+  mergedFields: string[];
+}
+
+/**
+ * Folds `loserId` into `winnerId` in one transaction: fields, timeline, notes, segment
+ * memberships, journey enrollments and campaign history move to the winner; the loser becomes
+ * MERGED with a pointer to it; both timelines record the merge.
+ */
+export async function mergeCustomers(ctx: ServiceContext, winnerId: string, loserId: string): Promise<MergeResult> {
+  if (winnerId === loserId) {
+    throw new AppError('VALIDATION_ERROR', 'loserId: a customer cannot be merged into itself', { field: 'loserId' });
+  }
+  return ctx.em.transactional(async (em) => {
+    const scoped = { em, tenantId: ctx.tenantId };
+    // Lock both rows in id order so two opposite merges cannot deadlock.
+    const [first, second] = [winnerId, loserId].sort();
+    for (const id of [first!, second!]) await getCustomer(scoped, id);
+    await em.execute('select id from customers where id in (?, ?) for update', [first, second]);
+    const winner = await em.refresh(await getCustomer(scoped, winnerId));
+    const loser = await em.refresh(await getCustomer(scoped, loserId));
+    if (!winner || !loser) throw new AppError('INTERNAL', 'merge lost its rows');
+    for (const [role, c] of [['winnerId', winner], ['loserId', loser]] as const) {
+      if ((DEAD_STATUSES as readonly string[]).includes(c.status)) {
+        throw new AppError('INVALID_STATE', `${role}: customer ${c.id} is already ${c.status}${c.mergedIntoId ? ` into ${c.mergedIntoId}` : ''}`, { field: role });
+      }
+    }
+
+    const mergedFields = MERGEABLE.filter((f) => winner[f] == null && loser[f] != null);
+    const taken = Object.fromEntries(mergedFields.map((f) => [f, loser[f]]));
+    // Release the loser's identifiers before the winner takes them (unique among live profiles).
+    loser.status = 'MERGED';
+    loser.mergedIntoId = winner.id;
+    loser.mergedAt = new Date();
+    await em.flush();
+    em.assign(winner, taken as never);
+    if (loser.lastActivityAt && (!winner.lastActivityAt || loser.lastActivityAt > winner.lastActivityAt)) winner.lastActivityAt = loser.lastActivityAt;
+    await em.flush();
+
+    const move = async (sql: string) => em.execute(sql, [winner.id, loser.id, ctx.tenantId]);
+    await move('update activities set customer_id = ? where customer_id = ? and tenant_id = ?');
+    await move('update notes set customer_id = ?, updated_at = now() where customer_id = ? and tenant_id = ?');
+    await move(`insert into segment_members (segment_id, customer_id, tenant_id, added_at)
+                select segment_id, ?, tenant_id, added_at from segment_members where customer_id = ? and tenant_id = ?
+                on conflict do nothing`);
+    await em.execute('delete from segment_members where customer_id = ? and tenant_id = ?', [loser.id, ctx.tenantId]);
+    // Where both are active in one journey, the winner's enrollment continues and the loser's ends.
+    await em.execute(
+      `update journey_enrollments l set status = 'EXITED', exited_at = now()
+        where l.customer_id = ? and l.tenant_id = ? and l.status = 'ACTIVE'
+          and exists (select 1 from journey_enrollments w where w.customer_id = ? and w.journey_id = l.journey_id and w.status = 'ACTIVE')`,
+      [loser.id, ctx.tenantId, winner.id],
+    );
+    await move('update journey_enrollments set customer_id = ? where customer_id = ? and tenant_id = ?');
+    // A delivery the winner already has for the same campaign run and channel stays with the loser.
+    await em.execute(
+      `update campaign_deliveries d set customer_id = ? where d.customer_id = ? and d.tenant_id = ?
+          and not exists (select 1 from campaign_deliveries w where w.customer_id = ? and w.campaign_id = d.campaign_id
+                            and w.run_key = d.run_key and w.channel = d.channel)`,
+      [winner.id, loser.id, ctx.tenantId, winner.id],
+    );
+    await move('update campaign_interactions set customer_id = ? where customer_id = ? and tenant_id = ?');
+
+    const now = new Date();
+    await appendActivities(em, ctx.tenantId, [
+      {
+        customerId: winner.id, type: 'customer.merged', category: 'SYSTEM', occurredAt: now,
+        title: `Merged customer ${loser.id} into this profile`,
+        metadata: { loserId: loser.id, mergedFields, mergedBy: ctx.principal.sub },
+      },
+      {
+        customerId: loser.id, type: 'customer.merged_into', category: 'SYSTEM', occurredAt: now,
+        title: `Merged into customer ${winner.id}`,
+        metadata: { winnerId: winner.id, mergedBy: ctx.principal.sub },
+      },
+    ]);
+    return { winner, mergedFields: [...mergedFields] };
+  });
+}

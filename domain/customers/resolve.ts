@@ -1,0 +1,85 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Customer } from '../../db/entities/index.js';
+import type { ServiceContext } from '../context.js';
+import { validate } from '../validate.js';
+import { DEAD_STATUSES, insertCustomer } from './customers.js';
+import { IDENTIFIER_COLUMN, IDENTIFIER_WEIGHT, type Identifier } from './identifiers.js';
+import { identifiersInput, type Identifiers } from './schemas.js';
+import { appendActivities } from './timeline.js';
+
+export interface Resolution {
+  profile: Customer;
+  resolution: { isNew: boolean; matchedBy: Identifier[]; confidence: number };
+}
+
+const ORDER: Identifier[] = ['authUserId', 'email', 'phone'];
+const weight = (ids: Identifier[]) => ids.reduce((sum, id) => sum + IDENTIFIER_WEIGHT[id], 0);
+
+/**
+ * Finds the one live profile for the given identifiers, or creates it (when `create`).
+ *
+ * - Candidates are the tenant's live profiles that share any identifier. The best one matches the
+ *   most identifier weight (authUserId 3, email 2, phone 1); ties go to the oldest profile.
+ * - `matchedBy` lists the identifiers the returned profile has exactly. Identifiers it lacks, and
+ *   that no other profile owns, are added to it.
+ * - An identifier that points elsewhere (owned by another profile, or the profile holds a
+ *   different value) is a conflict: the result does not guess silently; it returns the best match
+ *   and records an `identity.conflict` activity on its timeline.
+ * - confidence = 100 × weight(matched) / (weight(matched) + weight(conflicting)); 100 for a profile
+ *   created from these identifiers.
+ *
+ * Concurrent resolutions of the same identifier serialise on a transaction-scoped advisory lock
+ * per identifier, so they create one profile, not two.
+ */
+export async function resolveCustomer(ctx: ServiceContext, input: unknown, opts: { create: boolean }): Promise<Resolution | null> {
+  const ids = validate(identifiersInput(ctx.config.DEFAULT_PHONE_REGION), input);
+  return ctx.em.transactional((em) => resolveIn(em, ctx.tenantId, ids, opts.create));
+}
+
+export async function resolveIn(em: EntityManager, tenantId: string, ids: Identifiers, create: boolean): Promise<Resolution | null> {
+  const given = ORDER.filter((k) => ids[k]);
+  for (const key of given.map((k) => `${tenantId}|${k}|${ids[k]}`).sort()) {
+    await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
+  }
+  const candidates = await em.find(
+    Customer,
+    { tenantId, status: { $nin: [...DEAD_STATUSES] }, $or: given.map((k) => ({ [IDENTIFIER_COLUMN[k]]: ids[k] })) },
+    { orderBy: { id: 'asc' } },
+  );
+
+  if (!candidates.length) {
+    if (!create) return null;
+    const profile = await insertCustomer(em, tenantId, { email: ids.email, phoneNumber: ids.phone, authUserId: ids.authUserId });
+    return { profile, resolution: { isNew: true, matchedBy: [], confidence: 100 } };
+  }
+
+  const matches = (c: Customer) => given.filter((k) => c[IDENTIFIER_COLUMN[k]] === ids[k]);
+  const best = candidates.reduce((a, b) => (weight(matches(b)) > weight(matches(a)) ? b : a));
+  const matchedBy = matches(best);
+  const others = candidates.filter((c) => c !== best);
+  const conflicting = given.filter(
+    (k) => !matchedBy.includes(k) && (best[IDENTIFIER_COLUMN[k]] != null || others.some((o) => o[IDENTIFIER_COLUMN[k]] === ids[k])),
+  );
+  const enrich = given.filter((k) => !matchedBy.includes(k) && !conflicting.includes(k));
+  for (const k of enrich) (best as Record<string, unknown>)[IDENTIFIER_COLUMN[k]] = ids[k];
+  await em.flush();
+
+  if (conflicting.length) {
+    await appendActivities(em, tenantId, [{
+      customerId: best.id,
+      type: 'identity.conflict',
+      category: 'SYSTEM',
+      title: `Identity conflict on ${conflicting.join(', ')}`,
+      description: 'Resolution matched this profile, but some identifiers point elsewhere; review and merge if they are the same person.',
+      occurredAt: new Date(),
+      metadata: {
+        given: Object.fromEntries(given.map((k) => [k, ids[k]])),
+        matchedBy,
+        conflicting,
+        otherCustomerIds: others.map((o) => o.id),
+      },
+    }]);
+  }
+  const confidence = Math.round((100 * weight(matchedBy)) / (weight(matchedBy) + weight(conflicting)));
+  return { profile: best, resolution: { isNew: false, matchedBy, confidence } };
+}

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { ActivityCategory } from '../../db/entities/enums.js';
+import { AppError, fromZod } from '../../platform/errors.js';
+import type { ServiceContext } from '../context.js';
+import { getCustomer } from '../customers/customers.js';
+import { emailField, phoneField } from '../customers/identifiers.js';
+import { resolveIn } from '../customers/resolve.js';
+import { appendActivities, type NewActivity } from '../customers/timeline.js';
+
+export const MAX_BATCH = 1000;
+
+const upstreamEvent = (region: string) =>
+  z.object({
+    type: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'lower-case words joined by ".", "_" or "-"').max(200),
+    occurredAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
+    customer: z
+      .object({ id: z.string().optional(), email: emailField.optional(), phone: phoneField(region).optional(), authUserId: z.string().trim().min(1).max(100).optional() })
+      .refine((c) => c.id || c.email || c.phone || c.authUserId, { message: 'give one of id, email, phone, authUserId' }),
+    category: z.enum(ActivityCategory),
+    title: z.string().trim().min(1).max(500),
+    description: z.string().max(10_000).nullish(),
+    metadata: z.record(z.string(), z.unknown()).nullish(),
+    sourceService: z.string().trim().min(1).max(100),
+    sourceEventId: z.string().trim().min(1).max(200),
+    // Upstream systems may only append to known profiles by setting this to false.
+    createCustomer: z.boolean().default(true),
+  });
+
+type UpstreamEvent = z.output<ReturnType<typeof upstreamEvent>>;
+
+export interface EventResult {
+  index: number;
+  status: 'created' | 'duplicate' | 'rejected';
+  activityId?: string;
+  customerId?: string;
+  error?: { code: string; message: string; field?: string };
+}
+
+const MAX_MERGE_HOPS = 10;
+
+/** The live profile an event belongs to: by id (following merges), or by identity resolution. */
+async function customerFor(ctx: ServiceContext, event: UpstreamEvent): Promise<string> {
+  const { id, email, phone, authUserId } = event.customer;
+  if (id) {
+    let customer = await getCustomer(ctx, id);
+    for (let hop = 0; customer.status === 'MERGED' && customer.mergedIntoId && hop < MAX_MERGE_HOPS; hop++) {
+      customer = await getCustomer(ctx, customer.mergedIntoId);
+    }
+    if (customer.status === 'DELETED' || customer.status === 'MERGED') {
+      throw new AppError('INVALID_STATE', `customer ${id} is ${customer.status}`, { field: 'customer.id' });
+    }
+    return customer.id;
+  }
+  const resolved = await ctx.em.fork().transactional((em) => resolveIn(em, ctx.tenantId, { email, phone, authUserId }, event.createCustomer));
+  if (!resolved) throw new AppError('RESOURCE_NOT_FOUND', 'no customer has these identifiers and createCustomer is false', { field: 'customer' });
+  return resolved.profile.id;
+}
+
+/**
+ * Stores upstream events on their customers' timelines. Idempotent on (sourceService,
+ * sourceEventId): a re-sent event is acknowledged as `duplicate` and not stored twice. Items are
+ * judged one by one; the valid ones of a batch are kept whatever the others hold. Stored
+ * activities hand off to `afterActivitiesAppended` (domain/reactions.ts).
+ */
+export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promise<EventResult[]> {
+  if (items.length > MAX_BATCH) {
+    throw new AppError('VALIDATION_ERROR', `body: at most ${MAX_BATCH} events per request, got ${items.length}`, { field: 'body' });
+  }
+  const schema = upstreamEvent(ctx.config.DEFAULT_PHONE_REGION);
+  const results: EventResult[] = [];
+  const pending: { index: number; activity: NewActivity }[] = [];
+  const resolvedBy = new Map<string, Promise<string>>();
+
+  for (const [index, item] of items.entries()) {
+    const parsed = schema.safeParse(item);
+    if (!parsed.success) {
+      const err = fromZod(parsed.error);
+      results[index] = { index, status: 'rejected', error: { code: err.code, message: err.message, field: err.details?.field as string } };
+      continue;
+    }
+    const event = parsed.data;
+    try {
+      // One resolution per distinct identity in the batch.
+      const key = JSON.stringify(event.customer) + event.createCustomer;
+      if (!resolvedBy.has(key)) resolvedBy.set(key, customerFor(ctx, event));
+      const customerId = await resolvedBy.get(key)!;
+      pending.push({
+        index,
+        activity: {
+          customerId, type: event.type, category: event.category, title: event.title, description: event.description,
+          occurredAt: event.occurredAt, metadata: event.metadata, sourceService: event.sourceService, sourceEventId: event.sourceEventId,
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      results[index] = { index, status: 'rejected', error: { code: err.code, message: err.message, field: err.details?.field as string } };
+    }
+  }
+
+  const appended = await ctx.em.transactional((em) => appendActivities(em, ctx.tenantId, pending.map((p) => p.activity)));
+  pending.forEach(({ index, activity }, i) => {
+    const stored = appended[i];
+    results[index] = stored
+      ? { index, status: 'created', activityId: stored.id, customerId: activity.customerId }
+      : { index, status: 'duplicate', customerId: activity.customerId };
+  });
+  return results;
+}

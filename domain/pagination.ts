@@ -1,0 +1,79 @@
+import { AppError } from '../platform/errors.js';
+
+// Relay connections: opaque cursors (base64url JSON of the sort key) that stay valid while rows
+// are added, because pages are cut by key (keyset), never by offset.
+
+export interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+  last?: number | null;
+  before?: string | null;
+}
+
+export interface Connection<T> {
+  edges: { node: T; cursor: string }[];
+  pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+  totalCount: number;
+}
+
+export const DEFAULT_PAGE = 25;
+export const MAX_PAGE = 100;
+
+export function encodeCursor(key: unknown[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+export function decodeCursor(cursor: string, field: string): unknown[] {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(key)) return key;
+  } catch {
+    // fall through
+  }
+  throw new AppError('VALIDATION_ERROR', `${field}: not a cursor this API issued`, { field });
+}
+
+export interface PagePlan {
+  /** Rows to fetch (one more than asked, to learn whether another page exists). */
+  limit: number;
+  size: number;
+  /** Walking backwards (`last`/`before`): fetch in reverse order, then flip. */
+  backwards: boolean;
+  cursor?: unknown[];
+  cursorField?: 'after' | 'before';
+}
+
+export function planPage(args: PageArgs, prefix = 'pagination'): PagePlan {
+  const { first, last, after, before } = args;
+  for (const [name, value] of [['first', first], ['last', last]] as const) {
+    if (value !== undefined && value !== null && (!Number.isInteger(value) || value < 0 || value > MAX_PAGE)) {
+      throw new AppError('VALIDATION_ERROR', `${prefix}.${name}: must be an integer from 0 to ${MAX_PAGE}`, { field: `${prefix}.${name}` });
+    }
+  }
+  if (first != null && last != null) {
+    throw new AppError('VALIDATION_ERROR', `${prefix}: use first/after or last/before, not both`, { field: `${prefix}.last` });
+  }
+  const backwards = last != null || (before != null && first == null);
+  const size = (backwards ? last : first) ?? DEFAULT_PAGE;
+  const cursorField = backwards ? (before != null ? 'before' : undefined) : after != null ? 'after' : undefined;
+  const raw = cursorField === 'before' ? before : cursorField === 'after' ? after : undefined;
+  return { limit: size + 1, size, backwards, cursorField, cursor: raw ? decodeCursor(raw, `${prefix}.${cursorField}`) : undefined };
+}
+
+/** Builds the connection from rows fetched per `plan` (in fetch order). */
+export function toConnection<T>(rows: T[], plan: PagePlan, totalCount: number, keyOf: (row: T) => unknown[]): Connection<T> {
+  const more = rows.length > plan.size;
+  const page = rows.slice(0, plan.size);
+  if (plan.backwards) page.reverse();
+  const edges = page.map((node) => ({ node, cursor: encodeCursor(keyOf(node)) }));
+  return {
+    edges,
+    pageInfo: {
+      hasNextPage: plan.backwards ? plan.cursor !== undefined : more,
+      hasPreviousPage: plan.backwards ? more : plan.cursor !== undefined,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+    totalCount,
+  };
+}

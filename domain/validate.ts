@@ -1,0 +1,9 @@
+import type { z } from 'zod';
+import { fromZod } from '../platform/errors.js';
+
+/** Parses service input; failures become VALIDATION_ERRORs naming the field (`input.email: ...`). */
+export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix?: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw fromZod(parsed.error, prefix);
+  return parsed.data;
+}
