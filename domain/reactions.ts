@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { pgArray } from '../db/sql.js';
 
 export interface AppendedActivity {
   id: string;
@@ -22,6 +23,6 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
                from unnest(?::uuid[], ?::timestamptz[]) as t(customer_id, occurred_at) group by customer_id) a
       where c.tenant_id = ? and c.id = a.customer_id
         and (c.last_activity_at is null or c.last_activity_at < a.newest)`,
-    [activities.map((a) => a.customerId), activities.map((a) => a.occurredAt.toISOString()), tenantId],
+    [pgArray(activities.map((a) => a.customerId)), pgArray(activities.map((a) => a.occurredAt.toISOString())), tenantId],
   );
 }

@@ -5,6 +5,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { parse as parseCsv } from 'csv-parse';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
+import { pgArray } from '../../db/sql.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { DEAD_STATUSES } from './customers.js';
@@ -147,7 +148,7 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
   const existing = await em.execute<{ id: string; email: string | null; phone_number: string | null }[]>(
     `select id, email, phone_number from customers
       where tenant_id = ? and status <> ? and status <> ? and (email = any(?::text[]) or phone_number = any(?::text[]))`,
-    [tenantId, DEAD_STATUSES[0], DEAD_STATUSES[1], emails, phones],
+    [tenantId, DEAD_STATUSES[0], DEAD_STATUSES[1], pgArray(emails), pgArray(phones)],
   );
   const byEmail = new Map(existing.filter((c) => c.email).map((c) => [c.email!, c.id]));
   const byPhone = new Map(existing.filter((c) => c.phone_number).map((c) => [c.phone_number!, c.id]));
@@ -168,8 +169,8 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
   }
 
   const columnArrays = (rows: { id: string; fields: CustomerFields }[]) => [
-    rows.map((r) => r.id),
-    ...PROPS.map((prop) => rows.map((r) => r.fields[prop] ?? null)),
+    pgArray(rows.map((r) => r.id)),
+    ...PROPS.map((prop) => pgArray(rows.map((r) => r.fields[prop] ?? null))),
   ];
   const unnest = `unnest(?::uuid[], ${COLUMNS.map(([, type]) => `?::${type}[]`).join(', ')}) as v(id, ${COLUMNS.map(([c]) => c).join(', ')})`;
   if (inserts.length) {

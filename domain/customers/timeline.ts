@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { Activity } from '../../db/entities/index.js';
+import { pgArray } from '../../db/sql.js';
 import type { ActivityCategory } from '../../db/entities/enums.js';
 import type { ServiceContext } from '../context.js';
 import { planPage, toConnection, type Connection, type PageArgs } from '../pagination.js';
@@ -37,16 +38,18 @@ export async function appendActivities(em: EntityManager, tenantId: string, item
      returning id`,
     [
       tenantId,
-      ids,
-      items.map((i) => i.customerId),
-      items.map((i) => i.type),
-      items.map((i) => i.category),
-      items.map((i) => i.title),
-      items.map((i) => i.description ?? null),
-      items.map((i) => i.occurredAt.toISOString()),
-      items.map((i) => (i.metadata == null ? null : JSON.stringify(i.metadata))),
-      items.map((i) => i.sourceService ?? null),
-      items.map((i) => i.sourceEventId ?? null),
+      ...[
+        ids,
+        items.map((i) => i.customerId),
+        items.map((i) => i.type),
+        items.map((i) => i.category),
+        items.map((i) => i.title),
+        items.map((i) => i.description ?? null),
+        items.map((i) => i.occurredAt.toISOString()),
+        items.map((i) => (i.metadata == null ? null : JSON.stringify(i.metadata))),
+        items.map((i) => i.sourceService ?? null),
+        items.map((i) => i.sourceEventId ?? null),
+      ].map(pgArray),
     ],
   );
   const inserted = new Set(rows.map((r) => r.id));

@@ -37,7 +37,8 @@ export interface TestApi extends RunningApi {
 }
 
 export async function startTestApi(overrides: Record<string, string> = {}): Promise<TestApi> {
-  const api = await startApi(testConfig(overrides), createLogger('silent'));
+  // TEST_LOG_LEVEL=error npm test shows what the servers log (failures behind a 500, say).
+  const api = await startApi(testConfig(overrides), createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
   const call: TestApi['call'] = async (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.auth) headers.authorization = `Bearer ${opts.auth}`;

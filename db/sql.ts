@@ -1,0 +1,10 @@
+/**
+ * A PostgreSQL array literal, for one text parameter cast in SQL (`unnest(?::uuid[])`,
+ * `= any(?::text[])`). MikroORM expands a JS array parameter into a list of parameters, which
+ * breaks set-based statements; a literal keeps a whole column in one parameter.
+ */
+export function pgArray(values: readonly (string | number | boolean | null | undefined)[]): string {
+  const element = (v: string | number | boolean | null | undefined) =>
+    v === null || v === undefined ? 'NULL' : `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return `{${values.map(element).join(',')}}`;
+}

@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
+
+let api: TestApi;
+beforeAll(async () => {
+  api = await startTestApi();
+});
+afterAll(() => api.close());
+
+async function tenantWithToken() {
+  const t = newTenant();
+  return { t, auth: await token(t) };
+}
+
+describe('resolveCustomer', () => {
+  it('creates a profile on a miss, then finds it by any identifier with matchedBy and confidence', async () => {
+    const { t, auth } = await tenantWithToken();
+    const q = `query($e: String, $p: String, $a: ID) { resolveCustomer(tenantId: "${t}", email: $e, phone: $p, authUserId: $a) {
+      profile { id email phoneNumber } resolution { isNew matchedBy confidence } } }`;
+    const created = (await api.graphql(auth, q, { e: 'New@Example.com', p: '0821110000' })).body.data.resolveCustomer;
+    expect(created.resolution).toEqual({ isNew: true, matchedBy: [], confidence: 100 });
+    expect(created.profile).toMatchObject({ email: 'new@example.com', phoneNumber: '+27821110000' });
+
+    const byPhone = (await api.graphql(auth, q, { p: '+27 82 111 0000' })).body.data.resolveCustomer;
+    expect(byPhone.profile.id).toBe(created.profile.id);
+    expect(byPhone.resolution).toEqual({ isNew: false, matchedBy: ['phone'], confidence: 100 });
+
+    // A new identifier nobody owns is attached to the matched profile.
+    const withAuth = (await api.graphql(auth, q, { e: 'new@example.com', a: 'auth|42' })).body.data.resolveCustomer;
+    expect(withAuth.resolution).toEqual({ isNew: false, matchedBy: ['email'], confidence: 100 });
+    const rest = await api.call('POST', '/api/v1/customers/resolve', { auth, body: { authUserId: 'auth|42' } });
+    expect(rest.body.data.profile.id).toBe(created.profile.id);
+    expect(rest.body.data.resolution.matchedBy).toEqual(['authUserId']);
+  });
+
+  it('needs an identifier, and a crm:read token finds but never creates', async () => {
+    const { t, auth } = await tenantWithToken();
+    const none = await api.call('POST', '/api/v1/customers/resolve', { auth, body: {} });
+    expect(none.status).toBe(400);
+    const readOnly = await token(t, ['crm:read']);
+    const miss = await api.graphql(readOnly, `{ resolveCustomer(tenantId: "${t}", email: "ghost@example.com") { profile { id } } }`);
+    expect(miss.body.data.resolveCustomer).toBeNull();
+    expect((await api.call('GET', '/api/v1/customers', { auth })).body.meta.total).toBe(0);
+  });
+
+  it('creates exactly one profile when the same identity is resolved concurrently', async () => {
+    const { auth } = await tenantWithToken();
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => api.call('POST', '/api/v1/customers/resolve', { auth, body: { email: 'race@example.com' } })),
+    );
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(new Set(results.map((r) => r.body.data.profile.id)).size).toBe(1);
+    expect(results.filter((r) => r.body.data.resolution.isNew)).toHaveLength(1);
+    expect((await api.call('GET', '/api/v1/customers', { auth })).body.meta.total).toBe(1);
+  });
+
+  it('returns the best match when identifiers point at different profiles, and records the conflict', async () => {
+    const { auth } = await tenantWithToken();
+    const a = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'a@example.com', authUserId: 'auth|a' } })).body.data;
+    const b = (await api.call('POST', '/api/v1/customers', { auth, body: { phoneNumber: '+27825550123' } })).body.data;
+    const res = await api.call('POST', '/api/v1/customers/resolve', { auth, body: { email: 'a@example.com', phone: '+27825550123' } });
+    expect(res.body.data.profile.id).toBe(a.id); // email outweighs phone
+    expect(res.body.data.resolution).toEqual({ isNew: false, matchedBy: ['email'], confidence: 67 });
+    const timeline = await api.call('GET', `/api/v1/customers/${a.id}/timeline`, { auth });
+    const conflict = timeline.body.data.find((x: any) => x.type === 'identity.conflict');
+    expect(conflict).toMatchObject({ category: 'SYSTEM', metadata: { conflicting: ['phone'], otherCustomerIds: [b.id] } });
+    // The phone stays with its owner.
+    expect((await api.call('GET', `/api/v1/customers/${a.id}`, { auth })).body.data.phoneNumber).toBeNull();
+  });
+});
+
+describe('mergeCustomers', () => {
+  it('moves everything to the winner in one go and keeps the loser readable as MERGED', async () => {
+    const { auth } = await tenantWithToken();
+    const post = (path: string, body: unknown) => api.call('POST', path, { auth, body });
+    const winner = (await post('/api/v1/customers', { email: 'w@example.com', firstName: 'Wendy' })).body.data;
+    const loser = (await post('/api/v1/customers', { email: 'l@example.com', phoneNumber: '+27829990000', firstName: 'W.', lastName: 'Smith', membershipTier: 'GOLD' })).body.data;
+    await post(`/api/v1/customers/${loser.id}/notes`, { content: 'Prefers morning tee times', isPinned: true });
+    await post('/api/v1/events', {
+      type: 'booking.created', occurredAt: '2026-11-01T08:00:00Z', customer: { id: loser.id }, category: 'BOOKING', title: 'Tee time',
+      sourceService: 'bookings', sourceEventId: 'merge-1',
+    });
+
+    const merged = await post('/api/v1/customers/merge', { winnerId: winner.id, loserId: loser.id });
+    expect(merged.status).toBe(200);
+    expect(merged.body.data.mergedFields.sort()).toEqual(['lastName', 'membershipTier', 'phoneNumber']);
+    expect(merged.body.data.winner).toMatchObject({ email: 'w@example.com', firstName: 'Wendy', lastName: 'Smith', phoneNumber: '+27829990000', membershipTier: 'GOLD' });
+    expect(new Date(merged.body.data.winner.lastActivityAt).toISOString()).toBe('2026-11-01T08:00:00.000Z');
+
+    const gone = (await api.call('GET', `/api/v1/customers/${loser.id}`, { auth })).body.data;
+    expect(gone).toMatchObject({ status: 'MERGED', mergedIntoId: winner.id });
+    const notes = await api.call('GET', `/api/v1/customers/${winner.id}/notes`, { auth });
+    expect(notes.body.data.map((n: any) => n.content)).toEqual(['Prefers morning tee times']);
+    const winnerTimeline = (await api.call('GET', `/api/v1/customers/${winner.id}/timeline`, { auth })).body.data.map((a: any) => a.type);
+    expect(winnerTimeline).toEqual(expect.arrayContaining(['booking.created', 'customer.merged']));
+    const loserTimeline = (await api.call('GET', `/api/v1/customers/${loser.id}/timeline`, { auth })).body.data.map((a: any) => a.type);
+    expect(loserTimeline).toEqual(['customer.merged_into']);
+    // The loser's email went with it: resolving it finds the winner.
+    const resolved = await post('/api/v1/customers/resolve', { phone: '+27829990000' });
+    expect(resolved.body.data.profile.id).toBe(winner.id);
+    // Events addressed to the merged id land on the winner.
+    const late = await post('/api/v1/events', {
+      type: 'booking.created', occurredAt: '2026-11-02T08:00:00Z', customer: { id: loser.id }, category: 'BOOKING', title: 'Late', sourceService: 'bookings', sourceEventId: 'merge-2',
+    });
+    expect(late.body.data.results[0]).toMatchObject({ status: 'created', customerId: winner.id });
+  });
+
+  it('refuses self-merges, already-merged profiles, other tenants and missing scope', async () => {
+    const { auth } = await tenantWithToken();
+    const post = (body: unknown, as = auth) => api.call('POST', '/api/v1/customers/merge', { auth: as, body });
+    const a = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'ma@example.com' } })).body.data;
+    const b = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'mb@example.com' } })).body.data;
+    const c = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'mc@example.com' } })).body.data;
+    const self = await post({ winnerId: a.id, loserId: a.id });
+    expect(self.status).toBe(400);
+    expect(self.body.error.message).toContain('itself');
+    expect((await post({ winnerId: a.id, loserId: b.id })).status).toBe(200);
+    const again = await post({ winnerId: c.id, loserId: b.id });
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('MERGED') });
+    const intoMerged = await post({ winnerId: b.id, loserId: c.id });
+    expect(intoMerged.body.error.code).toBe('INVALID_STATE');
+    const stranger = await tenantWithToken();
+    const x = (await api.call('POST', '/api/v1/customers', { auth: stranger.auth, body: { email: 'x@example.com' } })).body.data;
+    expect((await post({ winnerId: a.id, loserId: x.id })).status).toBe(404);
+    const writer = await token(stranger.t, ['crm:read', 'crm:write']);
+    expect((await post({ winnerId: x.id, loserId: x.id }, writer)).status).toBe(403);
+    const gql = await api.graphql(auth, `mutation { mergeCustomers(winnerId: "${a.id}", loserId: "${c.id}") { winner { id email } mergedFields } }`);
+    expect(gql.body.data.mergeCustomers).toEqual({ winner: { id: a.id, email: 'ma@example.com' }, mergedFields: [] });
+  });
+});
