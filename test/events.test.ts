@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
+
+let api: TestApi;
+beforeAll(async () => {
+  api = await startTestApi();
+});
+afterAll(() => api.close());
+
+const event = (over: Record<string, unknown> = {}) => ({
+  type: 'booking.created',
+  occurredAt: '2026-11-20T07:30:00+02:00',
+  customer: { email: 'golfer@example.com' },
+  category: 'BOOKING',
+  title: 'Tee time booked',
+  description: 'Saturday 07:30, 4 players',
+  metadata: { courseId: 'north', players: 4, note: 'quote " and backslash \\ survive', nested: { a: [1, 2] } },
+  sourceService: 'bookings',
+  sourceEventId: 'evt-1',
+  ...over,
+});
+
+describe('POST /api/v1/events', () => {
+  it('resolves (creating) the customer, appends the activity and is idempotent on (sourceService, sourceEventId)', async () => {
+    const auth = await token(newTenant());
+    const first = await api.call('POST', '/api/v1/events', { auth, body: event() });
+    expect(first.status).toBe(200);
+    expect(first.body.data).toMatchObject({ accepted: 1, duplicates: 0, rejected: 0 });
+    const { customerId, activityId } = first.body.data.results[0];
+
+    const again = await api.call('POST', '/api/v1/events', { auth, body: event({ title: 'changed' }) });
+    expect(again.body.data).toMatchObject({ accepted: 0, duplicates: 1 });
+    expect(again.body.data.results[0]).toMatchObject({ status: 'duplicate', customerId });
+
+    const timeline = await api.call('GET', `/api/v1/customers/${customerId}/timeline`, { auth });
+    expect(timeline.body.data).toEqual([{
+      id: activityId, type: 'booking.created', category: 'BOOKING', title: 'Tee time booked', description: 'Saturday 07:30, 4 players',
+      occurredAt: '2026-11-20T05:30:00.000Z', metadata: event().metadata, sourceService: 'bookings', sourceEventId: 'evt-1',
+    }]);
+    const customer = (await api.call('GET', `/api/v1/customers/${customerId}`, { auth })).body.data;
+    expect(customer).toMatchObject({ email: 'golfer@example.com', lastActivityAt: '2026-11-20T05:30:00.000Z' });
+  });
+
+  it('reports invalid items of a batch one by one and keeps the valid ones', async () => {
+    const auth = await token(newTenant());
+    const batch = [
+      event({ sourceEventId: 'b-1' }),
+      event({ sourceEventId: 'b-2', category: 'NOT_A_CATEGORY' }),
+      event({ sourceEventId: 'b-3', customer: { email: 'bad' } }),
+      event({ sourceEventId: 'b-4', customer: { phone: '0825551234' }, occurredAt: '2026-11-21T10:00:00Z' }),
+      event({ sourceEventId: 'b-5', customer: { email: 'nobody@example.com' }, createCustomer: false }),
+      event({ sourceEventId: 'b-1' }), // repeated inside the batch
+      event({ sourceEventId: 'b-6', occurredAt: 'yesterday' }),
+    ];
+    const res = await api.call('POST', '/api/v1/events', { auth, body: batch });
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ accepted: 2, duplicates: 1, rejected: 4 });
+    const byIndex = res.body.data.results;
+    expect(byIndex.map((r: any) => r.status)).toEqual(['created', 'rejected', 'rejected', 'created', 'rejected', 'duplicate', 'rejected']);
+    expect(byIndex[1].error).toMatchObject({ code: 'VALIDATION_ERROR', field: 'category' });
+    expect(byIndex[2].error.field).toBe('customer.email');
+    expect(byIndex[4].error.code).toBe('RESOURCE_NOT_FOUND');
+    expect(byIndex[6].error.field).toBe('occurredAt');
+    expect((await api.call('GET', '/api/v1/customers', { auth })).body.meta.total).toBe(2);
+  });
+
+  it('refuses a single invalid event with 400, more than 1,000 events, and another tenant\'s customer id', async () => {
+    const auth = await token(newTenant());
+    const single = await api.call('POST', '/api/v1/events', { auth, body: event({ title: '' }) });
+    expect(single.status).toBe(400);
+    expect(single.body.error.field).toBe('title');
+    const tooMany = await api.call('POST', '/api/v1/events', { auth, body: Array.from({ length: 1001 }, (_, i) => event({ sourceEventId: `x${i}` })) });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.error.message).toContain('1000');
+
+    const otherAuth = await token(newTenant());
+    const theirs = (await api.call('POST', '/api/v1/customers', { auth: otherAuth, body: { email: 'theirs@example.com' } })).body.data;
+    const res = await api.call('POST', '/api/v1/events', { auth, body: event({ customer: { id: theirs.id } }) });
+    expect(res.status).toBe(404);
+    const timeline = await api.call('GET', `/api/v1/customers/${theirs.id}/timeline`, { auth: otherAuth });
+    expect(timeline.body.data).toEqual([]);
+  });
+
+  it('takes a full batch of 1,000 events for many customers', async () => {
+    const auth = await token(newTenant());
+    const batch = Array.from({ length: 1000 }, (_, i) => event({
+      sourceEventId: `bulk-${i}`, customer: { email: `member${i % 100}@example.com` }, occurredAt: new Date(Date.UTC(2026, 10, 1, 0, i)).toISOString(),
+    }));
+    const res = await api.call('POST', '/api/v1/events', { auth, body: batch });
+    expect(res.body.data).toMatchObject({ accepted: 1000, rejected: 0 });
+    const list = await api.call('GET', '/api/v1/customers?take=1', { auth });
+    expect(list.body.meta.total).toBe(100);
+  });
+});
+
+describe('timeline and notes', () => {
+  it('lists the timeline newest first with category and date filters and cursor paging', async () => {
+    const auth = await token(newTenant());
+    const events = ['MEMBERSHIP', 'BOOKING', 'GOLF', 'BOOKING', 'FINANCIAL'].map((category, i) =>
+      event({ category, sourceEventId: `t-${i}`, title: `e${i}`, occurredAt: `2026-10-0${i + 1}T12:00:00Z` }));
+    const { results } = (await api.call('POST', '/api/v1/events', { auth, body: events })).body.data;
+    const id = results[0].customerId;
+    const all = await api.call('GET', `/api/v1/customers/${id}/timeline`, { auth });
+    expect(all.body.data.map((a: any) => a.title)).toEqual(['e4', 'e3', 'e2', 'e1', 'e0']);
+    const bookings = await api.call('GET', `/api/v1/customers/${id}/timeline?categories=BOOKING,GOLF`, { auth });
+    expect(bookings.body.data.map((a: any) => a.title)).toEqual(['e3', 'e2', 'e1']);
+    const ranged = await api.call('GET', `/api/v1/customers/${id}/timeline?startDate=2026-10-02T00:00:00Z&endDate=2026-10-03T23:00:00Z`, { auth });
+    expect(ranged.body.data.map((a: any) => a.title)).toEqual(['e2', 'e1']);
+    const page1 = await api.call('GET', `/api/v1/customers/${id}/timeline?take=2`, { auth });
+    expect(page1.body.meta).toMatchObject({ total: 5, hasMore: true });
+    const page2 = await api.call('GET', `/api/v1/customers/${id}/timeline?take=2&after=${page1.body.meta.nextCursor}`, { auth });
+    expect(page2.body.data.map((a: any) => a.title)).toEqual(['e2', 'e1']);
+    const badCategory = await api.call('GET', `/api/v1/customers/${id}/timeline?categories=NOPE`, { auth });
+    expect(badCategory.status).toBe(400);
+
+    const gql = await api.graphql(auth, `query($id: ID!) {
+      customerTimeline(customerId: $id, filters: {categories: [BOOKING]}) { totalCount edges { node { title category type occurredAt } } }
+      customer(id: $id) { lastActivityAt activities(first: 2) { totalCount pageInfo { hasNextPage endCursor } edges { node { title } } } }
+    }`, { id });
+    expect(gql.body.data.customerTimeline.totalCount).toBe(2);
+    expect(gql.body.data.customerTimeline.edges[0].node).toEqual({ title: 'e3', category: 'BOOKING', type: 'booking.created', occurredAt: '2026-10-04T12:00:00.000Z' });
+    expect(gql.body.data.customer.lastActivityAt).toBe('2026-10-05T12:00:00.000Z');
+    expect(gql.body.data.customer.activities.edges.map((e: any) => e.node.title)).toEqual(['e4', 'e3']);
+    const after = gql.body.data.customer.activities.pageInfo.endCursor;
+    const next = await api.graphql(auth, `query($id: ID!, $after: String) { customer(id: $id) { activities(first: 2, after: $after) { edges { node { title } } } } }`, { id, after });
+    expect(next.body.data.customer.activities.edges.map((e: any) => e.node.title)).toEqual(['e2', 'e1']);
+  });
+
+  it('keeps notes with their author, pinned first, editable and deletable only within the tenant', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant, ['crm:read', 'crm:write'], { sub: 'user_77', name: 'Pro Shop' });
+    const customer = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'notes@example.com' } })).body.data;
+    const add = (body: object) => api.call('POST', `/api/v1/customers/${customer.id}/notes`, { auth, body });
+    const a = (await add({ content: 'Asked about junior membership', type: 'SALES' })).body.data;
+    const b = (await add({ content: 'Handicap certificate pending', isPinned: true })).body.data;
+    await add({ content: 'Complained about bunker 7', type: 'COMPLAINT' });
+    expect(a).toMatchObject({ createdBy: 'user_77', createdByName: 'Pro Shop', type: 'SALES', isPinned: false });
+    expect((await add({ content: '   ' })).status).toBe(400);
+
+    const list = await api.call('GET', `/api/v1/customers/${customer.id}/notes`, { auth });
+    expect(list.body.data.map((n: any) => n.content)[0]).toBe('Handicap certificate pending');
+    expect(list.body.data).toHaveLength(3);
+    const complaints = await api.graphql(auth, `{ customerNotes(customerId: "${customer.id}", type: COMPLAINT) { content type isPinned createdBy } }`);
+    expect(complaints.body.data.customerNotes).toEqual([{ content: 'Complained about bunker 7', type: 'COMPLAINT', isPinned: false, createdBy: 'user_77' }]);
+
+    const edited = await api.graphql(auth, `mutation { updateNote(id: "${a.id}", input: {isPinned: true, content: "Junior membership: send forms"}) { content isPinned } }`);
+    expect(edited.body.data.updateNote).toEqual({ content: 'Junior membership: send forms', isPinned: true });
+    const other = await token(newTenant());
+    expect((await api.call('PATCH', `/api/v1/notes/${b.id}`, { auth: other, body: { content: 'x' } })).status).toBe(404);
+    expect((await api.call('DELETE', `/api/v1/notes/${b.id}`, { auth: other })).status).toBe(404);
+    expect((await api.graphql(auth, `mutation { deleteNote(id: "${b.id}") }`)).body.data.deleteNote).toBe(true);
+    expect((await api.call('DELETE', `/api/v1/notes/${b.id}`, { auth })).status).toBe(404);
+    const gql = await api.graphql(auth, `{ customer(id: "${customer.id}") { notes { content } } }`);
+    expect(gql.body.data.customer.notes.map((n: any) => n.content)).toEqual(['Junior membership: send forms', 'Complained about bunker 7']);
+  });
+});
