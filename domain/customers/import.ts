@@ -63,8 +63,11 @@ export async function* readImportRows(body: Readable, format: ImportFormat): Asy
     }
     return;
   }
-  const parser = body.pipe(parseCsv({ columns: (header: string[]) => header.map((h) => h.trim()), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true }));
-  for await (const record of parser) yield { line: parser.info.lines, record };
+  const parser = body.pipe(
+    parseCsv({ columns: (header: string[]) => header.map((h) => h.trim()), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }),
+  );
+  // `info.lines` is the line a record ends on (quoted cells may span lines).
+  for await (const { record, info } of parser) yield { line: info.lines, record };
 }
 
 const COLUMNS = [

@@ -1,0 +1,93 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { newTenant, startTestApi, token, TEST_JWT_SECRET, type TestApi } from './support/api.js';
+
+let api: TestApi;
+beforeAll(async () => {
+  api = await startTestApi();
+});
+afterAll(() => api.close());
+
+const upload = (auth: string, body: string, type: string) =>
+  api.call('POST', '/api/v1/customers/import', { auth, body, headers: { 'content-type': type } });
+
+describe('POST /api/v1/customers/import', () => {
+  it('upserts NDJSON by email then phone and reports created, updated and rejected rows with reasons', async () => {
+    const auth = await token(newTenant());
+    await api.call('POST', '/api/v1/customers', { auth, body: { email: 'existing@example.com', firstName: 'Old', lastName: 'Name' } });
+    await api.call('POST', '/api/v1/customers', { auth, body: { phoneNumber: '+27821230000', firstName: 'Phone' } });
+    const lines = [
+      { email: 'EXISTING@example.com', firstName: 'New' },
+      { phone: '082 123 0000', membershipTier: 'GOLD', emailOptIn: true },
+      { email: 'fresh@example.com', firstName: 'Fresh', handicap: 12.4, lifecycleStage: 'MEMBER' },
+      { firstName: 'No identifiers' },
+      { email: 'broken' },
+      { email: 'fresh@example.com', lastName: 'Twice' },
+    ].map((l) => JSON.stringify(l));
+    lines.splice(3, 0, '{not json', '');
+    const res = await upload(auth, lines.join('\n'), 'application/x-ndjson');
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ created: 1, updated: 3, rejected: 3 });
+    expect(res.body.data.errors.map((e: any) => e.line)).toEqual([4, 6, 7]);
+    expect(res.body.data.errors[0].reason).toContain('JSON');
+    expect(res.body.data.errors[2].reason).toContain('email');
+
+    const list = (await api.call('GET', '/api/v1/customers?take=100', { auth })).body.data;
+    const byEmail = Object.fromEntries(list.map((c: any) => [c.email ?? c.phoneNumber, c]));
+    expect(byEmail['existing@example.com']).toMatchObject({ firstName: 'New', lastName: 'Name' }); // blanks never erase
+    expect(byEmail['+27821230000']).toMatchObject({ firstName: 'Phone', membershipTier: 'GOLD', emailOptIn: true });
+    expect(byEmail['fresh@example.com']).toMatchObject({ firstName: 'Fresh', lastName: 'Twice', handicap: 12.4, lifecycleStage: 'MEMBER' });
+    expect(list).toHaveLength(3);
+  });
+
+  it('reads CSV with a header row, and refuses an unknown content type', async () => {
+    const auth = await token(newTenant());
+    const csv = 'email,phone,firstName,lastName,emailOptIn,handicap\n' +
+      'ann@example.com,0821111111,Ann,Lee,yes,8\n' +
+      'bob@example.com,,Bob,"Smith, Jr",no,\n' +
+      ',,Nobody,,,\n';
+    const res = await upload(auth, csv, 'text/csv');
+    expect(res.body.data).toMatchObject({ created: 2, updated: 0, rejected: 1 });
+    expect(res.body.data.errors[0].line).toBe(4);
+    const bob = (await api.call('GET', '/api/v1/customers?search=bob', { auth })).body.data[0];
+    expect(bob).toMatchObject({ lastName: 'Smith, Jr', emailOptIn: false, handicap: null });
+    const ann = (await api.call('GET', '/api/v1/customers?search=ann', { auth })).body.data[0];
+    expect(ann).toMatchObject({ phoneNumber: '+27821111111', emailOptIn: true, handicap: 8 });
+    expect((await upload(auth, 'x', 'application/pdf')).status).toBe(400);
+  });
+
+  it('streams a file larger than one batch', async () => {
+    const auth = await token(newTenant());
+    const rows = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ email: `m${i}@example.com`, firstName: `M${i}` })).join('\n');
+    const res = await upload(auth, rows, 'application/x-ndjson');
+    expect(res.body.data).toMatchObject({ created: 2500, updated: 0, rejected: 0 });
+    const again = await upload(auth, rows, 'application/x-ndjson');
+    expect(again.body.data).toMatchObject({ created: 0, updated: 2500 });
+    expect((await api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(2500);
+  });
+
+  it('counts against the bulk rate-limit class', async () => {
+    const auth = await token(newTenant());
+    const res = await upload(auth, JSON.stringify({ email: 'rl@example.com' }), 'application/x-ndjson');
+    expect(res.headers.get('x-ratelimit-limit')).toBe('10');
+  });
+});
+
+describe('npm run import-customers', () => {
+  it('imports a file from the command line with the same rules', () => {
+    const tenant = newTenant();
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'crm-import-')), 'members.csv');
+    writeFileSync(file, 'email,firstName\ncli1@example.com,One\ncli2@example.com,Two\nnot-an-email,Three\n');
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/import-customers.ts', '--tenant', tenant, '--file', file], {
+      cwd: path.resolve(import.meta.dirname, '..'),
+      env: { ...process.env, DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ created: 2, updated: 0, rejected: 1, errors: [{ line: 4 }] });
+    expect(run.stderr).toContain('rows');
+  });
+});
