@@ -23,10 +23,11 @@ export function encodeCursor(key: unknown[]): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-export function decodeCursor(cursor: string, field: string): unknown[] {
+/** `isKey` checks the cursor was issued by this connection: a foreign or forged one is a 400. */
+export function decodeCursor(cursor: string, field: string, isKey: (key: unknown[]) => boolean): unknown[] {
   try {
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(key)) return key;
+    if (Array.isArray(key) && isKey(key)) return key;
   } catch {
     // fall through
   }
@@ -43,7 +44,7 @@ export interface PagePlan {
   cursorField?: 'after' | 'before';
 }
 
-export function planPage(args: PageArgs, prefix = 'pagination'): PagePlan {
+export function planPage(args: PageArgs, isKey: (key: unknown[]) => boolean, prefix = 'pagination'): PagePlan {
   const { first, last, after, before } = args;
   for (const [name, value] of [['first', first], ['last', last]] as const) {
     if (value !== undefined && value !== null && (!Number.isInteger(value) || value < 0 || value > MAX_PAGE)) {
@@ -57,7 +58,7 @@ export function planPage(args: PageArgs, prefix = 'pagination'): PagePlan {
   const size = (backwards ? last : first) ?? DEFAULT_PAGE;
   const cursorField = backwards ? (before != null ? 'before' : undefined) : after != null ? 'after' : undefined;
   const raw = cursorField === 'before' ? before : cursorField === 'after' ? after : undefined;
-  return { limit: size + 1, size, backwards, cursorField, cursor: raw ? decodeCursor(raw, `${prefix}.${cursorField}`) : undefined };
+  return { limit: size + 1, size, backwards, cursorField, cursor: raw ? decodeCursor(raw, `${prefix}.${cursorField}`, isKey) : undefined };
 }
 
 /** Builds the connection from rows fetched per `plan` (in fetch order). */

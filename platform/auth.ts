@@ -20,10 +20,10 @@ export interface AuthOptions {
 }
 
 const Claims = z.object({
-  sub: z.string().min(1),
+  sub: z.string().min(1).max(200),
   tenantId: z.string().min(1).max(100),
-  scope: z.string().default(''),
-  name: z.string().optional(),
+  scope: z.string().max(1000).default(''),
+  name: z.string().max(255).optional(),
 });
 
 export type VerifyToken = (token: string) => Promise<Principal>;

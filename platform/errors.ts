@@ -1,3 +1,4 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { ZodError } from 'zod';
 
 // The error codes of api-reference.md, with their HTTP status. GraphQL errors carry the same codes
@@ -30,6 +31,18 @@ export class AppError extends Error {
   get status(): number {
     return ERROR_STATUS[this.code];
   }
+}
+
+/**
+ * The platform error an exception stands for, if any. A unique-index violation that no service
+ * anticipated (two writers racing for one identifier) is a CONFLICT, not a server fault.
+ */
+export function asAppError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (err instanceof UniqueConstraintViolationException) {
+    return new AppError('CONFLICT', 'a concurrent change took one of these unique values; retry');
+  }
+  return undefined;
 }
 
 export const notFound = (resource: string, id: string) =>

@@ -33,7 +33,7 @@ export class RateLimits {
   }
 
   /** Spends one point of `cls` for `key`; throws RATE_LIMITED (with the state) past the limit. */
-  async consume(cls: RateClass, key: string): Promise<RateLimitState> {
+  async consume(cls: RateClass, key: string, points = 1): Promise<RateLimitState> {
     const limit = this.limits[cls];
     const state = (res: RateLimiterRes): RateLimitState => ({
       limit,
@@ -41,7 +41,7 @@ export class RateLimits {
       reset: Math.ceil((Date.now() + res.msBeforeNext) / 1000),
     });
     try {
-      return state(await this.limiters[cls].consume(key));
+      return state(await this.limiters[cls].consume(key, points));
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) throw rejection;
       const s = state(rejection);

@@ -33,6 +33,9 @@ describe('customer profiles', () => {
     expect(badPhone.body.error.field).toBe('phoneNumber');
     const unknown = await create({ favouriteColour: 'red' });
     expect(unknown.status).toBe(400);
+    const nul = await create({ firstName: 'Nobody\u0000' });
+    expect(nul.status).toBe(400);
+    expect(nul.body.error.message).toContain('NUL');
     const list = await api.call('GET', '/api/v1/customers?search=Nobody', { auth });
     expect(list.body.meta.total).toBe(0);
   });
@@ -41,7 +44,7 @@ describe('customer profiles', () => {
     const first = await create({ email: 'dup@example.com', phoneNumber: '+27831112222' });
     const byEmail = await create({ email: 'DUP@example.com' });
     expect(byEmail.status).toBe(409);
-    expect(byEmail.body.error).toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(first.body.data.id) });
+    expect(byEmail.body.error).toMatchObject({ code: 'CONFLICT', field: 'email', existingId: first.body.data.id });
     const byPhone = await create({ phoneNumber: '083 111 2222' });
     expect(byPhone.status).toBe(409);
     // Another tenant may hold the same identifiers.
@@ -106,6 +109,7 @@ describe('listing customers', () => {
     expect((await api.call('GET', '/api/v1/customers?search=smith', { auth: a })).body.meta.total).toBe(2);
     expect((await api.call('GET', '/api/v1/customers?search=ann%20smi', { auth: a })).body.data.map((c: any) => c.firstName)).toEqual(['Ann']);
     expect((await api.call('GET', '/api/v1/customers?search=5550001', { auth: a })).body.data.map((c: any) => c.firstName)).toEqual(['Cara']);
+    expect((await api.call('GET', `/api/v1/customers?search=${encodeURIComponent('082 555 0001')}`, { auth: a })).body.data.map((c: any) => c.firstName)).toEqual(['Cara']);
     expect((await api.call('GET', '/api/v1/customers?search=%25', { auth: a })).body.meta.total).toBe(0);
   });
 
@@ -141,6 +145,16 @@ describe('listing customers', () => {
     expect(filtered.edges.map((e: any) => e.node.firstName)).toEqual(['Ann']);
     const bad = await api.graphql(a, q, { p: { first: 2, after: 'garbage!' } });
     expect(bad.body.errors[0]).toMatchObject({ extensions: { code: 'VALIDATION_ERROR' }, message: expect.stringContaining('pagination.after') });
+    const forged = Buffer.from(JSON.stringify(['not-a-uuid'])).toString('base64url');
+    expect((await api.graphql(a, q, { p: { after: forged } })).body.errors[0].extensions.code).toBe('VALIDATION_ERROR');
+    // A customers cursor means nothing to a timeline.
+    const someone = first.edges[0].node;
+    const timelineQ = `query($after: String) { customers(tenantId: "${t}", pagination: {first: 1}) { edges { node { activities(first: 1, after: $after) { totalCount } } } } }`;
+    expect((await api.graphql(a, timelineQ, { after: first.pageInfo.endCursor })).body.errors[0].extensions.code).toBe('VALIDATION_ERROR');
+    expect(someone.firstName).toBe('Eve');
+    // Explicit nulls in a filter mean "no condition".
+    const nulls = (await api.graphql(a, q, { f: { engagementMin: null, status: null, lifecycleStage: null } })).body.data.customers;
+    expect(nulls.totalCount).toBe(5);
   });
 
   it('leaves merged and deleted customers out unless asked for by status', async () => {

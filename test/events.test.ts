@@ -32,13 +32,19 @@ describe('POST /api/v1/events', () => {
     expect(again.body.data).toMatchObject({ accepted: 0, duplicates: 1 });
     expect(again.body.data.results[0]).toMatchObject({ status: 'duplicate', customerId });
 
+    // Still a duplicate after its profile is deleted: re-sending never creates a new profile.
+    await api.call('PATCH', `/api/v1/customers/${customerId}`, { auth, body: { status: 'DELETED' } });
+    const afterDelete = await api.call('POST', '/api/v1/events', { auth, body: event() });
+    expect(afterDelete.body.data.results[0]).toMatchObject({ status: 'duplicate', customerId });
+    expect((await api.call('GET', '/api/v1/customers', { auth })).body.meta.total).toBe(0);
+
     const timeline = await api.call('GET', `/api/v1/customers/${customerId}/timeline`, { auth });
     expect(timeline.body.data).toEqual([{
       id: activityId, type: 'booking.created', category: 'BOOKING', title: 'Tee time booked', description: 'Saturday 07:30, 4 players',
       occurredAt: '2026-11-20T05:30:00.000Z', metadata: event().metadata, sourceService: 'bookings', sourceEventId: 'evt-1',
     }]);
     const customer = (await api.call('GET', `/api/v1/customers/${customerId}`, { auth })).body.data;
-    expect(customer).toMatchObject({ email: 'golfer@example.com', lastActivityAt: '2026-11-20T05:30:00.000Z' });
+    expect(customer).toMatchObject({ email: 'golfer@example.com', status: 'DELETED', lastActivityAt: '2026-11-20T05:30:00.000Z' });
   });
 
   it('reports invalid items of a batch one by one and keeps the valid ones', async () => {

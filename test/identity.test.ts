@@ -27,10 +27,15 @@ describe('resolveCustomer', () => {
 
     // A new identifier nobody owns is attached to the matched profile.
     const withAuth = (await api.graphql(auth, q, { e: 'new@example.com', a: 'auth|42' })).body.data.resolveCustomer;
-    expect(withAuth.resolution).toEqual({ isNew: false, matchedBy: ['email'], confidence: 100 });
+    expect(withAuth.resolution).toEqual({ isNew: false, matchedBy: ['email'], confidence: 40 }); // 2 of 2 + 3
     const rest = await api.call('POST', '/api/v1/customers/resolve', { auth, body: { authUserId: 'auth|42' } });
     expect(rest.body.data.profile.id).toBe(created.profile.id);
     expect(rest.body.data.resolution.matchedBy).toEqual(['authUserId']);
+
+    // A phone alone does not vouch for a new email: it is not attached.
+    const phoneOnly = (await api.graphql(auth, q, { e: 'other@example.com', p: '0821110000' })).body.data.resolveCustomer;
+    expect(phoneOnly.resolution).toEqual({ isNew: false, matchedBy: ['phone'], confidence: 33 });
+    expect((await api.call('GET', `/api/v1/customers/${created.profile.id}`, { auth })).body.data.email).toBe('new@example.com');
   });
 
   it('needs an identifier, and a crm:read token finds but never creates', async () => {
@@ -41,6 +46,11 @@ describe('resolveCustomer', () => {
     const miss = await api.graphql(readOnly, `{ resolveCustomer(tenantId: "${t}", email: "ghost@example.com") { profile { id } } }`);
     expect(miss.body.data.resolveCustomer).toBeNull();
     expect((await api.call('GET', '/api/v1/customers', { auth })).body.meta.total).toBe(0);
+    // Nor does it attach identifiers or record conflicts on a hit.
+    const known = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'known@example.com' } })).body.data;
+    const hit = await api.graphql(readOnly, `{ resolveCustomer(tenantId: "${t}", email: "known@example.com", authUserId: "auth|9") { profile { id } resolution { matchedBy confidence } } }`);
+    expect(hit.body.data.resolveCustomer).toEqual({ profile: { id: known.id }, resolution: { matchedBy: ['email'], confidence: 40 } });
+    expect((await api.call('GET', `/api/v1/customers/${known.id}`, { auth })).body.data.authUserId).toBeNull();
   });
 
   it('creates exactly one profile when the same identity is resolved concurrently', async () => {

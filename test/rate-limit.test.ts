@@ -45,6 +45,11 @@ describe('rate limits', () => {
     expect(gql.status).toBe(429);
     expect(gql.body.errors[0].extensions.code).toBe('RATE_LIMITED');
 
+    // Every aliased root field counts, fragments included.
+    const fresh = await token(newTenant());
+    const aliased = await api.graphql(fresh, 'mutation { a: pauseCampaign(id: "1") { id } b: pauseCampaign(id: "2") { id } ...More } fragment More on Mutation { cancelCampaign(id: "3") { id } }');
+    expect(aliased.headers.get('x-ratelimit-remaining')).toBe('7');
+
     // Reads are a different class, and other tenants have their own counters.
     expect((await api.call('GET', '/api/v1/campaigns', { auth })).status).toBe(501);
     const other = await token(newTenant());

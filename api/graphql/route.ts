@@ -1,11 +1,14 @@
-import { GraphQLError, parse, type DocumentNode, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
+import {
+  GraphQLError, parse, type DocumentNode, type ExecutionResult, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode,
+} from 'graphql';
 import { createHandler } from 'graphql-http/lib/use/fetch';
 import { Hono } from 'hono';
 import { isOperation, OPERATIONS, type RateClass } from '../../domain/operations.js';
 import type { ServiceContext } from '../../domain/context.js';
-import { AppError } from '../../platform/errors.js';
+import { AppError, asAppError } from '../../platform/errors.js';
 import type { AppDeps, AppEnv } from '../env.js';
-import { authenticate, rateLimit, serviceContext } from '../middleware/guard.js';
+import { publicDetails } from '../middleware/errors.js';
+import { assertNoNul, authenticate, rateLimit, serviceContext } from '../middleware/guard.js';
 import { explorerAssets, explorerPage } from './explorer.js';
 import { rootResolvers } from './resolvers.js';
 import { buildSchema } from './schema.js';
@@ -21,7 +24,7 @@ function selectedOperation(doc: DocumentNode, operationName: unknown): Operation
   return typeof operationName === 'string' && operationName ? ops.find((o) => o.name?.value === operationName) : ops[0];
 }
 
-/** The rate classes of the root fields a request will run, charged before anything executes. */
+/** The rate classes of the root fields a request will run (aliases and fragments included). */
 function rateClasses(body: GraphQLBody): RateClass[] {
   if (typeof body.query !== 'string') return ['read'];
   let doc: DocumentNode;
@@ -30,9 +33,19 @@ function rateClasses(body: GraphQLBody): RateClass[] {
   } catch {
     return ['read']; // graphql-http answers the syntax error
   }
+  const fragments = new Map(
+    doc.definitions.filter((d): d is FragmentDefinitionNode => d.kind === 'FragmentDefinition').map((f) => [f.name.value, f]),
+  );
+  const fields = (set: SelectionSetNode, seen: Set<string>): string[] =>
+    set.selections.flatMap((s) => {
+      if (s.kind === 'Field') return [s.name.value];
+      if (s.kind === 'InlineFragment') return fields(s.selectionSet, seen);
+      const fragment = fragments.get(s.name.value);
+      if (!fragment || seen.has(s.name.value)) return [];
+      return fields(fragment.selectionSet, new Set(seen).add(s.name.value));
+    });
   const op = selectedOperation(doc, body.operationName);
-  const names = op?.selectionSet.selections.flatMap((s) => (s.kind === 'Field' ? [s.name.value] : [])) ?? [];
-  const classes = names.filter(isOperation).map((name) => OPERATIONS[name].rate);
+  const classes = (op ? fields(op.selectionSet, new Set()) : []).filter(isOperation).map((name) => OPERATIONS[name].rate);
   // Introspection and unknown fields cost a read.
   return classes.length ? classes : ['read'];
 }
@@ -44,14 +57,19 @@ function formatErrors(result: ExecutionResult, deps: AppDeps, requestId: string)
     const original = err.originalError;
     let code: string;
     let message = err.message;
-    if (original instanceof AppError) code = original.code;
-    else if (!err.path) code = 'VALIDATION_ERROR'; // request-level: variable and argument coercion
+    const known = asAppError(original);
+    let details = {};
+    if (known) {
+      code = known.code;
+      message = known.message;
+      details = publicDetails(known);
+    } else if (!err.path) code = 'VALIDATION_ERROR'; // request-level: variable and argument coercion
     else {
       deps.log.error({ err: original ?? err, requestId, path: err.path }, 'graphql resolver failed');
       code = 'INTERNAL';
       message = 'Internal error';
     }
-    return new GraphQLError(message, { nodes: err.nodes, path: err.path, extensions: { code, requestId } });
+    return new GraphQLError(message, { nodes: err.nodes, path: err.path, extensions: { code, requestId, ...details } });
   });
   return { ...result, errors };
 }
@@ -78,6 +96,7 @@ export function graphqlRoutes(deps: AppDeps) {
     } catch {
       throw new AppError('VALIDATION_ERROR', 'request body must be JSON: {"query": "...", "variables": {...}}');
     }
+    assertNoNul(JSON.stringify(body));
     await rateLimit(c, deps, principal, rateClasses(body));
     const ctx = serviceContext(c, deps, principal);
     const request = new Request(c.req.url, { method: 'POST', headers: c.req.raw.headers, body: text });

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { AppError, type ErrorCode } from '../../platform/errors.js';
+import { AppError, asAppError, type ErrorCode } from '../../platform/errors.js';
 import type { AppEnv } from '../env.js';
 import { setRateLimitHeaders } from './guard.js';
 
@@ -10,12 +10,22 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
 };
 
 export function toAppError(err: unknown): AppError | undefined {
-  if (err instanceof AppError) return err;
+  const known = asAppError(err);
+  if (known) return known;
   if (err instanceof HTTPException) {
     const code = CODE_BY_STATUS[err.status];
     if (code) return new AppError(code, err.message || code);
   }
   return undefined;
+}
+
+/** Details a caller can act on: the offending field, the profile that already owns an identifier. */
+export function publicDetails(error: AppError): { field?: string; existingId?: string } {
+  const { field, existingId } = error.details ?? {};
+  return {
+    ...(typeof field === 'string' && { field }),
+    ...(typeof existingId === 'string' && { existingId }),
+  };
 }
 
 /** The spec's error envelope for REST; GraphQL's `errors` shape (same codes) under /graphql. */
@@ -32,8 +42,7 @@ export function onError(err: unknown, c: Context<AppEnv>) {
   }
   const requestId = c.get('requestId');
   if (c.req.path === '/graphql') {
-    return c.json({ errors: [{ message: error.message, extensions: { code: error.code, requestId } }] }, error.status as 400);
+    return c.json({ errors: [{ message: error.message, extensions: { code: error.code, requestId, ...publicDetails(error) } }] }, error.status as 400);
   }
-  const field = error.details?.field;
-  return c.json({ error: { code: error.code, message: error.message, requestId, ...(field ? { field } : {}) } }, error.status as 400);
+  return c.json({ error: { code: error.code, message: error.message, requestId, ...publicDetails(error) } }, error.status as 400);
 }

@@ -13,6 +13,11 @@ export function setRateLimitHeaders(c: Context, s: RateLimitState): void {
   c.header('X-RateLimit-Reset', String(s.reset));
 }
 
+/** PostgreSQL text cannot hold NUL characters: refuse them up front rather than fail mid-write. */
+export function assertNoNul(json: string): void {
+  if (json.includes('\\u0000')) throw new AppError('VALIDATION_ERROR', 'body: text may not contain NUL (\\u0000) characters', { field: 'body' });
+}
+
 export async function authenticate(c: Context<AppEnv>, deps: AppDeps): Promise<Principal> {
   const header = c.req.header('authorization');
   const match = header?.match(/^Bearer\s+(\S+)$/i);
@@ -23,13 +28,15 @@ export async function authenticate(c: Context<AppEnv>, deps: AppDeps): Promise<P
 }
 
 /**
- * Spends one point per distinct rate class of the request, keyed by tenant. The headers show the
- * tightest of them.
+ * Spends one point per operation, in its rate class, keyed by tenant (a GraphQL request with
+ * five mutations spends five). The headers show the tightest class touched.
  */
 export async function rateLimit(c: Context<AppEnv>, deps: AppDeps, principal: Principal, classes: RateClass[]) {
+  const points = new Map<RateClass, number>();
+  for (const cls of classes) points.set(cls, (points.get(cls) ?? 0) + 1);
   let tightest: RateLimitState | undefined;
-  for (const cls of new Set(classes)) {
-    const state = await deps.rateLimits.consume(cls, principal.tenantId);
+  for (const [cls, n] of points) {
+    const state = await deps.rateLimits.consume(cls, principal.tenantId, n);
     if (!tightest || state.remaining < tightest.remaining) tightest = state;
   }
   if (tightest) setRateLimitHeaders(c, tightest);
@@ -66,6 +73,7 @@ export const guard = (deps: AppDeps, operation: OperationName) =>
       } catch {
         throw new AppError('VALIDATION_ERROR', 'request body is not valid JSON', { field: 'body' });
       }
+      assertNoNul(JSON.stringify(body));
       if (body && typeof body === 'object') assertTenant(principal, (body as { tenantId?: unknown }).tenantId);
     }
     serviceContext(c, deps, principal);

@@ -86,7 +86,7 @@ export function customerRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const ctx = c.get('ctx');
-      const result = await resolveCustomer(ctx, c.req.valid('json'), { create: ctx.principal.scopes.has('crm:write') });
+      const result = await resolveCustomer(ctx, c.req.valid('json'), { write: ctx.principal.scopes.has('crm:write') });
       if (!result) throw new AppError('RESOURCE_NOT_FOUND', 'no customer has these identifiers');
       return c.json({ data: { profile: customerView(result.profile), resolution: result.resolution } }, 200);
     },

@@ -6,6 +6,7 @@ import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { planPage, toConnection, type Connection, type PageArgs } from '../pagination.js';
 import { validate } from '../validate.js';
+import { normalizePhone } from './identifiers.js';
 import { createCustomerInput, customerFilter, updateCustomerInput, type CustomerFields, type CustomerFilter } from './schemas.js';
 
 export const DEAD_STATUSES = ['MERGED', 'DELETED'] as const;
@@ -45,8 +46,12 @@ async function filterQuery(ctx: ServiceContext, filter: CustomerFilter) {
   if (f.churnRiskMin !== undefined || f.churnRiskMax !== undefined) {
     where.churnRiskScore = { ...(f.churnRiskMin !== undefined && { $gte: f.churnRiskMin }), ...(f.churnRiskMax !== undefined && { $lte: f.churnRiskMax }) };
   }
-  // Every word must appear in the name, email or phone: "ann smi" finds Ann Smith.
-  for (const word of f.search?.split(/\s+/).filter(Boolean) ?? []) {
+  // A search that is a phone number, however written, finds its owner ("082 123 4567").
+  const phone = f.search && /\d{4}/.test(f.search) ? normalizePhone(f.search, ctx.config.DEFAULT_PHONE_REGION) : undefined;
+  const words = phone ? [] : (f.search?.split(/\s+/).filter(Boolean) ?? []);
+  if (phone) where.phoneNumber = phone;
+  // Otherwise every word must appear in the name, email or phone: "ann smi" finds Ann Smith.
+  for (const word of words) {
     const like = `%${escapeLike(word)}%`;
     and.push({ $or: [{ firstName: { $ilike: like } }, { lastName: { $ilike: like } }, { email: { $ilike: like } }, { phoneNumber: { $like: like } }] });
   }
@@ -64,11 +69,11 @@ async function filterQuery(ctx: ServiceContext, filter: CustomerFilter) {
 
 /** Newest first, Relay cursors over the time-ordered id. */
 export async function listCustomersConnection(ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}): Promise<Connection<Customer>> {
-  const plan = planPage(args);
+  const plan = planPage(args, (key) => key.length === 1 && typeof key[0] === 'string' && isUuid(key[0]));
   const qb = await filterQuery(ctx, filter);
-  const total = await qb.clone().getCount();
+  const counted = qb.clone().getCount();
   if (plan.cursor) qb.andWhere({ id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } });
-  const rows = await qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult();
+  const [rows, total] = await Promise.all([qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult(), counted]);
   return toConnection(rows, plan, total, (c) => [c.id]);
 }
 

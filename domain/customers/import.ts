@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { pgArray } from '../../db/sql.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
-import { DEAD_STATUSES } from './customers.js';
 import { customerFields, type CustomerFields } from './schemas.js';
 
 export type ImportFormat = 'ndjson' | 'csv';
@@ -25,6 +24,7 @@ export interface ImportReport {
 }
 
 const BATCH = 1000;
+const WRITERS = 2;
 const MAX_REPORTED = 1000;
 
 // CSV cells are strings: blank means "not given", and booleans/numbers are spelled out.
@@ -45,7 +45,8 @@ const importRow = (region: string) =>
     customerFields(region)
       .extend({ handicap: csvNumber.pipe(z.number().min(-10).max(54)).optional(), emailOptIn: csvBoolean.optional(), smsOptIn: csvBoolean.optional(), pushOptIn: csvBoolean.optional() })
       .strict()
-      .refine((r) => r.email || r.phoneNumber, { message: 'a row needs an email or a phone number to upsert by', path: ['email'] }),
+      .refine((r) => r.email || r.phoneNumber, { message: 'a row needs an email or a phone number to upsert by', path: ['email'] })
+      .refine((r) => !JSON.stringify(r).includes('\\u0000'), { message: 'text may not contain NUL characters' }),
   );
 
 /** Rows of an NDJSON or CSV byte stream, parsed as they arrive (never buffered whole). */
@@ -99,12 +100,32 @@ export async function importCustomers(ctx: ServiceContext, rows: AsyncIterable<I
   };
   let batch: Valid[] = [];
   const keys = new Set<string>();
+  // Batches are written on WRITERS connections while the next one is parsed. Overlapping writes
+  // stay correct: an insert that meets a row another batch has not committed yet waits for it,
+  // then skips to the update path (see upsertBatch).
+  // A row repeating an identifier of a batch still being written waits for that batch, so the
+  // later row always lands last.
+  const writing = new Set<Promise<void>>();
+  const writingKeys = new Set<string>();
+  let failed: { error: unknown } | undefined;
   const flush = async () => {
+    if (failed) throw failed.error;
     if (!batch.length) return;
-    await writeBatch(ctx, batch, report, reject);
+    const full = batch;
+    const fullKeys = [...keys];
     batch = [];
     keys.clear();
-    onBatch?.(report);
+    while (writing.size >= WRITERS) await Promise.race(writing);
+    fullKeys.forEach((k) => writingKeys.add(k));
+    // A failed write is kept (never left unhandled) and thrown by the next flush.
+    const write: Promise<void> = writeBatch(ctx, full, report, reject).then(
+      () => onBatch?.(report),
+      (error: unknown) => void (failed ??= { error }),
+    ).finally(() => {
+      writing.delete(write);
+      fullKeys.forEach((k) => writingKeys.delete(k));
+    });
+    writing.add(write);
   };
 
   for await (const { line, record } of rows) {
@@ -118,12 +139,16 @@ export async function importCustomers(ctx: ServiceContext, rows: AsyncIterable<I
       continue;
     }
     const rowKeys = [parsed.data.email && `e:${parsed.data.email}`, parsed.data.phoneNumber && `p:${parsed.data.phoneNumber}`].filter(Boolean) as string[];
-    // A row repeating an identifier of its batch waits for the next batch, so it updates the first.
+    // A row repeating an identifier of its own batch goes to the next batch, so it updates the first.
     if (rowKeys.some((k) => keys.has(k)) || batch.length >= BATCH) await flush();
+    if (rowKeys.some((k) => writingKeys.has(k))) await Promise.all(writing);
     rowKeys.forEach((k) => keys.add(k));
     batch.push({ line, fields: parsed.data });
   }
   await flush();
+  await Promise.all(writing);
+  if (failed) throw failed.error;
+  report.errors.sort((a, b) => a.line - b.line);
   return report;
 }
 
@@ -146,45 +171,70 @@ async function writeBatch(ctx: ServiceContext, batch: Valid[], report: ImportRep
 }
 
 async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) {
-  const emails = batch.flatMap((r) => (r.fields.email ? [r.fields.email] : []));
-  const phones = batch.flatMap((r) => (r.fields.phoneNumber ? [r.fields.phoneNumber] : []));
-  const existing = await em.execute<{ id: string; email: string | null; phone_number: string | null }[]>(
-    `select id, email, phone_number from customers
-      where tenant_id = ? and status <> ? and status <> ? and (email = any(?::text[]) or phone_number = any(?::text[]))`,
-    [tenantId, DEAD_STATUSES[0], DEAD_STATUSES[1], pgArray(emails), pgArray(phones)],
-  );
-  const byEmail = new Map(existing.filter((c) => c.email).map((c) => [c.email!, c.id]));
-  const byPhone = new Map(existing.filter((c) => c.phone_number).map((c) => [c.phone_number!, c.id]));
-
-  const inserts: { id: string; fields: CustomerFields }[] = [];
-  const updates: { id: string; fields: CustomerFields }[] = [];
-  const rejected: { line: number; reason: string }[] = [];
-  for (const { line, fields } of batch) {
-    const viaEmail = fields.email ? byEmail.get(fields.email) : undefined;
-    const viaPhone = fields.phoneNumber ? byPhone.get(fields.phoneNumber) : undefined;
-    if (viaEmail && viaPhone && viaEmail !== viaPhone) {
-      rejected.push({ line, reason: `email belongs to customer ${viaEmail} and phoneNumber to customer ${viaPhone}` });
-    } else if (viaEmail ?? viaPhone) {
-      updates.push({ id: (viaEmail ?? viaPhone)!, fields });
-    } else {
-      inserts.push({ id: uuidv7(), fields });
-    }
-  }
-
   const columnArrays = (rows: { id: string; fields: CustomerFields }[]) => [
     pgArray(rows.map((r) => r.id)),
     ...PROPS.map((prop) => pgArray(rows.map((r) => r.fields[prop] ?? null))),
   ];
   const unnest = `unnest(?::uuid[], ${COLUMNS.map(([, type]) => `?::${type}[]`).join(', ')}) as v(id, ${COLUMNS.map(([c]) => c).join(', ')})`;
-  if (inserts.length) {
-    await em.execute(
-      `insert into customers (id, tenant_id, ${COLUMNS.map(([c]) => c).join(', ')})
-       select v.id, ?, v.email, v.phone_number, v.auth_user_id, v.first_name, v.last_name, coalesce(v.lifecycle_stage, 'SUBSCRIBER'),
-              v.membership_tier, v.membership_status, v.handicap, v.home_club_id,
-              coalesce(v.email_opt_in, false), coalesce(v.sms_opt_in, false), coalesce(v.push_opt_in, false)
-         from ${unnest}`,
-      [tenantId, ...columnArrays(inserts)],
-    );
+
+  // Insert first: rows whose email or phone a live profile already owns are skipped by the
+  // unique indexes, and only those few need a lookup. A load of new customers never reads.
+  const candidates = batch.map((row) => ({ ...row, id: uuidv7() }));
+  const inserted = await em.execute<{ id: string }[]>(
+    `insert into customers (id, tenant_id, ${COLUMNS.map(([c]) => c).join(', ')})
+     select v.id, ?, v.email, v.phone_number, v.auth_user_id, v.first_name, v.last_name, coalesce(v.lifecycle_stage, 'SUBSCRIBER'),
+            v.membership_tier, v.membership_status, v.handicap, v.home_club_id,
+            coalesce(v.email_opt_in, false), coalesce(v.sms_opt_in, false), coalesce(v.push_opt_in, false)
+       from ${unnest}
+     on conflict do nothing
+     returning id`,
+    [tenantId, ...columnArrays(candidates)],
+  );
+  const insertedIds = new Set(inserted.map((r) => r.id));
+  const rest = candidates.filter((c) => !insertedIds.has(c.id));
+  const rejected: { line: number; reason: string }[] = [];
+  if (!rest.length) return { created: inserted.length, updated: 0, rejected };
+
+  // Two probes, each answered by its partial unique index (an OR of both would scan the tenant).
+  const live = `tenant_id = ? and status <> 'MERGED' and status <> 'DELETED'`;
+  const existing = await em.execute<{ id: string; email: string | null; phone_number: string | null }[]>(
+    `select id, email, phone_number from customers where ${live} and email = any(?::text[])
+     union
+     select id, email, phone_number from customers where ${live} and phone_number = any(?::text[])`,
+    [tenantId, pgArray(rest.flatMap((r) => (r.fields.email ? [r.fields.email] : []))), tenantId, pgArray(rest.flatMap((r) => (r.fields.phoneNumber ? [r.fields.phoneNumber] : [])))],
+  );
+  const byEmail = new Map(existing.filter((c) => c.email).map((c) => [c.email!, c.id]));
+  const byPhone = new Map(existing.filter((c) => c.phone_number).map((c) => [c.phone_number!, c.id]));
+  const authUserIds = rest.flatMap((r) => (r.fields.authUserId ? [r.fields.authUserId] : []));
+  const byAuthUser = new Map(
+    authUserIds.length
+      ? (await em.execute<{ id: string; auth_user_id: string }[]>(
+          `select id, auth_user_id from customers where ${live} and auth_user_id is not null and auth_user_id = any(?::text[])`,
+          [tenantId, pgArray(authUserIds)],
+        )).map((c) => [c.auth_user_id, c.id])
+      : [],
+  );
+  const updates: { id: string; fields: CustomerFields }[] = [];
+  const updated = new Set<string>();
+  for (const { line, fields } of rest) {
+    const viaEmail = fields.email ? byEmail.get(fields.email) : undefined;
+    const viaPhone = fields.phoneNumber ? byPhone.get(fields.phoneNumber) : undefined;
+    const target = viaEmail ?? viaPhone;
+    const authOwner = fields.authUserId ? byAuthUser.get(fields.authUserId) : undefined;
+    if (viaEmail && viaPhone && viaEmail !== viaPhone) {
+      rejected.push({ line, reason: `email belongs to customer ${viaEmail} and phoneNumber to customer ${viaPhone}` });
+    } else if (target && authOwner && authOwner !== target) {
+      rejected.push({ line, reason: `authUserId belongs to customer ${authOwner}` });
+    } else if (target && updated.has(target)) {
+      // One statement updates a row once: a second row for the same profile waits for a re-import.
+      rejected.push({ line, reason: `another row of this batch already updates customer ${target}` });
+    } else if (target) {
+      updated.add(target);
+      updates.push({ id: target, fields });
+    } else {
+      // Skipped by a unique index yet matching no live profile by email or phone: its auth user id is taken.
+      rejected.push({ line, reason: 'authUserId belongs to another customer' });
+    }
   }
   if (updates.length) {
     // Import sets what a row gives and leaves the rest: blank cells never erase data.
@@ -194,5 +244,5 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
       [...columnArrays(updates), tenantId],
     );
   }
-  return { created: inserts.length, updated: updates.length, rejected };
+  return { created: inserted.length, updated: updates.length, rejected };
 }

@@ -22,7 +22,7 @@ export interface MergeResult {
  * MERGED with a pointer to it; both timelines record the merge.
  */
 export async function mergeCustomers(ctx: ServiceContext, winnerId: string, loserId: string): Promise<MergeResult> {
-  if (winnerId === loserId) {
+  if (winnerId.toLowerCase() === loserId.toLowerCase()) {
     throw new AppError('VALIDATION_ERROR', 'loserId: a customer cannot be merged into itself', { field: 'loserId' });
   }
   return ctx.em.transactional(async (em) => {

@@ -16,30 +16,34 @@ const ORDER: Identifier[] = ['authUserId', 'email', 'phone'];
 const weight = (ids: Identifier[]) => ids.reduce((sum, id) => sum + IDENTIFIER_WEIGHT[id], 0);
 
 /**
- * Finds the one live profile for the given identifiers, or creates it (when `create`).
+ * Finds the one live profile for the given identifiers, or creates it.
  *
  * - Candidates are the tenant's live profiles that share any identifier. The best one matches the
  *   most identifier weight (authUserId 3, email 2, phone 1); ties go to the oldest profile.
- * - `matchedBy` lists the identifiers the returned profile has exactly. Identifiers it lacks, and
- *   that no other profile owns, are added to it.
+ * - `matchedBy` lists the identifiers the returned profile holds exactly.
+ * - confidence = 100 × weight(matchedBy) / weight(all identifiers given): how much of what the
+ *   caller knows the profile confirms. A profile created from the identifiers scores 100.
+ * - Identifiers the profile lacks, and that no other profile owns, are added to it, but only on a
+ *   match by authUserId or email: a phone alone is sometimes shared and does not vouch for them.
  * - An identifier that points elsewhere (owned by another profile, or the profile holds a
- *   different value) is a conflict: the result does not guess silently; it returns the best match
- *   and records an `identity.conflict` activity on its timeline.
- * - confidence = 100 × weight(matched) / (weight(matched) + weight(conflicting)); 100 for a profile
- *   created from these identifiers.
+ *   different value) is a conflict: no silent guess; the best match is returned and an
+ *   `identity.conflict` activity is recorded on its timeline.
+ * - `write: false` (a crm:read caller) only looks: nothing is created, added or recorded.
  *
  * Concurrent resolutions of the same identifier serialise on a transaction-scoped advisory lock
  * per identifier, so they create one profile, not two.
  */
-export async function resolveCustomer(ctx: ServiceContext, input: unknown, opts: { create: boolean }): Promise<Resolution | null> {
+export async function resolveCustomer(ctx: ServiceContext, input: unknown, opts: { write: boolean }): Promise<Resolution | null> {
   const ids = validate(identifiersInput(ctx.config.DEFAULT_PHONE_REGION), input);
-  return ctx.em.transactional((em) => resolveIn(em, ctx.tenantId, ids, opts.create));
+  return ctx.em.transactional((em) => resolveIn(em, ctx.tenantId, ids, opts.write));
 }
 
-export async function resolveIn(em: EntityManager, tenantId: string, ids: Identifiers, create: boolean): Promise<Resolution | null> {
+export async function resolveIn(em: EntityManager, tenantId: string, ids: Identifiers, write: boolean): Promise<Resolution | null> {
   const given = ORDER.filter((k) => ids[k]);
-  for (const key of given.map((k) => `${tenantId}|${k}|${ids[k]}`).sort()) {
-    await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
+  if (write) {
+    for (const key of given.map((k) => `${tenantId}|${k}|${ids[k]}`).sort()) {
+      await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
+    }
   }
   const candidates = await em.find(
     Customer,
@@ -48,7 +52,7 @@ export async function resolveIn(em: EntityManager, tenantId: string, ids: Identi
   );
 
   if (!candidates.length) {
-    if (!create) return null;
+    if (!write) return null;
     const profile = await insertCustomer(em, tenantId, { email: ids.email, phoneNumber: ids.phone, authUserId: ids.authUserId });
     return { profile, resolution: { isNew: true, matchedBy: [], confidence: 100 } };
   }
@@ -60,10 +64,14 @@ export async function resolveIn(em: EntityManager, tenantId: string, ids: Identi
   const conflicting = given.filter(
     (k) => !matchedBy.includes(k) && (best[IDENTIFIER_COLUMN[k]] != null || others.some((o) => o[IDENTIFIER_COLUMN[k]] === ids[k])),
   );
-  const enrich = given.filter((k) => !matchedBy.includes(k) && !conflicting.includes(k));
-  for (const k of enrich) (best as Record<string, unknown>)[IDENTIFIER_COLUMN[k]] = ids[k];
-  await em.flush();
+  const confidence = Math.round((100 * weight(matchedBy)) / weight(given));
+  if (!write) return { profile: best, resolution: { isNew: false, matchedBy, confidence } };
 
+  if (weight(matchedBy) >= IDENTIFIER_WEIGHT.email) {
+    const missing = given.filter((k) => !matchedBy.includes(k) && !conflicting.includes(k));
+    for (const k of missing) (best as Record<string, unknown>)[IDENTIFIER_COLUMN[k]] = ids[k];
+    await em.flush();
+  }
   if (conflicting.length) {
     await appendActivities(em, tenantId, [{
       customerId: best.id,
@@ -80,6 +88,5 @@ export async function resolveIn(em: EntityManager, tenantId: string, ids: Identi
       },
     }]);
   }
-  const confidence = Math.round((100 * weight(matchedBy)) / (weight(matchedBy) + weight(conflicting)));
   return { profile: best, resolution: { isNew: false, matchedBy, confidence } };
 }

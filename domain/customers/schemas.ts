@@ -3,6 +3,8 @@ import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType } from '../.
 import { emailField, phoneField } from './identifiers.js';
 
 const name = z.string().trim().min(1).max(255);
+/** Optional, with an explicit `null` (GraphQL sends them) read as "not given". */
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
 const shortText = z.string().trim().min(1).max(100);
 
 /** Writable profile fields; `null` clears a field on update. GraphQL inputs are a subset. */
@@ -13,51 +15,50 @@ export const customerFields = (region: string) =>
     authUserId: shortText.nullish(),
     firstName: name.nullish(),
     lastName: name.nullish(),
-    lifecycleStage: z.enum(LifecycleStage).optional(),
+    lifecycleStage: optional(z.enum(LifecycleStage)),
     membershipTier: shortText.nullish(),
     membershipStatus: shortText.nullish(),
     handicap: z.number().min(-10).max(54).nullish(),
     homeClubId: shortText.nullish(),
-    emailOptIn: z.boolean().optional(),
-    smsOptIn: z.boolean().optional(),
-    pushOptIn: z.boolean().optional(),
+    emailOptIn: optional(z.boolean()),
+    smsOptIn: optional(z.boolean()),
+    pushOptIn: optional(z.boolean()),
   });
 
 export const createCustomerInput = (region: string) => customerFields(region).extend({ tenantId: z.string().optional() }).strict();
 export const updateCustomerInput = (region: string) =>
-  customerFields(region).extend({ status: z.enum(['ACTIVE', 'INACTIVE', 'DELETED']).optional() }).strict();
+  customerFields(region).extend({ status: optional(z.enum(['ACTIVE', 'INACTIVE', 'DELETED'])) }).strict();
 
 export type CustomerFields = z.infer<ReturnType<typeof customerFields>>;
 export type UpdateCustomerFields = z.infer<ReturnType<typeof updateCustomerInput>>;
 
 export const customerFilter = z.object({
-  status: z.enum(CustomerStatus).optional(),
-  lifecycleStage: z.enum(LifecycleStage).optional(),
-  search: z.string().trim().max(200).optional(),
-  segmentId: z.string().optional(),
-  engagementMin: z.coerce.number().int().min(0).max(100).optional(),
-  engagementMax: z.coerce.number().int().min(0).max(100).optional(),
-  churnRiskMin: z.coerce.number().int().min(0).max(100).optional(),
-  churnRiskMax: z.coerce.number().int().min(0).max(100).optional(),
-  emailOptIn: z.boolean().optional(),
+  status: optional(z.enum(CustomerStatus)),
+  lifecycleStage: optional(z.enum(LifecycleStage)),
+  search: optional(z.string().trim().max(200)),
+  segmentId: optional(z.string()),
+  engagementMin: optional(z.coerce.number().int().min(0).max(100)),
+  engagementMax: optional(z.coerce.number().int().min(0).max(100)),
+  churnRiskMin: optional(z.coerce.number().int().min(0).max(100)),
+  churnRiskMax: optional(z.coerce.number().int().min(0).max(100)),
+  emailOptIn: optional(z.boolean()),
 });
 export type CustomerFilter = z.infer<typeof customerFilter>;
 
 export const timelineFilters = z.object({
-  categories: z.array(z.enum(ActivityCategory)).optional(),
-  startDate: z.coerce.date().optional(),
-  endDate: z.coerce.date().optional(),
+  categories: optional(z.array(z.enum(ActivityCategory))),
+  startDate: optional(z.coerce.date()),
+  endDate: optional(z.coerce.date()),
 });
 export type TimelineFilters = z.infer<typeof timelineFilters>;
 
 export const noteInput = z.object({
   content: z.string().trim().min(1).max(20_000),
-  type: z.enum(NoteType).default('GENERAL'),
-  isPinned: z.boolean().default(false),
+  type: optional(z.enum(NoteType)).transform((t) => t ?? 'GENERAL'),
+  isPinned: optional(z.boolean()).transform((p) => p ?? false),
 });
 export const noteUpdate = z
-  .object({ content: z.string().trim().min(1).max(20_000), type: z.enum(NoteType), isPinned: z.boolean() })
-  .partial()
+  .object({ content: optional(z.string().trim().min(1).max(20_000)), type: optional(z.enum(NoteType)), isPinned: optional(z.boolean()) })
   .strict();
 
 export const identifiersInput = (region: string) =>

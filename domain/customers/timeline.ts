@@ -7,7 +7,7 @@ import type { ServiceContext } from '../context.js';
 import { planPage, toConnection, type Connection, type PageArgs } from '../pagination.js';
 import { afterActivitiesAppended, type AppendedActivity } from '../reactions.js';
 import { validate } from '../validate.js';
-import { getCustomer } from './customers.js';
+import { getCustomer, isUuid } from './customers.js';
 import { timelineFilters, type TimelineFilters } from './schemas.js';
 
 export interface NewActivity {
@@ -64,7 +64,10 @@ export async function appendActivities(em: EntityManager, tenantId: string, item
 export async function customerTimeline(ctx: ServiceContext, customerId: string, filters: TimelineFilters = {}, args: PageArgs = {}): Promise<Connection<Activity>> {
   const f = validate(timelineFilters, filters, 'filters');
   const customer = await getCustomer(ctx, customerId);
-  const plan = planPage(args);
+  const plan = planPage(
+    args,
+    ([at, id, ...rest]) => rest.length === 0 && typeof at === 'string' && !Number.isNaN(Date.parse(at)) && typeof id === 'string' && isUuid(id),
+  );
   const qb = ctx.em.createQueryBuilder(Activity, 'a').where({ tenantId: ctx.tenantId, customer: customer.id });
   if (f.categories?.length) qb.andWhere({ category: { $in: f.categories } });
   if (f.startDate) qb.andWhere({ occurredAt: { $gte: f.startDate } });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ActivityCategory } from '../../db/entities/enums.js';
-import { AppError, fromZod } from '../../platform/errors.js';
+import { pgArray } from '../../db/sql.js';
+import { AppError, asAppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { getCustomer } from '../customers/customers.js';
 import { emailField, phoneField } from '../customers/identifiers.js';
@@ -71,14 +72,30 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
   const pending: { index: number; activity: NewActivity }[] = [];
   const resolvedBy = new Map<string, Promise<string>>();
 
-  for (const [index, item] of items.entries()) {
-    const parsed = schema.safeParse(item);
+  const parsedItems = items.map((item) => schema.safeParse(item));
+  // Known events are acknowledged before anything else: a re-sent event never resolves (or
+  // creates) a profile again.
+  const valid = parsedItems.flatMap((p) => (p.success ? [p.data] : []));
+  const stored = await ctx.em.execute<{ source_service: string; source_event_id: string; customer_id: string }[]>(
+    `select a.source_service, a.source_event_id, a.customer_id from activities a
+       join unnest(?::text[], ?::text[]) as k(service, event_id) on a.source_service = k.service and a.source_event_id = k.event_id
+      where a.tenant_id = ?`,
+    [pgArray(valid.map((e) => e.sourceService)), pgArray(valid.map((e) => e.sourceEventId)), ctx.tenantId],
+  );
+  const known = new Map(stored.map((r) => [`${r.source_service}\u0000${r.source_event_id}`, r.customer_id]));
+
+  for (const [index, parsed] of parsedItems.entries()) {
     if (!parsed.success) {
       const err = fromZod(parsed.error);
       results[index] = { index, status: 'rejected', error: { code: err.code, message: err.message, field: err.details?.field as string } };
       continue;
     }
     const event = parsed.data;
+    const storedFor = known.get(`${event.sourceService}\u0000${event.sourceEventId}`);
+    if (storedFor) {
+      results[index] = { index, status: 'duplicate', customerId: storedFor };
+      continue;
+    }
     try {
       // One resolution per distinct identity in the batch.
       const key = JSON.stringify(event.customer) + event.createCustomer;
@@ -91,8 +108,9 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
           occurredAt: event.occurredAt, metadata: event.metadata, sourceService: event.sourceService, sourceEventId: event.sourceEventId,
         },
       });
-    } catch (err) {
-      if (!(err instanceof AppError)) throw err;
+    } catch (thrown) {
+      const err = asAppError(thrown);
+      if (!err) throw thrown;
       results[index] = { index, status: 'rejected', error: { code: err.code, message: err.message, field: err.details?.field as string } };
     }
   }

@@ -15,7 +15,7 @@ export const customerOperations = {
   customer: ({ id }, ctx) => getCustomer(ctx, id),
   customers: ({ filter, pagination }, ctx) => listCustomersConnection(ctx, filter ?? {}, pagination ?? {}),
   // A crm:read token finds profiles; creating one on a miss takes crm:write.
-  resolveCustomer: ({ email, phone, authUserId }, ctx) => resolveCustomer(ctx, { email, phone, authUserId }, { create: ctx.principal.scopes.has('crm:write') }),
+  resolveCustomer: ({ email, phone, authUserId }, ctx) => resolveCustomer(ctx, { email, phone, authUserId }, { write: ctx.principal.scopes.has('crm:write') }),
   customerTimeline: ({ customerId, filters }, ctx) => customerTimeline(ctx, customerId, filters ?? {}, { first: TIMELINE_PAGE }),
   customerNotes: ({ customerId, type }, ctx) => customerNotes(ctx, customerId, type),
   createCustomer: ({ input }, ctx) => createCustomer(ctx, { ...input }),

@@ -1,0 +1,45 @@
+// `npm run bench [-- name ...]`: the performance benchmarks, each against a baseline measured in
+// the same run. Uses DATABASE_URL, or starts a throwaway embedded PostgreSQL.
+// Knobs: BENCH_SECONDS (per load run, default 10), BENCH_IMPORT_ROWS (default 1000000).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { migrate, openOrm } from '../db/orm.js';
+import { freePort } from '../test/support/ports.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
+import { benchCustomerImport, benchCustomerReads } from './bench/customers.js';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const importRows = Number(process.env.BENCH_IMPORT_ROWS ?? 1_000_000);
+const BENCHES: Record<string, (url: string) => Promise<void>> = {
+  'customer-reads': (url) => benchCustomerReads(url, seconds),
+  'customer-import': (url) => benchCustomerImport(url, importRows),
+};
+
+const selected = process.argv.slice(2).filter((a) => a !== '--');
+const unknown = selected.filter((name) => !BENCHES[name]);
+if (unknown.length) {
+  process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}\n`);
+  process.exit(2);
+}
+
+let server: EmbeddedPostgres | undefined;
+let scratch: string | undefined;
+let url = process.env.DATABASE_URL;
+if (!url) {
+  scratch = mkdtempSync(path.join(tmpdir(), 'crm-bench-'));
+  server = await startEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: await freePort(), database: 'crm_bench' });
+  url = server.url;
+}
+try {
+  const orm = await openOrm(url);
+  await migrate(orm);
+  await orm.close();
+  for (const name of selected.length ? selected : Object.keys(BENCHES)) {
+    process.stderr.write(`\n== ${name}\n`);
+    await BENCHES[name]!(url);
+  }
+} finally {
+  await server?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+}

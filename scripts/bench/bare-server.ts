@@ -1,0 +1,21 @@
+// The baseline of the read benchmark: plain Hono + pg doing the SELECTs that GET /customers does
+// (a page of 25 newest live customers of a tenant and their total), with no auth, rate limit or ORM.
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import pg from 'pg';
+
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
+const app = new Hono();
+const WHERE = `tenant_id = $1 and status <> 'MERGED' and status <> 'DELETED'`;
+
+app.get('/customers', async (c) => {
+  const tenant = c.req.query('tenantId')!;
+  const take = Number(c.req.query('take') ?? 25);
+  const [rows, count] = await Promise.all([
+    pool.query(`select * from customers where ${WHERE} order by id desc limit $2`, [tenant, take]),
+    pool.query(`select count(*)::int as n from customers where ${WHERE}`, [tenant]),
+  ]);
+  return c.json({ data: rows.rows, meta: { total: count.rows[0].n, skip: 0, take, hasMore: take < count.rows[0].n } });
+});
+
+serve({ fetch: app.fetch, port: Number(process.env.PORT), hostname: '127.0.0.1' }, () => process.stdout.write('ready\n'));

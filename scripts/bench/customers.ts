@@ -1,0 +1,123 @@
+// Issue benchmarks for customers: API reads against a bare Hono + pg endpoint, and bulk import
+// against a plain COPY of the same rows. Each prints a ratio against its baseline, measured in
+// the same run on the same database.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { v7 as uuidv7 } from 'uuid';
+import { signDevToken, SCOPES } from '../../platform/auth.js';
+import { freePort } from '../../test/support/ports.js';
+import { peakRssMiB, ratio, spawnServer, table } from './support.js';
+
+const SECRET = 'bench-secret-bench-secret-bench-secret';
+const STAGES = ['SUBSCRIBER', 'LEAD', 'CUSTOMER', 'MEMBER', 'ADVOCATE'];
+
+function* customerRows(tenant: string, count: number) {
+  for (let i = 0; i < count; i++) {
+    yield {
+      id: uuidv7(), tenant, email: `member${i}.${tenant}@example.com`, phone: `+2782${String(1_000_000 + i).padStart(7, '0')}`,
+      firstName: `First${i}`, lastName: `Last${i % 5000}`, stage: STAGES[i % STAGES.length]!,
+    };
+  }
+}
+
+export async function copyCustomers(url: string, tenant: string, count: number): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const started = performance.now();
+  try {
+    const sink = client.query(copyFrom('copy customers (id, tenant_id, email, phone_number, first_name, last_name, lifecycle_stage) from stdin with (format csv)'));
+    await pipeline(Readable.from((function* () {
+      for (const r of customerRows(tenant, count)) yield `${r.id},${r.tenant},${r.email},${r.phone},${r.firstName},${r.lastName},${r.stage}\n`;
+    })()), sink);
+  } finally {
+    await client.end();
+  }
+  return performance.now() - started;
+}
+
+const apiEnv = (url: string) => ({
+  DATABASE_URL: url, JWT_SECRET: SECRET, TEMPORAL_ADDRESS: '127.0.0.1:1',
+  RATE_LIMIT_READ: '1000000000', RATE_LIMIT_BULK: '1000000000',
+});
+
+async function load(url: string, opts: { connections: number; seconds: number; method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string }) {
+  const result = await autocannon({ url, connections: opts.connections, duration: opts.seconds, method: opts.method ?? 'GET', headers: opts.headers, body: opts.body });
+  if (result.non2xx || result.errors || result.timeouts) {
+    throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+  }
+  return { p50: result.latency.p50, p99: result.latency.p99, rps: Math.round(result.requests.average) };
+}
+
+export async function benchCustomerReads(databaseUrl: string, seconds: number): Promise<void> {
+  const tenant = `bench_reads_${Date.now()}`;
+  const count = 100_000;
+  process.stderr.write(`seeding ${count} customers...\n`);
+  await copyCustomers(databaseUrl, tenant, count);
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  // As a production table would be: visibility map set, so counts can use index-only scans.
+  await admin.query('vacuum analyze customers');
+  await admin.end();
+
+  const api = await spawnServer('api/server.ts', apiEnv(databaseUrl), await freePort(), '/healthz');
+  const bare = await spawnServer('scripts/bench/bare-server.ts', { DATABASE_URL: databaseUrl }, await freePort(), `/customers?tenantId=${tenant}`);
+  const auth = { authorization: `Bearer ${await signDevToken(SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}` };
+  const graphql = JSON.stringify({
+    query: `{ customers(tenantId: "${tenant}", pagination: {first: 25}) { totalCount pageInfo { hasNextPage endCursor }
+      edges { cursor node { id email phoneNumber firstName lastName fullName status lifecycleStage emailOptIn createdAt } } } }`,
+  });
+  try {
+    const rows: Record<string, string | number>[] = [];
+    for (const connections of [50, 200]) {
+      // Warm both servers (JIT, pools) before measuring.
+      await load(`${bare.url}/customers?tenantId=${tenant}&take=25`, { connections, seconds: 2 });
+      await load(`${api.url}/api/v1/customers?take=25`, { connections, seconds: 2, headers: auth });
+      const baseline = await load(`${bare.url}/customers?tenantId=${tenant}&take=25`, { connections, seconds });
+      const rest = await load(`${api.url}/api/v1/customers?take=25`, { connections, seconds, headers: auth });
+      const gql = await load(`${api.url}/graphql`, { connections, seconds, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: graphql });
+      for (const [name, r] of [['bare Hono + pg', baseline], ['REST GET /customers', rest], ['GraphQL customers(first: 25)', gql]] as const) {
+        rows.push({ connections, endpoint: name, 'p50 ms': r.p50, 'p99 ms': r.p99, 'req/s': r.rps, 'p99 / bare p99': ratio(r.p99, baseline.p99) });
+      }
+    }
+    process.stdout.write(`\nCustomer reads: ${count} customers in the tenant, ${seconds}s per run (target: p99 within 1.5x of bare)\n${table(rows)}\n`);
+  } finally {
+    await api.stop();
+    await bare.stop();
+  }
+}
+
+export async function benchCustomerImport(databaseUrl: string, count: number): Promise<void> {
+  const api = await spawnServer('api/server.ts', apiEnv(databaseUrl), await freePort(), '/healthz');
+  try {
+    const tenant = `bench_import_${Date.now()}`;
+    const auth = `Bearer ${await signDevToken(SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
+    const rssBefore = peakRssMiB(api.child.pid!);
+    const body = Readable.from((function* () {
+      for (const r of customerRows(tenant, count)) {
+        yield `${JSON.stringify({ email: r.email, phone: r.phone, firstName: r.firstName, lastName: r.lastName, lifecycleStage: r.stage })}\n`;
+      }
+    })());
+    const started = performance.now();
+    const res = await fetch(`${api.url}/api/v1/customers/import`, {
+      method: 'POST', headers: { authorization: auth, 'content-type': 'application/x-ndjson' },
+      body: Readable.toWeb(body) as ReadableStream, duplex: 'half',
+    } as RequestInit);
+    const report = (await res.json()) as { data: { created: number; rejected: number } };
+    const importMs = performance.now() - started;
+    if (report.data.created !== count) throw new Error(`import created ${report.data.created} of ${count}: ${JSON.stringify(report).slice(0, 500)}`);
+    const rssAfter = peakRssMiB(api.child.pid!);
+
+    const copyMs = await copyCustomers(databaseUrl, `${tenant}_copy`, count);
+    const importRate = Math.round(count / (importMs / 1000));
+    const copyRate = Math.round(count / (copyMs / 1000));
+    process.stdout.write(`\nBulk import: ${count} generated customers (target: at least 0.5x of COPY's rate, API memory flat)\n${table([
+      { method: 'COPY (baseline)', 'seconds': (copyMs / 1000).toFixed(1), 'rows/s': copyRate, 'ratio to COPY': '1.00' },
+      { method: 'POST /customers/import (NDJSON, streamed)', 'seconds': (importMs / 1000).toFixed(1), 'rows/s': importRate, 'ratio to COPY': ratio(importRate, copyRate) },
+    ])}\nAPI process peak RSS: ${rssBefore} MiB after start, ${rssAfter} MiB after the import\n`);
+  } finally {
+    await api.stop();
+  }
+}
