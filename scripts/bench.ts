@@ -28,7 +28,7 @@ let scratch: string | undefined;
 let url = process.env.DATABASE_URL;
 if (!url) {
   scratch = mkdtempSync(path.join(tmpdir(), 'crm-bench-'));
-  server = await startEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: await freePort(), database: 'crm_bench' });
+  server = await startEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: await freePort(), database: 'crm_bench', durable: false });
   url = server.url;
 }
 try {

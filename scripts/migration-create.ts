@@ -12,7 +12,7 @@ let scratch: string | undefined;
 let url = process.env.DATABASE_URL;
 if (!url) {
   scratch = mkdtempSync(path.join(tmpdir(), 'crm-migration-'));
-  server = await startEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: 54329 });
+  server = await startEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: 54329, durable: false });
   url = server.url;
 }
 const orm = await openOrm(url);

@@ -37,6 +37,7 @@ describe('authentication (401)', () => {
   it.each(cases)('REST refuses %s', async (_name, headers) => {
     const res = await api.call('GET', '/api/v1/segments', { headers: await headers() });
     expect(res.status).toBe(401);
+    expect(res.headers.get('x-ratelimit-limit')).toBe('1000');
     expect(res.body.error.code).toBe('UNAUTHENTICATED');
     expect(res.body.error.requestId).toBe(res.headers.get('x-request-id'));
   });

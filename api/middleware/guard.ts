@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { createMiddleware } from 'hono/factory';
 import { assertTenant, authorize, type ServiceContext } from '../../domain/context.js';
 import { OPERATIONS, type OperationName, type RateClass } from '../../domain/operations.js';
@@ -19,12 +20,26 @@ export function assertNoNul(json: string): void {
 }
 
 export async function authenticate(c: Context<AppEnv>, deps: AppDeps): Promise<Principal> {
-  const header = c.req.header('authorization');
-  const match = header?.match(/^Bearer\s+(\S+)$/i);
-  if (!match) throw new AppError('UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <jwt>)');
-  const principal = await deps.verifyToken(match[1]!);
-  c.set('principal', principal);
-  return principal;
+  try {
+    const match = c.req.header('authorization')?.match(/^Bearer\s+(\S+)$/i);
+    if (!match) throw new AppError('UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <jwt>)');
+    const principal = await deps.verifyToken(match[1]!);
+    c.set('principal', principal);
+    return principal;
+  } catch (err) {
+    // Without a tenant to charge, failed attempts count per client address (read class), which
+    // also slows down token guessing.
+    setRateLimitHeaders(c, await deps.rateLimits.consume('read', `addr:${clientAddress(c)}`));
+    throw err;
+  }
+}
+
+function clientAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /**

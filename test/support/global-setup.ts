@@ -21,7 +21,7 @@ export default async function setup(project: TestProject) {
 
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
-    const pg = await startEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: await freePort(), database: 'crm_test' });
+    const pg = await startEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: await freePort(), database: 'crm_test', durable: false });
     stops.push(pg.stop);
     databaseUrl = pg.url;
   }
