@@ -3,7 +3,8 @@ FROM node:24-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+# Dev tooling (embedded PostgreSQL, vitest, the pinned Node) stays out: containers use the postgres service.
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=warn
 COPY tsconfig.json ./
 COPY api ./api
 COPY activities ./activities
