@@ -1,6 +1,8 @@
 import type { Orm } from '../db/orm.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { scoringActivities } from './scoring.js';
+import { segmentActivities } from './segments.js';
 
 export interface ActivityDeps {
   orm: Orm;
@@ -9,9 +11,12 @@ export interface ActivityDeps {
 }
 
 // Activities are built from their dependencies (database, HTTP clients) once per worker, like the
-// samples' `createActivities(db)`: thin functions, one concern each, idempotent under retry.
-export function createActivities(_deps: ActivityDeps) {
-  return {};
+// samples' `createActivities(db)`: thin functions, one concern a file, idempotent under retry.
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...segmentActivities(deps),
+    ...scoringActivities(deps),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

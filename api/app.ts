@@ -10,6 +10,7 @@ import { accessLog } from './middleware/access-log.js';
 import { onError } from './middleware/errors.js';
 import { customerRoutes } from './rest/customers.js';
 import { pendingRoutes } from './rest/not-implemented.js';
+import { segmentRoutes } from './rest/segments.js';
 
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
@@ -24,6 +25,7 @@ export function createApp(deps: AppDeps) {
 
   const v1 = new OpenAPIHono<AppEnv>();
   v1.route('/', customerRoutes(deps));
+  v1.route('/', segmentRoutes(deps));
   v1.route('/', pendingRoutes(deps));
   v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   v1.doc31('/openapi.json', {

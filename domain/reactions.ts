@@ -1,5 +1,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { pgArray } from '../db/sql.js';
+import { reevaluateSmartSegments } from './segments/membership.js';
+
+// The hand-off points from customers to what reacts to them. Every entry point (REST, GraphQL,
+// upstream events, imports, merges) goes through these two functions, in its own transaction, so
+// none can forget a reaction: SMART segments today; journey enrolment and triggered campaigns join
+// here. Segment entries and exits they cause are recorded in segment_membership_changes.
 
 export interface AppendedActivity {
   id: string;
@@ -9,13 +15,8 @@ export interface AppendedActivity {
   occurredAt: Date;
 }
 
-/**
- * The one hand-off point after activities land on timelines (upstream events, merges, identity
- * conflicts): profiles' `lastActivityAt` follows the newest activity here, and the capabilities
- * that react to events (SMART segment re-evaluation, journey enrolment, triggered campaigns)
- * join here, so no entry point can forget one. Runs in the caller's transaction.
- */
-export async function afterActivitiesAppended(em: EntityManager, tenantId: string, activities: AppendedActivity[]): Promise<void> {
+/** After activities land on timelines: `lastActivityAt` follows the newest, then profiles react. */
+export async function afterActivitiesAppended(em: EntityManager, tenantId: string, activities: AppendedActivity[], cause: string): Promise<void> {
   if (!activities.length) return;
   await em.execute(
     `update customers c set last_activity_at = greatest(c.last_activity_at, a.newest), updated_at = now()
@@ -25,4 +26,13 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
         and (c.last_activity_at is null or c.last_activity_at < a.newest)`,
     [pgArray(activities.map((a) => a.customerId)), pgArray(activities.map((a) => a.occurredAt.toISOString())), tenantId],
   );
+  await afterCustomersChanged(em, tenantId, activities.map((a) => a.customerId), cause);
+}
+
+/**
+ * After profiles change (created, updated, merged, imported, given activities): every active
+ * SMART segment of the tenant re-evaluates those customers at once, within the same transaction.
+ */
+export async function afterCustomersChanged(em: EntityManager, tenantId: string, customerIds: string[], cause: string): Promise<void> {
+  await reevaluateSmartSegments(em, tenantId, customerIds, cause);
 }

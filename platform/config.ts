@@ -24,6 +24,7 @@ const Env = z.object({
   DEFAULT_PHONE_REGION: z.string().length(2).default('ZA'),
   MESSAGING_URL: z.url().optional(),
   MESSAGING_API_KEY: optional,
+  MESSAGING_TIMEOUT_MS: positiveInt(15_000),
   RATE_LIMIT_READ: positiveInt(1000),
   RATE_LIMIT_WRITE: positiveInt(100),
   RATE_LIMIT_CAMPAIGN: positiveInt(10),

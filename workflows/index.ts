@@ -1,3 +1,5 @@
-// The workflows the worker registers. Each lives in a file of its own and is re-exported here;
-// this file is the worker's `workflowsPath`, bundled deterministically by the SDK.
-export {};
+// The workflows the worker registers, one file each; this file is the worker's `workflowsPath`,
+// bundled deterministically by the SDK.
+export { customerScoringWorkflow, scoreAllTenantsWorkflow } from './customer-scoring.js';
+export { segmentRefreshWorkflow } from './segment-refresh.js';
+export { segmentSyncWorkflow } from './segment-sync.js';

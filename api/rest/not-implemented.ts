@@ -11,14 +11,6 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 // respect (auth, scope, rate limit, OpenAPI entry) and answers 501 NOT_IMPLEMENTED; a capability
 // lands by moving its rows into a router of its own.
 const PENDING: [Method, string, OperationName, string][] = [
-  ['get', '/segments', 'segments', 'Segments'],
-  ['post', '/segments', 'createSegment', 'Segments'],
-  ['get', '/segments/{id}', 'segment', 'Segments'],
-  ['patch', '/segments/{id}', 'updateSegment', 'Segments'],
-  ['delete', '/segments/{id}', 'deleteSegment', 'Segments'],
-  ['post', '/segments/{id}/refresh', 'refreshSegment', 'Segments'],
-  ['post', '/segments/{id}/sync', 'syncSegmentToMessaging', 'Segments'],
-  ['get', '/segments/{id}/members', 'segmentMembers', 'Segments'],
   ['get', '/campaigns', 'campaigns', 'Campaigns'],
   ['post', '/campaigns', 'createCampaign', 'Campaigns'],
   ['get', '/campaigns/{id}', 'campaign', 'Campaigns'],

@@ -55,3 +55,17 @@ export const SegmentMembershipChange = defineEntity({
   indexes: [{ name: 'segment_changes_segment_idx', properties: ['tenantId', 'segment', 'occurredAt'] }],
 });
 export type SegmentMembershipChange = InferEntity<typeof SegmentMembershipChange>;
+
+// What the external Messaging service holds for a segment, so that a sync sends only the
+// difference since the last one, and a sync resumed after a crash skips what was acknowledged.
+export const SegmentSyncedMember = defineEntity({
+  name: 'SegmentSyncedMember',
+  tableName: 'segment_synced_members',
+  properties: {
+    segment: () => p.manyToOne(Segment).primary().deleteRule('cascade'),
+    customerId: p.uuid().primary(),
+    tenantId: p.string().length(100),
+    syncedAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
+  },
+});
+export type SegmentSyncedMember = InferEntity<typeof SegmentSyncedMember>;

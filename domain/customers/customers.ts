@@ -5,6 +5,7 @@ import { Customer, Segment } from '../../db/entities/index.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { planPage, toConnection, type Connection, type PageArgs } from '../pagination.js';
+import { afterCustomersChanged } from '../reactions.js';
 import { validate } from '../validate.js';
 import { normalizePhone } from './identifiers.js';
 import { createCustomerInput, customerFilter, updateCustomerInput, type CustomerFields, type CustomerFilter } from './schemas.js';
@@ -117,23 +118,28 @@ async function uniquely<T>(em: EntityManager, tenantId: string, ids: CustomerFie
 
 export async function createCustomer(ctx: ServiceContext, input: unknown): Promise<Customer> {
   const { tenantId: _ignored, ...fields } = validate(createCustomerInput(ctx.config.DEFAULT_PHONE_REGION), input);
-  return insertCustomer(ctx.em, ctx.tenantId, fields);
+  return ctx.em.transactional((em) => insertCustomer(em, ctx.tenantId, fields));
 }
 
+/** Inserts a profile and lets SMART segments react; call inside a transaction. */
 export async function insertCustomer(em: EntityManager, tenantId: string, fields: CustomerFields): Promise<Customer> {
   await assertIdentifiersFree(em, tenantId, fields);
   const customer = em.create(Customer, { id: uuidv7(), tenantId, ...stripUndefined(fields) } as never);
   await uniquely(em, tenantId, fields, undefined, () => em.flush());
+  await afterCustomersChanged(em, tenantId, [customer.id], 'created');
   return customer;
 }
 
 export async function updateCustomer(ctx: ServiceContext, id: string, input: unknown): Promise<Customer> {
   const fields = validate(updateCustomerInput(ctx.config.DEFAULT_PHONE_REGION), input);
-  const customer = await getLiveCustomer(ctx, id);
-  await assertIdentifiersFree(ctx.em, ctx.tenantId, fields, customer.id);
-  ctx.em.assign(customer, stripUndefined(fields) as never);
-  await uniquely(ctx.em, ctx.tenantId, fields, customer.id, () => ctx.em.flush());
-  return customer;
+  return ctx.em.transactional(async (em) => {
+    const customer = await getLiveCustomer({ em, tenantId: ctx.tenantId }, id);
+    await assertIdentifiersFree(em, ctx.tenantId, fields, customer.id);
+    em.assign(customer, stripUndefined(fields) as never);
+    await uniquely(em, ctx.tenantId, fields, customer.id, () => em.flush());
+    await afterCustomersChanged(em, ctx.tenantId, [customer.id], 'updated');
+    return customer;
+  });
 }
 
 export function stripUndefined<T extends object>(o: T): Partial<T> {

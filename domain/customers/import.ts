@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { pgArray } from '../../db/sql.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
+import { afterCustomersChanged } from '../reactions.js';
 import { customerFields, type CustomerFields } from './schemas.js';
 
 export type ImportFormat = 'ndjson' | 'csv';
@@ -193,7 +194,10 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
   const insertedIds = new Set(inserted.map((r) => r.id));
   const rest = candidates.filter((c) => !insertedIds.has(c.id));
   const rejected: { line: number; reason: string }[] = [];
-  if (!rest.length) return { created: inserted.length, updated: 0, rejected };
+  if (!rest.length) {
+    await afterCustomersChanged(em, tenantId, [...insertedIds], 'imported');
+    return { created: inserted.length, updated: 0, rejected };
+  }
 
   // Two probes, each answered by its partial unique index (an OR of both would scan the tenant).
   const live = `tenant_id = ? and status <> 'MERGED' and status <> 'DELETED'`;
@@ -244,5 +248,6 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
       [...columnArrays(updates), tenantId],
     );
   }
+  await afterCustomersChanged(em, tenantId, [...insertedIds, ...updates.map((u) => u.id)], 'imported');
   return { created: inserted.length, updated: updates.length, rejected };
 }

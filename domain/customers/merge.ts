@@ -87,7 +87,7 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
         title: `Merged into customer ${winner.id}`,
         metadata: { winnerId: winner.id, mergedBy: ctx.principal.sub },
       },
-    ]);
+    ], 'merged');
     return { winner, mergedFields: [...mergedFields] };
   });
 }

@@ -26,7 +26,7 @@ export interface NewActivity {
  * Appends activities in one statement. An activity whose (sourceService, sourceEventId) is already
  * stored for the tenant is skipped: the returned array holds `null` at its index.
  */
-export async function appendActivities(em: EntityManager, tenantId: string, items: NewActivity[]): Promise<(AppendedActivity | null)[]> {
+export async function appendActivities(em: EntityManager, tenantId: string, items: NewActivity[], cause = 'event'): Promise<(AppendedActivity | null)[]> {
   if (!items.length) return [];
   const ids = items.map(() => uuidv7());
   const rows = await em.execute<{ id: string }[]>(
@@ -56,7 +56,7 @@ export async function appendActivities(em: EntityManager, tenantId: string, item
   const appended: (AppendedActivity | null)[] = items.map((item, index) =>
     inserted.has(ids[index]!) ? { id: ids[index]!, customerId: item.customerId, type: item.type, category: item.category, occurredAt: item.occurredAt } : null,
   );
-  await afterActivitiesAppended(em, tenantId, appended.filter((a): a is AppendedActivity => a !== null));
+  await afterActivitiesAppended(em, tenantId, appended.filter((a): a is AppendedActivity => a !== null), cause);
   return appended;
 }
 

@@ -2,10 +2,12 @@ import type { IResolvers } from '@graphql-tools/utils';
 import type { OperationName } from '../../../domain/operations.js';
 import type { RootResolver } from '../resolvers.js';
 import { customerOperations, customerTypeResolvers } from './customers.js';
+import { segmentOperations } from './segments.js';
 
 // Root fields implemented so far, by domain; every other field answers NOT_IMPLEMENTED.
 export const implementedOperations: Partial<Record<OperationName, RootResolver>> = {
   ...customerOperations,
+  ...segmentOperations,
 };
 
 // Field resolvers of object types (relationships, computed fields).

@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Segment } from '../db/entities/index.js';
+import { pgArray } from '../db/sql.js';
+import { evaluateMembership, type RefreshResult } from '../domain/segments/membership.js';
+import { MessagingClient, MessagingError, type MessagingMember } from '../platform/messaging.js';
+import type { ActivityDeps } from './index.js';
+
+export interface SegmentRef {
+  tenantId: string;
+  segmentId: string;
+}
+
+export const SYNC_BATCH = 1000;
+
+/** Keeps the activity's heartbeat going while one long statement runs. */
+async function heartbeating<T>(work: Promise<T>, details?: unknown): Promise<T> {
+  const timer = setInterval(() => Context.current().heartbeat(details), 5_000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function loadSegment(em: EntityManager, { tenantId, segmentId }: SegmentRef): Promise<Segment> {
+  const segment = await em.findOne(Segment, { id: segmentId, tenantId });
+  // Deleted while the workflow was queued: nothing to do, and retrying will not change that.
+  if (!segment) throw ApplicationFailure.nonRetryable(`segment ${segmentId} no longer exists`, 'SegmentNotFound');
+  return segment;
+}
+
+export function segmentActivities({ orm, config }: ActivityDeps) {
+  const messaging = () => {
+    if (!config.MESSAGING_URL) throw ApplicationFailure.nonRetryable('MESSAGING_URL is not configured', 'MessagingNotConfigured');
+    return new MessagingClient({ baseUrl: config.MESSAGING_URL, apiKey: config.MESSAGING_API_KEY, timeoutMs: config.MESSAGING_TIMEOUT_MS });
+  };
+  const asFailure = (err: unknown) =>
+    err instanceof MessagingError && !err.retryable ? ApplicationFailure.nonRetryable(err.message, 'MessagingRejected') : err;
+
+  return {
+    /** One transaction: a crash or retry never leaves half a membership. */
+    async refreshSegmentMembership(ref: SegmentRef & { cause: string }): Promise<RefreshResult> {
+      return orm.em.fork().transactional(async (em) => {
+        const segment = await loadSegment(em, ref);
+        if (segment.criteria == null) {
+          // A STATIC segment without criteria has hand-picked members: a refresh keeps them.
+          segment.lastRefreshedAt = new Date();
+          await em.flush();
+          return { segmentId: segment.id, previousCount: segment.memberCount, newCount: segment.memberCount, added: 0, removed: 0 };
+        }
+        return heartbeating(evaluateMembership(em, segment, ref.cause));
+      });
+    },
+
+    async ensureMessagingSegment(ref: SegmentRef): Promise<string> {
+      const em = orm.em.fork();
+      const segment = await loadSegment(em, ref);
+      try {
+        const id = await messaging().ensureSegment(segment);
+        if (segment.messagingSegmentId !== id) {
+          segment.messagingSegmentId = id;
+          await em.flush();
+        }
+        return id;
+      } catch (err) {
+        throw asFailure(err);
+      }
+    },
+
+    /**
+     * Sends the difference between the segment's members and what Messaging holds, removals
+     * first, in batches of at most 1,000. Each acknowledged batch is recorded in
+     * segment_synced_members, so a retried or resumed activity continues where it stopped; a
+     * batch resent after a crash between acknowledgement and record carries the same idempotency
+     * key (derived from its content), so Messaging applies it once.
+     */
+    async syncSegmentMembers(ref: SegmentRef & { messagingSegmentId: string }): Promise<{ syncedCount: number; batches: number }> {
+      const em = orm.em.fork();
+      await loadSegment(em, ref);
+      const client = messaging();
+      const ctx = Context.current();
+      const resumed = ctx.info.heartbeatDetails as { batches?: number } | undefined;
+      let batches = resumed?.batches ?? 0;
+
+      const send = async (phase: 'add' | 'remove', ids: string[], add: MessagingMember[]) => {
+        const key = createHash('sha256').update(`${ref.segmentId}|${phase}|${ids.join(',')}`).digest('hex');
+        try {
+          await client.changeMembers(ref.messagingSegmentId, { add, remove: phase === 'remove' ? ids : [] }, key);
+        } catch (err) {
+          throw asFailure(err);
+        }
+        batches++;
+        ctx.heartbeat({ batches, phase, lastCustomerId: ids.at(-1) });
+      };
+
+      for (;;) {
+        const gone = await em.execute<{ customer_id: string }[]>(
+          `select s.customer_id from segment_synced_members s
+            where s.segment_id = ? and not exists (select 1 from segment_members m where m.segment_id = s.segment_id and m.customer_id = s.customer_id)
+            order by s.customer_id limit ?`,
+          [ref.segmentId, SYNC_BATCH],
+        );
+        if (!gone.length) break;
+        const ids = gone.map((r) => r.customer_id);
+        await send('remove', ids, []);
+        await em.execute('delete from segment_synced_members where segment_id = ? and customer_id = any(?::uuid[])', [ref.segmentId, pgArray(ids)]);
+      }
+      for (;;) {
+        const fresh = await em.execute<(MessagingMember & { customer_id: string })[]>(
+          `select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
+                  c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn"
+             from segment_members m join customers c on c.id = m.customer_id
+            where m.segment_id = ? and not exists (select 1 from segment_synced_members s where s.segment_id = m.segment_id and s.customer_id = m.customer_id)
+            order by m.customer_id limit ?`,
+          [ref.segmentId, SYNC_BATCH],
+        );
+        if (!fresh.length) break;
+        const ids = fresh.map((r) => r.customer_id);
+        await send('add', ids, fresh.map(({ customer_id, ...m }) => ({ ...m, customerId: customer_id })));
+        await em.execute(
+          `insert into segment_synced_members (segment_id, customer_id, tenant_id)
+           select ?::uuid, unnest(?::uuid[]), ? on conflict do nothing`,
+          [ref.segmentId, pgArray(ids), ref.tenantId],
+        );
+      }
+      const [{ n }] = (await em.execute<{ n: number }[]>('select count(*)::int as n from segment_synced_members where segment_id = ?', [ref.segmentId])) as [{ n: number }];
+      await em.execute('update segments set last_synced_at = now(), updated_at = now() where id = ?', [ref.segmentId]);
+      return { syncedCount: n, batches };
+    },
+  };
+}

@@ -1,0 +1,15 @@
+import {
+  createSegment, deleteSegment, getSegment, listSegments, refreshSegment, segmentMembers, syncSegmentToMessaging, updateSegment,
+} from '../../../domain/segments/segments.js';
+import type { RootResolver } from '../resolvers.js';
+
+export const segmentOperations = {
+  segments: ({ type }, ctx) => listSegments(ctx, type),
+  segment: ({ id }, ctx) => getSegment(ctx, id),
+  segmentMembers: ({ segmentId, pagination }, ctx) => segmentMembers(ctx, segmentId, pagination ?? {}),
+  createSegment: ({ input }, ctx) => createSegment(ctx, { ...input }),
+  updateSegment: ({ id, input }, ctx) => updateSegment(ctx, id, { ...input }),
+  deleteSegment: ({ id }, ctx) => deleteSegment(ctx, id),
+  refreshSegment: ({ id }, ctx) => refreshSegment(ctx, id),
+  syncSegmentToMessaging: ({ id }, ctx) => syncSegmentToMessaging(ctx, id),
+} satisfies Record<string, RootResolver>;

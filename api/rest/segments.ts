@@ -1,0 +1,100 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { SegmentType } from '../../db/entities/enums.js';
+import { customerView } from '../../domain/customers/customers.js';
+import {
+  createSegment, deleteSegment, getSegment, listSegments, refreshSegment, segmentMembers, segmentView, syncSegmentToMessaging, updateSegment,
+} from '../../domain/segments/segments.js';
+import type { AppDeps } from '../env.js';
+import { guard } from '../middleware/guard.js';
+import { errorResponses, IdParam, PageMeta, pageMeta, router } from './openapi.js';
+
+const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
+const body = <T extends z.ZodType>(schema: T) => ({ body: { content: { 'application/json': { schema } }, required: true } });
+const Any = z.record(z.string(), z.unknown());
+const SegmentJson = z.record(z.string(), z.unknown()).openapi('Segment');
+
+export function segmentRoutes(deps: AppDeps) {
+  const app = router();
+  const tags = ['Segments'];
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/segments', operationId: 'segments', tags, middleware: [guard(deps, 'segments')] as const,
+      request: { query: z.object({ tenantId: z.string().optional(), type: z.enum(SegmentType).optional() }) },
+      responses: { 200: json(z.object({ data: z.array(SegmentJson), meta: PageMeta })), ...errorResponses },
+    }),
+    async (c) => {
+      const rows = await listSegments(c.get('ctx'), c.req.valid('query').type);
+      return c.json({ data: rows.map(segmentView), meta: pageMeta(rows.length, 0, rows.length) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/segments', operationId: 'createSegment', tags, middleware: [guard(deps, 'createSegment')] as const,
+      description: 'Creates the segment and populates it (criteria in the README). DYNAMIC segments get a refresh schedule (refreshIntervalMinutes, default 15).',
+      request: body(Any), responses: { 201: json(z.object({ data: SegmentJson }), 'Created'), ...errorResponses },
+    }),
+    async (c) => c.json({ data: segmentView(await createSegment(c.get('ctx'), c.req.valid('json'))) }, 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/segments/{id}', operationId: 'segment', tags, middleware: [guard(deps, 'segment')] as const,
+      request: { params: IdParam }, responses: { 200: json(z.object({ data: SegmentJson })), ...errorResponses },
+    }),
+    async (c) => c.json({ data: segmentView(await getSegment(c.get('ctx'), c.req.valid('param').id)) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch', path: '/segments/{id}', operationId: 'updateSegment', tags, middleware: [guard(deps, 'updateSegment')] as const,
+      request: { params: IdParam, ...body(Any) }, responses: { 200: json(z.object({ data: SegmentJson })), ...errorResponses },
+    }),
+    async (c) => c.json({ data: segmentView(await updateSegment(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete', path: '/segments/{id}', operationId: 'deleteSegment', tags, middleware: [guard(deps, 'deleteSegment')] as const,
+      request: { params: IdParam }, responses: { 200: json(z.object({ data: z.object({ deleted: z.boolean() }) })), ...errorResponses },
+    }),
+    async (c) => c.json({ data: { deleted: await deleteSegment(c.get('ctx'), c.req.valid('param').id) } }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/segments/{id}/refresh', operationId: 'refreshSegment', tags, middleware: [guard(deps, 'refreshSegment')] as const,
+      description: 'Runs (or joins) the workflow segment-refresh-<id> and answers its RefreshResult.',
+      request: { params: IdParam }, responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => c.json({ data: await refreshSegment(c.get('ctx'), c.req.valid('param').id) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/segments/{id}/sync', operationId: 'syncSegmentToMessaging', tags, middleware: [guard(deps, 'syncSegmentToMessaging')] as const,
+      description: 'Runs (or joins) the workflow segment-sync-<id>: sends the members changed since the last sync to the Messaging service.',
+      request: { params: IdParam }, responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => c.json({ data: await syncSegmentToMessaging(c.get('ctx'), c.req.valid('param').id) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/segments/{id}/members', operationId: 'segmentMembers', tags, middleware: [guard(deps, 'segmentMembers')] as const,
+      description: 'Newest first. Page with `take` and the `after` cursor of the previous page (meta.nextCursor).',
+      request: { params: IdParam, query: z.object({ tenantId: z.string().optional(), take: z.coerce.number().int().min(1).max(100).default(25), after: z.string().optional() }) },
+      responses: { 200: json(Any), ...errorResponses },
+    }),
+    async (c) => {
+      const { take, after } = c.req.valid('query');
+      const page = await segmentMembers(c.get('ctx'), c.req.valid('param').id, { first: take, after });
+      return c.json({
+        data: page.edges.map((e) => customerView(e.node)),
+        meta: { total: page.totalCount, take, hasMore: page.pageInfo.hasNextPage, nextCursor: page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null },
+      }, 200);
+    },
+  );
+  return app;
+}

@@ -1,0 +1,216 @@
+import { Duration } from 'luxon';
+import { pgArray } from '../../db/sql.js';
+import { ActivityCategory, CustomerStatus, LifecycleStage } from '../../db/entities/enums.js';
+import { AppError } from '../../platform/errors.js';
+
+// The segment criteria language (README, "Segment criteria"), validated with JSON paths in the
+// errors and compiled to one parameterised SQL condition over `customers c`. No user value is
+// ever spliced into SQL: fields map through FIELDS to fixed column names, values become params.
+
+type FieldType = 'string' | 'enum' | 'number' | 'boolean' | 'date';
+interface Field {
+  column: string;
+  type: FieldType;
+  values?: readonly string[];
+}
+
+const FIELDS: Record<string, Field> = {
+  status: { column: 'status', type: 'enum', values: CustomerStatus },
+  lifecycleStage: { column: 'lifecycle_stage', type: 'enum', values: LifecycleStage },
+  membershipTier: { column: 'membership_tier', type: 'string' },
+  membershipStatus: { column: 'membership_status', type: 'string' },
+  handicap: { column: 'handicap', type: 'number' },
+  homeClubId: { column: 'home_club_id', type: 'string' },
+  engagementScore: { column: 'engagement_score', type: 'number' },
+  churnRiskScore: { column: 'churn_risk_score', type: 'number' },
+  lifetimeValue: { column: 'lifetime_value', type: 'number' },
+  emailOptIn: { column: 'email_opt_in', type: 'boolean' },
+  smsOptIn: { column: 'sms_opt_in', type: 'boolean' },
+  pushOptIn: { column: 'push_opt_in', type: 'boolean' },
+  lastActivityAt: { column: 'last_activity_at', type: 'date' },
+  createdAt: { column: 'created_at', type: 'date' },
+  email: { column: 'email', type: 'string' },
+  phoneNumber: { column: 'phone_number', type: 'string' },
+  firstName: { column: 'first_name', type: 'string' },
+  lastName: { column: 'last_name', type: 'string' },
+};
+
+const OPS_BY_TYPE: Record<FieldType, readonly string[]> = {
+  string: ['eq', 'neq', 'in', 'nin', 'contains', 'startsWith', 'exists', 'notExists'],
+  enum: ['eq', 'neq', 'in', 'nin'],
+  number: ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'in', 'nin', 'exists', 'notExists'],
+  boolean: ['eq', 'neq'],
+  date: ['gt', 'gte', 'lt', 'lte', 'within', 'notWithin', 'exists', 'notExists'],
+};
+const COMPARE: Record<string, string> = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
+const SQL_TYPE: Record<FieldType, string> = { string: 'text', enum: 'text', number: 'float8', boolean: 'bool', date: 'timestamptz' };
+
+export const MAX_DEPTH = 10;
+
+export interface Compiled {
+  sql: string;
+  params: unknown[];
+  /** Segments this condition reads the membership of, with the JSON path that names each. */
+  segmentRefs: Map<string, string>;
+}
+
+const fail = (path: string, message: string): never => {
+  throw new AppError('VALIDATION_ERROR', `${path}: ${message}`, { field: path });
+};
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function onlyKeys(node: Record<string, unknown>, allowed: string[], path: string) {
+  const extra = Object.keys(node).filter((k) => !allowed.includes(k));
+  if (extra.length) fail(path, `unexpected key(s) ${extra.join(', ')}`);
+}
+
+function isoDuration(value: unknown, path: string): string {
+  if (typeof value !== 'string' || !Duration.fromISO(value).isValid) fail(path, 'an ISO-8601 duration such as "P30D" or "PT12H"');
+  return value as string;
+}
+
+function scalar(type: FieldType, field: Field, value: unknown, path: string): unknown {
+  switch (type) {
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value)) fail(path, 'a number');
+      return value;
+    case 'boolean':
+      if (typeof value !== 'boolean') fail(path, 'true or false');
+      return value;
+    case 'date':
+      if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) fail(path, 'an ISO-8601 date-time');
+      return new Date(value as string).toISOString();
+    case 'enum':
+      if (typeof value !== 'string' || !field.values!.includes(value)) fail(path, `one of ${field.values!.join(', ')}`);
+      return value;
+    default:
+      if (typeof value !== 'string') fail(path, 'a string');
+      return value;
+  }
+}
+
+class Compiler {
+  params: unknown[] = [];
+  segmentRefs = new Map<string, string>();
+
+  private param(value: unknown, cast?: string): string {
+    this.params.push(value);
+    return cast ? `?::${cast}` : '?';
+  }
+
+  node(node: unknown, path: string, depth: number): string {
+    if (depth > MAX_DEPTH) fail(path, `criteria nest deeper than ${MAX_DEPTH} levels`);
+    if (!isObject(node)) return fail(path, 'a criteria node: {all}, {any}, {not}, {field, op, value}, {event} or {segment}');
+    if ('all' in node || 'any' in node) {
+      const key = 'all' in node ? 'all' : 'any';
+      onlyKeys(node, [key], path);
+      const children = node[key];
+      if (!Array.isArray(children) || children.length === 0) fail(`${path}.${key}`, 'a non-empty array of criteria');
+      const parts = (children as unknown[]).map((child, i) => this.node(child, `${path}.${key}[${i}]`, depth + 1));
+      return `(${parts.join(key === 'all' ? ' and ' : ' or ')})`;
+    }
+    if ('not' in node) {
+      onlyKeys(node, ['not'], path);
+      return `(not coalesce(${this.node(node.not, `${path}.not`, depth + 1)}, false))`;
+    }
+    if ('field' in node) return this.field(node, path);
+    if ('event' in node) return this.event(node, path);
+    if ('segment' in node) return this.segment(node, path);
+    return fail(path, 'a criteria node: {all}, {any}, {not}, {field, op, value}, {event} or {segment}');
+  }
+
+  private field(node: Record<string, unknown>, path: string): string {
+    onlyKeys(node, ['field', 'op', 'value'], path);
+    const name = node.field;
+    const field = typeof name === 'string' && Object.hasOwn(FIELDS, name) ? FIELDS[name]! : fail(`${path}.field`, `unknown field; one of ${Object.keys(FIELDS).join(', ')}`);
+    const op = String(node.op);
+    if (!OPS_BY_TYPE[field.type].includes(op)) {
+      fail(`${path}.op`, `${op} does not apply to ${String(name)} (${field.type}); use one of ${OPS_BY_TYPE[field.type].join(', ')}`);
+    }
+    const col = `c.${field.column}`;
+    const valuePath = `${path}.value`;
+    switch (op) {
+      case 'exists':
+      case 'notExists':
+        if (node.value !== undefined) fail(valuePath, `${op} takes no value`);
+        return `(${col} is ${op === 'exists' ? 'not ' : ''}null)`;
+      case 'in':
+      case 'nin': {
+        if (!Array.isArray(node.value) || node.value.length === 0) fail(valuePath, 'a non-empty array');
+        const values = (node.value as unknown[]).map((v, i) => scalar(field.type, field, v, `${valuePath}[${i}]`));
+        const any = `${col} = any(${this.param(pgArray(values as string[]), `${SQL_TYPE[field.type]}[]`)})`;
+        return op === 'in' ? `(${any})` : `(not coalesce(${any}, false))`;
+      }
+      case 'contains':
+      case 'startsWith': {
+        const text = scalar('string', field, node.value, valuePath) as string;
+        const escaped = text.replace(/[\\%_]/g, (ch) => `\\${ch}`);
+        return `(${col} ilike ${this.param(op === 'contains' ? `%${escaped}%` : `${escaped}%`)})`;
+      }
+      case 'within':
+      case 'notWithin': {
+        const since = `now() - ${this.param(isoDuration(node.value, valuePath), 'interval')}`;
+        return op === 'within' ? `(${col} >= ${since})` : `(${col} is null or ${col} < ${since})`;
+      }
+      default: {
+        const value = scalar(field.type, field, node.value, valuePath);
+        const compared = `${col} ${COMPARE[op]} ${this.param(value, SQL_TYPE[field.type])}`;
+        // neq also matches customers who have no value at all.
+        return op === 'neq' ? `(${col} is null or ${compared})` : `(${compared})`;
+      }
+    }
+  }
+
+  private event(node: Record<string, unknown>, path: string): string {
+    onlyKeys(node, ['event', 'count'], path);
+    const event = node.event;
+    if (!isObject(event)) return fail(`${path}.event`, 'an object with category, type and/or within');
+    onlyKeys(event, ['category', 'type', 'within'], `${path}.event`);
+    const conditions = ['a.tenant_id = c.tenant_id', 'a.customer_id = c.id'];
+    if (event.category !== undefined) {
+      if (typeof event.category !== 'string' || !(ActivityCategory as readonly string[]).includes(event.category)) {
+        fail(`${path}.event.category`, `one of ${ActivityCategory.join(', ')}`);
+      }
+      conditions.push(`a.category = ${this.param(event.category)}`);
+    }
+    if (event.type !== undefined) {
+      if (typeof event.type !== 'string' || !event.type) fail(`${path}.event.type`, 'an activity type such as "booking.created"');
+      conditions.push(`a.type = ${this.param(event.type)}`);
+    }
+    if (event.within !== undefined) conditions.push(`a.occurred_at >= now() - ${this.param(isoDuration(event.within, `${path}.event.within`), 'interval')}`);
+    const where = conditions.join(' and ');
+
+    let op = 'gte';
+    let n = 1;
+    if (node.count !== undefined) {
+      const count = node.count;
+      if (!isObject(count)) return fail(`${path}.count`, '{"op": "gte"|"lte"|"eq", "value": <integer>}');
+      onlyKeys(count, ['op', 'value'], `${path}.count`);
+      if (!['gte', 'lte', 'eq'].includes(String(count.op))) fail(`${path}.count.op`, 'gte, lte or eq');
+      if (!Number.isInteger(count.value) || (count.value as number) < 0) fail(`${path}.count.value`, 'a whole number, 0 or more');
+      op = String(count.op);
+      n = count.value as number;
+    }
+    // The common "did it at least once" needs no count.
+    if (op === 'gte' && n === 1) return `(exists (select 1 from activities a where ${where}))`;
+    if (op === 'gte' && n === 0) return '(true)';
+    return `((select count(*) from activities a where ${where}) ${COMPARE[op]} ${this.param(n, 'int')})`;
+  }
+
+  private segment(node: Record<string, unknown>, path: string): string {
+    onlyKeys(node, ['segment', 'op'], path);
+    if (typeof node.segment !== 'string' || !node.segment) fail(`${path}.segment`, 'a segment id');
+    if (node.op !== 'in' && node.op !== 'notIn') fail(`${path}.op`, 'in or notIn');
+    const id = (node.segment as string).toLowerCase();
+    if (!this.segmentRefs.has(id)) this.segmentRefs.set(id, `${path}.segment`);
+    const member = `exists (select 1 from segment_members sm where sm.segment_id = ${this.param(id, 'uuid')} and sm.customer_id = c.id)`;
+    return node.op === 'in' ? `(${member})` : `(not ${member})`;
+  }
+}
+
+/** Validates and compiles criteria; throws VALIDATION_ERROR naming the JSON path of the first fault. */
+export function compileCriteria(criteria: unknown, path = 'criteria'): Compiled {
+  const compiler = new Compiler();
+  const sql = compiler.node(criteria, path, 1);
+  return { sql, params: compiler.params, segmentRefs: compiler.segmentRefs };
+}

@@ -1,0 +1,186 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import { Segment } from '../../db/entities/index.js';
+import { SegmentType } from '../../db/entities/enums.js';
+import { AppError, notFound } from '../../platform/errors.js';
+import type { ServiceContext } from '../context.js';
+import { isUuid, listCustomersConnection, stripUndefined } from '../customers/customers.js';
+import type { PageArgs } from '../pagination.js';
+import { validate } from '../validate.js';
+import { compileCriteria } from './criteria.js';
+import type { RefreshResult } from './membership.js';
+import { runRefresh, runSync, stopSegmentWork, upsertRefreshSchedule } from './workflows.js';
+
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
+const interval = z.number().int().min(1).max(1440);
+
+const createInput = z
+  .object({
+    tenantId: z.string().optional(),
+    name: z.string().trim().min(1).max(200),
+    description: z.string().max(2000).nullish(),
+    type: z.enum(SegmentType),
+    criteria: z.unknown().optional(),
+    refreshIntervalMinutes: optional(interval),
+  })
+  .strict();
+
+const updateInput = z
+  .object({
+    name: optional(z.string().trim().min(1).max(200)),
+    description: z.string().max(2000).nullish(),
+    criteria: z.unknown().optional(),
+    isActive: optional(z.boolean()),
+    refreshIntervalMinutes: optional(interval),
+  })
+  .strict();
+
+export async function getSegment(ctx: ServiceContext, id: string): Promise<Segment> {
+  const segment = isUuid(id) ? await ctx.em.findOne(Segment, { id: id.toLowerCase(), tenantId: ctx.tenantId }) : null;
+  if (!segment) throw notFound('segment', id);
+  return segment;
+}
+
+export function listSegments(ctx: ServiceContext, type?: string | null): Promise<Segment[]> {
+  return ctx.em.find(Segment, { tenantId: ctx.tenantId, ...(type && { type: type as Segment['type'] }) }, { orderBy: { name: 'asc', id: 'asc' } });
+}
+
+export async function segmentMembers(ctx: ServiceContext, segmentId: string, page: PageArgs = {}) {
+  const segment = await getSegment(ctx, segmentId);
+  return listCustomersConnection(ctx, { segmentId: segment.id }, page);
+}
+
+/**
+ * Validates criteria for `segmentId` (undefined while creating): the language itself, that every
+ * referenced segment is the tenant's, and that references do not cycle back.
+ */
+async function checkCriteria(ctx: ServiceContext, criteria: unknown, segmentId: string | undefined): Promise<void> {
+  const { segmentRefs } = compileCriteria(criteria);
+  for (const [ref, path] of segmentRefs) {
+    if (ref === segmentId) throw new AppError('VALIDATION_ERROR', `${path}: a segment cannot refer to itself`, { field: path });
+    const seen = new Set<string>();
+    const stack = [ref];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const target = isUuid(id) ? await ctx.em.findOne(Segment, { id, tenantId: ctx.tenantId }) : null;
+      if (!target) {
+        throw new AppError('VALIDATION_ERROR', `${path}: ${id === ref ? `segment ${ref} not found` : `segment ${ref} refers to a missing segment`}`, { field: path });
+      }
+      if (target.criteria == null) continue;
+      for (const next of compileCriteria(target.criteria).segmentRefs.keys()) {
+        if (next === segmentId) {
+          throw new AppError('VALIDATION_ERROR', `${path}: segment references form a cycle (${ref} leads back to this segment)`, { field: path });
+        }
+        stack.push(next);
+      }
+    }
+  }
+}
+
+const nameTaken = (name: string) => new AppError('CONFLICT', `a segment named "${name}" already exists`, { field: 'name' });
+
+export async function createSegment(ctx: ServiceContext, input: unknown): Promise<Segment> {
+  const data = validate(createInput, input, 'input');
+  if (data.type !== 'STATIC' && data.criteria == null) {
+    throw new AppError('VALIDATION_ERROR', `criteria: required for ${data.type} segments`, { field: 'criteria' });
+  }
+  if (data.criteria != null) await checkCriteria(ctx, data.criteria, undefined);
+  const segment = ctx.em.create(Segment, {
+    id: uuidv7(),
+    tenantId: ctx.tenantId,
+    name: data.name,
+    description: data.description ?? null,
+    type: data.type,
+    criteria: (data.criteria ?? null) as Record<string, unknown> | null,
+    ...(data.refreshIntervalMinutes && { refreshIntervalMinutes: data.refreshIntervalMinutes }),
+  } as never);
+  try {
+    await ctx.em.flush();
+  } catch (err) {
+    if (err instanceof UniqueConstraintViolationException) throw nameTaken(data.name);
+    throw err;
+  }
+  // Nothing half-made: if Temporal cannot take the schedule or the first refresh, the segment goes.
+  try {
+    if (segment.type === 'DYNAMIC') await upsertRefreshSchedule(ctx, segment);
+    if (segment.criteria != null) await runRefresh(ctx, segment, 'created');
+  } catch (err) {
+    await stopSegmentWork(ctx, segment.id).catch(() => undefined);
+    await ctx.em.fork().nativeDelete(Segment, { id: segment.id });
+    throw err;
+  }
+  return ctx.em.refreshOrFail(segment);
+}
+
+export async function updateSegment(ctx: ServiceContext, id: string, input: unknown): Promise<Segment> {
+  const data = validate(updateInput, input, 'input');
+  const segment = await getSegment(ctx, id);
+  const criteriaChanged = data.criteria !== undefined && JSON.stringify(data.criteria) !== JSON.stringify(segment.criteria);
+  if (criteriaChanged) {
+    if (data.criteria === null && segment.type !== 'STATIC') {
+      throw new AppError('VALIDATION_ERROR', `criteria: required for ${segment.type} segments`, { field: 'criteria' });
+    }
+    if (data.criteria !== null) await checkCriteria(ctx, data.criteria, segment.id);
+  }
+  ctx.em.assign(segment, stripUndefined({
+    name: data.name,
+    description: data.description,
+    criteria: data.criteria as Record<string, unknown> | null | undefined,
+    isActive: data.isActive,
+    refreshIntervalMinutes: data.refreshIntervalMinutes,
+  }) as never);
+  try {
+    await ctx.em.flush();
+  } catch (err) {
+    if (err instanceof UniqueConstraintViolationException) throw nameTaken(data.name ?? segment.name);
+    throw err;
+  }
+  if (segment.type === 'DYNAMIC') await upsertRefreshSchedule(ctx, segment);
+  // STATIC members change only on an explicit refresh; the others follow their new criteria now.
+  if (criteriaChanged && segment.type !== 'STATIC' && segment.isActive) await runRefresh(ctx, segment, 'criteria-changed');
+  return ctx.em.refreshOrFail(segment);
+}
+
+export async function deleteSegment(ctx: ServiceContext, id: string): Promise<boolean> {
+  const segment = await getSegment(ctx, id);
+  const others = await ctx.em.find(Segment, { tenantId: ctx.tenantId, id: { $ne: segment.id } });
+  const users = others.filter((o) => o.criteria != null && compileCriteria(o.criteria).segmentRefs.has(segment.id));
+  if (users.length) {
+    throw new AppError('CONFLICT', `segment ${segment.id} is used in the criteria of ${users.map((u) => `"${u.name}" (${u.id})`).join(', ')}`);
+  }
+  await stopSegmentWork(ctx, segment.id);
+  await ctx.em.remove(segment).flush();
+  return true;
+}
+
+export async function refreshSegment(ctx: ServiceContext, id: string): Promise<RefreshResult> {
+  return runRefresh(ctx, await getSegment(ctx, id), 'manual');
+}
+
+export async function syncSegmentToMessaging(ctx: ServiceContext, id: string) {
+  const segment = await getSegment(ctx, id);
+  if (!ctx.config.MESSAGING_URL) throw new AppError('INVALID_STATE', 'the Messaging service is not configured (MESSAGING_URL)');
+  return runSync(ctx, segment);
+}
+
+export function segmentView(s: Segment) {
+  return {
+    id: s.id,
+    tenantId: s.tenantId,
+    name: s.name,
+    description: s.description ?? null,
+    type: s.type,
+    criteria: s.criteria ?? null,
+    isActive: s.isActive,
+    memberCount: s.memberCount,
+    refreshIntervalMinutes: s.refreshIntervalMinutes,
+    lastRefreshedAt: s.lastRefreshedAt ?? null,
+    messagingSegmentId: s.messagingSegmentId ?? null,
+    lastSyncedAt: s.lastSyncedAt ?? null,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+  };
+}

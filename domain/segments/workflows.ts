@@ -1,0 +1,94 @@
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { Segment } from '../../db/entities/index.js';
+import { AppError } from '../../platform/errors.js';
+import { SegmentId, TenantId } from '../../platform/search-attributes.js';
+import type { segmentRefreshWorkflow } from '../../workflows/segment-refresh.js';
+import type { segmentSyncWorkflow, SegmentSyncResult } from '../../workflows/segment-sync.js';
+import type { ServiceContext } from '../context.js';
+import type { RefreshResult } from './membership.js';
+
+// The segment workflows' ids derive from the segment, so a second click joins the run in flight.
+export const refreshWorkflowId = (segmentId: string) => `segment-refresh-${segmentId}`;
+export const syncWorkflowId = (segmentId: string) => `segment-sync-${segmentId}`;
+export const refreshScheduleId = (segmentId: string) => `segment-refresh-schedule-${segmentId}`;
+
+const searchAttributes = (s: Pick<Segment, 'id' | 'tenantId'>) => [
+  { key: TenantId, value: s.tenantId },
+  { key: SegmentId, value: s.id },
+];
+
+/** The workflow's own failure message (e.g. the Messaging service's 4xx) as a platform error. */
+async function outcome<T>(run: Promise<T>, what: string): Promise<T> {
+  try {
+    return await run;
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    let cause: Error | undefined = err.cause;
+    while (cause?.cause) cause = cause.cause as Error;
+    throw new AppError('INVALID_STATE', `${what} failed: ${cause?.message ?? err.message}`);
+  }
+}
+
+export async function runRefresh(ctx: ServiceContext, segment: Segment, cause: string): Promise<RefreshResult> {
+  const handle = await ctx.temporal.workflow.start<typeof segmentRefreshWorkflow>('segmentRefreshWorkflow', {
+    workflowId: refreshWorkflowId(segment.id),
+    taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId: segment.tenantId, segmentId: segment.id, cause }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    typedSearchAttributes: searchAttributes(segment),
+  });
+  return outcome(handle.result(), `refresh of segment ${segment.id}`);
+}
+
+export async function runSync(ctx: ServiceContext, segment: Segment): Promise<SegmentSyncResult> {
+  const handle = await ctx.temporal.workflow.start<typeof segmentSyncWorkflow>('segmentSyncWorkflow', {
+    workflowId: syncWorkflowId(segment.id),
+    taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId: segment.tenantId, segmentId: segment.id }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    typedSearchAttributes: searchAttributes(segment),
+  });
+  return outcome(handle.result(), `sync of segment ${segment.id} to Messaging`);
+}
+
+/** DYNAMIC segments refresh on a Temporal Schedule, paused while the segment is inactive. */
+export async function upsertRefreshSchedule(ctx: ServiceContext, segment: Segment): Promise<void> {
+  const spec = { intervals: [{ every: `${segment.refreshIntervalMinutes}m` as const }] };
+  const handle = ctx.temporal.schedule.getHandle(refreshScheduleId(segment.id));
+  try {
+    await handle.update((previous) => ({ ...previous, spec, state: { ...previous.state, paused: !segment.isActive } }));
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw err;
+    await ctx.temporal.schedule.create({
+      scheduleId: refreshScheduleId(segment.id),
+      spec,
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'segmentRefreshWorkflow',
+        workflowId: refreshWorkflowId(segment.id),
+        taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
+        args: [{ tenantId: segment.tenantId, segmentId: segment.id, cause: 'schedule' }],
+        typedSearchAttributes: searchAttributes(segment),
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      state: { paused: !segment.isActive, note: `Refresh of DYNAMIC segment "${segment.name}" (${segment.tenantId})` },
+    });
+  }
+}
+
+/** Removes the schedule and stops runs in flight (a deleted segment has nothing to refresh or sync). */
+export async function stopSegmentWork(ctx: ServiceContext, segmentId: string): Promise<void> {
+  try {
+    await ctx.temporal.schedule.getHandle(refreshScheduleId(segmentId)).delete();
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw err;
+  }
+  for (const id of [refreshWorkflowId(segmentId), syncWorkflowId(segmentId)]) {
+    try {
+      await ctx.temporal.workflow.getHandle(id).terminate('segment deleted');
+    } catch (err) {
+      // Not running (or never ran): nothing to stop.
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  }
+}

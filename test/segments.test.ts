@@ -1,0 +1,204 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { newTenant, token } from './support/api.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(() => stack.close());
+
+async function sql<T = any>(text: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: inject('databaseUrl') });
+  await client.connect();
+  try {
+    return (await client.query(text, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+async function tenantWith(people: object[]) {
+  const tenant = newTenant();
+  const auth = await token(tenant);
+  const ids: string[] = [];
+  for (const p of people) {
+    const res = await stack.api.call('POST', '/api/v1/customers', { auth, body: p });
+    expect(res.status).toBe(201);
+    ids.push(res.body.data.id);
+  }
+  return { tenant, auth, ids };
+}
+
+const members = async (auth: string, segmentId: string) =>
+  (await stack.api.call('GET', `/api/v1/segments/${segmentId}/members?take=100`, { auth })).body.data.map((c: any) => c.firstName).sort();
+
+describe('segment criteria', () => {
+  it('rejects bad criteria with VALIDATION_ERROR naming the JSON path', async () => {
+    const { auth } = await tenantWith([]);
+    const attempt = async (criteria: unknown) => {
+      const res = await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: `s${Math.random()}`, type: 'DYNAMIC', criteria } });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_ERROR');
+      return res.body.error;
+    };
+    expect((await attempt({ all: [{ field: 'shoeSize', op: 'eq', value: 9 }] })).field).toBe('criteria.all[0].field');
+    expect((await attempt({ all: [{ field: 'handicap', op: 'contains', value: 'x' }] })).field).toBe('criteria.all[0].op');
+    expect((await attempt({ any: [{ field: 'engagementScore', op: 'gte', value: 'high' }] })).field).toBe('criteria.any[0].value');
+    expect((await attempt({ all: [] })).field).toBe('criteria.all');
+    expect((await attempt({ not: { field: 'lastActivityAt', op: 'within', value: '30 days' } })).field).toBe('criteria.not.value');
+    expect((await attempt({ all: [{ event: { category: 'PARTY' } }] })).field).toBe('criteria.all[0].event.category');
+    expect((await attempt({ all: [{ event: { type: 'booking.created' }, count: { op: 'gte', value: -1 } }] })).field).toBe('criteria.all[0].count.value');
+    expect((await attempt({ segment: '00000000-0000-7000-8000-000000000000', op: 'in' })).field).toBe('criteria.segment');
+    let deep: unknown = { field: 'emailOptIn', op: 'eq', value: true };
+    for (let i = 0; i < 11; i++) deep = { not: deep };
+    expect((await attempt(deep)).message).toContain('deeper than 10');
+    expect((await attempt(undefined)).field).toBe('criteria');
+  });
+
+  it('evaluates fields, events, nesting and segment references against real data', async () => {
+    const { auth, ids } = await tenantWith([
+      { firstName: 'Ann', email: 'ann@x.test', lifecycleStage: 'MEMBER', emailOptIn: true },
+      { firstName: 'Bob', email: 'bob@x.test', lifecycleStage: 'LEAD', emailOptIn: true },
+      { firstName: 'Cat', email: 'cat@y.test', lifecycleStage: 'MEMBER' },
+      { firstName: 'Dov', phoneNumber: '+27825550002', lifecycleStage: 'CHURNED' },
+    ]);
+    const now = Date.now();
+    const events = [
+      { customer: { id: ids[0] }, category: 'BOOKING', type: 'booking.created', at: now - 2 * 86400e3 },
+      { customer: { id: ids[0] }, category: 'BOOKING', type: 'booking.created', at: now - 3 * 86400e3 },
+      { customer: { id: ids[1] }, category: 'BOOKING', type: 'booking.created', at: now - 40 * 86400e3 },
+      { customer: { id: ids[2] }, category: 'GOLF', type: 'round.completed', at: now - 1 * 86400e3 },
+    ].map((e, i) => ({ type: e.type, category: e.category, customer: e.customer, title: 't', occurredAt: new Date(e.at).toISOString(), sourceService: 'test', sourceEventId: `e${i}` }));
+    expect((await stack.api.call('POST', '/api/v1/events', { auth, body: events })).body.data.accepted).toBe(4);
+
+    const create = async (name: string, criteria: unknown, type = 'DYNAMIC') => {
+      const res = await stack.api.call('POST', '/api/v1/segments', { auth, body: { name, type, criteria } });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      return res.body.data;
+    };
+    const members3 = await create('active members', {
+      all: [
+        { field: 'lifecycleStage', op: 'in', value: ['MEMBER', 'ADVOCATE'] },
+        { any: [{ field: 'emailOptIn', op: 'eq', value: true }, { field: 'email', op: 'contains', value: '@y.test' }] },
+        { field: 'lastActivityAt', op: 'within', value: 'P30D' },
+      ],
+    });
+    expect(members3.memberCount).toBe(2);
+    expect(await members(auth, members3.id)).toEqual(['Ann', 'Cat']);
+
+    const frequent = await create('frequent bookers', { event: { category: 'BOOKING', within: 'P30D' }, count: { op: 'gte', value: 2 } });
+    expect(await members(auth, frequent.id)).toEqual(['Ann']);
+    const never = await create('never golfed', { not: { event: { category: 'GOLF' } } });
+    expect(await members(auth, never.id)).toEqual(['Ann', 'Bob', 'Dov']);
+    const noEmail = await create('no email', { field: 'email', op: 'notExists' });
+    expect(await members(auth, noEmail.id)).toEqual(['Dov']);
+    const notIn = await create('members who do not book', { all: [{ segment: members3.id, op: 'in' }, { segment: frequent.id, op: 'notIn' }] });
+    expect(await members(auth, notIn.id)).toEqual(['Cat']);
+    const quoted = await create("O'Brien \\ %_ test", { field: 'firstName', op: 'startsWith', value: "%'; drop table customers; --" });
+    expect(quoted.memberCount).toBe(0);
+
+    // customers(filter: {segmentId}) reads the same membership.
+    const gql = await stack.api.graphql(auth, `{ customers(tenantId: "${(await stack.api.call('GET', '/api/v1/segments', { auth })).body.data[0].tenantId}", filter: {segmentId: "${frequent.id}"}) { totalCount edges { node { firstName segments { name } } } } }`);
+    expect(gql.body.data.customers.totalCount).toBe(1);
+    expect(gql.body.data.customers.edges[0].node.segments.map((s: any) => s.name)).toEqual(expect.arrayContaining(['active members', 'frequent bookers']));
+
+    // A cycle through references is refused.
+    const cyclic = await stack.api.call('PATCH', `/api/v1/segments/${members3.id}`, { auth, body: { criteria: { segment: notIn.id, op: 'in' } } });
+    expect(cyclic.status).toBe(400);
+    expect(cyclic.body.error.message).toContain('cycle');
+    // A segment another one uses cannot be deleted.
+    expect((await stack.api.call('DELETE', `/api/v1/segments/${frequent.id}`, { auth })).status).toBe(409);
+  });
+});
+
+describe('segment lifecycle', () => {
+  it('refreshes DYNAMIC segments on demand and on a schedule that follows isActive, and cleans up on delete', async () => {
+    const { auth, tenant } = await tenantWith([{ firstName: 'Ann', email: 'a@t.test', lifecycleStage: 'MEMBER' }, { firstName: 'Bob', email: 'b@t.test' }]);
+    const created = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'members', type: 'DYNAMIC', criteria: { field: 'lifecycleStage', op: 'eq', value: 'MEMBER' }, refreshIntervalMinutes: 30 },
+    })).body.data;
+    expect(created).toMatchObject({ memberCount: 1, refreshIntervalMinutes: 30, isActive: true, lastRefreshedAt: expect.any(String) });
+
+    const schedule = stack.client.schedule.getHandle(`segment-refresh-schedule-${created.id}`);
+    const described = await schedule.describe();
+    expect(described.spec.intervals?.[0]?.every).toBe(30 * 60 * 1000);
+    expect(described.state.paused).toBe(false);
+    expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'segmentRefreshWorkflow', taskQueue: stack.taskQueue });
+
+    // New matches wait for a refresh; the refresh reports the difference and records why.
+    const bob = (await stack.api.call('GET', '/api/v1/customers?search=bob', { auth })).body.data[0];
+    await stack.api.call('PATCH', `/api/v1/customers/${bob.id}`, { auth, body: { lifecycleStage: 'MEMBER' } });
+    expect((await stack.api.call('GET', `/api/v1/segments/${created.id}`, { auth })).body.data.memberCount).toBe(1);
+    const refresh = await stack.api.graphql(auth, `mutation { refreshSegment(id: "${created.id}") { segmentId previousCount newCount added removed } }`);
+    expect(refresh.body.data.refreshSegment).toEqual({ segmentId: created.id, previousCount: 1, newCount: 2, added: 1, removed: 0 });
+    const changes = await sql(`select customer_id, change, cause from segment_membership_changes where segment_id = $1`, [created.id]);
+    expect(changes).toEqual([{ customer_id: bob.id, change: 'ENTERED', cause: 'manual' }]);
+    const run = await stack.client.workflow.getHandle(`segment-refresh-${created.id}`).describe();
+    expect(run.searchAttributes).toMatchObject({ TenantId: [tenant], SegmentId: [created.id] });
+
+    await stack.api.call('PATCH', `/api/v1/segments/${created.id}`, { auth, body: { isActive: false } });
+    expect((await schedule.describe()).state.paused).toBe(true);
+
+    expect((await stack.api.graphql(auth, `mutation { deleteSegment(id: "${created.id}") }`)).body.data.deleteSegment).toBe(true);
+    await expect(schedule.describe()).rejects.toThrow();
+    expect(await sql('select 1 from segment_members where segment_id = $1', [created.id])).toEqual([]);
+    expect((await stack.api.call('GET', `/api/v1/segments/${created.id}`, { auth })).status).toBe(404);
+  });
+
+  it('keeps STATIC members fixed until an explicit refresh', async () => {
+    const { auth } = await tenantWith([{ firstName: 'Ann', email: 'a@s.test', handicap: 8 }]);
+    const s = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: 'low handicaps', type: 'STATIC', criteria: { field: 'handicap', op: 'lt', value: 10 } } })).body.data;
+    expect(s.memberCount).toBe(1);
+    await stack.api.call('POST', '/api/v1/customers', { auth, body: { firstName: 'Bea', email: 'b@s.test', handicap: 4 } });
+    await stack.api.call('PATCH', `/api/v1/segments/${s.id}`, { auth, body: { criteria: { field: 'handicap', op: 'lt', value: 5 } } });
+    expect(await members(auth, s.id)).toEqual(['Ann']);
+    expect((await stack.api.call('POST', `/api/v1/segments/${s.id}/refresh`, { auth })).body.data).toMatchObject({ added: 1, removed: 1, newCount: 1 });
+    expect(await members(auth, s.id)).toEqual(['Bea']);
+  });
+
+  it('moves SMART membership in real time as events arrive and profiles change', async () => {
+    const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@m.test' }, { firstName: 'Bob', email: 'b@m.test' }]);
+    const smart = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'recent bookers', type: 'SMART', criteria: { all: [{ event: { type: 'booking.created', within: 'P7D' } }, { field: 'status', op: 'eq', value: 'ACTIVE' }] } },
+    })).body.data;
+    expect(smart.memberCount).toBe(0);
+
+    await stack.api.call('POST', '/api/v1/events', { auth, body: {
+      type: 'booking.created', category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { id: ids[0] }, sourceService: 'b', sourceEventId: '1',
+    } });
+    expect(await members(auth, smart.id)).toEqual(['Ann']);
+    // A brand-new customer created by an event joins too.
+    await stack.api.call('POST', '/api/v1/events', { auth, body: {
+      type: 'booking.created', category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { email: 'new@m.test' }, sourceService: 'b', sourceEventId: '2',
+    } });
+    expect((await stack.api.call('GET', `/api/v1/segments/${smart.id}`, { auth })).body.data.memberCount).toBe(2);
+
+    await stack.api.call('PATCH', `/api/v1/customers/${ids[0]}`, { auth, body: { status: 'INACTIVE' } });
+    expect((await members(auth, smart.id)).length).toBe(1);
+    const changes = await sql(`select change, cause from segment_membership_changes where segment_id = $1 and customer_id = $2 order by id`, [smart.id, ids[0]]);
+    expect(changes).toEqual([{ change: 'ENTERED', cause: 'event' }, { change: 'EXITED', cause: 'updated' }]);
+
+    // A merge moves the loser's membership to the winner and the counts stay right.
+    await stack.api.call('PATCH', `/api/v1/customers/${ids[0]}`, { auth, body: { status: 'ACTIVE' } });
+    await stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[1], loserId: ids[0] } });
+    const after = (await stack.api.call('GET', `/api/v1/segments/${smart.id}`, { auth })).body.data;
+    const stored = await sql('select count(*)::int as n from segment_members where segment_id = $1', [smart.id]);
+    expect(after.memberCount).toBe(stored[0].n);
+    expect(await members(auth, smart.id)).toContain('Bob');
+  });
+
+  it('scopes segments to the tenant and to crm:admin for writes', async () => {
+    const { auth } = await tenantWith([]);
+    const s = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: 'mine', type: 'STATIC' } })).body.data;
+    expect((await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: 'mine', type: 'STATIC' } })).status).toBe(409);
+    const other = await token(newTenant());
+    for (const [method, path] of [['GET', `/api/v1/segments/${s.id}`], ['POST', `/api/v1/segments/${s.id}/refresh`], ['DELETE', `/api/v1/segments/${s.id}`], ['GET', `/api/v1/segments/${s.id}/members`]] as const) {
+      expect((await stack.api.call(method, path, { auth: other })).status, path).toBe(404);
+    }
+    expect((await stack.api.call('GET', '/api/v1/segments', { auth: other })).body.data).toEqual([]);
+    const writer = await token(newTenant(), ['crm:read', 'crm:write']);
+    expect((await stack.api.call('POST', '/api/v1/segments', { auth: writer, body: { name: 'x', type: 'STATIC' } })).status).toBe(403);
+  });
+});

@@ -1,0 +1,87 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+
+// A real HTTP server speaking the Messaging service contract of the README, with failures on
+// demand: the next N member requests can answer 500, hang past the client's timeout, or 400.
+
+type Failure = { kind: 'error'; status: number; message: string } | { kind: 'hang'; ms: number };
+
+export interface MessagingServer {
+  url: string;
+  apiKey: string;
+  /** Members per Messaging segment id, as applied. */
+  members: Map<string, Map<string, unknown>>;
+  /** Member batches applied (each idempotency key once). */
+  applied: { key: string; add: number; remove: number }[];
+  /** Every POST received, including retries and failures. */
+  received: string[];
+  failNext(...failures: Failure[]): void;
+  close(): Promise<void>;
+}
+
+async function readJson(req: IncomingMessage): Promise<any> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString() || '{}');
+}
+
+export async function startMessagingServer(): Promise<MessagingServer> {
+  const apiKey = 'messaging-test-key';
+  const members = new Map<string, Map<string, unknown>>();
+  const applied: MessagingServer['applied'] = [];
+  const received: string[] = [];
+  const seen = new Map<string, string>();
+  const failures: Failure[] = [];
+
+  const server: Server = createServer(async (req, res) => {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (req.headers.authorization !== `Bearer ${apiKey}`) return send(401, { error: { message: 'bad api key' } });
+    const url = new URL(req.url!, 'http://x');
+    const segment = /^\/segments\/([^/]+)$/.exec(url.pathname);
+    const memberPath = /^\/segments\/([^/]+)\/members$/.exec(url.pathname);
+    if (req.method === 'PUT' && segment) {
+      const body = await readJson(req);
+      if (!body.name) return send(422, { error: { message: 'name is required' } });
+      const id = `msg_${segment[1]}`;
+      if (!members.has(id)) members.set(id, new Map());
+      return send(200, { id, name: body.name });
+    }
+    if (req.method === 'POST' && memberPath) {
+      const key = String(req.headers['idempotency-key'] ?? '');
+      received.push(key);
+      const body = await readJson(req);
+      const failure = failures.shift();
+      if (failure?.kind === 'error') return send(failure.status, { error: { message: failure.message } });
+      if (failure?.kind === 'hang') {
+        await new Promise((r) => setTimeout(r, failure.ms));
+        // The client gave up: the batch is not applied, as a crashed request would not be.
+        return res.destroy();
+      }
+      if (!key) return send(400, { error: { message: 'Idempotency-Key header is required' } });
+      if (seen.has(key)) return send(200, JSON.parse(seen.get(key)!));
+      const set = members.get(memberPath[1]!);
+      if (!set) return send(404, { error: { message: 'unknown segment' } });
+      if ((body.add?.length ?? 0) + (body.remove?.length ?? 0) > 1000) return send(413, { error: { message: 'at most 1000 members per request' } });
+      for (const m of body.add ?? []) set.set(m.customerId, m);
+      for (const id of body.remove ?? []) set.delete(id);
+      applied.push({ key, add: body.add?.length ?? 0, remove: body.remove?.length ?? 0 });
+      const answer = { added: body.add?.length ?? 0, removed: body.remove?.length ?? 0, total: set.size };
+      seen.set(key, JSON.stringify(answer));
+      return send(200, answer);
+    }
+    send(404, { error: { message: 'not found' } });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    apiKey,
+    members,
+    applied,
+    received,
+    failNext: (...f) => failures.push(...f),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { inject } from 'vitest';
+import { openOrm } from '../../db/orm.js';
+import { createLogger } from '../../platform/logger.js';
+import { createWorker, type WorkerHandle } from '../../worker/worker.js';
+import { startTestApi, testConfig, type TestApi } from './api.js';
+
+export interface TestStack {
+  api: TestApi;
+  client: Client;
+  taskQueue: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The API plus a real worker on a task queue of this file's own, against the suite's Temporal
+ * server: workflows started through the API run here, not in another file's worker.
+ */
+export async function startTestStack(overrides: Record<string, string> = {}): Promise<TestStack> {
+  const taskQueue = `test-${randomUUID().slice(0, 8)}`;
+  const env = { TEMPORAL_TASK_QUEUE: taskQueue, ...overrides };
+  const config = testConfig(env);
+  const orm = await openOrm(config.DATABASE_URL!);
+  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  const worker: WorkerHandle = await createWorker(config, { orm, config, log });
+  const running = worker.run();
+  const api = await startTestApi(env);
+  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  const client = new Client({ connection });
+  return {
+    api,
+    client,
+    taskQueue,
+    async close() {
+      await api.close();
+      await worker.shutdown();
+      await running;
+      await connection.close();
+      await orm.close();
+    },
+  };
+}
