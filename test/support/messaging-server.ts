@@ -3,7 +3,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 // A real HTTP server speaking the Messaging service contract of the README, with failures on
 // demand: the next N member requests can answer 500, hang past the client's timeout, or 400.
 
-type Failure = { kind: 'error'; status: number; message: string } | { kind: 'hang'; ms: number };
+// `lost`: the batch is applied, but the answer never reaches the client (it times out), as when a
+// network or process fails mid-request; the client must resend, and the key makes it a no-op.
+type Failure = { kind: 'error'; status: number; message: string } | { kind: 'lost'; ms: number };
 
 export interface MessagingServer {
   url: string;
@@ -14,6 +16,8 @@ export interface MessagingServer {
   applied: { key: string; add: number; remove: number }[];
   /** Every POST received, including retries and failures. */
   received: string[];
+  /** How many times each customer was added. */
+  addCounts: Map<string, number>;
   failNext(...failures: Failure[]): void;
   close(): Promise<void>;
 }
@@ -29,6 +33,7 @@ export async function startMessagingServer(): Promise<MessagingServer> {
   const members = new Map<string, Map<string, unknown>>();
   const applied: MessagingServer['applied'] = [];
   const received: string[] = [];
+  const addCounts = new Map<string, number>();
   const seen = new Map<string, string>();
   const failures: Failure[] = [];
 
@@ -53,21 +58,23 @@ export async function startMessagingServer(): Promise<MessagingServer> {
       const body = await readJson(req);
       const failure = failures.shift();
       if (failure?.kind === 'error') return send(failure.status, { error: { message: failure.message } });
-      if (failure?.kind === 'hang') {
-        await new Promise((r) => setTimeout(r, failure.ms));
-        // The client gave up: the batch is not applied, as a crashed request would not be.
-        return res.destroy();
-      }
       if (!key) return send(400, { error: { message: 'Idempotency-Key header is required' } });
       if (seen.has(key)) return send(200, JSON.parse(seen.get(key)!));
       const set = members.get(memberPath[1]!);
       if (!set) return send(404, { error: { message: 'unknown segment' } });
       if ((body.add?.length ?? 0) + (body.remove?.length ?? 0) > 1000) return send(413, { error: { message: 'at most 1000 members per request' } });
-      for (const m of body.add ?? []) set.set(m.customerId, m);
+      for (const m of body.add ?? []) {
+        set.set(m.customerId, m);
+        addCounts.set(m.customerId, (addCounts.get(m.customerId) ?? 0) + 1);
+      }
       for (const id of body.remove ?? []) set.delete(id);
       applied.push({ key, add: body.add?.length ?? 0, remove: body.remove?.length ?? 0 });
       const answer = { added: body.add?.length ?? 0, removed: body.remove?.length ?? 0, total: set.size };
       seen.set(key, JSON.stringify(answer));
+      if (failure?.kind === 'lost') {
+        await new Promise((r) => setTimeout(r, failure.ms));
+        return res.destroy();
+      }
       return send(200, answer);
     }
     send(404, { error: { message: 'not found' } });
@@ -81,6 +88,7 @@ export async function startMessagingServer(): Promise<MessagingServer> {
     members,
     applied,
     received,
+    addCounts,
     failNext: (...f) => failures.push(...f),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };

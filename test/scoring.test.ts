@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensurePlatformSchedules, SCORING_SCHEDULE_ID } from '../worker/schedules.js';
+import type { customerScoringWorkflow } from '../workflows/customer-scoring.js';
+import { newTenant, testConfig, token } from './support/api.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(() => stack.close());
+
+const daysAgo = (d: number) => new Date(Date.now() - d * 86400e3).toISOString();
+
+describe('customer scoring', () => {
+  it('scores engagement, churn risk and lifetime value from the timeline, then updates SMART segments over scores', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const event = (email: string, i: number, days: number, extra: object = {}) => ({
+      type: 'booking.created', category: 'BOOKING', title: 'x', occurredAt: daysAgo(days), customer: { email }, sourceService: 's', sourceEventId: `${email}-${i}`, ...extra,
+    });
+    const busy = Array.from({ length: 12 }, (_, i) => event('busy@s.test', i, i * 5));
+    const spender = [
+      event('spender@s.test', 1, 3, { category: 'FINANCIAL', type: 'payment.received', metadata: { amount: 2500 } }),
+      event('spender@s.test', 2, 400, { category: 'FINANCIAL', type: 'payment.received', metadata: { amount: 1000.4 } }),
+    ];
+    const dormant = [event('dormant@s.test', 1, 200)];
+    expect((await stack.api.call('POST', '/api/v1/events', { auth, body: [...busy, ...spender, ...dormant] })).body.data.accepted).toBe(15);
+    const engaged = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'engaged', type: 'SMART', criteria: { field: 'engagementScore', op: 'gte', value: 40 } },
+    })).body.data;
+    expect(engaged.memberCount).toBe(0);
+
+    const result = await stack.client.workflow.execute<typeof customerScoringWorkflow>('customerScoringWorkflow', {
+      workflowId: `customer-scoring-${tenant}`, taskQueue: stack.taskQueue, args: [{ tenantId: tenant }],
+    });
+    expect(result).toEqual({ scored: 3, smartSegments: 1 });
+
+    const byEmail = Object.fromEntries((await stack.api.call('GET', '/api/v1/customers', { auth })).body.data.map((c: any) => [c.email, c]));
+    const busyC = byEmail['busy@s.test'];
+    const dormantC = byEmail['dormant@s.test'];
+    const spenderC = byEmail['spender@s.test'];
+    expect(busyC.engagementScore).toBeGreaterThan(spenderC.engagementScore);
+    expect(spenderC.engagementScore).toBeGreaterThan(dormantC.engagementScore);
+    expect(dormantC).toMatchObject({ engagementScore: 0, churnRiskScore: 100, lifetimeValue: 0 });
+    expect(busyC.churnRiskScore).toBeLessThan(dormantC.churnRiskScore);
+    expect(spenderC.lifetimeValue).toBe(3500);
+    for (const c of [busyC, dormantC, spenderC]) {
+      expect(c.engagementScore).toBeGreaterThanOrEqual(0);
+      expect(c.engagementScore).toBeLessThanOrEqual(100);
+    }
+    const members = (await stack.api.call('GET', `/api/v1/segments/${engaged.id}/members`, { auth })).body.data.map((c: any) => c.email);
+    expect(members).toContain('busy@s.test');
+    expect(members).not.toContain('dormant@s.test');
+  });
+
+  it('runs nightly for every tenant from a platform schedule the worker creates', async () => {
+    const config = testConfig({ TEMPORAL_TASK_QUEUE: stack.taskQueue });
+    await ensurePlatformSchedules(stack.client, config);
+    await ensurePlatformSchedules(stack.client, config); // idempotent
+    const described = await stack.client.schedule.getHandle(SCORING_SCHEDULE_ID).describe();
+    expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'scoreAllTenantsWorkflow' });
+    expect(described.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }] });
+  });
+});

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newTenant, token } from './support/api.js';
+import { startMessagingServer, type MessagingServer } from './support/messaging-server.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+let messaging: MessagingServer;
+beforeAll(async () => {
+  messaging = await startMessagingServer();
+  stack = await startTestStack({ MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, MESSAGING_TIMEOUT_MS: '1000' });
+});
+afterAll(async () => {
+  await stack.close();
+  await messaging.close();
+});
+
+async function segmentOf(count: number) {
+  const tenant = newTenant();
+  const auth = await token(tenant);
+  const rows = Array.from({ length: count }, (_, i) => JSON.stringify({ email: `m${i}@sync.test`, firstName: `M${i}`, membershipTier: 'GOLD' })).join('\n');
+  const imported = await stack.api.call('POST', '/api/v1/customers/import', { auth, body: rows, headers: { 'content-type': 'application/x-ndjson' } });
+  expect(imported.body.data.created).toBe(count);
+  const segment = (await stack.api.call('POST', '/api/v1/segments', {
+    auth, body: { name: 'gold', type: 'SMART', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } },
+  })).body.data;
+  expect(segment.memberCount).toBe(count);
+  return { tenant, auth, segment };
+}
+
+const sync = (auth: string, id: string) => stack.api.graphql(auth, `mutation { syncSegmentToMessaging(id: "${id}") { messagingSegmentId syncedCount syncedAt } }`);
+
+describe('syncSegmentToMessaging', () => {
+  it('sends members in batches of at most 1,000, then only the difference', async () => {
+    const { auth, segment } = await segmentOf(2500);
+    const first = await sync(auth, segment.id);
+    expect(first.body.data.syncSegmentToMessaging).toMatchObject({ messagingSegmentId: `msg_${segment.id}`, syncedCount: 2500, syncedAt: expect.any(String) });
+    const mine = messaging.applied.filter((b) => messaging.members.get(`msg_${segment.id}`));
+    expect(messaging.members.get(`msg_${segment.id}`)!.size).toBe(2500);
+    expect(Math.max(...mine.map((b) => b.add + b.remove))).toBeLessThanOrEqual(1000);
+    const stored = (await stack.api.call('GET', `/api/v1/segments/${segment.id}`, { auth })).body.data;
+    expect(stored).toMatchObject({ messagingSegmentId: `msg_${segment.id}`, lastSyncedAt: expect.any(String) });
+
+    // Two leave, one joins: the next sync sends exactly that.
+    const before = messaging.applied.length;
+    const some = (await stack.api.call('GET', '/api/v1/customers?take=3', { auth })).body.data;
+    await stack.api.call('PATCH', `/api/v1/customers/${some[0].id}`, { auth, body: { membershipTier: 'SILVER' } });
+    await stack.api.call('PATCH', `/api/v1/customers/${some[1].id}`, { auth, body: { membershipTier: 'SILVER' } });
+    await stack.api.call('POST', '/api/v1/customers', { auth, body: { email: 'late@sync.test', membershipTier: 'GOLD' } });
+    const second = await sync(auth, segment.id);
+    expect(second.body.data.syncSegmentToMessaging.syncedCount).toBe(2499);
+    expect(messaging.applied.slice(before).map((b) => [b.add, b.remove])).toEqual([[0, 2], [1, 0]]);
+    expect(messaging.members.get(`msg_${segment.id}`)!.has(some[0].id)).toBe(false);
+  });
+
+  it('retries 5xx answers and timeouts, resumes, and never applies a batch twice', async () => {
+    const { auth, segment } = await segmentOf(2200);
+    const receivedBefore = messaging.received.length;
+    // The first request fails, the next is applied but its answer lost (the client times out, so
+    // it must resend, and the idempotency key makes that a no-op), then a 500.
+    messaging.failNext({ kind: 'error', status: 503, message: 'try later' }, { kind: 'lost', ms: 1500 }, { kind: 'error', status: 500, message: 'boom' });
+    const res = await sync(auth, segment.id);
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data.syncSegmentToMessaging.syncedCount).toBe(2200);
+    const mine = [...messaging.members.get(`msg_${segment.id}`)!.keys()];
+    expect(mine).toHaveLength(2200);
+    expect(mine.every((id) => messaging.addCounts.get(id) === 1)).toBe(true);
+    // 3 batches, each sent once more for each failure.
+    expect(messaging.received.length - receivedBefore).toBe(3 + 3);
+  });
+
+  it('fails fast with the remote message on a 4xx', async () => {
+    const { auth, segment } = await segmentOf(10);
+    messaging.failNext({ kind: 'error', status: 422, message: 'segment is archived on our side' });
+    const received = messaging.received.length;
+    const res = await sync(auth, segment.id);
+    expect(res.body.errors[0].extensions.code).toBe('INVALID_STATE');
+    expect(res.body.errors[0].message).toContain('segment is archived on our side');
+    expect(messaging.received.length).toBe(received + 1); // no retries
+  });
+});
