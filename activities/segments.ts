@@ -14,6 +14,13 @@ export interface SegmentRef {
 
 export const SYNC_BATCH = 1000;
 
+interface SyncCursor {
+  phase: 'remove' | 'add';
+  /** Last customer id acknowledged in this phase. */
+  after: string;
+  batches: number;
+}
+
 /** Keeps the activity's heartbeat going while one long statement runs. */
 async function heartbeating<T>(work: Promise<T>, details?: unknown): Promise<T> {
   const timer = setInterval(() => Context.current().heartbeat(details), 5_000);
@@ -71,63 +78,75 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
 
     /**
      * Sends the difference between the segment's members and what Messaging holds, removals
-     * first, in batches of at most 1,000. Each acknowledged batch is recorded in
-     * segment_synced_members, so a retried or resumed activity continues where it stopped; a
-     * batch resent after a crash between acknowledgement and record carries the same idempotency
-     * key (derived from its content), so Messaging applies it once.
+     * first, in batches of at most 1,000, walking customer ids in order. Each acknowledged batch
+     * is recorded in segment_synced_members and its last id heartbeated, so a retried activity
+     * resumes after the last acknowledged batch. A batch resent after a crash between
+     * acknowledgement and record carries the same idempotency key (derived from its content), so
+     * Messaging applies it once.
      */
     async syncSegmentMembers(ref: SegmentRef & { messagingSegmentId: string }): Promise<{ syncedCount: number; batches: number }> {
       const em = orm.em.fork();
       await loadSegment(em, ref);
       const client = messaging();
       const ctx = Context.current();
-      const resumed = ctx.info.heartbeatDetails as { batches?: number } | undefined;
-      let batches = resumed?.batches ?? 0;
+      const FIRST = '00000000-0000-0000-0000-000000000000';
+      const resumed = ctx.info.heartbeatDetails as SyncCursor | undefined;
+      const cursor: SyncCursor = resumed ?? { phase: 'remove', after: FIRST, batches: 0 };
 
-      const send = async (phase: 'add' | 'remove', ids: string[], add: MessagingMember[]) => {
-        const key = createHash('sha256').update(`${ref.segmentId}|${phase}|${ids.join(',')}`).digest('hex');
+      const send = async (ids: string[], add: MessagingMember[]) => {
+        const key = createHash('sha256').update(`${ref.segmentId}|${cursor.phase}|${ids.join(',')}`).digest('hex');
         try {
-          await client.changeMembers(ref.messagingSegmentId, { add, remove: phase === 'remove' ? ids : [] }, key);
+          await client.changeMembers(ref.messagingSegmentId, { add, remove: cursor.phase === 'remove' ? ids : [] }, key);
         } catch (err) {
           throw asFailure(err);
         }
-        batches++;
-        ctx.heartbeat({ batches, phase, lastCustomerId: ids.at(-1) });
+      };
+      const advance = (ids: string[]) => {
+        cursor.after = ids.at(-1)!;
+        cursor.batches++;
+        ctx.heartbeat(cursor);
       };
 
-      for (;;) {
+      while (cursor.phase === 'remove') {
         const gone = await em.execute<{ customer_id: string }[]>(
           `select s.customer_id from segment_synced_members s
-            where s.segment_id = ? and not exists (select 1 from segment_members m where m.segment_id = s.segment_id and m.customer_id = s.customer_id)
+            where s.segment_id = ? and s.customer_id > ?::uuid
+              and not exists (select 1 from segment_members m where m.segment_id = s.segment_id and m.customer_id = s.customer_id)
             order by s.customer_id limit ?`,
-          [ref.segmentId, SYNC_BATCH],
+          [ref.segmentId, cursor.after, SYNC_BATCH],
         );
-        if (!gone.length) break;
+        if (!gone.length) {
+          Object.assign(cursor, { phase: 'add', after: FIRST });
+          break;
+        }
         const ids = gone.map((r) => r.customer_id);
-        await send('remove', ids, []);
+        await send(ids, []);
         await em.execute('delete from segment_synced_members where segment_id = ? and customer_id = any(?::uuid[])', [ref.segmentId, pgArray(ids)]);
+        advance(ids);
       }
       for (;;) {
         const fresh = await em.execute<(MessagingMember & { customer_id: string })[]>(
           `select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
                   c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn"
              from segment_members m join customers c on c.id = m.customer_id
-            where m.segment_id = ? and not exists (select 1 from segment_synced_members s where s.segment_id = m.segment_id and s.customer_id = m.customer_id)
+            where m.segment_id = ? and m.customer_id > ?::uuid
+              and not exists (select 1 from segment_synced_members s where s.segment_id = m.segment_id and s.customer_id = m.customer_id)
             order by m.customer_id limit ?`,
-          [ref.segmentId, SYNC_BATCH],
+          [ref.segmentId, cursor.after, SYNC_BATCH],
         );
         if (!fresh.length) break;
         const ids = fresh.map((r) => r.customer_id);
-        await send('add', ids, fresh.map(({ customer_id, ...m }) => ({ ...m, customerId: customer_id })));
+        await send(ids, fresh.map(({ customer_id, ...m }) => ({ ...m, customerId: customer_id })));
         await em.execute(
           `insert into segment_synced_members (segment_id, customer_id, tenant_id)
            select ?::uuid, unnest(?::uuid[]), ? on conflict do nothing`,
           [ref.segmentId, pgArray(ids), ref.tenantId],
         );
+        advance(ids);
       }
       const [{ n }] = (await em.execute<{ n: number }[]>('select count(*)::int as n from segment_synced_members where segment_id = ?', [ref.segmentId])) as [{ n: number }];
       await em.execute('update segments set last_synced_at = now(), updated_at = now() where id = ?', [ref.segmentId]);
-      return { syncedCount: n, batches };
+      return { syncedCount: n, batches: cursor.batches };
     },
   };
 }

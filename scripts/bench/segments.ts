@@ -1,0 +1,205 @@
+// Issue benchmarks for segments: refresh against a hand-written INSERT ... SELECT, SMART
+// re-evaluation against the same ingest without SMART segments, and Messaging sync against a
+// plain HTTP loop posting the same batches. Ratios are measured in the same run.
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import autocannon from 'autocannon';
+import { Client, Connection } from '@temporalio/client';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { v7 as uuidv7 } from 'uuid';
+import { signDevToken, SCOPES } from '../../platform/auth.js';
+import type { segmentRefreshWorkflow } from '../../workflows/segment-refresh.js';
+import type { segmentSyncWorkflow } from '../../workflows/segment-sync.js';
+import { startMessagingServer } from '../../test/support/messaging-server.js';
+import { freePort } from '../../test/support/ports.js';
+import { startTemporalDevServer } from '../temporal-dev-server.js';
+import { peakRssMiB, ratio, spawnServer, table } from './support.js';
+
+const SECRET = 'bench-secret-bench-secret-bench-secret';
+const STAGES = ['SUBSCRIBER', 'LEAD', 'CUSTOMER', 'MEMBER', 'ADVOCATE'];
+
+async function query<T = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+/** Varied customers: stages, opt-ins, scores and activity dates spread so that filters select a fraction. */
+async function seedCustomers(url: string, tenant: string, count: number): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const now = Date.now();
+  try {
+    const sink = client.query(copyFrom(
+      'copy customers (id, tenant_id, email, first_name, lifecycle_stage, email_opt_in, engagement_score, last_activity_at) from stdin with (format csv)',
+    ));
+    await pipeline(Readable.from((function* () {
+      for (let i = 0; i < count; i++) {
+        const last = new Date(now - ((i * 7919) % 90) * 86400e3).toISOString();
+        yield `${uuidv7()},${tenant},c${i}.${tenant}@example.com,C${i},${STAGES[i % 5]},${i % 3 === 0},${(i * 31) % 101},${last}\n`;
+      }
+    })()), sink);
+  } finally {
+    await client.end();
+  }
+  await query(url, 'vacuum analyze customers');
+}
+
+async function newSegmentRow(url: string, tenant: string, type: string, criteria: unknown): Promise<string> {
+  const id = uuidv7();
+  await query(url, `insert into segments (id, tenant_id, name, type, criteria) values ($1, $2, $3, $4, $5)`, [id, tenant, `bench ${id}`, type, criteria === null ? null : JSON.stringify(criteria)]);
+  return id;
+}
+
+async function withTemporalAndWorker<T>(url: string, env: Record<string, string>, work: (client: Client, workerPid: number, taskQueue: string) => Promise<T>): Promise<T> {
+  const temporal = await startTemporalDevServer({ port: await freePort() });
+  const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
+  const worker = await spawnServer('scripts/bench/worker-process.ts', { DATABASE_URL: url, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: taskQueue, ...env }, await freePort(), '/');
+  const connection = await Connection.connect({ address: temporal.address });
+  try {
+    return await work(new Client({ connection }), worker.child.pid!, taskQueue);
+  } finally {
+    await connection.close();
+    await worker.stop();
+    await temporal.stop();
+  }
+}
+
+export async function benchSegmentRefresh(url: string, count: number): Promise<void> {
+  const tenant = `bench_refresh_${Date.now()}`;
+  process.stderr.write(`seeding ${count} customers...\n`);
+  await seedCustomers(url, tenant, count);
+  const criteria = {
+    all: [
+      { field: 'lifecycleStage', op: 'in', value: ['MEMBER', 'ADVOCATE'] },
+      { any: [{ field: 'emailOptIn', op: 'eq', value: true }, { field: 'engagementScore', op: 'gte', value: 50 }] },
+      { field: 'lastActivityAt', op: 'within', value: 'P30D' },
+    ],
+  };
+  const baselineSegment = await newSegmentRow(url, tenant, 'STATIC', null);
+  const started = performance.now();
+  const [{ n: expected }] = await query(url, `
+    with inserted as (
+      insert into segment_members (segment_id, customer_id, tenant_id)
+      select $1, c.id, c.tenant_id from customers c
+       where c.tenant_id = $2 and c.status <> 'MERGED' and c.status <> 'DELETED'
+         and c.lifecycle_stage in ('MEMBER', 'ADVOCATE') and (c.email_opt_in or c.engagement_score >= 50)
+         and c.last_activity_at >= now() - interval '30 days'
+      returning 1)
+    select count(*)::int as n from inserted`, [baselineSegment, tenant]);
+  const baselineMs = performance.now() - started;
+
+  const segmentId = await newSegmentRow(url, tenant, 'DYNAMIC', criteria);
+  await withTemporalAndWorker(url, {}, async (client, workerPid, taskQueue) => {
+    const rssStart = peakRssMiB(workerPid);
+    const run = async (cause: string) => {
+      const t = performance.now();
+      const result = await client.workflow.execute<typeof segmentRefreshWorkflow>('segmentRefreshWorkflow', {
+        workflowId: `segment-refresh-${segmentId}`, taskQueue, args: [{ tenantId: tenant, segmentId, cause }],
+      });
+      return { result, ms: performance.now() - t };
+    };
+    const first = await run('bench');
+    if (first.result.newCount !== expected) throw new Error(`refresh found ${first.result.newCount} members, INSERT ... SELECT ${expected}`);
+    const again = await run('bench');
+    process.stdout.write(`\nSegment refresh: DYNAMIC segment (3 predicates, all + any, relative date) over ${count} customers, ${expected} members\n${table([
+      { run: 'INSERT ... SELECT (baseline)', 'seconds': (baselineMs / 1000).toFixed(2), 'ratio': '1.00' },
+      { run: 'refresh workflow, first population', 'seconds': (first.ms / 1000).toFixed(2), 'ratio': ratio(first.ms, baselineMs) },
+      { run: 'refresh workflow, nothing changed', 'seconds': (again.ms / 1000).toFixed(2), 'ratio': ratio(again.ms, baselineMs) },
+    ])}\nTarget: within 1.3x. Worker peak RSS: ${rssStart} MiB at start, ${peakRssMiB(workerPid)} MiB after both refreshes\n`);
+  });
+}
+
+export async function benchSmartIngest(url: string, seconds: number): Promise<void> {
+  const api = await spawnServer('api/server.ts', {
+    DATABASE_URL: url, JWT_SECRET: SECRET, TEMPORAL_ADDRESS: '127.0.0.1:1', RATE_LIMIT_WRITE: '1000000000',
+  }, await freePort(), '/healthz');
+  try {
+    const results: Record<string, number> = {};
+    for (const smartSegments of [0, 20]) {
+      const tenant = `bench_smart_${smartSegments}_${Date.now()}`;
+      await seedCustomers(url, tenant, 10_000);
+      for (let i = 0; i < smartSegments; i++) {
+        const criteria = [
+          { event: { category: 'BOOKING', within: 'P7D' } },
+          { all: [{ field: 'lifecycleStage', op: 'eq', value: STAGES[i % 5] }, { field: 'lastActivityAt', op: 'within', value: 'P14D' }] },
+          { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 + (i % 3) } },
+          { any: [{ field: 'engagementScore', op: 'gte', value: 50 + i }, { field: 'emailOptIn', op: 'eq', value: true }] },
+        ][i % 4];
+        await newSegmentRow(url, tenant, 'SMART', criteria);
+      }
+      const auth = `Bearer ${await signDevToken(SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
+      let n = 0;
+      const result = await autocannon({
+        url: `${api.url}/api/v1/events`,
+        connections: 20,
+        duration: seconds,
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        requests: [{
+          setupRequest: (req) => {
+            const i = n++;
+            return { ...req, body: JSON.stringify({
+              type: 'booking.created', category: 'BOOKING', title: 'Tee time', occurredAt: new Date().toISOString(),
+              customer: { email: `c${(i * 37) % 10_000}.${tenant}@example.com` }, sourceService: 'bench', sourceEventId: `e${i}`,
+            }) };
+          },
+        }],
+      });
+      if (result.non2xx || result.errors) throw new Error(`ingest: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      results[smartSegments] = Math.round(result.requests.average);
+    }
+    process.stdout.write(`\nSMART re-evaluation: single events through POST /events, 20 connections, ${seconds}s each\n${table([
+      { tenant: 'no SMART segments (baseline)', 'events/s': results[0]!, ratio: '1.00' },
+      { tenant: '20 active SMART segments', 'events/s': results[20]!, ratio: ratio(results[20]!, results[0]!) },
+    ])}\n`);
+  } finally {
+    await api.stop();
+  }
+}
+
+export async function benchSegmentSync(url: string, count: number): Promise<void> {
+  const messaging = await startMessagingServer();
+  try {
+    const tenant = `bench_sync_${Date.now()}`;
+    await seedCustomers(url, tenant, count);
+    const segmentId = await newSegmentRow(url, tenant, 'STATIC', null);
+    await query(url, `insert into segment_members (segment_id, customer_id, tenant_id) select $1, id, tenant_id from customers where tenant_id = $2`, [segmentId, tenant]);
+
+    // Baseline: the same batches (same member fields, 1,000 each) posted in a plain loop.
+    const rows = await query(url, `select id as "customerId", email, phone_number as "phoneNumber", first_name as "firstName", last_name as "lastName",
+      email_opt_in as "emailOptIn", sms_opt_in as "smsOptIn", push_opt_in as "pushOptIn" from customers where tenant_id = $1 order by id`, [tenant]);
+    const headers = { authorization: `Bearer ${messaging.apiKey}`, 'content-type': 'application/json' };
+    await fetch(`${messaging.url}/segments/baseline`, { method: 'PUT', headers, body: JSON.stringify({ name: 'baseline', tenantId: tenant }) });
+    const started = performance.now();
+    for (let i = 0; i < rows.length; i += 1000) {
+      const res = await fetch(`${messaging.url}/segments/msg_baseline/members`, {
+        method: 'POST', headers: { ...headers, 'idempotency-key': `baseline-${i}` }, body: JSON.stringify({ add: rows.slice(i, i + 1000), remove: [] }),
+      });
+      if (!res.ok) throw new Error(`baseline batch ${i}: ${res.status}`);
+    }
+    const baselineMs = performance.now() - started;
+
+    await withTemporalAndWorker(url, { MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey }, async (client, _pid, taskQueue) => {
+      const t = performance.now();
+      const result = await client.workflow.execute<typeof segmentSyncWorkflow>('segmentSyncWorkflow', {
+        workflowId: `segment-sync-${segmentId}`, taskQueue, args: [{ tenantId: tenant, segmentId }],
+      });
+      const syncMs = performance.now() - t;
+      if (result.syncedCount !== count) throw new Error(`sync reported ${result.syncedCount} of ${count}`);
+      const rate = (ms: number) => Math.round(count / (ms / 1000));
+      process.stdout.write(`\nSegment sync: ${count} members to the local Messaging server in batches of 1,000\n${table([
+        { method: 'plain HTTP loop (baseline)', 'seconds': (baselineMs / 1000).toFixed(2), 'members/s': rate(baselineMs), ratio: '1.00' },
+        { method: 'segment-sync workflow', 'seconds': (syncMs / 1000).toFixed(2), 'members/s': rate(syncMs), ratio: ratio(rate(syncMs), rate(baselineMs)) },
+      ])}\n`);
+    });
+  } finally {
+    await messaging.close();
+  }
+}
