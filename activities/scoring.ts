@@ -29,7 +29,7 @@ const SCORE_BATCH_SQL = `
      group by b.id, b.created_at
   ), rfm as (
     select id, spend_all,
-           greatest(0, 100 - idle_days * 100 / 90) as r,
+           least(100, greatest(0, 100 - idle_days * 100 / 90)) as r,
            least(100, 100 * ln(1 + recent) / ln(31)) as f,
            least(100, 100 * ln(1 + greatest(spend_year, 0)) / ln(10001)) as m
       from stats

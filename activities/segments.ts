@@ -13,6 +13,9 @@ export interface SegmentRef {
 }
 
 export const SYNC_BATCH = 1000;
+const LIVE = `c.status <> 'MERGED' and c.status <> 'DELETED'`;
+// What Messaging holds of a member; a change of any of it is sent again.
+const FINGERPRINT = `md5(concat_ws('|', c.email, c.phone_number, c.first_name, c.last_name, c.email_opt_in, c.sms_opt_in, c.push_opt_in))`;
 
 interface SyncCursor {
   phase: 'remove' | 'add';
@@ -58,6 +61,11 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
           return { segmentId: segment.id, previousCount: segment.memberCount, newCount: segment.memberCount, added: 0, removed: 0 };
         }
         return heartbeating(evaluateMembership(em, segment, ref.cause));
+      }).catch((err: unknown) => {
+        // Data and statement errors (SQLSTATE classes 22 and 42) fail the same way on every try.
+        const sqlState = String((err as { code?: unknown }).code ?? '');
+        if (/^(22|42)/.test(sqlState)) throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidSegmentQuery');
+        throw err;
       });
     },
 
@@ -67,6 +75,8 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
       try {
         const id = await messaging().ensureSegment(segment);
         if (segment.messagingSegmentId !== id) {
+          // A new (or recreated) segment over there holds none of what we sent before.
+          await em.execute('delete from segment_synced_members where segment_id = ?', [segment.id]);
           segment.messagingSegmentId = id;
           await em.flush();
         }
@@ -93,8 +103,11 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
       const resumed = ctx.info.heartbeatDetails as SyncCursor | undefined;
       const cursor: SyncCursor = resumed ?? { phase: 'remove', after: FIRST, batches: 0 };
 
+      // Same run, same batch, same key: a resend is recognised. A later sync (another run) that
+      // happens to send the same ids again gets a new key, so it is applied.
+      const run = ctx.info.workflowExecution?.runId ?? ctx.info.activityId;
       const send = async (ids: string[], add: MessagingMember[]) => {
-        const key = createHash('sha256').update(`${ref.segmentId}|${cursor.phase}|${ids.join(',')}`).digest('hex');
+        const key = createHash('sha256').update(`${ref.segmentId}|${run}|${cursor.phase}|${ids.join(',')}`).digest('hex');
         try {
           await client.changeMembers(ref.messagingSegmentId, { add, remove: cursor.phase === 'remove' ? ids : [] }, key);
         } catch (err) {
@@ -111,7 +124,8 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         const gone = await em.execute<{ customer_id: string }[]>(
           `select s.customer_id from segment_synced_members s
             where s.segment_id = ? and s.customer_id > ?::uuid
-              and not exists (select 1 from segment_members m where m.segment_id = s.segment_id and m.customer_id = s.customer_id)
+              and not exists (select 1 from segment_members m join customers c on c.id = m.customer_id
+                               where m.segment_id = s.segment_id and m.customer_id = s.customer_id and ${LIVE})
             order by s.customer_id limit ?`,
           [ref.segmentId, cursor.after, SYNC_BATCH],
         );
@@ -125,22 +139,27 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         advance(ids);
       }
       for (;;) {
-        const fresh = await em.execute<(MessagingMember & { customer_id: string })[]>(
-          `select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
-                  c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn"
-             from segment_members m join customers c on c.id = m.customer_id
-            where m.segment_id = ? and m.customer_id > ?::uuid
-              and not exists (select 1 from segment_synced_members s where s.segment_id = m.segment_id and s.customer_id = m.customer_id)
-            order by m.customer_id limit ?`,
-          [ref.segmentId, cursor.after, SYNC_BATCH],
+        // New members, and members whose fields changed since they were sent (an opt-out, say).
+        const fresh = await em.execute<(MessagingMember & { customer_id: string; fingerprint: string })[]>(
+          `select * from (
+             select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
+                    c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn", ${FINGERPRINT} as fingerprint
+               from segment_members m join customers c on c.id = m.customer_id
+              where m.segment_id = ? and m.customer_id > ?::uuid and ${LIVE}
+           ) member
+           where not exists (select 1 from segment_synced_members s
+                              where s.segment_id = ? and s.customer_id = member.customer_id and s.fingerprint = member.fingerprint)
+           order by customer_id limit ?`,
+          [ref.segmentId, cursor.after, ref.segmentId, SYNC_BATCH],
         );
         if (!fresh.length) break;
         const ids = fresh.map((r) => r.customer_id);
-        await send(ids, fresh.map(({ customer_id, ...m }) => ({ ...m, customerId: customer_id })));
+        await send(ids, fresh.map(({ customer_id, fingerprint: _f, ...m }) => ({ ...m, customerId: customer_id })));
         await em.execute(
-          `insert into segment_synced_members (segment_id, customer_id, tenant_id)
-           select ?::uuid, unnest(?::uuid[]), ? on conflict do nothing`,
-          [ref.segmentId, pgArray(ids), ref.tenantId],
+          `insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint)
+           select ?::uuid, t.id, ?, t.fingerprint from unnest(?::uuid[], ?::text[]) as t(id, fingerprint)
+           on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now()`,
+          [ref.segmentId, ref.tenantId, pgArray(ids), pgArray(fresh.map((r) => r.fingerprint))],
         );
         advance(ids);
       }

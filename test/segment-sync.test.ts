@@ -50,6 +50,15 @@ describe('syncSegmentToMessaging', () => {
     expect(second.body.data.syncSegmentToMessaging.syncedCount).toBe(2499);
     expect(messaging.applied.slice(before).map((b) => [b.add, b.remove])).toEqual([[0, 2], [1, 0]]);
     expect(messaging.members.get(`msg_${segment.id}`)!.has(some[0].id)).toBe(false);
+
+    // A member who opts in is sent again with the new flags; a deleted one is removed.
+    await stack.api.call('PATCH', `/api/v1/customers/${some[2].id}`, { auth, body: { emailOptIn: true } });
+    const late = (await stack.api.call('GET', '/api/v1/customers?search=late', { auth })).body.data[0];
+    await stack.api.call('PATCH', `/api/v1/customers/${late.id}`, { auth, body: { status: 'DELETED' } });
+    const third = await sync(auth, segment.id);
+    expect(third.body.data.syncSegmentToMessaging.syncedCount).toBe(2498);
+    expect((messaging.members.get(`msg_${segment.id}`)!.get(some[2].id) as any).emailOptIn).toBe(true);
+    expect(messaging.members.get(`msg_${segment.id}`)!.has(late.id)).toBe(false);
   });
 
   it('retries 5xx answers and timeouts, resumes, and never applies a batch twice', async () => {

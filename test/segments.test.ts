@@ -48,6 +48,10 @@ describe('segment criteria', () => {
     expect((await attempt({ any: [{ field: 'engagementScore', op: 'gte', value: 'high' }] })).field).toBe('criteria.any[0].value');
     expect((await attempt({ all: [] })).field).toBe('criteria.all');
     expect((await attempt({ not: { field: 'lastActivityAt', op: 'within', value: '30 days' } })).field).toBe('criteria.not.value');
+    for (const bad of ['P', '-P30D', 'PT1,5S', 'P300000Y']) {
+      expect((await attempt({ field: 'createdAt', op: 'within', value: bad })).field, bad).toBe('criteria.value');
+    }
+    expect((await attempt({ field: 'createdAt', op: 'gt', value: '0000-01-01T00:00:00Z' })).field).toBe('criteria.value');
     expect((await attempt({ all: [{ event: { category: 'PARTY' } }] })).field).toBe('criteria.all[0].event.category');
     expect((await attempt({ all: [{ event: { type: 'booking.created' }, count: { op: 'gte', value: -1 } }] })).field).toBe('criteria.all[0].count.value');
     expect((await attempt({ segment: '00000000-0000-7000-8000-000000000000', op: 'in' })).field).toBe('criteria.segment');
@@ -180,6 +184,9 @@ describe('segment lifecycle', () => {
     const changes = await sql(`select change, cause from segment_membership_changes where segment_id = $1 and customer_id = $2 order by id`, [smart.id, ids[0]]);
     expect(changes).toEqual([{ change: 'ENTERED', cause: 'event' }, { change: 'EXITED', cause: 'updated' }]);
 
+    // SMART segments also refresh on a schedule, for what time alone changes.
+    expect((await stack.client.schedule.getHandle(`segment-refresh-schedule-${smart.id}`).describe()).state.paused).toBe(false);
+
     // A merge moves the loser's membership to the winner and the counts stay right.
     await stack.api.call('PATCH', `/api/v1/customers/${ids[0]}`, { auth, body: { status: 'ACTIVE' } });
     await stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[1], loserId: ids[0] } });
@@ -187,6 +194,11 @@ describe('segment lifecycle', () => {
     const stored = await sql('select count(*)::int as n from segment_members where segment_id = $1', [smart.id]);
     expect(after.memberCount).toBe(stored[0].n);
     expect(await members(auth, smart.id)).toContain('Bob');
+    const merged = await sql(`select customer_id, change from segment_membership_changes where segment_id = $1 and cause = 'merged'`, [smart.id]);
+    expect(merged).toContainEqual({ customer_id: ids[0], change: 'EXITED' });
+    // A full refresh agrees with the real-time count.
+    const refreshed = (await stack.api.call('POST', `/api/v1/segments/${smart.id}/refresh`, { auth })).body.data;
+    expect(refreshed).toMatchObject({ previousCount: stored[0].n, newCount: stored[0].n, added: 0, removed: 0 });
   });
 
   it('scopes segments to the tenant and to crm:admin for writes', async () => {

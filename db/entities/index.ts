@@ -4,7 +4,7 @@ import { Activity, Customer, Note } from './customer.js';
 import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep } from './journey.js';
 import { EventPromotion } from './promotion.js';
 import { RateLimitCounter } from './rate-limit.js';
-import { Segment, SegmentMember, SegmentMembershipChange, SegmentSyncedMember } from './segment.js';
+import { Segment, SegmentMember, SegmentMemberCountDelta, SegmentMembershipChange, SegmentSyncedMember } from './segment.js';
 import { SocialConnection, SocialPost } from './social.js';
 
 export * from './campaign.js';
@@ -18,7 +18,7 @@ export * from './social.js';
 
 export const entities = [
   Club, Customer, Activity, Note,
-  Segment, SegmentMember, SegmentMembershipChange, SegmentSyncedMember,
+  Segment, SegmentMember, SegmentMembershipChange, SegmentMemberCountDelta, SegmentSyncedMember,
   MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction,
   Journey, JourneyStep, JourneyEnrollment, JourneyEnrollmentStep,
   SocialConnection, SocialPost, EventPromotion,

@@ -13,7 +13,12 @@ export const Segment = defineEntity({
     type: p.enum(SegmentType),
     criteria: p.json<Record<string, unknown>>().nullable(),
     isActive: p.boolean().default(true),
-    memberCount: p.integer().default(0),
+    // Exact as of the last full refresh; real-time (SMART) changes since then are rows of
+    // segment_member_count_deltas, so concurrent events never queue on this row.
+    storedMemberCount: p.integer().fieldName('member_count').default(0),
+    memberCount: p
+      .integer()
+      .formula((cols) => `(${cols.storedMemberCount} + coalesce((select sum(d.delta) from segment_member_count_deltas d where d.segment_id = ${cols.id}), 0))::int`),
     // How often the DYNAMIC refresh schedule fires.
     refreshIntervalMinutes: p.integer().default(15),
     lastRefreshedAt: p.datetime().nullable(),
@@ -56,6 +61,17 @@ export const SegmentMembershipChange = defineEntity({
 });
 export type SegmentMembershipChange = InferEntity<typeof SegmentMembershipChange>;
 
+export const SegmentMemberCountDelta = defineEntity({
+  name: 'SegmentMemberCountDelta',
+  tableName: 'segment_member_count_deltas',
+  properties: {
+    id: p.bigint('number').primary().autoincrement(),
+    segment: () => p.manyToOne(Segment).deleteRule('cascade').index('segment_member_count_deltas_segment_idx'),
+    delta: p.integer(),
+  },
+});
+export type SegmentMemberCountDelta = InferEntity<typeof SegmentMemberCountDelta>;
+
 // What the external Messaging service holds for a segment, so that a sync sends only the
 // difference since the last one, and a sync resumed after a crash skips what was acknowledged.
 export const SegmentSyncedMember = defineEntity({
@@ -65,6 +81,8 @@ export const SegmentSyncedMember = defineEntity({
     segment: () => p.manyToOne(Segment).primary().deleteRule('cascade'),
     customerId: p.uuid().primary(),
     tenantId: p.string().length(100),
+    // md5 of the member fields sent: a changed email or opt-in is sent again.
+    fingerprint: p.string().length(32),
     syncedAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
   },
 });

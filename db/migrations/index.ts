@@ -1,8 +1,8 @@
 import { Migration20261124020332_initial } from './Migration20261124020332_initial.js';
-import { Migration20261124023652_segment_sync } from './Migration20261124023652_segment_sync.js';
+import { Migration20261124025504_segments } from './Migration20261124025504_segments.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
   { name: 'Migration20261124020332_initial', class: Migration20261124020332_initial },
-  { name: 'Migration20261124023652_segment_sync', class: Migration20261124023652_segment_sync },
+  { name: 'Migration20261124025504_segments', class: Migration20261124025504_segments },
 ];

@@ -54,6 +54,21 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
     const move = async (sql: string) => em.execute(sql, [winner.id, loser.id, ctx.tenantId]);
     await move('update activities set customer_id = ? where customer_id = ? and tenant_id = ?');
     await move('update notes set customer_id = ?, updated_at = now() where customer_id = ? and tenant_id = ?');
+    // Memberships follow the winner: the loser exits every segment, the winner enters those it
+    // was not in, and a segment that had both loses one member.
+    await em.execute(
+      `with mine as (
+         select l.segment_id, exists (select 1 from segment_members w where w.segment_id = l.segment_id and w.customer_id = ?) as both_in
+           from segment_members l where l.customer_id = ? and l.tenant_id = ?
+       ), changes as (
+         insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause)
+         select ?, segment_id, ?::uuid, 'EXITED', 'merged' from mine
+         union all
+         select ?, segment_id, ?::uuid, 'ENTERED', 'merged' from mine where not both_in
+       )
+       insert into segment_member_count_deltas (segment_id, delta) select segment_id, -1 from mine where both_in`,
+      [winner.id, loser.id, ctx.tenantId, ctx.tenantId, loser.id, ctx.tenantId, winner.id],
+    );
     await move(`insert into segment_members (segment_id, customer_id, tenant_id, added_at)
                 select segment_id, ?, tenant_id, added_at from segment_members where customer_id = ? and tenant_id = ?
                 on conflict do nothing`);

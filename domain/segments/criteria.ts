@@ -64,8 +64,15 @@ function onlyKeys(node: Record<string, unknown>, allowed: string[], path: string
   if (extra.length) fail(path, `unexpected key(s) ${extra.join(', ')}`);
 }
 
+// The ISO-8601 durations PostgreSQL's interval input reads: whole units, no sign, at least one.
+const DURATION = /^P(?!$)(\d{1,6}Y)?(\d{1,6}M)?(\d{1,6}W)?(\d{1,6}D)?(T(?=\d)(\d{1,6}H)?(\d{1,6}M)?(\d{1,6}S)?)?$/;
+const MAX_DURATION_YEARS = 200;
+
 function isoDuration(value: unknown, path: string): string {
-  if (typeof value !== 'string' || !Duration.fromISO(value).isValid) fail(path, 'an ISO-8601 duration such as "P30D" or "PT12H"');
+  const duration = typeof value === 'string' && DURATION.test(value) ? Duration.fromISO(value) : undefined;
+  if (!duration?.isValid || duration.as('years') > MAX_DURATION_YEARS) {
+    fail(path, `an ISO-8601 duration such as "P30D" or "PT12H" (whole units, at most ${MAX_DURATION_YEARS} years)`);
+  }
   return value as string;
 }
 
@@ -77,9 +84,11 @@ function scalar(type: FieldType, field: Field, value: unknown, path: string): un
     case 'boolean':
       if (typeof value !== 'boolean') fail(path, 'true or false');
       return value;
-    case 'date':
-      if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) fail(path, 'an ISO-8601 date-time');
+    case 'date': {
+      const year = typeof value === 'string' ? new Date(value).getUTCFullYear() : NaN;
+      if (!(year >= 1 && year <= 9999)) fail(path, 'an ISO-8601 date-time between the years 1 and 9999');
       return new Date(value as string).toISOString();
+    }
     case 'enum':
       if (typeof value !== 'string' || !field.values!.includes(value)) fail(path, `one of ${field.values!.join(', ')}`);
       return value;
@@ -187,7 +196,9 @@ class Compiler {
       if (!isObject(count)) return fail(`${path}.count`, '{"op": "gte"|"lte"|"eq", "value": <integer>}');
       onlyKeys(count, ['op', 'value'], `${path}.count`);
       if (!['gte', 'lte', 'eq'].includes(String(count.op))) fail(`${path}.count.op`, 'gte, lte or eq');
-      if (!Number.isInteger(count.value) || (count.value as number) < 0) fail(`${path}.count.value`, 'a whole number, 0 or more');
+      if (!Number.isInteger(count.value) || (count.value as number) < 0 || (count.value as number) > 2_147_483_647) {
+        fail(`${path}.count.value`, 'a whole number from 0 to 2147483647');
+      }
       op = String(count.op);
       n = count.value as number;
     }

@@ -26,16 +26,48 @@ const LIVE = `c.status <> 'MERGED' and c.status <> 'DELETED'`;
 export async function evaluateMembership(em: EntityManager, segment: Pick<Segment, 'id' | 'tenantId' | 'criteria'>, cause: string): Promise<RefreshResult> {
   const { id, tenantId } = segment;
   await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`segment:${id}`]);
-  const [{ initial }] = (await em.execute<{ initial: boolean }[]>('select last_refreshed_at is null as initial from segments where id = ?', [id])) as [
-    { initial: boolean },
-  ];
-
+  const [{ initial, empty }] = (await em.execute<{ initial: boolean; empty: boolean }[]>(
+    'select last_refreshed_at is null as initial, not exists (select 1 from segment_members where segment_id = ?) as empty from segments where id = ?',
+    [id, id],
+  )) as [{ initial: boolean; empty: boolean }];
   const criteria = compileCriteria(segment.criteria);
-  const record = !initial;
+  const target = `select c.id from customers c where c.tenant_id = ? and ${LIVE} and ${criteria.sql}`;
+
+  let added: number;
+  let removed = 0;
+  if (initial && empty) {
+    // First population: nothing to diff against and nothing to record, so a plain INSERT ... SELECT.
+    const [row] = await em.execute<{ added: number }[]>(
+      `with added as (insert into segment_members (segment_id, customer_id, tenant_id) select ?::uuid, t.id, ? from (${target}) t returning 1)
+       select count(*)::int as added from added`,
+      [id, tenantId, tenantId, ...criteria.params],
+    );
+    added = row!.added;
+  } else {
+    ({ added, removed } = await diffMembership(em, segment, target, criteria.params, cause, !initial));
+  }
+  // The exact count replaces the stored one and the real-time deltas it now includes, in one
+  // snapshot, so deltas committed meanwhile are neither lost nor counted twice.
+  const [{ member_count: newCount }] = (await em.execute<{ member_count: number }[]>(
+    `with folded as (delete from segment_member_count_deltas where segment_id = ? returning 1)
+     update segments set member_count = (select count(*) from segment_members where segment_id = ?), last_refreshed_at = now(), updated_at = now()
+      where id = ? returning member_count`,
+    [id, id, id],
+  )) as [{ member_count: number }];
+  return { segmentId: id, previousCount: newCount - added + removed, newCount, added, removed };
+}
+
+async function diffMembership(
+  em: EntityManager,
+  { id, tenantId }: Pick<Segment, 'id' | 'tenantId'>,
+  target: string,
+  criteriaParams: unknown[],
+  cause: string,
+  record: boolean,
+): Promise<{ added: number; removed: number }> {
 
   const [counts] = await em.execute<{ added: number; removed: number }[]>(
-    `with target as (
-       select c.id from customers c where c.tenant_id = ? and ${LIVE} and ${criteria.sql}
+    `with target as (${target}
      ), removed as (
        delete from segment_members sm
         where sm.segment_id = ? and not exists (select 1 from target t where t.id = sm.customer_id)
@@ -53,37 +85,56 @@ export async function evaluateMembership(em: EntityManager, segment: Pick<Segmen
      )
      select (select count(*) from added)::int as added, (select count(*) from removed)::int as removed`,
     [
-      tenantId, ...criteria.params,
+      tenantId, ...criteriaParams,
       id,
       id, tenantId,
       tenantId, id, cause, record,
       tenantId, id, cause, record,
     ],
   );
-  const { added, removed } = counts!;
-  const [{ member_count: newCount }] = (await em.execute<{ member_count: number }[]>(
-    `update segments set member_count = member_count + ? - ?, last_refreshed_at = now(), updated_at = now()
-      where id = ? returning member_count`,
-    [added, removed, id],
-  )) as [{ member_count: number }];
-  return { segmentId: id, previousCount: newCount - added + removed, newCount, added, removed };
+  return counts!;
 }
 
 /**
  * Re-evaluates the given customers against every active SMART segment of the tenant: the
  * real-time path, called from domain/reactions.ts whenever profiles or timelines change. One
  * statement for all segments, so an event costs one round trip however many SMART segments
- * exist. Member counts move by the rows actually inserted and deleted, so they stay exact when
- * this overlaps a full refresh.
+ * exist; SMART segments that read other SMART segments' membership go in later statements, after
+ * those. Count changes go to segment_member_count_deltas (rows, not an update of the segment),
+ * so concurrent events never wait on each other; a shared lock per segment keeps them from
+ * interleaving with a full refresh.
  */
 export async function reevaluateSmartSegments(em: EntityManager, tenantId: string, customerIds: string[], cause: string): Promise<void> {
   if (!customerIds.length) return;
   const smart = await em.find(Segment, { tenantId, type: 'SMART', isActive: true }, { orderBy: { id: 'asc' } });
   if (!smart.length) return;
+  await em.execute(
+    `select pg_advisory_xact_lock_shared(hashtextextended('segment:' || id, 0)) from unnest(?::uuid[]) as t(id) order by id`,
+    [pgArray(smart.map((s) => s.id))],
+  );
   const ids = pgArray([...new Set(customerIds)]);
+  for (const level of dependencyLevels(smart)) await reevaluate(em, tenantId, level, ids, cause);
+}
+
+/** Segments grouped so that each group reads only segments of earlier groups (or non-SMART ones). */
+function dependencyLevels(segments: Segment[]): Segment[][] {
+  const refs = new Map(segments.map((s) => [s.id, [...compileCriteria(s.criteria).segmentRefs.keys()]]));
+  const pending = new Set(segments.map((s) => s.id));
+  const levels: Segment[][] = [];
+  while (pending.size) {
+    const ready = segments.filter((s) => pending.has(s.id) && refs.get(s.id)!.every((r) => !pending.has(r)));
+    // Validation refuses cycles; should one slip in, evaluate the rest together rather than loop.
+    const level = ready.length ? ready : segments.filter((s) => pending.has(s.id));
+    level.forEach((s) => pending.delete(s.id));
+    levels.push(level);
+  }
+  return levels;
+}
+
+async function reevaluate(em: EntityManager, tenantId: string, segments: Segment[], ids: string, cause: string): Promise<void> {
   const targets: string[] = [];
   const params: unknown[] = [];
-  for (const segment of smart) {
+  for (const segment of segments) {
     const criteria = compileCriteria(segment.criteria);
     targets.push(`select ?::uuid as segment_id, c.id from customers c where c.tenant_id = ? and ${LIVE} and c.id = any(?::uuid[]) and ${criteria.sql}`);
     params.push(segment.id, tenantId, ids, ...criteria.params);
@@ -110,8 +161,7 @@ export async function reevaluateSmartSegments(em: EntityManager, tenantId: strin
          from (select segment_id, 1 as d from added union all select segment_id, -1 from removed) moved
         group by segment_id
      )
-     update segments s set member_count = s.member_count + deltas.d, updated_at = now()
-       from deltas where s.id = deltas.segment_id and deltas.d <> 0`,
-    [...params, pgArray(smart.map((s) => s.id)), ids, tenantId, tenantId, cause, tenantId, cause],
+     insert into segment_member_count_deltas (segment_id, delta) select segment_id, d from deltas where d <> 0`,
+    [...params, pgArray(segments.map((s) => s.id)), ids, tenantId, tenantId, cause, tenantId, cause],
   );
 }

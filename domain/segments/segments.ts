@@ -87,7 +87,6 @@ export async function createSegment(ctx: ServiceContext, input: unknown): Promis
   if (data.type !== 'STATIC' && data.criteria == null) {
     throw new AppError('VALIDATION_ERROR', `criteria: required for ${data.type} segments`, { field: 'criteria' });
   }
-  if (data.criteria != null) await checkCriteria(ctx, data.criteria, undefined);
   const segment = ctx.em.create(Segment, {
     id: uuidv7(),
     tenantId: ctx.tenantId,
@@ -97,15 +96,10 @@ export async function createSegment(ctx: ServiceContext, input: unknown): Promis
     criteria: (data.criteria ?? null) as Record<string, unknown> | null,
     ...(data.refreshIntervalMinutes && { refreshIntervalMinutes: data.refreshIntervalMinutes }),
   } as never);
-  try {
-    await ctx.em.flush();
-  } catch (err) {
-    if (err instanceof UniqueConstraintViolationException) throw nameTaken(data.name);
-    throw err;
-  }
+  await saveChecked(ctx, segment, data.criteria, data.name);
   // Nothing half-made: if Temporal cannot take the schedule or the first refresh, the segment goes.
   try {
-    if (segment.type === 'DYNAMIC') await upsertRefreshSchedule(ctx, segment);
+    if (segment.type !== 'STATIC') await upsertRefreshSchedule(ctx, segment);
     if (segment.criteria != null) await runRefresh(ctx, segment, 'created');
   } catch (err) {
     await stopSegmentWork(ctx, segment.id).catch(() => undefined);
@@ -118,12 +112,10 @@ export async function createSegment(ctx: ServiceContext, input: unknown): Promis
 export async function updateSegment(ctx: ServiceContext, id: string, input: unknown): Promise<Segment> {
   const data = validate(updateInput, input, 'input');
   const segment = await getSegment(ctx, id);
+  const before = { criteria: segment.criteria, isActive: segment.isActive };
   const criteriaChanged = data.criteria !== undefined && JSON.stringify(data.criteria) !== JSON.stringify(segment.criteria);
-  if (criteriaChanged) {
-    if (data.criteria === null && segment.type !== 'STATIC') {
-      throw new AppError('VALIDATION_ERROR', `criteria: required for ${segment.type} segments`, { field: 'criteria' });
-    }
-    if (data.criteria !== null) await checkCriteria(ctx, data.criteria, segment.id);
+  if (criteriaChanged && data.criteria === null && segment.type !== 'STATIC') {
+    throw new AppError('VALIDATION_ERROR', `criteria: required for ${segment.type} segments`, { field: 'criteria' });
   }
   ctx.em.assign(segment, stripUndefined({
     name: data.name,
@@ -132,16 +124,44 @@ export async function updateSegment(ctx: ServiceContext, id: string, input: unkn
     isActive: data.isActive,
     refreshIntervalMinutes: data.refreshIntervalMinutes,
   }) as never);
+  await saveChecked(ctx, segment, criteriaChanged ? data.criteria : null, data.name ?? segment.name);
   try {
-    await ctx.em.flush();
+    if (segment.type !== 'STATIC') await upsertRefreshSchedule(ctx, segment);
+    // STATIC members change only on an explicit refresh; the others follow new criteria, or
+    // catch up on what they missed while inactive, now.
+    const reactivated = segment.isActive && !before.isActive;
+    if (segment.type !== 'STATIC' && segment.isActive && (criteriaChanged || reactivated)) {
+      await runRefresh(ctx, segment, criteriaChanged ? 'criteria-changed' : 'reactivated');
+    }
   } catch (err) {
-    if (err instanceof UniqueConstraintViolationException) throw nameTaken(data.name ?? segment.name);
+    // Criteria that cannot be evaluated (or a refresh that could not run) do not stay behind.
+    if (criteriaChanged || before.isActive !== segment.isActive) {
+      ctx.em.assign(segment, before as never);
+      await ctx.em.flush();
+      if (segment.type !== 'STATIC') await upsertRefreshSchedule(ctx, segment).catch(() => undefined);
+    }
     throw err;
   }
-  if (segment.type === 'DYNAMIC') await upsertRefreshSchedule(ctx, segment);
-  // STATIC members change only on an explicit refresh; the others follow their new criteria now.
-  if (criteriaChanged && segment.type !== 'STATIC' && segment.isActive) await runRefresh(ctx, segment, 'criteria-changed');
   return ctx.em.refreshOrFail(segment);
+}
+
+/**
+ * Checks `criteria` (when given) and saves the segment in one transaction that holds the tenant's
+ * criteria lock, so two concurrent edits cannot each pass the cycle check and together close a cycle.
+ */
+async function saveChecked(ctx: ServiceContext, segment: Segment, criteria: unknown, name: string): Promise<void> {
+  try {
+    await ctx.em.transactional(async (em) => {
+      if (criteria != null) {
+        await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`segment-criteria:${ctx.tenantId}`]);
+        await checkCriteria({ ...ctx, em }, criteria, segment.id);
+      }
+      em.persist(segment);
+    });
+  } catch (err) {
+    if (err instanceof UniqueConstraintViolationException) throw nameTaken(name);
+    throw err;
+  }
 }
 
 export async function deleteSegment(ctx: ServiceContext, id: string): Promise<boolean> {

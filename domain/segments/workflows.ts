@@ -29,7 +29,18 @@ async function outcome<T>(run: Promise<T>, what: string): Promise<T> {
   }
 }
 
+/** Running workflows of a segment, scheduled ones included (their ids carry a timestamp suffix). */
+async function runningWorkflows(ctx: ServiceContext, segmentId: string, type?: string): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `SegmentId = '${segmentId}' AND ExecutionStatus = 'Running'${type ? ` AND WorkflowType = '${type}'` : ''}`;
+  for await (const run of ctx.temporal.workflow.list({ query })) ids.push(run.workflowId);
+  return ids;
+}
+
 export async function runRefresh(ctx: ServiceContext, segment: Segment, cause: string): Promise<RefreshResult> {
+  // A scheduled refresh already running does the same work: join it.
+  const [scheduled] = (await runningWorkflows(ctx, segment.id, 'segmentRefreshWorkflow')).filter((id) => id !== refreshWorkflowId(segment.id));
+  if (scheduled) return outcome(ctx.temporal.workflow.getHandle<typeof segmentRefreshWorkflow>(scheduled).result(), `refresh of segment ${segment.id}`);
   const handle = await ctx.temporal.workflow.start<typeof segmentRefreshWorkflow>('segmentRefreshWorkflow', {
     workflowId: refreshWorkflowId(segment.id),
     taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
@@ -51,7 +62,11 @@ export async function runSync(ctx: ServiceContext, segment: Segment): Promise<Se
   return outcome(handle.result(), `sync of segment ${segment.id} to Messaging`);
 }
 
-/** DYNAMIC segments refresh on a Temporal Schedule, paused while the segment is inactive. */
+/**
+ * DYNAMIC segments refresh on a Temporal Schedule, paused while the segment is inactive. SMART
+ * segments have one too: events keep them current, the schedule catches what time alone changes
+ * (criteria such as "active within 30 days").
+ */
 export async function upsertRefreshSchedule(ctx: ServiceContext, segment: Segment): Promise<void> {
   const spec = { intervals: [{ every: `${segment.refreshIntervalMinutes}m` as const }] };
   const handle = ctx.temporal.schedule.getHandle(refreshScheduleId(segment.id));
@@ -71,7 +86,7 @@ export async function upsertRefreshSchedule(ctx: ServiceContext, segment: Segmen
         typedSearchAttributes: searchAttributes(segment),
       },
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
-      state: { paused: !segment.isActive, note: `Refresh of DYNAMIC segment "${segment.name}" (${segment.tenantId})` },
+      state: { paused: !segment.isActive, note: `Refresh of ${segment.type} segment "${segment.name}" (${segment.tenantId})` },
     });
   }
 }
@@ -83,7 +98,8 @@ export async function stopSegmentWork(ctx: ServiceContext, segmentId: string): P
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw err;
   }
-  for (const id of [refreshWorkflowId(segmentId), syncWorkflowId(segmentId)]) {
+  const running = new Set([refreshWorkflowId(segmentId), syncWorkflowId(segmentId), ...(await runningWorkflows(ctx, segmentId))]);
+  for (const id of running) {
     try {
       await ctx.temporal.workflow.getHandle(id).terminate('segment deleted');
     } catch (err) {
