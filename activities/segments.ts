@@ -19,7 +19,7 @@ const FINGERPRINT = `md5(concat_ws('|', c.email, c.phone_number, c.first_name, c
 
 interface SyncCursor {
   phase: 'remove' | 'add';
-  /** Last customer id acknowledged in this phase. */
+  /** Last customer id handled in this phase (sent and acknowledged, or found in sync). */
   after: string;
   batches: number;
 }
@@ -114,54 +114,61 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
           throw asFailure(err);
         }
       };
-      const advance = (ids: string[]) => {
-        cursor.after = ids.at(-1)!;
-        cursor.batches++;
+      const advance = (lastId: string, sent: boolean) => {
+        cursor.after = lastId;
+        if (sent) cursor.batches++;
         ctx.heartbeat(cursor);
       };
 
+      // Both phases walk the ids in chunks of SYNC_BATCH by key (index range scans, never a scan
+      // of the whole segment per batch) and send what each chunk needs.
       while (cursor.phase === 'remove') {
-        const gone = await em.execute<{ customer_id: string }[]>(
-          `select s.customer_id from segment_synced_members s
+        const chunk = await em.execute<{ customer_id: string; keep: boolean }[]>(
+          `select s.customer_id,
+                  exists (select 1 from segment_members m join customers c on c.id = m.customer_id
+                           where m.segment_id = s.segment_id and m.customer_id = s.customer_id and ${LIVE}) as keep
+             from segment_synced_members s
             where s.segment_id = ? and s.customer_id > ?::uuid
-              and not exists (select 1 from segment_members m join customers c on c.id = m.customer_id
-                               where m.segment_id = s.segment_id and m.customer_id = s.customer_id and ${LIVE})
             order by s.customer_id limit ?`,
           [ref.segmentId, cursor.after, SYNC_BATCH],
         );
-        if (!gone.length) {
+        if (!chunk.length) {
           Object.assign(cursor, { phase: 'add', after: FIRST });
           break;
         }
-        const ids = gone.map((r) => r.customer_id);
-        await send(ids, []);
-        await em.execute('delete from segment_synced_members where segment_id = ? and customer_id = any(?::uuid[])', [ref.segmentId, pgArray(ids)]);
-        advance(ids);
+        const gone = chunk.filter((r) => !r.keep).map((r) => r.customer_id);
+        if (gone.length) {
+          await send(gone, []);
+          await em.execute('delete from segment_synced_members where segment_id = ? and customer_id = any(?::uuid[])', [ref.segmentId, pgArray(gone)]);
+        }
+        advance(chunk.at(-1)!.customer_id, gone.length > 0);
       }
       for (;;) {
         // New members, and members whose fields changed since they were sent (an opt-out, say).
-        const fresh = await em.execute<(MessagingMember & { customer_id: string; fingerprint: string })[]>(
-          `select * from (
-             select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
-                    c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn", ${FINGERPRINT} as fingerprint
-               from segment_members m join customers c on c.id = m.customer_id
-              where m.segment_id = ? and m.customer_id > ?::uuid and ${LIVE}
-           ) member
-           where not exists (select 1 from segment_synced_members s
-                              where s.segment_id = ? and s.customer_id = member.customer_id and s.fingerprint = member.fingerprint)
-           order by customer_id limit ?`,
-          [ref.segmentId, cursor.after, ref.segmentId, SYNC_BATCH],
+        const chunk = await em.execute<(MessagingMember & { customer_id: string; fingerprint: string; sent: string | null })[]>(
+          `select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
+                  c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn",
+                  ${FINGERPRINT} as fingerprint, s.fingerprint as sent
+             from segment_members m
+             join customers c on c.id = m.customer_id
+             left join segment_synced_members s on s.segment_id = m.segment_id and s.customer_id = m.customer_id
+            where m.segment_id = ? and m.customer_id > ?::uuid and ${LIVE}
+            order by m.customer_id limit ?`,
+          [ref.segmentId, cursor.after, SYNC_BATCH],
         );
-        if (!fresh.length) break;
-        const ids = fresh.map((r) => r.customer_id);
-        await send(ids, fresh.map(({ customer_id, fingerprint: _f, ...m }) => ({ ...m, customerId: customer_id })));
-        await em.execute(
-          `insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint)
-           select ?::uuid, t.id, ?, t.fingerprint from unnest(?::uuid[], ?::text[]) as t(id, fingerprint)
-           on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now()`,
-          [ref.segmentId, ref.tenantId, pgArray(ids), pgArray(fresh.map((r) => r.fingerprint))],
-        );
-        advance(ids);
+        if (!chunk.length) break;
+        const fresh = chunk.filter((r) => r.sent !== r.fingerprint);
+        if (fresh.length) {
+          const ids = fresh.map((r) => r.customer_id);
+          await send(ids, fresh.map(({ customer_id, fingerprint: _f, sent: _s, ...m }) => ({ ...m, customerId: customer_id })));
+          await em.execute(
+            `insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint)
+             select ?::uuid, t.id, ?, t.fingerprint from unnest(?::uuid[], ?::text[]) as t(id, fingerprint)
+             on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now()`,
+            [ref.segmentId, ref.tenantId, pgArray(ids), pgArray(fresh.map((r) => r.fingerprint))],
+          );
+        }
+        advance(chunk.at(-1)!.customer_id, fresh.length > 0);
       }
       const [{ n }] = (await em.execute<{ n: number }[]>('select count(*)::int as n from segment_synced_members where segment_id = ?', [ref.segmentId])) as [{ n: number }];
       await em.execute('update segments set last_synced_at = now(), updated_at = now() where id = ?', [ref.segmentId]);

@@ -9,8 +9,10 @@ export interface WorkerHandle {
   shutdown(): Promise<void>;
 }
 
+/** `overrides.connection` (e.g. a test environment's) is used as given and left open. */
 export async function createWorker(config: Config, deps: ActivityDeps, overrides: Partial<WorkerOptions> = {}): Promise<WorkerHandle> {
-  const connection = await NativeConnection.connect({ address: temporalAddress(config) });
+  const own = overrides.connection ? undefined : await NativeConnection.connect({ address: temporalAddress(config) });
+  const connection = overrides.connection ?? own!;
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -22,7 +24,7 @@ export async function createWorker(config: Config, deps: ActivityDeps, overrides
   let running: Promise<void> | undefined;
   return {
     worker,
-    run: () => (running ??= worker.run().finally(() => connection.close())),
+    run: () => (running ??= worker.run().finally(() => own?.close())),
     async shutdown() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
