@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../db/entities/index.js';
-import { pgArray } from '../db/sql.js';
+import { LIVE_CUSTOMER, pgArray } from '../db/sql.js';
 import { evaluateMembership, type RefreshResult } from '../domain/segments/membership.js';
 import { MessagingClient, MessagingError, type MessagingMember } from '../platform/messaging.js';
 import type { ActivityDeps } from './index.js';
@@ -13,7 +13,6 @@ export interface SegmentRef {
 }
 
 export const SYNC_BATCH = 1000;
-const LIVE = `c.status <> 'MERGED' and c.status <> 'DELETED'`;
 // What Messaging holds of a member; a change of any of it is sent again.
 const FINGERPRINT = `md5(concat_ws('|', c.email, c.phone_number, c.first_name, c.last_name, c.email_opt_in, c.sms_opt_in, c.push_opt_in))`;
 
@@ -126,7 +125,7 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         const chunk = await em.execute<{ customer_id: string; keep: boolean }[]>(
           `select s.customer_id,
                   exists (select 1 from segment_members m join customers c on c.id = m.customer_id
-                           where m.segment_id = s.segment_id and m.customer_id = s.customer_id and ${LIVE}) as keep
+                           where m.segment_id = s.segment_id and m.customer_id = s.customer_id and ${LIVE_CUSTOMER}) as keep
              from segment_synced_members s
             where s.segment_id = ? and s.customer_id > ?::uuid
             order by s.customer_id limit ?`,
@@ -152,7 +151,7 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
              from segment_members m
              join customers c on c.id = m.customer_id
              left join segment_synced_members s on s.segment_id = m.segment_id and s.customer_id = m.customer_id
-            where m.segment_id = ? and m.customer_id > ?::uuid and ${LIVE}
+            where m.segment_id = ? and m.customer_id > ?::uuid and ${LIVE_CUSTOMER}
             order by m.customer_id limit ?`,
           [ref.segmentId, cursor.after, SYNC_BATCH],
         );

@@ -1,3 +1,9 @@
+/** Live customers (alias `c`): merged and deleted profiles are in no list, segment or sync. */
+export const LIVE_CUSTOMER = `c.status <> 'MERGED' and c.status <> 'DELETED'`;
+
+/** `text` as a literal LIKE/ILIKE pattern piece: its %, _ and \\ match themselves. */
+export const escapeLike = (text: string) => text.replace(/[\\%_]/g, (ch) => `\\${ch}`);
+
 /**
  * A PostgreSQL array literal, for one text parameter cast in SQL (`unnest(?::uuid[])`,
  * `= any(?::text[])`). MikroORM expands a JS array parameter into a list of parameters, which

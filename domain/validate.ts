@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { fromZod } from '../platform/errors.js';
 
 /** Parses service input; failures become VALIDATION_ERRORs naming the field (`input.email: ...`). */
@@ -7,3 +7,6 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix?
   if (!parsed.success) throw fromZod(parsed.error, prefix);
   return parsed.data;
 }
+
+/** Optional, with an explicit `null` (GraphQL sends them) read as "not given". */
+export const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());

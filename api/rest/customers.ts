@@ -11,11 +11,8 @@ import { ingestEvents } from '../../domain/events/ingest.js';
 import { AppError } from '../../platform/errors.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
-import { errorResponses, IdParam, PageMeta, PageQuery, pageMeta, router } from './openapi.js';
+import { AnyObject, errorResponses, IdParam, json, jsonBody, PageMeta, PageQuery, pageMeta, router } from './openapi.js';
 
-const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
-const body = <T extends z.ZodType>(schema: T) => ({ body: { content: { 'application/json': { schema } }, required: true } });
-const Any = z.record(z.string(), z.unknown());
 const CustomerJson = z.record(z.string(), z.unknown()).openapi('Customer');
 const boolQuery = z.enum(['true', 'false']).transform((v) => v === 'true');
 
@@ -56,7 +53,7 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'post', path: '/customers', operationId: 'createCustomer', tags, middleware: [guard(deps, 'createCustomer')] as const,
-      request: body(Any), responses: { 201: json(z.object({ data: CustomerJson }), 'Created'), 409: json(Any, 'CONFLICT: email or phone taken; details name the existing id'), ...errorResponses },
+      request: jsonBody(AnyObject), responses: { 201: json(z.object({ data: CustomerJson }), 'Created'), 409: json(AnyObject, 'CONFLICT: email or phone taken; details name the existing id'), ...errorResponses },
     }),
     async (c) => c.json({ data: customerView(await createCustomer(c.get('ctx'), c.req.valid('json'))) }, 201),
   );
@@ -72,7 +69,7 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'patch', path: '/customers/{id}', operationId: 'updateCustomer', tags, middleware: [guard(deps, 'updateCustomer')] as const,
-      request: { params: IdParam, ...body(Any) }, responses: { 200: json(z.object({ data: CustomerJson })), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(AnyObject) }, responses: { 200: json(z.object({ data: CustomerJson })), ...errorResponses },
     }),
     async (c) => c.json({ data: customerView(await updateCustomer(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 200),
   );
@@ -81,8 +78,8 @@ export function customerRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/customers/resolve', operationId: 'resolveCustomer', tags, middleware: [guard(deps, 'resolveCustomer')] as const,
       description: 'Finds the profile for {email, phone, authUserId}; creates it when none matches and the token has crm:write (otherwise 404).',
-      request: body(z.object({ email: z.string().optional(), phone: z.string().optional(), authUserId: z.string().optional() })),
-      responses: { 200: json(Any), ...errorResponses },
+      request: jsonBody(z.object({ email: z.string().optional(), phone: z.string().optional(), authUserId: z.string().optional() })),
+      responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => {
       const ctx = c.get('ctx');
@@ -95,8 +92,8 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'post', path: '/customers/merge', operationId: 'mergeCustomers', tags, middleware: [guard(deps, 'mergeCustomers')] as const,
-      request: body(z.object({ winnerId: z.string().min(1), loserId: z.string().min(1) })),
-      responses: { 200: json(Any), ...errorResponses },
+      request: jsonBody(z.object({ winnerId: z.string().min(1), loserId: z.string().min(1) })),
+      responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => {
       const { winnerId, loserId } = c.req.valid('json');
@@ -120,7 +117,7 @@ export function customerRoutes(deps: AppDeps) {
           after: z.string().optional(),
         }),
       },
-      responses: { 200: json(Any), ...errorResponses },
+      responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => {
       const { categories, startDate, endDate, take, after } = c.req.valid('query');
@@ -140,7 +137,7 @@ export function customerRoutes(deps: AppDeps) {
     createRoute({
       method: 'get', path: '/customers/{id}/notes', operationId: 'customerNotes', tags: ['Notes'], middleware: [guard(deps, 'customerNotes')] as const,
       request: { params: IdParam, query: z.object({ tenantId: z.string().optional(), type: z.enum(NoteType).optional() }) },
-      responses: { 200: json(Any), ...errorResponses },
+      responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => {
       const notes = await customerNotes(c.get('ctx'), c.req.valid('param').id, c.req.valid('query').type);
@@ -151,7 +148,7 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'post', path: '/customers/{id}/notes', operationId: 'addNote', tags: ['Notes'], middleware: [guard(deps, 'addNote')] as const,
-      request: { params: IdParam, ...body(Any) }, responses: { 201: json(Any, 'Created'), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(AnyObject) }, responses: { 201: json(AnyObject, 'Created'), ...errorResponses },
     }),
     async (c) => c.json({ data: noteView(await addNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 201),
   );
@@ -159,7 +156,7 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'patch', path: '/notes/{id}', operationId: 'updateNote', tags: ['Notes'], middleware: [guard(deps, 'updateNote')] as const,
-      request: { params: IdParam, ...body(Any) }, responses: { 200: json(Any), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(AnyObject) }, responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => c.json({ data: noteView(await updateNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 200),
   );
@@ -176,8 +173,8 @@ export function customerRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/events', operationId: 'ingestEvents', tags: ['Events'], middleware: [guard(deps, 'ingestEvents')] as const,
       description: 'One upstream event or an array of up to 1,000. Idempotent on (sourceService, sourceEventId). Each item is reported: created, duplicate or rejected (with the reason).',
-      request: body(z.union([Any, z.array(z.unknown())])),
-      responses: { 200: json(Any), ...errorResponses },
+      request: jsonBody(z.union([AnyObject, z.array(z.unknown())])),
+      responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => {
       const payload = c.req.valid('json');
@@ -196,7 +193,7 @@ export function customerRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/customers/import', operationId: 'importCustomers', tags, middleware: [guard(deps, 'importCustomers')] as const,
       description: 'Streams NDJSON (`application/x-ndjson`) or CSV (`text/csv`, header row) and upserts by email, then phone. Counts against the bulk rate-limit class.',
-      responses: { 200: json(Any), ...errorResponses },
+      responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => {
       const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase();

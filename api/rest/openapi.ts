@@ -45,4 +45,9 @@ export function pageMeta(total: number, skip: number, take: number) {
   return { total, skip, take, hasMore: skip + take < total };
 }
 
+export const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({ body: { content: { 'application/json': { schema } }, required: true } });
+/** A JSON object whose fields the domain service validates (and names in its errors). */
+export const AnyObject = z.record(z.string(), z.unknown());
+
 export const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });

@@ -6,11 +6,8 @@ import {
 } from '../../domain/segments/segments.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
-import { errorResponses, IdParam, PageMeta, pageMeta, router } from './openapi.js';
+import { AnyObject, errorResponses, IdParam, json, jsonBody, PageMeta, pageMeta, router } from './openapi.js';
 
-const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
-const body = <T extends z.ZodType>(schema: T) => ({ body: { content: { 'application/json': { schema } }, required: true } });
-const Any = z.record(z.string(), z.unknown());
 const SegmentJson = z.record(z.string(), z.unknown()).openapi('Segment');
 
 export function segmentRoutes(deps: AppDeps) {
@@ -33,7 +30,7 @@ export function segmentRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/segments', operationId: 'createSegment', tags, middleware: [guard(deps, 'createSegment')] as const,
       description: 'Creates the segment and populates it (criteria in the README). DYNAMIC segments get a refresh schedule (refreshIntervalMinutes, default 15).',
-      request: body(Any), responses: { 201: json(z.object({ data: SegmentJson }), 'Created'), ...errorResponses },
+      request: jsonBody(AnyObject), responses: { 201: json(z.object({ data: SegmentJson }), 'Created'), ...errorResponses },
     }),
     async (c) => c.json({ data: segmentView(await createSegment(c.get('ctx'), c.req.valid('json'))) }, 201),
   );
@@ -49,7 +46,7 @@ export function segmentRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'patch', path: '/segments/{id}', operationId: 'updateSegment', tags, middleware: [guard(deps, 'updateSegment')] as const,
-      request: { params: IdParam, ...body(Any) }, responses: { 200: json(z.object({ data: SegmentJson })), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(AnyObject) }, responses: { 200: json(z.object({ data: SegmentJson })), ...errorResponses },
     }),
     async (c) => c.json({ data: segmentView(await updateSegment(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 200),
   );
@@ -66,7 +63,7 @@ export function segmentRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/segments/{id}/refresh', operationId: 'refreshSegment', tags, middleware: [guard(deps, 'refreshSegment')] as const,
       description: 'Runs (or joins) the workflow segment-refresh-<id> and answers its RefreshResult.',
-      request: { params: IdParam }, responses: { 200: json(Any), ...errorResponses },
+      request: { params: IdParam }, responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => c.json({ data: await refreshSegment(c.get('ctx'), c.req.valid('param').id) }, 200),
   );
@@ -75,7 +72,7 @@ export function segmentRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/segments/{id}/sync', operationId: 'syncSegmentToMessaging', tags, middleware: [guard(deps, 'syncSegmentToMessaging')] as const,
       description: 'Runs (or joins) the workflow segment-sync-<id>: sends the members changed since the last sync to the Messaging service.',
-      request: { params: IdParam }, responses: { 200: json(Any), ...errorResponses },
+      request: { params: IdParam }, responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => c.json({ data: await syncSegmentToMessaging(c.get('ctx'), c.req.valid('param').id) }, 200),
   );
@@ -85,7 +82,7 @@ export function segmentRoutes(deps: AppDeps) {
       method: 'get', path: '/segments/{id}/members', operationId: 'segmentMembers', tags, middleware: [guard(deps, 'segmentMembers')] as const,
       description: 'Newest first. Page with `take` and the `after` cursor of the previous page (meta.nextCursor).',
       request: { params: IdParam, query: z.object({ tenantId: z.string().optional(), take: z.coerce.number().int().min(1).max(100).default(25), after: z.string().optional() }) },
-      responses: { 200: json(Any), ...errorResponses },
+      responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => {
       const { take, after } = c.req.valid('query');

@@ -2,6 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Segment } from '../../db/entities/index.js';
+import { escapeLike } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { planPage, toConnection, type Connection, type PageArgs } from '../pagination.js';
@@ -29,8 +30,6 @@ export async function getLiveCustomer(ctx: { em: EntityManager; tenantId: string
   }
   return customer;
 }
-
-const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 async function filterQuery(ctx: ServiceContext, filter: CustomerFilter) {
   const f = validate(customerFilter, filter, 'filter');

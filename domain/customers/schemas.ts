@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType } from '../../db/entities/enums.js';
+import { optional } from '../validate.js';
 import { emailField, phoneField } from './identifiers.js';
 
 const name = z.string().trim().min(1).max(255);
-/** Optional, with an explicit `null` (GraphQL sends them) read as "not given". */
-const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
 const shortText = z.string().trim().min(1).max(100);
 
 /** Writable profile fields; `null` clears a field on update. GraphQL inputs are a subset. */

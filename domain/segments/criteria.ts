@@ -1,5 +1,5 @@
 import { Duration } from 'luxon';
-import { pgArray } from '../../db/sql.js';
+import { escapeLike, pgArray } from '../../db/sql.js';
 import { ActivityCategory, CustomerStatus, LifecycleStage } from '../../db/entities/enums.js';
 import { AppError } from '../../platform/errors.js';
 
@@ -153,8 +153,7 @@ class Compiler {
       case 'contains':
       case 'startsWith': {
         const text = scalar('string', field, node.value, valuePath) as string;
-        const escaped = text.replace(/[\\%_]/g, (ch) => `\\${ch}`);
-        return `(${col} ilike ${this.param(op === 'contains' ? `%${escaped}%` : `${escaped}%`)})`;
+        return `(${col} ilike ${this.param(op === 'contains' ? `%${escapeLike(text)}%` : `${escapeLike(text)}%`)})`;
       }
       case 'within':
       case 'notWithin': {

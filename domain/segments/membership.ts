@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../../db/entities/index.js';
-import { pgArray } from '../../db/sql.js';
+import { LIVE_CUSTOMER, pgArray } from '../../db/sql.js';
 import { compileCriteria } from './criteria.js';
 
 export interface RefreshResult {
@@ -11,7 +11,6 @@ export interface RefreshResult {
   removed: number;
 }
 
-const LIVE = `c.status <> 'MERGED' and c.status <> 'DELETED'`;
 
 /**
  * Brings a segment's stored membership in line with its criteria, entirely inside PostgreSQL in
@@ -31,7 +30,7 @@ export async function evaluateMembership(em: EntityManager, segment: Pick<Segmen
     [id, id],
   )) as [{ initial: boolean; empty: boolean }];
   const criteria = compileCriteria(segment.criteria);
-  const target = `select c.id from customers c where c.tenant_id = ? and ${LIVE} and ${criteria.sql}`;
+  const target = `select c.id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and ${criteria.sql}`;
 
   let added: number;
   let removed = 0;
@@ -136,7 +135,7 @@ async function reevaluate(em: EntityManager, tenantId: string, segments: Segment
   const params: unknown[] = [];
   for (const segment of segments) {
     const criteria = compileCriteria(segment.criteria);
-    targets.push(`select ?::uuid as segment_id, c.id from customers c where c.tenant_id = ? and ${LIVE} and c.id = any(?::uuid[]) and ${criteria.sql}`);
+    targets.push(`select ?::uuid as segment_id, c.id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.id = any(?::uuid[]) and ${criteria.sql}`);
     params.push(segment.id, tenantId, ids, ...criteria.params);
   }
   await em.execute(

@@ -7,12 +7,11 @@ import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { isUuid, listCustomersConnection, stripUndefined } from '../customers/customers.js';
 import type { PageArgs } from '../pagination.js';
-import { validate } from '../validate.js';
+import { optional, validate } from '../validate.js';
 import { compileCriteria } from './criteria.js';
 import type { RefreshResult } from './membership.js';
 import { runRefresh, runSync, stopSegmentWork, upsertRefreshSchedule } from './workflows.js';
 
-const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
 const interval = z.number().int().min(1).max(1440);
 
 const createInput = z
