@@ -45,7 +45,7 @@ describe('POST /api/v1/customers/import', () => {
 
   it('reads CSV with a header row, and refuses an unknown content type', async () => {
     const auth = await token(newTenant());
-    const csv = 'email,phone,firstName,lastName,emailOptIn,handicap\n' +
+    const csv = 'Email,Phone,First Name,last_name,EMAIL_OPT_IN,handicap\n' +
       'ann@example.com,0821111111,Ann,Lee,yes,8\n' +
       'bob@example.com,,Bob,"Smith, Jr",no,\n' +
       ',,Nobody,,,\n';

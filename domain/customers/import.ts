@@ -50,6 +50,18 @@ const importRow = (region: string) =>
       .refine((r) => !JSON.stringify(r).includes('\\u0000'), { message: 'text may not contain NUL characters' }),
   );
 
+const COLUMN_NAMES = [
+  'email', 'phone', 'phoneNumber', 'authUserId', 'firstName', 'lastName', 'lifecycleStage', 'membershipTier', 'membershipStatus',
+  'handicap', 'homeClubId', 'emailOptIn', 'smsOptIn', 'pushOptIn',
+];
+const BY_LOOSE_NAME = new Map(COLUMN_NAMES.map((name) => [name.toLowerCase(), name]));
+
+/** Spreadsheet headers such as "First Name", "first_name" or "EMAIL" name the API's fields. */
+function canonicalColumn(header: string): string {
+  const trimmed = header.trim();
+  return BY_LOOSE_NAME.get(trimmed.toLowerCase().replace(/[\s_-]+/g, '')) ?? trimmed;
+}
+
 /** Rows of an NDJSON or CSV byte stream, parsed as they arrive (never buffered whole). */
 export async function* readImportRows(body: Readable, format: ImportFormat): AsyncGenerator<ImportRow> {
   if (format === 'ndjson') {
@@ -66,7 +78,7 @@ export async function* readImportRows(body: Readable, format: ImportFormat): Asy
     return;
   }
   const parser = body.pipe(
-    parseCsv({ columns: (header: string[]) => header.map((h) => h.trim()), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }),
+    parseCsv({ columns: (header: string[]) => header.map(canonicalColumn), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }),
   );
   // `info.lines` is the line a record ends on (quoted cells may span lines).
   for await (const { record, info } of parser) yield { line: info.lines, record };
