@@ -39,8 +39,9 @@ export const Customer = defineEntity({
     { name: 'customers_tenant_auth_user_live_uniq', properties: ['tenantId', 'authUserId'], where: `auth_user_id is not null and ${live}` },
   ],
   indexes: [
-    // Ids are UUIDv7 (time-ordered), so (tenant, id) serves newest-first keyset pagination.
-    { name: 'customers_tenant_id_idx', properties: ['tenantId', 'id'] },
+    // Ids are UUIDv7 (time-ordered), so (tenant, id) serves newest-first keyset pagination; partial
+    // on live profiles, which is what lists show, so counting them is an index-only scan.
+    { name: 'customers_tenant_live_idx', properties: ['tenantId', 'id'], where: live },
     { name: 'customers_tenant_last_activity_idx', properties: ['tenantId', 'lastActivityAt'] },
     { name: 'customers_tenant_status_idx', properties: ['tenantId', 'status'] },
     { name: 'customers_tenant_engagement_idx', properties: ['tenantId', 'engagementScore'] },
