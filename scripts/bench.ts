@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrate, openOrm } from '../db/orm.js';
-import { freePort } from '../test/support/ports.js';
+import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
 import { benchCustomerImport, benchCustomerReads } from './bench/customers.js';
 import { benchSegmentRefresh, benchSegmentSync, benchSmartIngest } from './bench/segments.js';

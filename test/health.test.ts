@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApi, type TestApi } from './support/api.js';
-import { freePort } from './support/ports.js';
+import { freePort } from '../scripts/ports.js';
 
 let api: TestApi;
 beforeAll(async () => {

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { v7 as uuidv7 } from 'uuid';
 import { signDevToken, SCOPES } from '../../platform/auth.js';
-import { freePort } from '../../test/support/ports.js';
+import { freePort } from '../ports.js';
 import { peakRssMiB, ratio, spawnServer, table } from './support.js';
 
 const SECRET = 'bench-secret-bench-secret-bench-secret';

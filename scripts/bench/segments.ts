@@ -13,7 +13,7 @@ import { signDevToken, SCOPES } from '../../platform/auth.js';
 import type { segmentRefreshWorkflow } from '../../workflows/segment-refresh.js';
 import type { segmentSyncWorkflow } from '../../workflows/segment-sync.js';
 import { startMessagingServer } from '../../test/support/messaging-server.js';
-import { freePort } from '../../test/support/ports.js';
+import { freePort } from '../ports.js';
 import { startTemporalDevServer } from '../temporal-dev-server.js';
 import { peakRssMiB, ratio, spawnServer, table } from './support.js';
 

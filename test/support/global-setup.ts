@@ -5,7 +5,7 @@ import type { TestProject } from 'vitest/node';
 import { migrate, openOrm } from '../../db/orm.js';
 import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.js';
 import { startTemporalDevServer } from '../../scripts/temporal-dev-server.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../scripts/ports.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
