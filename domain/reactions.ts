@@ -18,6 +18,12 @@ export interface AppendedActivity {
 /** After activities land on timelines: `lastActivityAt` follows the newest, then profiles react. */
 export async function afterActivitiesAppended(em: EntityManager, tenantId: string, activities: AppendedActivity[], cause: string): Promise<void> {
   if (!activities.length) return;
+  // Events for one customer take turns (in id order, so batches cannot deadlock): the second
+  // sees the first's activity when its SMART criteria count events.
+  await em.execute(
+    'select 1 from customers where tenant_id = ? and id = any(?::uuid[]) order by id for no key update',
+    [tenantId, pgArray([...new Set(activities.map((a) => a.customerId))])],
+  );
   await em.execute(
     `update customers c set last_activity_at = greatest(c.last_activity_at, a.newest), updated_at = now()
        from (select customer_id, max(occurred_at) as newest
