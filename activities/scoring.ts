@@ -3,7 +3,7 @@ import { Segment } from '../db/entities/index.js';
 import { evaluateMembership } from '../domain/segments/membership.js';
 import type { ActivityDeps } from './index.js';
 
-export const SCORING_BATCH = 5000;
+const SCORING_BATCH = 5000;
 
 // Scores, RFM-style, from each live customer's timeline (SYSTEM activities excluded):
 //   R = max(0, 100 − 100 × days since the last activity (or since joining) / 90)

@@ -12,7 +12,7 @@ export interface SegmentRef {
   segmentId: string;
 }
 
-export const SYNC_BATCH = 1000;
+const SYNC_BATCH = 1000;
 // What Messaging holds of a member; a change of any of it is sent again.
 const FINGERPRINT = `md5(concat_ws('|', c.email, c.phone_number, c.first_name, c.last_name, c.email_opt_in, c.sms_opt_in, c.push_opt_in))`;
 
@@ -93,7 +93,7 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
      * acknowledgement and record carries the same idempotency key (derived from its content), so
      * Messaging applies it once.
      */
-    async syncSegmentMembers(ref: SegmentRef & { messagingSegmentId: string }): Promise<{ syncedCount: number; batches: number }> {
+    async syncSegmentMembers(ref: SegmentRef & { messagingSegmentId: string }): Promise<{ syncedCount: number }> {
       const em = orm.em.fork();
       await loadSegment(em, ref);
       const client = messaging();
@@ -171,7 +171,7 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
       }
       const [{ n }] = (await em.execute<{ n: number }[]>('select count(*)::int as n from segment_synced_members where segment_id = ?', [ref.segmentId])) as [{ n: number }];
       await em.execute('update segments set last_synced_at = now(), updated_at = now() where id = ?', [ref.segmentId]);
-      return { syncedCount: n, batches: cursor.batches };
+      return { syncedCount: n };
     },
   };
 }

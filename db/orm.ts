@@ -5,7 +5,7 @@ import { migrations } from './migrations/index.js';
 
 export type Orm = MikroORM;
 
-export function ormOptions(databaseUrl: string, extra: Partial<Options> = {}): Options {
+function ormOptions(databaseUrl: string, extra: Partial<Options> = {}): Options {
   return {
     clientUrl: databaseUrl,
     entities,

@@ -16,15 +16,15 @@ export interface Connection<T> {
   totalCount: number;
 }
 
-export const DEFAULT_PAGE = 25;
-export const MAX_PAGE = 100;
+const DEFAULT_PAGE = 25;
+const MAX_PAGE = 100;
 
-export function encodeCursor(key: unknown[]): string {
+function encodeCursor(key: unknown[]): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
 /** `isKey` checks the cursor was issued by this connection: a foreign or forged one is a 400. */
-export function decodeCursor(cursor: string, field: string, isKey: (key: unknown[]) => boolean): unknown[] {
+function decodeCursor(cursor: string, field: string, isKey: (key: unknown[]) => boolean): unknown[] {
   try {
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (Array.isArray(key) && isKey(key)) return key;

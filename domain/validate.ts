@@ -10,3 +10,6 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix?
 
 /** Optional, with an explicit `null` (GraphQL sends them) read as "not given". */
 export const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
+
+/** PostgreSQL text cannot hold NUL characters: anything carrying one is refused up front. */
+export const hasNul = (value: unknown): boolean => JSON.stringify(value ?? null).includes('\\u0000');

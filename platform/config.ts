@@ -4,7 +4,8 @@ const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).def
 const optional = z.string().trim().min(1).optional();
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-// Every environment variable the platform reads; the README's table mirrors this schema.
+// Every environment variable the platform's processes read; the README's table lists these and the
+// tooling's own (CRM_CACHE_DIR, TEST_LOG_LEVEL, BENCH_*).
 const Env = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000), // 0: any free port
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -16,7 +17,6 @@ const Env = z.object({
   TEMPORAL_TASK_QUEUE: z.string().default('crm'),
   TEMPORAL_PORT: port(7233),
   TEMPORAL_UI_PORT: port(8233),
-  TEMPORAL_CLI_PATH: optional,
   JWT_SECRET: optional,
   JWT_JWKS_URL: z.url().optional(),
   JWT_ISSUER: optional,

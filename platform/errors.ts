@@ -51,9 +51,6 @@ export const notFound = (resource: string, id: string) =>
 export const notImplemented = (operation: string) =>
   new AppError('NOT_IMPLEMENTED', `${operation} is not implemented yet`);
 
-export const invalid = (field: string, message: string) =>
-  new AppError('VALIDATION_ERROR', `${field}: ${message}`, { field });
-
 /** One message naming every offending field, e.g. `email: Invalid email address; take: ...`. */
 export function fromZod(error: ZodError, prefix?: string): AppError {
   const issues = error.issues.map((issue) => {

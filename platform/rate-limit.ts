@@ -32,7 +32,7 @@ export class RateLimits {
     this.limiters = { read: make('read'), write: make('write'), campaign: make('campaign'), social: make('social'), bulk: make('bulk') };
   }
 
-  /** Spends one point of `cls` for `key`; throws RATE_LIMITED (with the state) past the limit. */
+  /** Spends `points` of `cls` for `key`; throws RATE_LIMITED (with the state) past the limit. */
   async consume(cls: RateClass, key: string, points = 1): Promise<RateLimitState> {
     const limit = this.limits[cls];
     const state = (res: RateLimiterRes): RateLimitState => ({

@@ -3,11 +3,11 @@
 // POST /api/v1/customers/import, showing progress; prints the report as JSON on stdout.
 import { createReadStream, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
 import { openOrm } from '../db/orm.js';
 import { importCustomers, readImportRows, type ImportFormat } from '../domain/customers/import.js';
 import { embeddedDatabaseUrl, loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
+import { createTemporalClient } from '../platform/temporal.js';
 
 const { values } = parseArgs({ options: { tenant: { type: 'string' }, file: { type: 'string' }, format: { type: 'string' } } });
 if (!values.tenant || !values.file) {
@@ -41,7 +41,7 @@ try {
       requestId: `cli_${Date.now()}`,
       em: orm.em.fork(),
       // The import starts no workflows; the lazy client never connects.
-      temporal: new Client({ connection: Connection.lazy({ address: config.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' }) }),
+      temporal: createTemporalClient(config),
       config,
       log: createLogger(config.LOG_LEVEL),
     },

@@ -39,6 +39,7 @@ try {
       log: (line) => log.debug({ component: 'postgres' }, line),
     });
     stops.push(pg.stop);
+    if (pg.dataDir !== path.resolve(config.CRM_DATA_DIR, 'pg')) log.info({ dataDir: pg.dataDir }, 'PostgreSQL data moved where the postgres user can reach it');
     databaseUrl = pg.url;
   }
 

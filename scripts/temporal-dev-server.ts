@@ -64,7 +64,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   return { address, uiUrl, stop: () => stopProcess(child, 'SIGTERM') };
 }
 
-export async function waitForTemporal(address: string, namespace: string, timeoutMs: number): Promise<void> {
+async function waitForTemporal(address: string, namespace: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -34,7 +34,8 @@ describe('syncSegmentToMessaging', () => {
     const { auth, segment } = await segmentOf(2500);
     const first = await sync(auth, segment.id);
     expect(first.body.data.syncSegmentToMessaging).toMatchObject({ messagingSegmentId: `msg_${segment.id}`, syncedCount: 2500, syncedAt: expect.any(String) });
-    const mine = messaging.applied.filter((b) => messaging.members.get(`msg_${segment.id}`));
+    const mine = messaging.applied.filter((b) => b.segment === `msg_${segment.id}`);
+    expect(mine).toHaveLength(3);
     expect(messaging.members.get(`msg_${segment.id}`)!.size).toBe(2500);
     expect(Math.max(...mine.map((b) => b.add + b.remove))).toBeLessThanOrEqual(1000);
     const stored = (await stack.api.call('GET', `/api/v1/segments/${segment.id}`, { auth })).body.data;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -64,7 +64,6 @@ describe('npm start', () => {
       expect(jwt.split('.')).toHaveLength(3);
       const res = await fetch(`http://127.0.0.1:${ports.PORT}/api/v1/campaigns`, { headers: { authorization: `Bearer ${jwt}` } });
       expect(res.status).toBe(501);
-      const { readFileSync } = await import('node:fs');
       const secret = readFileSync(path.join(dataDir, 'jwt-secret'), 'utf8').trim();
       const { payload } = await jwtVerify(jwt, new TextEncoder().encode(secret));
       expect(payload).toMatchObject({ tenantId: 'demo', scope: 'crm:read crm:campaigns' });

@@ -2,8 +2,8 @@
 import { pathToFileURL } from 'node:url';
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { openOrm } from '../db/orm.js';
-import { Client, Connection } from '@temporalio/client';
-import { embeddedDatabaseUrl, loadConfig, temporalAddress, type Config } from '../platform/config.js';
+import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
+import { createTemporalClient } from '../platform/temporal.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { ensurePlatformSchedules } from './schedules.js';
 import { createWorker } from './worker.js';
@@ -16,9 +16,9 @@ export interface RunningWorker {
 export async function startWorker(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<RunningWorker> {
   const orm = await openOrm(config.DATABASE_URL ?? embeddedDatabaseUrl(config));
   const handle = await createWorker(config, { orm, config, log });
-  const connection = await Connection.connect({ address: temporalAddress(config) });
-  await ensurePlatformSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), config);
-  await connection.close();
+  const client = createTemporalClient(config);
+  await ensurePlatformSchedules(client, config);
+  await client.connection.close();
   const done = handle.run().finally(() => orm.close());
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker polling');
   return { done, stop: () => handle.shutdown() };

@@ -1,5 +1,6 @@
 import { continueAsNew, executeChild, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { TenantId } from '../platform/search-attributes.js';
 
 const { listTenants, computeScores, refreshSmartSegments } = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
@@ -23,7 +24,12 @@ export async function scoreAllTenantsWorkflow(input: { remaining?: string[] } = 
   for (const [i, tenantId] of tenants.entries()) {
     if (i === TENANTS_PER_RUN) return continueAsNew<typeof scoreAllTenantsWorkflow>({ remaining: tenants.slice(i) });
     try {
-      await executeChild(customerScoringWorkflow, { workflowId: `customer-scoring-${tenantId}`, args: [{ tenantId }], taskQueue: workflowInfo().taskQueue });
+      await executeChild(customerScoringWorkflow, {
+        workflowId: `customer-scoring-${tenantId}`,
+        args: [{ tenantId }],
+        taskQueue: workflowInfo().taskQueue,
+        typedSearchAttributes: [{ key: TenantId, value: tenantId }],
+      });
     } catch (err) {
       // One tenant's failure (or a run of it already going) must not stop the others.
       log.warn('tenant scoring did not complete', { tenantId, error: String(err) });

@@ -11,7 +11,7 @@ const { refreshSegmentMembership } = proxyActivities<Activities>({
 export interface SegmentRefreshInput {
   tenantId: string;
   segmentId: string;
-  /** Why the refresh runs (`manual`, `schedule`, `created`, `criteria-changed`): recorded on each membership change. */
+  /** Why the refresh runs (`manual`, `schedule`, `created`, `criteria-changed`, `reactivated`): recorded on each membership change. */
   cause: string;
 }
 

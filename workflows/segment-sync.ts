@@ -4,7 +4,7 @@ import type { Activities } from '../activities/index.js';
 const { ensureMessagingSegment, syncSegmentMembers } = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '1 minute',
-  // 5xx and timeouts retry with backoff; 4xx answers fail at once (non-retryable failures).
+  // 5xx, 429 and timeouts retry with backoff; other 4xx answers fail at once (non-retryable failures).
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
 });
 

@@ -96,7 +96,7 @@ export function graphqlRoutes(deps: AppDeps) {
     } catch {
       throw new AppError('VALIDATION_ERROR', 'request body must be JSON: {"query": "...", "variables": {...}}');
     }
-    assertNoNul(JSON.stringify(body));
+    assertNoNul(body);
     await rateLimit(c, deps, principal, rateClasses(body));
     const ctx = serviceContext(c, deps, principal);
     const request = new Request(c.req.url, { method: 'POST', headers: c.req.raw.headers, body: text });

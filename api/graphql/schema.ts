@@ -3,22 +3,22 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import { GraphQLScalarType, Kind, type GraphQLSchema } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { IResolvers } from '@graphql-tools/utils';
+import { ACTIVITY_TYPE_PATTERN } from '../../db/entities/enums.js';
 
 const sdl = (file: string) => readFileSync(new URL(file, import.meta.url), 'utf8');
 
 // schema.graphql is graphql-api.md's schema, verbatim; implied-types.graphql defines what it leaves out.
 export const typeDefs = [sdl('./schema.graphql'), sdl('./implied-types.graphql')];
 
-const ACTIVITY_TYPE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
 function activityType(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 200 || !ACTIVITY_TYPE.test(value)) {
+  if (typeof value !== 'string' || value.length > 200 || !ACTIVITY_TYPE_PATTERN.test(value)) {
     throw new TypeError(`ActivityType must be lower-case words joined by ".", "_" or "-", got ${JSON.stringify(value)}`);
   }
   return value;
 }
 
-export const ActivityTypeScalar = new GraphQLScalarType({
+const ActivityTypeScalar = new GraphQLScalarType({
   name: 'ActivityType',
   serialize: (value) => String(value),
   parseValue: activityType,

@@ -9,7 +9,7 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   409: 'CONFLICT', 413: 'VALIDATION_ERROR', 415: 'VALIDATION_ERROR', 429: 'RATE_LIMITED', 501: 'NOT_IMPLEMENTED',
 };
 
-export function toAppError(err: unknown): AppError | undefined {
+function toAppError(err: unknown): AppError | undefined {
   const known = asAppError(err);
   if (known) return known;
   if (err instanceof HTTPException) {

@@ -3,6 +3,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { createMiddleware } from 'hono/factory';
 import { assertTenant, authorize, type ServiceContext } from '../../domain/context.js';
 import { OPERATIONS, type OperationName, type RateClass } from '../../domain/operations.js';
+import { hasNul } from '../../domain/validate.js';
 import type { Principal } from '../../platform/auth.js';
 import { AppError } from '../../platform/errors.js';
 import type { RateLimitState } from '../../platform/rate-limit.js';
@@ -14,9 +15,8 @@ export function setRateLimitHeaders(c: Context, s: RateLimitState): void {
   c.header('X-RateLimit-Reset', String(s.reset));
 }
 
-/** PostgreSQL text cannot hold NUL characters: refuse them up front rather than fail mid-write. */
-export function assertNoNul(json: string): void {
-  if (json.includes('\\u0000')) throw new AppError('VALIDATION_ERROR', 'body: text may not contain NUL (\\u0000) characters', { field: 'body' });
+export function assertNoNul(body: unknown): void {
+  if (hasNul(body)) throw new AppError('VALIDATION_ERROR', 'body: text may not contain NUL (\\u0000) characters', { field: 'body' });
 }
 
 export async function authenticate(c: Context<AppEnv>, deps: AppDeps): Promise<Principal> {
@@ -88,7 +88,7 @@ export const guard = (deps: AppDeps, operation: OperationName) =>
       } catch {
         throw new AppError('VALIDATION_ERROR', 'request body is not valid JSON', { field: 'body' });
       }
-      assertNoNul(JSON.stringify(body));
+      assertNoNul(body);
       if (body && typeof body === 'object') assertTenant(principal, (body as { tenantId?: unknown }).tenantId);
     }
     serviceContext(c, deps, principal);

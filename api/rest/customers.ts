@@ -11,7 +11,7 @@ import { ingestEvents } from '../../domain/events/ingest.js';
 import { AppError } from '../../platform/errors.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
-import { AnyObject, errorResponses, IdParam, json, jsonBody, PageMeta, PageQuery, pageMeta, router } from './openapi.js';
+import { AnyObject, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, PageMeta, PageQuery, pageMeta, router } from './openapi.js';
 
 const CustomerJson = z.record(z.string(), z.unknown()).openapi('Customer');
 const boolQuery = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -108,13 +108,10 @@ export function customerRoutes(deps: AppDeps) {
       description: 'Newest first. Page with `take` and the `after` cursor of the previous page (meta.nextCursor).',
       request: {
         params: IdParam,
-        query: z.object({
-          tenantId: z.string().optional(),
+        query: CursorQuery.extend({
           categories: z.string().optional().openapi({ description: 'Comma-separated ActivityCategory values' }),
           startDate: z.string().optional(),
           endDate: z.string().optional(),
-          take: z.coerce.number().int().min(1).max(100).default(25),
-          after: z.string().optional(),
         }),
       },
       responses: { 200: json(AnyObject), ...errorResponses },
@@ -126,10 +123,7 @@ export function customerRoutes(deps: AppDeps) {
         { categories: categories?.split(',').map((s) => s.trim()).filter(Boolean) as never, startDate: startDate as never, endDate: endDate as never },
         { first: take, after },
       );
-      return c.json({
-        data: connection.edges.map((e) => activityView(e.node)),
-        meta: { total: connection.totalCount, take, hasMore: connection.pageInfo.hasNextPage, nextCursor: connection.pageInfo.hasNextPage ? connection.pageInfo.endCursor : null },
-      }, 200);
+      return c.json({ data: connection.edges.map((e) => activityView(e.node)), meta: cursorMeta(connection, take) }, 200);
     },
   );
 

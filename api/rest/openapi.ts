@@ -41,6 +41,18 @@ export const PageMeta = z
   .object({ total: z.number().int(), skip: z.number().int(), take: z.number().int(), hasMore: z.boolean() })
   .openapi('PageMeta');
 
+/** Paging by cursor (timelines, segment members): `take`, and `after` = the previous meta.nextCursor. */
+export const CursorQuery = z.object({
+  tenantId: z.string().optional(),
+  take: z.coerce.number().int().min(1).max(100).default(25),
+  after: z.string().optional(),
+});
+
+export function cursorMeta(page: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null } }, take: number) {
+  const { hasNextPage, endCursor } = page.pageInfo;
+  return { total: page.totalCount, take, hasMore: hasNextPage, nextCursor: hasNextPage ? endCursor : null };
+}
+
 export function pageMeta(total: number, skip: number, take: number) {
   return { total, skip, take, hasMore: skip + take < total };
 }

@@ -6,7 +6,7 @@ import {
 } from '../../domain/segments/segments.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
-import { AnyObject, errorResponses, IdParam, json, jsonBody, PageMeta, pageMeta, router } from './openapi.js';
+import { AnyObject, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, PageMeta, pageMeta, router } from './openapi.js';
 
 const SegmentJson = z.record(z.string(), z.unknown()).openapi('Segment');
 
@@ -81,16 +81,13 @@ export function segmentRoutes(deps: AppDeps) {
     createRoute({
       method: 'get', path: '/segments/{id}/members', operationId: 'segmentMembers', tags, middleware: [guard(deps, 'segmentMembers')] as const,
       description: 'Newest first. Page with `take` and the `after` cursor of the previous page (meta.nextCursor).',
-      request: { params: IdParam, query: z.object({ tenantId: z.string().optional(), take: z.coerce.number().int().min(1).max(100).default(25), after: z.string().optional() }) },
+      request: { params: IdParam, query: CursorQuery },
       responses: { 200: json(AnyObject), ...errorResponses },
     }),
     async (c) => {
       const { take, after } = c.req.valid('query');
       const page = await segmentMembers(c.get('ctx'), c.req.valid('param').id, { first: take, after });
-      return c.json({
-        data: page.edges.map((e) => customerView(e.node)),
-        meta: { total: page.totalCount, take, hasMore: page.pageInfo.hasNextPage, nextCursor: page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null },
-      }, 200);
+      return c.json({ data: page.edges.map((e) => customerView(e.node)), meta: cursorMeta(page, take) }, 200);
     },
   );
   return app;

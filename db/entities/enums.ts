@@ -17,6 +17,8 @@ export const PromotionSourceType = ['COMPETITION', 'CLUB_EVENT', 'SPECIAL'] as c
 export const ActivityCategory = [
   'MEMBERSHIP', 'BOOKING', 'COMMUNICATION', 'ENGAGEMENT', 'FINANCIAL', 'GOLF', 'MARKETING', 'SOCIAL', 'SYSTEM',
 ] as const;
+// An activity's `type`: the source system's event name, e.g. `booking.created`.
+export const ACTIVITY_TYPE_PATTERN = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 // campaigns-api.md, "Get Campaign Interactions".
 export const InteractionType = ['SENT', 'DELIVERED', 'OPENED', 'CLICKED', 'CONVERTED', 'UNSUBSCRIBED', 'BOUNCED'] as const;
 export const DeliveryStatus = ['PENDING', 'SENT', 'DELIVERED', 'FAILED', 'BOUNCED'] as const;

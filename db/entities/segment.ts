@@ -19,7 +19,7 @@ export const Segment = defineEntity({
     memberCount: p
       .integer()
       .formula((cols) => `(${cols.storedMemberCount} + coalesce((select sum(d.delta) from segment_member_count_deltas d where d.segment_id = ${cols.id}), 0))::int`),
-    // How often the DYNAMIC refresh schedule fires.
+    // How often the refresh schedule of a DYNAMIC or SMART segment fires.
     refreshIntervalMinutes: p.integer().default(15),
     lastRefreshedAt: p.datetime().nullable(),
     messagingSegmentId: p.string().nullable(),

@@ -84,7 +84,7 @@ export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFil
 }
 
 /** Throws CONFLICT (with the existing id) when a live profile of the tenant already owns one of the identifiers. */
-export async function assertIdentifiersFree(
+async function assertIdentifiersFree(
   em: EntityManager,
   tenantId: string,
   ids: Pick<CustomerFields, 'email' | 'phoneNumber' | 'authUserId'>,

@@ -4,7 +4,7 @@ import { z } from 'zod';
 // Identifiers are stored normalised so that identity resolution and the per-tenant uniqueness of
 // live profiles work by plain equality: email trimmed and lower-cased, phone in E.164.
 
-export const normalizeEmail = (value: string) => value.trim().toLowerCase();
+const normalizeEmail = (value: string) => value.trim().toLowerCase();
 
 /** E.164, or undefined when the number is not a valid one. Local numbers use `region`. */
 export function normalizePhone(value: string, region: string): string | undefined {

@@ -9,6 +9,7 @@ import { pgArray } from '../../db/sql.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { afterCustomersChanged } from '../reactions.js';
+import { hasNul } from '../validate.js';
 import { customerFields, type CustomerFields } from './schemas.js';
 
 export type ImportFormat = 'ndjson' | 'csv';
@@ -29,7 +30,7 @@ const WRITERS = 2;
 const MAX_REPORTED = 1000;
 
 // CSV cells are strings: blank means "not given", and booleans/numbers are spelled out.
-const csvBoolean = z.preprocess((v) => (typeof v === 'string' ? ['true', '1', 'yes', 'y'].includes(v.trim().toLowerCase()) : v), z.boolean());
+const csvBoolean = z.preprocess((v) => (typeof v === 'string' ? ['true', '1', 'yes'].includes(v.trim().toLowerCase()) : v), z.boolean());
 const csvNumber = z.preprocess((v) => (typeof v === 'string' ? Number(v) : v), z.number());
 
 const importRow = (region: string) =>
@@ -47,7 +48,7 @@ const importRow = (region: string) =>
       .extend({ handicap: csvNumber.pipe(z.number().min(-10).max(54)).optional(), emailOptIn: csvBoolean.optional(), smsOptIn: csvBoolean.optional(), pushOptIn: csvBoolean.optional() })
       .strict()
       .refine((r) => r.email || r.phoneNumber, { message: 'a row needs an email or a phone number to upsert by', path: ['email'] })
-      .refine((r) => !JSON.stringify(r).includes('\\u0000'), { message: 'text may not contain NUL characters' }),
+      .refine((r) => !hasNul(r), { message: 'text may not contain NUL characters' }),
   );
 
 const COLUMN_NAMES = [

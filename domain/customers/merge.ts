@@ -31,9 +31,9 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
     const [first, second] = [winnerId, loserId].sort();
     for (const id of [first!, second!]) await getCustomer(scoped, id);
     await em.execute('select id from customers where id in (?, ?) for update', [first, second]);
-    const winner = await em.refresh(await getCustomer(scoped, winnerId));
-    const loser = await em.refresh(await getCustomer(scoped, loserId));
-    if (!winner || !loser) throw new AppError('INTERNAL', 'merge lost its rows');
+    // Re-read under the row locks: a concurrent merge may have changed either.
+    const winner = await em.refreshOrFail(await getCustomer(scoped, winnerId));
+    const loser = await em.refreshOrFail(await getCustomer(scoped, loserId));
     for (const [role, c] of [['winnerId', winner], ['loserId', loser]] as const) {
       if ((DEAD_STATUSES as readonly string[]).includes(c.status)) {
         throw new AppError('INVALID_STATE', `${role}: customer ${c.id} is already ${c.status}${c.mergedIntoId ? ` into ${c.mergedIntoId}` : ''}`, { field: role });

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Customer } from '../../db/entities/index.js';
 import type { ServiceContext } from '../context.js';
+import { afterCustomersChanged } from '../reactions.js';
 import { validate } from '../validate.js';
 import { DEAD_STATUSES, insertCustomer } from './customers.js';
 import { IDENTIFIER_COLUMN, IDENTIFIER_WEIGHT, type Identifier } from './identifiers.js';
@@ -71,6 +72,7 @@ export async function resolveIn(em: EntityManager, tenantId: string, ids: Identi
     const missing = given.filter((k) => !matchedBy.includes(k) && !conflicting.includes(k));
     for (const k of missing) (best as Record<string, unknown>)[IDENTIFIER_COLUMN[k]] = ids[k];
     await em.flush();
+    if (missing.length) await afterCustomersChanged(em, tenantId, [best.id], 'updated');
   }
   if (conflicting.length) {
     await appendActivities(em, tenantId, [{

@@ -29,7 +29,6 @@ export const updateCustomerInput = (region: string) =>
   customerFields(region).extend({ status: optional(z.enum(['ACTIVE', 'INACTIVE', 'DELETED'])) }).strict();
 
 export type CustomerFields = z.infer<ReturnType<typeof customerFields>>;
-export type UpdateCustomerFields = z.infer<ReturnType<typeof updateCustomerInput>>;
 
 export const customerFilter = z.object({
   status: optional(z.enum(CustomerStatus)),

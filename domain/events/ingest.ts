@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ActivityCategory } from '../../db/entities/enums.js';
+import { ACTIVITY_TYPE_PATTERN, ActivityCategory } from '../../db/entities/enums.js';
 import { pgArray } from '../../db/sql.js';
 import { AppError, asAppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
@@ -8,11 +8,11 @@ import { emailField, phoneField } from '../customers/identifiers.js';
 import { resolveIn } from '../customers/resolve.js';
 import { appendActivities, type NewActivity } from '../customers/timeline.js';
 
-export const MAX_BATCH = 1000;
+const MAX_BATCH = 1000;
 
 const upstreamEvent = (region: string) =>
   z.object({
-    type: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'lower-case words joined by ".", "_" or "-"').max(200),
+    type: z.string().regex(ACTIVITY_TYPE_PATTERN, 'lower-case words joined by ".", "_" or "-"').max(200),
     occurredAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
     customer: z
       .object({ id: z.string().optional(), email: emailField.optional(), phone: phoneField(region).optional(), authUserId: z.string().trim().min(1).max(100).optional() })

@@ -3,7 +3,7 @@ import { escapeLike, pgArray } from '../../db/sql.js';
 import { ActivityCategory, CustomerStatus, LifecycleStage } from '../../db/entities/enums.js';
 import { AppError } from '../../platform/errors.js';
 
-// The segment criteria language (README, "Segment criteria"), validated with JSON paths in the
+// The segment criteria language (README, Segments > Criteria), validated with JSON paths in the
 // errors and compiled to one parameterised SQL condition over `customers c`. No user value is
 // ever spliced into SQL: fields map through FIELDS to fixed column names, values become params.
 
@@ -45,7 +45,7 @@ const OPS_BY_TYPE: Record<FieldType, readonly string[]> = {
 const COMPARE: Record<string, string> = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
 const SQL_TYPE: Record<FieldType, string> = { string: 'text', enum: 'text', number: 'float8', boolean: 'bool', date: 'timestamptz' };
 
-export const MAX_DEPTH = 10;
+const MAX_DEPTH = 10;
 
 export interface Compiled {
   sql: string;

@@ -51,10 +51,10 @@ export async function segmentMembers(ctx: ServiceContext, segmentId: string, pag
 }
 
 /**
- * Validates criteria for `segmentId` (undefined while creating): the language itself, that every
- * referenced segment is the tenant's, and that references do not cycle back.
+ * Validates criteria for `segmentId`: the language itself, that every referenced segment is the
+ * tenant's, and that references do not cycle back to this one.
  */
-async function checkCriteria(ctx: ServiceContext, criteria: unknown, segmentId: string | undefined): Promise<void> {
+async function checkCriteria(ctx: ServiceContext, criteria: unknown, segmentId: string): Promise<void> {
   const { segmentRefs } = compileCriteria(criteria);
   for (const [ref, path] of segmentRefs) {
     if (ref === segmentId) throw new AppError('VALIDATION_ERROR', `${path}: a segment cannot refer to itself`, { field: path });

@@ -8,9 +8,9 @@ import type { ServiceContext } from '../context.js';
 import type { RefreshResult } from './membership.js';
 
 // The segment workflows' ids derive from the segment, so a second click joins the run in flight.
-export const refreshWorkflowId = (segmentId: string) => `segment-refresh-${segmentId}`;
-export const syncWorkflowId = (segmentId: string) => `segment-sync-${segmentId}`;
-export const refreshScheduleId = (segmentId: string) => `segment-refresh-schedule-${segmentId}`;
+const refreshWorkflowId = (segmentId: string) => `segment-refresh-${segmentId}`;
+const syncWorkflowId = (segmentId: string) => `segment-sync-${segmentId}`;
+const refreshScheduleId = (segmentId: string) => `segment-refresh-schedule-${segmentId}`;
 
 const searchAttributes = (s: Pick<Segment, 'id' | 'tenantId'>) => [
   { key: TenantId, value: s.tenantId },

@@ -23,7 +23,7 @@ function* customerRows(tenant: string, count: number) {
   }
 }
 
-export async function copyCustomers(url: string, tenant: string, count: number): Promise<number> {
+async function copyCustomers(url: string, tenant: string, count: number): Promise<number> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const started = performance.now();

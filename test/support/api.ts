@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../../platform/config.js';
 import { createLogger } from '../../platform/logger.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256';
-export const ALL_SCOPES = [...SCOPES];
+const ALL_SCOPES = [...SCOPES];
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({

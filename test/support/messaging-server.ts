@@ -13,7 +13,7 @@ export interface MessagingServer {
   /** Members per Messaging segment id, as applied. */
   members: Map<string, Map<string, unknown>>;
   /** Member batches applied (each idempotency key once). */
-  applied: { key: string; add: number; remove: number }[];
+  applied: { key: string; segment: string; add: number; remove: number }[];
   /** Every POST received, including retries and failures. */
   received: string[];
   /** How many times each customer was added. */
@@ -68,7 +68,7 @@ export async function startMessagingServer(): Promise<MessagingServer> {
         addCounts.set(m.customerId, (addCounts.get(m.customerId) ?? 0) + 1);
       }
       for (const id of body.remove ?? []) set.delete(id);
-      applied.push({ key, add: body.add?.length ?? 0, remove: body.remove?.length ?? 0 });
+      applied.push({ key, segment: memberPath[1]!, add: body.add?.length ?? 0, remove: body.remove?.length ?? 0 });
       const answer = { added: body.add?.length ?? 0, removed: body.remove?.length ?? 0, total: set.size };
       seen.set(key, JSON.stringify(answer));
       if (failure?.kind === 'lost') {
