@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { Segment } from '../db/entities/index.js';
+import { liveCustomer } from '../db/sql.js';
 import { evaluateMembership } from '../domain/segments/membership.js';
 import type { ActivityDeps } from './index.js';
 
@@ -15,7 +16,7 @@ const SCORING_BATCH = 5000;
 const SCORE_BATCH_SQL = `
   with batch as (
     select id, created_at from customers
-     where tenant_id = ? and status <> 'MERGED' and status <> 'DELETED' and id > ?::uuid
+     where tenant_id = ? and ${liveCustomer()} and id > ?::uuid
      order by id limit ?
   ), stats as (
     select b.id,
@@ -48,7 +49,7 @@ export function scoringActivities({ orm }: ActivityDeps) {
   return {
     async listTenants(): Promise<string[]> {
       const rows = await orm.em.fork().execute<{ tenant_id: string }[]>(
-        `select distinct tenant_id from customers where status <> 'MERGED' and status <> 'DELETED' order by tenant_id`,
+        `select distinct tenant_id from customers where ${liveCustomer()} order by tenant_id`,
       );
       return rows.map((r) => r.tenant_id);
     },

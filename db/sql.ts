@@ -1,5 +1,12 @@
-/** Live customers (alias `c`): merged and deleted profiles are in no list, segment or sync. */
-export const LIVE_CUSTOMER = `c.status <> 'MERGED' and c.status <> 'DELETED'`;
+/**
+ * Live customers: merged and deleted profiles are in no list, segment or sync. Spelled as two
+ * inequalities, the form the partial indexes on customers are declared with, so they apply.
+ */
+export const liveCustomer = (alias?: string) => {
+  const status = alias ? `${alias}.status` : 'status';
+  return `${status} <> 'MERGED' and ${status} <> 'DELETED'`;
+};
+export const LIVE_CUSTOMER = liveCustomer('c');
 
 /** `text` as a literal LIKE/ILIKE pattern piece: its %, _ and \\ match themselves. */
 export const escapeLike = (text: string) => text.replace(/[\\%_]/g, (ch) => `\\${ch}`);

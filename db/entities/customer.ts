@@ -1,8 +1,9 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { liveCustomer } from '../sql.js';
 import { tenantOwned } from './common.js';
 import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType } from './enums.js';
 
-const live = `status <> 'MERGED' and status <> 'DELETED'`;
+const live = liveCustomer();
 
 export const Customer = defineEntity({
   name: 'Customer',

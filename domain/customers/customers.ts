@@ -12,6 +12,9 @@ import { normalizePhone } from './identifiers.js';
 import { createCustomerInput, customerFilter, updateCustomerInput, type CustomerFields, type CustomerFilter } from './schemas.js';
 
 export const DEAD_STATUSES = ['MERGED', 'DELETED'] as const;
+export const isLive = (c: Pick<Customer, 'status'>) => !(DEAD_STATUSES as readonly string[]).includes(c.status);
+/** "is MERGED into <id>" / "is DELETED": why a profile no longer takes changes. */
+export const deadState = (c: Pick<Customer, 'status' | 'mergedIntoId'>) => `is ${c.status}${c.mergedIntoId ? ` into ${c.mergedIntoId}` : ''}`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const isUuid = (id: string) => UUID.test(id);
@@ -25,9 +28,7 @@ export async function getCustomer(ctx: { em: EntityManager; tenantId: string }, 
 
 export async function getLiveCustomer(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Customer> {
   const customer = await getCustomer(ctx, id);
-  if ((DEAD_STATUSES as readonly string[]).includes(customer.status)) {
-    throw new AppError('INVALID_STATE', `customer ${id} is ${customer.status}${customer.mergedIntoId ? ` into ${customer.mergedIntoId}` : ''}`);
-  }
+  if (!isLive(customer)) throw new AppError('INVALID_STATE', `customer ${id} ${deadState(customer)}`);
   return customer;
 }
 

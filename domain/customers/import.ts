@@ -5,7 +5,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { parse as parseCsv } from 'csv-parse';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { pgArray } from '../../db/sql.js';
+import { liveCustomer, pgArray } from '../../db/sql.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { afterCustomersChanged } from '../reactions.js';
@@ -213,7 +213,7 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
   }
 
   // Two probes, each answered by its partial unique index (an OR of both would scan the tenant).
-  const live = `tenant_id = ? and status <> 'MERGED' and status <> 'DELETED'`;
+  const live = `tenant_id = ? and ${liveCustomer()}`;
   const existing = await em.execute<{ id: string; email: string | null; phone_number: string | null }[]>(
     `select id, email, phone_number from customers where ${live} and email = any(?::text[])
      union

@@ -1,7 +1,7 @@
 import { Customer } from '../../db/entities/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
-import { DEAD_STATUSES, getCustomer } from './customers.js';
+import { deadState, getCustomer, isLive } from './customers.js';
 import { appendActivities } from './timeline.js';
 
 // Fields the winner takes from the loser when its own are empty. Opt-ins and lifecycle stage are
@@ -35,9 +35,7 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
     const winner = await em.refreshOrFail(await getCustomer(scoped, winnerId));
     const loser = await em.refreshOrFail(await getCustomer(scoped, loserId));
     for (const [role, c] of [['winnerId', winner], ['loserId', loser]] as const) {
-      if ((DEAD_STATUSES as readonly string[]).includes(c.status)) {
-        throw new AppError('INVALID_STATE', `${role}: customer ${c.id} is already ${c.status}${c.mergedIntoId ? ` into ${c.mergedIntoId}` : ''}`, { field: role });
-      }
+      if (!isLive(c)) throw new AppError('INVALID_STATE', `${role}: customer ${c.id} ${deadState(c)} already`, { field: role });
     }
 
     const mergedFields = MERGEABLE.filter((f) => winner[f] == null && loser[f] != null);

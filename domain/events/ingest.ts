@@ -3,7 +3,7 @@ import { ACTIVITY_TYPE_PATTERN, ActivityCategory } from '../../db/entities/enums
 import { pgArray } from '../../db/sql.js';
 import { AppError, asAppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
-import { getCustomer } from '../customers/customers.js';
+import { deadState, getCustomer, isLive } from '../customers/customers.js';
 import { emailField, phoneField } from '../customers/identifiers.js';
 import { resolveIn } from '../customers/resolve.js';
 import { appendActivities, type NewActivity } from '../customers/timeline.js';
@@ -47,9 +47,7 @@ async function customerFor(ctx: ServiceContext, event: UpstreamEvent): Promise<s
     for (let hop = 0; customer.status === 'MERGED' && customer.mergedIntoId && hop < MAX_MERGE_HOPS; hop++) {
       customer = await getCustomer(ctx, customer.mergedIntoId);
     }
-    if (customer.status === 'DELETED' || customer.status === 'MERGED') {
-      throw new AppError('INVALID_STATE', `customer ${id} is ${customer.status}`, { field: 'customer.id' });
-    }
+    if (!isLive(customer)) throw new AppError('INVALID_STATE', `customer ${id} ${deadState(customer)}`, { field: 'customer.id' });
     return customer.id;
   }
   const resolved = await ctx.em.fork().transactional((em) => resolveIn(em, ctx.tenantId, { email, phone, authUserId }, event.createCustomer));

@@ -9,10 +9,8 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { v7 as uuidv7 } from 'uuid';
 import { signDevToken, SCOPES } from '../../platform/auth.js';
 import { freePort } from '../ports.js';
-import { peakRssMiB, ratio, spawnServer, table } from './support.js';
+import { BENCH_SECRET, peakRssMiB, ratio, spawnServer, STAGES, table } from './support.js';
 
-const SECRET = 'bench-secret-bench-secret-bench-secret';
-const STAGES = ['SUBSCRIBER', 'LEAD', 'CUSTOMER', 'MEMBER', 'ADVOCATE'];
 
 function* customerRows(tenant: string, count: number) {
   for (let i = 0; i < count; i++) {
@@ -39,7 +37,7 @@ async function copyCustomers(url: string, tenant: string, count: number): Promis
 }
 
 const apiEnv = (url: string) => ({
-  DATABASE_URL: url, JWT_SECRET: SECRET, TEMPORAL_ADDRESS: '127.0.0.1:1',
+  DATABASE_URL: url, JWT_SECRET: BENCH_SECRET, TEMPORAL_ADDRESS: '127.0.0.1:1',
   RATE_LIMIT_READ: '1000000000', RATE_LIMIT_BULK: '1000000000',
 });
 
@@ -64,7 +62,7 @@ export async function benchCustomerReads(databaseUrl: string, seconds: number): 
 
   const api = await spawnServer('api/server.ts', apiEnv(databaseUrl), await freePort(), '/healthz');
   const bare = await spawnServer('scripts/bench/bare-server.ts', { DATABASE_URL: databaseUrl }, await freePort(), `/customers?tenantId=${tenant}`);
-  const auth = { authorization: `Bearer ${await signDevToken(SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}` };
+  const auth = { authorization: `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}` };
   const graphql = JSON.stringify({
     query: `{ customers(tenantId: "${tenant}", pagination: {first: 25}) { totalCount pageInfo { hasNextPage endCursor }
       edges { cursor node { id email phoneNumber firstName lastName fullName status lifecycleStage emailOptIn createdAt } } } }`,
@@ -93,7 +91,7 @@ export async function benchCustomerImport(databaseUrl: string, count: number): P
   const api = await spawnServer('api/server.ts', apiEnv(databaseUrl), await freePort(), '/healthz');
   try {
     const tenant = `bench_import_${Date.now()}`;
-    const auth = `Bearer ${await signDevToken(SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
+    const auth = `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
     const rssBefore = peakRssMiB(api.child.pid!);
     const body = Readable.from((function* () {
       for (const r of customerRows(tenant, count)) {

@@ -15,10 +15,8 @@ import type { segmentSyncWorkflow } from '../../workflows/segment-sync.js';
 import { startMessagingServer } from '../../test/support/messaging-server.js';
 import { freePort } from '../ports.js';
 import { startTemporalDevServer } from '../temporal-dev-server.js';
-import { peakRssMiB, ratio, spawnServer, table } from './support.js';
+import { BENCH_SECRET, peakRssMiB, ratio, spawnServer, STAGES, table } from './support.js';
 
-const SECRET = 'bench-secret-bench-secret-bench-secret';
-const STAGES = ['SUBSCRIBER', 'LEAD', 'CUSTOMER', 'MEMBER', 'ADVOCATE'];
 
 async function query<T = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
@@ -118,7 +116,7 @@ export async function benchSegmentRefresh(url: string, count: number): Promise<v
 
 export async function benchSmartIngest(url: string, seconds: number): Promise<void> {
   const api = await spawnServer('api/server.ts', {
-    DATABASE_URL: url, JWT_SECRET: SECRET, TEMPORAL_ADDRESS: '127.0.0.1:1', RATE_LIMIT_WRITE: '1000000000',
+    DATABASE_URL: url, JWT_SECRET: BENCH_SECRET, TEMPORAL_ADDRESS: '127.0.0.1:1', RATE_LIMIT_WRITE: '1000000000',
   }, await freePort(), '/healthz');
   try {
     const results: Record<string, number> = {};
@@ -134,7 +132,7 @@ export async function benchSmartIngest(url: string, seconds: number): Promise<vo
         ][i % 4];
         await newSegmentRow(url, tenant, 'SMART', criteria);
       }
-      const auth = `Bearer ${await signDevToken(SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
+      const auth = `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
       let n = 0;
       const result = await autocannon({
         url: `${api.url}/api/v1/events`,

@@ -6,6 +6,10 @@ import { stopProcess } from '../embedded-postgres.js';
 
 export const root = path.resolve(import.meta.dirname, '..', '..');
 
+// The API processes the benchmarks start sign tokens with this secret.
+export const BENCH_SECRET = 'bench-secret-bench-secret-bench-secret';
+export const STAGES = ['SUBSCRIBER', 'LEAD', 'CUSTOMER', 'MEMBER', 'ADVOCATE'];
+
 export interface Server {
   url: string;
   child: ChildProcess;
