@@ -33,9 +33,10 @@ export function resolveTemporalTestServer(): string {
   </dependencies>
 </project>
 `);
-  execFileSync('mvn', ['-q', '-B', 'dependency:copy-dependencies', `-DoutputDirectory=${lib}`], {
+  // Maven's own output goes to stderr: stdout carries only the launcher path.
+  execFileSync('mvn', ['-q', '-B', '-Dstyle.color=never', 'dependency:copy-dependencies', `-DoutputDirectory=${lib}`], {
     cwd: dir,
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', process.stderr, 'inherit'],
   });
   // The SDK calls `<executable> <port> [extra args]`.
   writeFileSync(launcher, `#!/bin/sh\nexec java -cp '${lib}/*' io.temporal.testserver.TestServer "$@"\n`, { mode: 0o755 });
