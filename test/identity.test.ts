@@ -64,6 +64,20 @@ describe('resolveCustomer', () => {
     expect((await api.call('GET', '/api/v1/customers', { auth })).body.meta.total).toBe(1);
   });
 
+  it('returns the profile, not a conflict, when a create for the same identity races a resolve', async () => {
+    const { auth } = await tenantWithToken();
+    const [resolved, created] = await Promise.all([
+      Promise.all(Array.from({ length: 5 }, () => api.call('POST', '/api/v1/customers/resolve', { auth, body: { email: 'both@example.com' } }))),
+      api.call('POST', '/api/v1/customers', { auth, body: { email: 'both@example.com' } }),
+    ]);
+    expect(resolved.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const ids = new Set(resolved.map((r) => r.body.data.profile.id));
+    expect(ids.size).toBe(1);
+    if (created.status === 201) expect(ids.has(created.body.data.id)).toBe(true);
+    else expect(created.body.error).toMatchObject({ code: 'CONFLICT', existingId: [...ids][0] });
+    expect((await api.call('GET', '/api/v1/customers', { auth })).body.meta.total).toBe(1);
+  });
+
   it('returns the best match when identifiers point at different profiles, and records the conflict', async () => {
     const { auth } = await tenantWithToken();
     const a = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'a@example.com', authUserId: 'auth|a' } })).body.data;

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Customer } from '../../db/entities/index.js';
+import { asAppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { afterCustomersChanged } from '../reactions.js';
 import { validate } from '../validate.js';
@@ -36,7 +37,22 @@ const weight = (ids: Identifier[]) => ids.reduce((sum, id) => sum + IDENTIFIER_W
  */
 export async function resolveCustomer(ctx: ServiceContext, input: unknown, opts: { write: boolean }): Promise<Resolution | null> {
   const ids = validate(identifiersInput(ctx.config.DEFAULT_PHONE_REGION), input);
-  return ctx.em.transactional((em) => resolveIn(em, ctx.tenantId, ids, opts.write));
+  return resolveInTransaction(ctx.em, ctx.tenantId, ids, opts.write);
+}
+
+/**
+ * One resolution in its own transaction. A profile created for the same identifier by another
+ * writer that takes no resolution lock (createCustomer, an import) between our look and our insert
+ * makes the insert fail; looking again then finds it.
+ */
+export async function resolveInTransaction(em: EntityManager, tenantId: string, ids: Identifiers, write: boolean): Promise<Resolution | null> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await em.fork().transactional((tx) => resolveIn(tx, tenantId, ids, write));
+    } catch (err) {
+      if (attempt >= 3 || asAppError(err)?.code !== 'CONFLICT') throw err;
+    }
+  }
 }
 
 export async function resolveIn(em: EntityManager, tenantId: string, ids: Identifiers, write: boolean): Promise<Resolution | null> {

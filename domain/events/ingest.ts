@@ -5,7 +5,7 @@ import { AppError, asAppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { deadState, getCustomer, isLive } from '../customers/customers.js';
 import { emailField, phoneField } from '../customers/identifiers.js';
-import { resolveIn } from '../customers/resolve.js';
+import { resolveInTransaction } from '../customers/resolve.js';
 import { appendActivities, type NewActivity } from '../customers/timeline.js';
 
 const MAX_BATCH = 1000;
@@ -50,7 +50,7 @@ async function customerFor(ctx: ServiceContext, event: UpstreamEvent): Promise<s
     if (!isLive(customer)) throw new AppError('INVALID_STATE', `customer ${id} ${deadState(customer)}`, { field: 'customer.id' });
     return customer.id;
   }
-  const resolved = await ctx.em.fork().transactional((em) => resolveIn(em, ctx.tenantId, { email, phone, authUserId }, event.createCustomer));
+  const resolved = await resolveInTransaction(ctx.em, ctx.tenantId, { email, phone, authUserId }, event.createCustomer);
   if (!resolved) throw new AppError('RESOURCE_NOT_FOUND', 'no customer has these identifiers and createCustomer is false', { field: 'customer' });
   return resolved.profile.id;
 }
