@@ -201,6 +201,22 @@ describe('segment lifecycle', () => {
     expect(refreshed).toMatchObject({ previousCount: stored[0].n, newCount: stored[0].n, added: 0, removed: 0 });
   });
 
+  it('creates, lists and updates segments over GraphQL with the same rules', async () => {
+    const { auth, tenant } = await tenantWith([{ firstName: 'Ann', email: 'a@g.test', emailOptIn: true }, { firstName: 'Bob', email: 'b@g.test' }]);
+    const created = await stack.api.graphql(auth, `mutation($c: JSON) { createSegment(input: {tenantId: "${tenant}", name: "opted in", type: SMART, criteria: $c}) {
+      id name type criteria isActive memberCount lastRefreshedAt members(pagination: {first: 10}) { totalCount edges { node { firstName } } } } }`,
+    { c: { field: 'emailOptIn', op: 'eq', value: true } });
+    const segment = created.body.data.createSegment;
+    expect(segment).toMatchObject({ name: 'opted in', type: 'SMART', isActive: true, memberCount: 1, criteria: { field: 'emailOptIn', op: 'eq', value: true } });
+    expect(segment.members.edges.map((e: any) => e.node.firstName)).toEqual(['Ann']);
+    const bad = await stack.api.graphql(auth, `mutation { createSegment(input: {tenantId: "${tenant}", name: "bad", type: DYNAMIC, criteria: {field: "nope", op: "eq", value: 1}}) { id } }`);
+    expect(bad.body.errors[0]).toMatchObject({ extensions: { code: 'VALIDATION_ERROR', field: 'criteria.field' } });
+    const updated = await stack.api.graphql(auth, `mutation { updateSegment(id: "${segment.id}", input: {name: "opted in (email)", criteria: {field: "emailOptIn", op: "eq", value: false}}) { name memberCount } }`);
+    expect(updated.body.data.updateSegment).toEqual({ name: 'opted in (email)', memberCount: 1 });
+    const listed = await stack.api.graphql(auth, `{ segments(tenantId: "${tenant}", type: SMART) { name } segmentMembers(segmentId: "${segment.id}") { edges { node { firstName } } } }`);
+    expect(listed.body.data).toEqual({ segments: [{ name: 'opted in (email)' }], segmentMembers: { edges: [{ node: { firstName: 'Bob' } }] } });
+  });
+
   it('scopes segments to the tenant and to crm:admin for writes', async () => {
     const { auth } = await tenantWith([]);
     const s = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: 'mine', type: 'STATIC' } })).body.data;

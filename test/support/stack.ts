@@ -3,8 +3,17 @@ import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
 import { openOrm } from '../../db/orm.js';
 import { createLogger } from '../../platform/logger.js';
+import { installTemporalLogging } from '../../worker/main.js';
 import { createWorker, type WorkerHandle } from '../../worker/worker.js';
 import { startTestApi, testConfig, type TestApi } from './api.js';
+
+let sdkLogsInstalled = false;
+/** The SDK's own logs (bundling, worker state, retried activities) follow TEST_LOG_LEVEL too. */
+function quietSdkLogs(log: ReturnType<typeof createLogger>) {
+  if (sdkLogsInstalled) return;
+  sdkLogsInstalled = true;
+  installTemporalLogging(log);
+}
 
 export interface TestStack {
   api: TestApi;
@@ -23,6 +32,7 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
   const config = testConfig(env);
   const orm = await openOrm(config.DATABASE_URL!);
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  quietSdkLogs(log);
   const worker: WorkerHandle = await createWorker(config, { orm, config, log });
   const running = worker.run();
   const api = await startTestApi(env);
