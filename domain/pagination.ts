@@ -16,8 +16,16 @@ export interface Connection<T> {
   totalCount: number;
 }
 
-const DEFAULT_PAGE = 25;
-const MAX_PAGE = 100;
+/**
+ * A connection whose `totalCount` is counted on demand: GraphQL's default resolver calls it only
+ * when the field is selected, so an unselected count costs no query.
+ */
+export type LazyConnection<T> = Page<T> & { totalCount: () => Promise<number> };
+
+export type Page<T> = Omit<Connection<T>, 'totalCount'>;
+
+export const DEFAULT_PAGE = 25;
+export const MAX_PAGE = 100;
 
 function encodeCursor(key: unknown[]): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
@@ -61,8 +69,8 @@ export function planPage(args: PageArgs, isKey: (key: unknown[]) => boolean, pre
   return { limit: size + 1, size, backwards, cursorField, cursor: raw ? decodeCursor(raw, `${prefix}.${cursorField}`, isKey) : undefined };
 }
 
-/** Builds the connection from rows fetched per `plan` (in fetch order). */
-export function toConnection<T>(rows: T[], plan: PagePlan, totalCount: number, keyOf: (row: T) => unknown[]): Connection<T> {
+/** Builds the page from rows fetched per `plan` (in fetch order). */
+export function toPage<T>(rows: T[], plan: PagePlan, keyOf: (row: T) => unknown[]): Page<T> {
   const more = rows.length > plan.size;
   const page = rows.slice(0, plan.size);
   if (plan.backwards) page.reverse();
@@ -75,6 +83,19 @@ export function toConnection<T>(rows: T[], plan: PagePlan, totalCount: number, k
       startCursor: edges[0]?.cursor ?? null,
       endCursor: edges.at(-1)?.cursor ?? null,
     },
-    totalCount,
   };
+}
+
+export function toConnection<T>(rows: T[], plan: PagePlan, totalCount: number, keyOf: (row: T) => unknown[]): Connection<T> {
+  return { ...toPage(rows, plan, keyOf), totalCount };
+}
+
+/** Runs `count` at most once, however often the field is resolved. */
+export function lazyCount(count: () => Promise<number>): () => Promise<number> {
+  let result: Promise<number> | undefined;
+  return () => (result ??= count());
+}
+
+export async function counted<T>(connection: LazyConnection<T>): Promise<Connection<T>> {
+  return { ...connection, totalCount: await connection.totalCount() };
 }

@@ -30,6 +30,12 @@ const Env = z.object({
   RATE_LIMIT_CAMPAIGN: positiveInt(10),
   RATE_LIMIT_SOCIAL: positiveInt(30),
   RATE_LIMIT_BULK: positiveInt(10),
+  // GraphQL request limits, checked before anything executes (README: "GraphQL limits").
+  GRAPHQL_MAX_TOKENS: positiveInt(2000),
+  GRAPHQL_MAX_DEPTH: positiveInt(12),
+  GRAPHQL_MAX_COST: positiveInt(10_000),
+  GRAPHQL_LIST_SIZE: positiveInt(25),
+  GRAPHQL_COST_PER_POINT: positiveInt(100),
 });
 
 export type Config = z.infer<typeof Env>;

@@ -1,11 +1,12 @@
 import type { IResolvers } from '@graphql-tools/utils';
 import { parse, type ObjectTypeDefinitionNode } from 'graphql';
-import { assertTenant, authorize, type ServiceContext } from '../../domain/context.js';
+import { assertTenant, authorize } from '../../domain/context.js';
 import { isOperation, type OperationName } from '../../domain/operations.js';
 import { notImplemented } from '../../platform/errors.js';
+import type { GraphQLContext } from './context.js';
 import { typeDefs } from './schema.js';
 
-export type RootResolver = (args: any, ctx: ServiceContext) => unknown;
+export type RootResolver = (args: any, ctx: GraphQLContext) => unknown;
 
 // Root fields of the spec's Query and Mutation types, in schema order.
 function rootFields(typeName: 'Query' | 'Mutation'): string[] {
@@ -26,7 +27,8 @@ export function rootResolvers(implemented: Partial<Record<OperationName, RootRes
       rootFields(typeName).map((field) => {
         if (!isOperation(field)) throw new Error(`${typeName}.${field} is missing from domain/operations.ts`);
         const impl = implemented[field];
-        const resolver = (_parent: unknown, args: Record<string, any>, ctx: ServiceContext) => {
+        const resolver = (_parent: unknown, args: Record<string, any>, ctx: GraphQLContext) => {
+          ctx.signal.throwIfAborted(); // mutations run one after another: none starts once the client has gone
           authorize(ctx.principal, field);
           assertTenant(ctx.principal, args.tenantId);
           assertTenant(ctx.principal, args.input?.tenantId, 'input.tenantId');

@@ -1,113 +1,126 @@
 import {
-  GraphQLError, parse, type DocumentNode, type ExecutionResult, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode,
+  GraphQLError, getOperationAST, getVariableValues, parse, specifiedRules, validate, type DocumentNode,
 } from 'graphql';
-import { createHandler } from 'graphql-http/lib/use/fetch';
-import { Hono } from 'hono';
+import { createHandler, type OperationArgs, type OperationContext } from 'graphql-http';
+import { Hono, type Context } from 'hono';
 import { isOperation, OPERATIONS, type RateClass } from '../../domain/operations.js';
-import type { ServiceContext } from '../../domain/context.js';
-import { AppError, asAppError } from '../../platform/errors.js';
+import { asAppError } from '../../platform/errors.js';
 import type { AppDeps, AppEnv } from '../env.js';
 import { publicDetails } from '../middleware/errors.js';
-import { assertNoNul, authenticate, rateLimit, serviceContext } from '../middleware/guard.js';
+import { assertNoNul, authenticate, serviceContext, spendPoints } from '../middleware/guard.js';
+import type { GraphQLContext } from './context.js';
 import { explorerAssets, explorerPage } from './explorer.js';
+import { createCostAnalysis, limitError, maxDepthRule, type RootFieldCost } from './limits.js';
+import { createLoaders } from './loaders.js';
 import { rootResolvers } from './resolvers.js';
 import { buildSchema } from './schema.js';
 import { implementedOperations, typeResolvers } from './operations/index.js';
 
-interface GraphQLBody {
-  query?: unknown;
-  operationName?: unknown;
-}
+// What graphql-http answers without a body (content negotiation, method), in the GraphQL errors shape.
+const BODILESS: Record<number, string> = {
+  405: 'POST a GraphQL request to /graphql',
+  406: 'Accept must allow application/graphql-response+json or application/json (utf-8)',
+  415: 'Content-Type must be application/json (utf-8): {"query": "...", "variables": {...}}',
+};
 
-function selectedOperation(doc: DocumentNode, operationName: unknown): OperationDefinitionNode | undefined {
-  const ops = doc.definitions.filter((d): d is OperationDefinitionNode => d.kind === 'OperationDefinition');
-  return typeof operationName === 'string' && operationName ? ops.find((o) => o.name?.value === operationName) : ops[0];
-}
-
-/** The rate classes of the root fields a request will run (aliases and fragments included). */
-function rateClasses(body: GraphQLBody): RateClass[] {
-  if (typeof body.query !== 'string') return ['read'];
-  let doc: DocumentNode;
-  try {
-    doc = parse(body.query);
-  } catch {
-    return ['read']; // graphql-http answers the syntax error
+/** Root fields' points by rate class; introspection and unknown fields are reads. */
+function pointsByClass(costs: Map<string, RootFieldCost>): Map<RateClass, number> {
+  const points = new Map<RateClass, number>();
+  for (const [field, { points: n }] of costs) {
+    const cls = isOperation(field) ? OPERATIONS[field].rate : 'read';
+    points.set(cls, (points.get(cls) ?? 0) + n);
   }
-  const fragments = new Map(
-    doc.definitions.filter((d): d is FragmentDefinitionNode => d.kind === 'FragmentDefinition').map((f) => [f.name.value, f]),
-  );
-  const fields = (set: SelectionSetNode, seen: Set<string>): string[] =>
-    set.selections.flatMap((s) => {
-      if (s.kind === 'Field') return [s.name.value];
-      if (s.kind === 'InlineFragment') return fields(s.selectionSet, seen);
-      const fragment = fragments.get(s.name.value);
-      if (!fragment || seen.has(s.name.value)) return [];
-      return fields(fragment.selectionSet, new Set(seen).add(s.name.value));
-    });
-  const op = selectedOperation(doc, body.operationName);
-  const classes = (op ? fields(op.selectionSet, new Set()) : []).filter(isOperation).map((name) => OPERATIONS[name].rate);
-  // Introspection and unknown fields cost a read.
-  return classes.length ? classes : ['read'];
-}
-
-// Errors thrown by resolvers keep their AppError code; anything else is masked as INTERNAL and logged.
-function formatErrors(result: ExecutionResult, deps: AppDeps, requestId: string): ExecutionResult {
-  if (!result.errors?.length) return result;
-  const errors = result.errors.map((err) => {
-    const original = err.originalError;
-    let code: string;
-    let message = err.message;
-    const known = asAppError(original);
-    let details = {};
-    if (known) {
-      code = known.code;
-      message = known.message;
-      details = publicDetails(known);
-    } else if (!err.path) code = 'VALIDATION_ERROR'; // request-level: variable and argument coercion
-    else {
-      deps.log.error({ err: original ?? err, requestId, path: err.path }, 'graphql resolver failed');
-      code = 'INTERNAL';
-      message = 'Internal error';
-    }
-    return new GraphQLError(message, { nodes: err.nodes, path: err.path, extensions: { code, requestId, ...details } });
-  });
-  return { ...result, errors };
+  return points;
 }
 
 export function graphqlRoutes(deps: AppDeps) {
+  const { config } = deps;
   const schema = buildSchema([rootResolvers(implementedOperations), ...typeResolvers]);
-  // graphql-http's fetch adapter takes only the Request, so the per-request context rides on it.
-  const contexts = new WeakMap<Request, ServiceContext>();
-  const handler = createHandler({
-    schema,
-    context: (req) => contexts.get(req.raw) as never,
-    onOperation: (req, _args, result) => formatErrors(result as ExecutionResult, deps, contexts.get(req.raw)!.requestId),
-  });
+  const rules = [...specifiedRules, maxDepthRule(config.GRAPHQL_MAX_DEPTH)];
+  const operationCost = createCostAnalysis(schema, { listSize: config.GRAPHQL_LIST_SIZE, costPerPoint: config.GRAPHQL_COST_PER_POINT });
+
+  // Errors thrown by resolvers keep their AppError code; anything else is masked as INTERNAL and
+  // logged. Errors of the request itself (syntax, validation, limits, variables) are VALIDATION_ERROR.
+  const platformError = (err: Readonly<GraphQLError | Error>, ctx: GraphQLContext): GraphQLError => {
+    const gql = err instanceof GraphQLError ? err : undefined;
+    if (typeof gql?.extensions.requestId === 'string') return gql; // already ours
+    const original = gql ? gql.originalError : err;
+    const extensions = { requestId: ctx.requestId };
+    const known = asAppError(original);
+    if (known) return new GraphQLError(known.message, { nodes: gql?.nodes, path: gql?.path, extensions: { code: known.code, ...extensions, ...publicDetails(known) } });
+    if (!gql?.path) return new GraphQLError(err.message, { nodes: gql?.nodes, extensions: { code: 'VALIDATION_ERROR', ...extensions } });
+    // Once the client has gone, failing fields are the point, not a fault.
+    if (!ctx.signal.aborted) ctx.log.error({ err: original ?? err, path: gql.path }, 'graphql resolver failed');
+    return new GraphQLError('Internal error', { nodes: gql.nodes, path: gql.path, extensions: { code: 'INTERNAL', ...extensions } });
+  };
+
+  /**
+   * Parse (bounded by tokens), validate (spec rules, depth), cost (before anything runs), then
+   * charge the rate limit by that cost. Returns the arguments to execute, or the request's errors.
+   */
+  const prepare = async (
+    ctx: GraphQLContext,
+    params: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
+    spend: (points: Map<RateClass, number>) => Promise<void>,
+  ): Promise<OperationArgs<OperationContext> | readonly GraphQLError[]> => {
+    let document: DocumentNode;
+    try {
+      document = parse(params.query, { maxTokens: config.GRAPHQL_MAX_TOKENS });
+    } catch (err) {
+      return [err as GraphQLError];
+    }
+    const invalid = validate(schema, document, rules);
+    if (invalid.length) return invalid;
+    const operation = getOperationAST(document, params.operationName);
+    if (!operation) return [new GraphQLError(params.operationName ? `no operation named "${params.operationName}"` : 'name the operation to run (operationName)')];
+    const variables = getVariableValues(schema, operation.variableDefinitions ?? [], params.variables ?? {}, { maxErrors: 25 });
+    if (variables.errors) return variables.errors;
+    try {
+      assertNoNul(params.variables);
+    } catch (err) {
+      return [platformError(err as Error, ctx)];
+    }
+    const costs = operationCost(document, operation, variables.coerced);
+    const cost = [...costs.values()].reduce((sum, c) => sum + c.cost, 0);
+    if (cost > config.GRAPHQL_MAX_COST) {
+      return [limitError(`query cost ${cost} exceeds the limit of ${config.GRAPHQL_MAX_COST} (GRAPHQL_MAX_COST; lists count by their page size)`, operation)];
+    }
+    await spend(pointsByClass(costs));
+    return { schema, document, operationName: params.operationName, variableValues: params.variables, contextValue: ctx as never }; // graphql-http's context type wants an index signature
+  };
 
   const app = new Hono<AppEnv>();
   app.route('/graphql/assets', explorerAssets());
   app.get('/graphql', (c) => c.html(explorerPage()));
   app.post('/graphql', async (c) => {
     const principal = await authenticate(c, deps);
-    const text = await c.req.text();
-    let body: GraphQLBody = {};
-    try {
-      body = JSON.parse(text) as GraphQLBody;
-    } catch {
-      throw new AppError('VALIDATION_ERROR', 'request body must be JSON: {"query": "...", "variables": {...}}');
+    const signal = c.req.raw.signal;
+    // 'cancel query': a query in flight when the client goes away is cancelled in PostgreSQL too.
+    const service = serviceContext(c, deps, principal, { signal, inflightQueryAbortStrategy: 'cancel query' });
+    const ctx: GraphQLContext = { ...service, loaders: createLoaders(service), signal };
+    signal.addEventListener('abort', () => ctx.log.info('client disconnected: GraphQL execution stopped'), { once: true });
+
+    let spent = false;
+    const spend = (points: Map<RateClass, number>) => {
+      spent = true;
+      return spendPoints(c, deps, principal, points);
+    };
+    // A handler per request, because graphql-http's formatError sees no request (creating one does no schema work).
+    const handler = createHandler<Context<AppEnv>, GraphQLContext, OperationContext>({
+      schema,
+      onSubscribe: (_req, params) => prepare(ctx, params, spend),
+      formatError: (err) => platformError(err, ctx),
+    });
+    const [body, init] = await handler({
+      method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body: () => c.req.text(), raw: c, context: ctx,
+    });
+    // A request refused before its cost was known still spends a read point.
+    if (!spent) await spendPoints(c, deps, principal, new Map([['read', 1]]));
+    if (body === null) {
+      const errors = [{ message: BODILESS[init.status] ?? init.statusText, extensions: { code: 'VALIDATION_ERROR', requestId: ctx.requestId } }];
+      return c.json({ errors }, init.status as 400, init.headers);
     }
-    assertNoNul(body);
-    await rateLimit(c, deps, principal, rateClasses(body));
-    const ctx = serviceContext(c, deps, principal);
-    const request = new Request(c.req.url, { method: 'POST', headers: c.req.raw.headers, body: text });
-    contexts.set(request, ctx);
-    const response = await handler(request);
-    const payload = (await response.json()) as ExecutionResult;
-    // Syntax and validation errors never reach onOperation: give them the platform's code too.
-    for (const err of payload.errors ?? []) {
-      (err as { extensions?: Record<string, unknown> }).extensions = { code: 'VALIDATION_ERROR', requestId: ctx.requestId, ...err.extensions };
-    }
-    return c.json(payload, response.status as 200);
+    return c.body(body, init.status as 200, init.headers);
   });
   return app;
 }

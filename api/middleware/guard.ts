@@ -1,3 +1,4 @@
+import type { ForkOptions } from '@mikro-orm/core';
 import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createMiddleware } from 'hono/factory';
@@ -42,13 +43,15 @@ function clientAddress(c: Context): string {
   }
 }
 
-/**
- * Spends one point per operation, in its rate class, keyed by tenant (a GraphQL request with
- * five mutations spends five). The headers show the tightest class touched.
- */
+/** Spends one point per operation, in its rate class, keyed by tenant. */
 export async function rateLimit(c: Context<AppEnv>, deps: AppDeps, principal: Principal, classes: RateClass[]) {
   const points = new Map<RateClass, number>();
   for (const cls of classes) points.set(cls, (points.get(cls) ?? 0) + 1);
+  await spendPoints(c, deps, principal, points);
+}
+
+/** Spends points per rate class, keyed by tenant. The headers show the tightest class touched. */
+export async function spendPoints(c: Context<AppEnv>, deps: AppDeps, principal: Principal, points: Map<RateClass, number>) {
   let tightest: RateLimitState | undefined;
   for (const [cls, n] of points) {
     const state = await deps.rateLimits.consume(cls, principal.tenantId, n);
@@ -57,12 +60,12 @@ export async function rateLimit(c: Context<AppEnv>, deps: AppDeps, principal: Pr
   if (tightest) setRateLimitHeaders(c, tightest);
 }
 
-export function serviceContext(c: Context<AppEnv>, deps: AppDeps, principal: Principal): ServiceContext {
+export function serviceContext(c: Context<AppEnv>, deps: AppDeps, principal: Principal, fork?: ForkOptions): ServiceContext {
   const ctx: ServiceContext = {
     principal,
     tenantId: principal.tenantId,
     requestId: c.get('requestId'),
-    em: deps.orm.em.fork(),
+    em: deps.orm.em.fork(fork),
     temporal: deps.temporal,
     config: deps.config,
     log: c.get('log'),

@@ -2,10 +2,10 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Segment } from '../../db/entities/index.js';
-import { escapeLike } from '../../db/sql.js';
+import { escapeLike, LIVE_CUSTOMER, pgArray } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
-import { planPage, toConnection, type Connection, type PageArgs } from '../pagination.js';
+import { lazyCount, planPage, toPage, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
 import { afterCustomersChanged } from '../reactions.js';
 import { validate } from '../validate.js';
 import { normalizePhone } from './identifiers.js';
@@ -68,14 +68,49 @@ async function filterQuery(ctx: ServiceContext, filter: CustomerFilter) {
   return qb;
 }
 
-/** Newest first, Relay cursors over the time-ordered id. */
-export async function listCustomersConnection(ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}): Promise<Connection<Customer>> {
-  const plan = planPage(args, (key) => key.length === 1 && typeof key[0] === 'string' && isUuid(key[0]));
+const planCustomerPage = (args: PageArgs) => planPage(args, (key) => key.length === 1 && typeof key[0] === 'string' && isUuid(key[0]));
+
+/** Newest first, Relay cursors over the time-ordered id; counted only when asked. */
+export async function customersConnection(ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}): Promise<LazyConnection<Customer>> {
+  const plan = planCustomerPage(args);
   const qb = await filterQuery(ctx, filter);
-  const counted = qb.clone().getCount();
+  const count = lazyCount(() => qb.clone().getCount());
   if (plan.cursor) qb.andWhere({ id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } });
-  const [rows, total] = await Promise.all([qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult(), counted]);
-  return toConnection(rows, plan, total, (c) => [c.id]);
+  const rows = await qb.clone().orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult();
+  return { ...toPage(rows, plan, (c) => [c.id]), totalCount: count };
+}
+
+/**
+ * One page of live members for each of `segmentIds` (the tenant's, already checked), in one
+ * statement: the batched form of `customersConnection(ctx, { segmentId })`.
+ */
+export async function segmentMemberPages(ctx: ServiceContext, segmentIds: readonly string[], args: PageArgs): Promise<Map<string, Page<Customer>>> {
+  const plan = planCustomerPage(args);
+  const cursor = plan.cursor ? `and c.id ${plan.backwards ? '>' : '<'} ?` : '';
+  const rows = await ctx.em.execute<({ segment__id: string } & Record<string, unknown>)[]>(
+    `select s.id as segment__id, m.* from unnest(?::uuid[]) as s(id)
+       cross join lateral (
+         select c.* from segment_members sm join customers c on c.id = sm.customer_id
+          where sm.segment_id = s.id and sm.tenant_id = ? and c.tenant_id = ? and ${LIVE_CUSTOMER} ${cursor}
+          order by c.id ${plan.backwards ? 'asc' : 'desc'} limit ?
+       ) m`,
+    [pgArray([...segmentIds]), ctx.tenantId, ctx.tenantId, ...(plan.cursor ? [String(plan.cursor[0])] : []), plan.limit],
+  );
+  const bySegment = new Map<string, Customer[]>(segmentIds.map((id) => [id, []]));
+  for (const { segment__id, ...row } of rows) bySegment.get(segment__id)!.push(ctx.em.map(Customer, row as never));
+  return new Map([...bySegment].map(([id, customers]) => [id, toPage(customers, plan, (c) => [c.id])]));
+}
+
+/** Live members per segment, for `totalCount`: one statement for all of `segmentIds`. */
+export async function segmentMemberCounts(ctx: ServiceContext, segmentIds: readonly string[]): Promise<Map<string, number>> {
+  const rows = await ctx.em.execute<{ segment_id: string; n: number }[]>(
+    `select sm.segment_id, count(*)::int as n from segment_members sm join customers c on c.id = sm.customer_id
+      where sm.segment_id = any(?::uuid[]) and sm.tenant_id = ? and c.tenant_id = ? and ${LIVE_CUSTOMER}
+      group by sm.segment_id`,
+    [pgArray([...segmentIds]), ctx.tenantId, ctx.tenantId],
+  );
+  const counts = new Map(rows.map((r) => [r.segment_id, r.n]));
+  return new Map(segmentIds.map((id) => [id, counts.get(id) ?? 0]));
 }
 
 export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFilter, skip: number, take: number) {

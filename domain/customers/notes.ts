@@ -17,6 +17,20 @@ export async function customerNotes(ctx: ServiceContext, customerId: string, typ
   );
 }
 
+/** Notes of each of `customerIds` (the tenant's, already loaded), in the order above: one statement. */
+export async function notesOfCustomers(ctx: ServiceContext, customerIds: readonly string[]): Promise<Map<string, Note[]>> {
+  const notes = await ctx.em.find(
+    Note,
+    { tenantId: ctx.tenantId, customer: { $in: [...customerIds] } },
+    { orderBy: [{ isPinned: 'desc' }, { createdAt: 'desc' }, { id: 'desc' }] },
+  );
+  const byCustomer = new Map<string, Note[]>(customerIds.map((id) => [id, []]));
+  for (const note of notes) byCustomer.get(customerIdOf(note))?.push(note);
+  return byCustomer;
+}
+
+const customerIdOf = (n: Note) => (typeof n.customer === 'object' ? n.customer.id : String(n.customer));
+
 export async function addNote(ctx: ServiceContext, customerId: string, input: unknown): Promise<Note> {
   const data = validate(noteInput, input, 'input');
   const customer = await getLiveCustomer(ctx, customerId);
@@ -55,7 +69,7 @@ export async function deleteNote(ctx: ServiceContext, id: string): Promise<boole
 export function noteView(n: Note) {
   return {
     id: n.id,
-    customerId: typeof n.customer === 'object' ? n.customer.id : n.customer,
+    customerId: customerIdOf(n),
     content: n.content,
     type: n.type,
     isPinned: n.isPinned,

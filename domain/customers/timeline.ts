@@ -4,7 +4,7 @@ import { Activity } from '../../db/entities/index.js';
 import { pgArray } from '../../db/sql.js';
 import type { ActivityCategory } from '../../db/entities/enums.js';
 import type { ServiceContext } from '../context.js';
-import { planPage, toConnection, type Connection, type PageArgs } from '../pagination.js';
+import { counted, lazyCount, planPage, toPage, type Connection, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
 import { afterActivitiesAppended, type AppendedActivity } from '../reactions.js';
 import { validate } from '../validate.js';
 import { getCustomer, isUuid } from './customers.js';
@@ -60,24 +60,60 @@ export async function appendActivities(em: EntityManager, tenantId: string, item
   return appended;
 }
 
-/** Newest first; cursors over (occurredAt, id). */
-export async function customerTimeline(ctx: ServiceContext, customerId: string, filters: TimelineFilters = {}, args: PageArgs = {}): Promise<Connection<Activity>> {
+const planTimelinePage = (args: PageArgs) =>
+  planPage(args, ([at, id, ...rest]) => rest.length === 0 && typeof at === 'string' && !Number.isNaN(Date.parse(at)) && typeof id === 'string' && isUuid(id));
+const activityKey = (a: Activity) => [a.occurredAt.toISOString(), a.id];
+
+/** Newest first; cursors over (occurredAt, id); counted only when asked. */
+export async function timelineConnection(ctx: ServiceContext, customerId: string, filters: TimelineFilters = {}, args: PageArgs = {}): Promise<LazyConnection<Activity>> {
   const f = validate(timelineFilters, filters, 'filters');
   const customer = await getCustomer(ctx, customerId);
-  const plan = planPage(
-    args,
-    ([at, id, ...rest]) => rest.length === 0 && typeof at === 'string' && !Number.isNaN(Date.parse(at)) && typeof id === 'string' && isUuid(id),
-  );
+  const plan = planTimelinePage(args);
   const qb = ctx.em.createQueryBuilder(Activity, 'a').where({ tenantId: ctx.tenantId, customer: customer.id });
   if (f.categories?.length) qb.andWhere({ category: { $in: f.categories } });
   if (f.startDate) qb.andWhere({ occurredAt: { $gte: f.startDate } });
   if (f.endDate) qb.andWhere({ occurredAt: { $lte: f.endDate } });
-  const total = await qb.clone().getCount();
+  const count = lazyCount(() => qb.clone().getCount());
   if (plan.cursor) {
     const [at, id] = plan.cursor as [string, string];
     qb.andWhere(`(a.occurred_at, a.id) ${plan.backwards ? '>' : '<'} (?::timestamptz, ?::uuid)`, [at, id]);
   }
   const dir = plan.backwards ? 'asc' : 'desc';
-  const rows = await qb.orderBy({ occurredAt: dir, id: dir }).limit(plan.limit).getResult();
-  return toConnection(rows, plan, total, (a) => [a.occurredAt.toISOString(), a.id]);
+  const rows = await qb.clone().orderBy({ occurredAt: dir, id: dir }).limit(plan.limit).getResult();
+  return { ...toPage(rows, plan, activityKey), totalCount: count };
+}
+
+export async function customerTimeline(ctx: ServiceContext, customerId: string, filters: TimelineFilters = {}, args: PageArgs = {}): Promise<Connection<Activity>> {
+  return counted(await timelineConnection(ctx, customerId, filters, args));
+}
+
+/**
+ * One timeline page for each of `customerIds` (the tenant's, already loaded), in one statement:
+ * the batched form of `timelineConnection` without filters.
+ */
+export async function timelinePages(ctx: ServiceContext, customerIds: readonly string[], args: PageArgs): Promise<Map<string, Page<Activity>>> {
+  const plan = planTimelinePage(args);
+  const dir = plan.backwards ? 'asc' : 'desc';
+  const cursor = plan.cursor ? `and (a.occurred_at, a.id) ${plan.backwards ? '>' : '<'} (?::timestamptz, ?::uuid)` : '';
+  const rows = await ctx.em.execute<({ owner__id: string } & Record<string, unknown>)[]>(
+    `select c.id as owner__id, t.* from unnest(?::uuid[]) as c(id)
+       cross join lateral (
+         select a.* from activities a where a.tenant_id = ? and a.customer_id = c.id ${cursor}
+          order by a.occurred_at ${dir}, a.id ${dir} limit ?
+       ) t`,
+    [pgArray([...customerIds]), ctx.tenantId, ...(plan.cursor ?? []), plan.limit],
+  );
+  const byCustomer = new Map<string, Activity[]>(customerIds.map((id) => [id, []]));
+  for (const { owner__id, ...row } of rows) byCustomer.get(owner__id)!.push(ctx.em.map(Activity, row as never));
+  return new Map([...byCustomer].map(([id, activities]) => [id, toPage(activities, plan, activityKey)]));
+}
+
+/** Activities per customer, for `totalCount`: one statement for all of `customerIds`. */
+export async function activityCounts(ctx: ServiceContext, customerIds: readonly string[]): Promise<Map<string, number>> {
+  const rows = await ctx.em.execute<{ customer_id: string; n: number }[]>(
+    'select customer_id, count(*)::int as n from activities where tenant_id = ? and customer_id = any(?::uuid[]) group by customer_id',
+    [ctx.tenantId, pgArray([...customerIds])],
+  );
+  const counts = new Map(rows.map((r) => [r.customer_id, r.n]));
+  return new Map(customerIds.map((id) => [id, counts.get(id) ?? 0]));
 }

@@ -5,8 +5,8 @@ import { Segment } from '../../db/entities/index.js';
 import { SegmentType } from '../../db/entities/enums.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
-import { isUuid, listCustomersConnection, stripUndefined } from '../customers/customers.js';
-import type { PageArgs } from '../pagination.js';
+import { customersConnection, isUuid, stripUndefined } from '../customers/customers.js';
+import { counted, type PageArgs } from '../pagination.js';
 import { optional, validate } from '../validate.js';
 import { compileCriteria } from './criteria.js';
 import type { RefreshResult } from './membership.js';
@@ -46,8 +46,13 @@ export function listSegments(ctx: ServiceContext, type?: string | null): Promise
 }
 
 export async function segmentMembers(ctx: ServiceContext, segmentId: string, page: PageArgs = {}) {
+  return counted(await segmentMembersConnection(ctx, segmentId, page));
+}
+
+/** As `segmentMembers`, counted only when asked. */
+export async function segmentMembersConnection(ctx: ServiceContext, segmentId: string, page: PageArgs = {}) {
   const segment = await getSegment(ctx, segmentId);
-  return listCustomersConnection(ctx, { segmentId: segment.id }, page);
+  return customersConnection(ctx, { segmentId: segment.id }, page);
 }
 
 /**

@@ -1,10 +1,11 @@
-import { Club, JourneyEnrollment, Segment, type Customer } from '../../../db/entities/index.js';
-import type { ServiceContext } from '../../../domain/context.js';
-import { createCustomer, fullName, getCustomer, listCustomersConnection, updateCustomer } from '../../../domain/customers/customers.js';
+import type { Customer, Segment } from '../../../db/entities/index.js';
+import { createCustomer, customersConnection, fullName, getCustomer, updateCustomer } from '../../../domain/customers/customers.js';
 import { mergeCustomers } from '../../../domain/customers/merge.js';
 import { addNote, customerNotes, deleteNote, updateNote } from '../../../domain/customers/notes.js';
 import { resolveCustomer } from '../../../domain/customers/resolve.js';
-import { customerTimeline } from '../../../domain/customers/timeline.js';
+import { timelineConnection } from '../../../domain/customers/timeline.js';
+import type { PageArgs } from '../../../domain/pagination.js';
+import type { GraphQLContext } from '../context.js';
 import type { RootResolver } from '../resolvers.js';
 
 // The spec gives customerTimeline no paging arguments: it answers the newest page, and
@@ -13,10 +14,10 @@ const TIMELINE_PAGE = 100;
 
 export const customerOperations = {
   customer: ({ id }, ctx) => getCustomer(ctx, id),
-  customers: ({ filter, pagination }, ctx) => listCustomersConnection(ctx, filter ?? {}, pagination ?? {}),
+  customers: ({ filter, pagination }, ctx) => customersConnection(ctx, filter ?? {}, pagination ?? {}),
   // A crm:read token finds profiles; creating one on a miss takes crm:write.
   resolveCustomer: ({ email, phone, authUserId }, ctx) => resolveCustomer(ctx, { email, phone, authUserId }, { write: ctx.principal.scopes.has('crm:write') }),
-  customerTimeline: ({ customerId, filters }, ctx) => customerTimeline(ctx, customerId, filters ?? {}, { first: TIMELINE_PAGE }),
+  customerTimeline: ({ customerId, filters }, ctx) => timelineConnection(ctx, customerId, filters ?? {}, { first: TIMELINE_PAGE }),
   customerNotes: ({ customerId, type }, ctx) => customerNotes(ctx, customerId, type),
   createCustomer: ({ input }, ctx) => createCustomer(ctx, { ...input }),
   updateCustomer: ({ id, input }, ctx) => updateCustomer(ctx, id, { ...input }),
@@ -26,27 +27,23 @@ export const customerOperations = {
   deleteNote: ({ id }, ctx) => deleteNote(ctx, id),
 } satisfies Record<string, RootResolver>;
 
+// Relationships go through the request's loaders: one statement per field for a whole page.
 export const customerTypeResolvers = {
   Customer: {
     fullName: (c: Customer) => fullName(c),
-    homeClub: async (c: Customer, _: unknown, ctx: ServiceContext) => {
-      if (!c.homeClubId) return null;
-      const club = await ctx.em.findOne(Club, { tenantId: ctx.tenantId, id: c.homeClubId });
-      return club ?? { id: c.homeClubId, name: null, timezone: null };
-    },
-    activities: (c: Customer, args: { first?: number; after?: string }, ctx: ServiceContext) => customerTimeline(ctx, c.id, {}, args),
-    notes: (c: Customer, _: unknown, ctx: ServiceContext) => customerNotes(ctx, c.id),
-    segments: (c: Customer, _: unknown, ctx: ServiceContext) =>
-      ctx.em
-        .createQueryBuilder(Segment, 's')
-        .where({ tenantId: ctx.tenantId })
-        .andWhere('exists (select 1 from segment_members sm where sm.segment_id = s.id and sm.customer_id = ?)', [c.id])
-        .orderBy({ name: 'asc' })
-        .getResult(),
-    journeyEnrollments: (c: Customer, _: unknown, ctx: ServiceContext) =>
-      ctx.em.find(JourneyEnrollment, { tenantId: ctx.tenantId, customer: c.id }, { populate: ['journey'], orderBy: { enrolledAt: 'desc' } }),
+    homeClub: (c: Customer, _: unknown, ctx: GraphQLContext) => (c.homeClubId ? ctx.loaders.club.load(c.homeClubId) : null),
+    activities: async (c: Customer, args: PageArgs, ctx: GraphQLContext) => ({
+      ...(await ctx.loaders.activities.load({ id: c.id, args: { first: args.first, after: args.after } })),
+      totalCount: () => ctx.loaders.activityCount.load(c.id),
+    }),
+    notes: (c: Customer, _: unknown, ctx: GraphQLContext) => ctx.loaders.notes.load(c.id),
+    segments: (c: Customer, _: unknown, ctx: GraphQLContext) => ctx.loaders.segments.load(c.id),
+    journeyEnrollments: (c: Customer, _: unknown, ctx: GraphQLContext) => ctx.loaders.enrollments.load(c.id),
   },
   Segment: {
-    members: (s: Segment, { pagination }: { pagination?: object }, ctx: ServiceContext) => listCustomersConnection(ctx, { segmentId: s.id }, pagination ?? {}),
+    members: async (s: Segment, { pagination }: { pagination?: PageArgs | null }, ctx: GraphQLContext) => ({
+      ...(await ctx.loaders.members.load({ id: s.id, args: pagination ?? {} })),
+      totalCount: () => ctx.loaders.memberCount.load(s.id),
+    }),
   },
 };

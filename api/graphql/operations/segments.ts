@@ -1,12 +1,12 @@
 import {
-  createSegment, deleteSegment, getSegment, listSegments, refreshSegment, segmentMembers, syncSegmentToMessaging, updateSegment,
+  createSegment, deleteSegment, getSegment, listSegments, refreshSegment, segmentMembersConnection, syncSegmentToMessaging, updateSegment,
 } from '../../../domain/segments/segments.js';
 import type { RootResolver } from '../resolvers.js';
 
 export const segmentOperations = {
   segments: ({ type }, ctx) => listSegments(ctx, type),
   segment: ({ id }, ctx) => getSegment(ctx, id),
-  segmentMembers: ({ segmentId, pagination }, ctx) => segmentMembers(ctx, segmentId, pagination ?? {}),
+  segmentMembers: ({ segmentId, pagination }, ctx) => segmentMembersConnection(ctx, segmentId, pagination ?? {}),
   createSegment: ({ input }, ctx) => createSegment(ctx, { ...input }),
   updateSegment: ({ id, input }, ctx) => updateSegment(ctx, id, { ...input }),
   deleteSegment: ({ id }, ctx) => deleteSegment(ctx, id),
