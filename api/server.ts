@@ -1,6 +1,7 @@
 // `npm run api`: the HTTP API alone, against DATABASE_URL and TEMPORAL_ADDRESS (production shape).
 import { serve, type ServerType } from '@hono/node-server';
 import pg from 'pg';
+import type { Options } from '@mikro-orm/postgresql';
 import { openOrm } from '../db/orm.js';
 import { createTokenVerifier } from '../platform/auth.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
@@ -16,14 +17,15 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-export async function startApi(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<RunningApi> {
+/** `orm` adds MikroORM options, e.g. a query hook a test counts statements with. */
+export async function startApi(config: Config, log: Logger = createLogger(config.LOG_LEVEL), orm: Partial<Options> = {}): Promise<RunningApi> {
   const databaseUrl = config.DATABASE_URL ?? embeddedDatabaseUrl(config);
-  const orm = await openOrm(databaseUrl);
+  const db = await openOrm(databaseUrl, orm);
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
   const temporal = createTemporalClient(config);
   const app = createApp({
     config,
-    orm,
+    orm: db,
     temporal,
     log,
     rateLimits: new RateLimits(pool, {
@@ -46,7 +48,7 @@ export async function startApi(config: Config, log: Logger = createLogger(config
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await temporal.connection.close();
       await pool.end();
-      await orm.close();
+      await db.close();
     },
   };
 }

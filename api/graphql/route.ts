@@ -67,7 +67,8 @@ export function graphqlRoutes(deps: AppDeps) {
     try {
       document = parse(params.query, { maxTokens: config.GRAPHQL_MAX_TOKENS });
     } catch (err) {
-      return [err as GraphQLError];
+      const tooLong = /more th\w+ \d+ tokens/.test((err as Error).message);
+      return [tooLong ? limitError(`query has more than ${config.GRAPHQL_MAX_TOKENS} tokens (GRAPHQL_MAX_TOKENS)`) : (err as GraphQLError)];
     }
     const invalid = validate(schema, document, rules);
     if (invalid.length) return invalid;

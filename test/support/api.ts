@@ -3,7 +3,8 @@ import { inject } from 'vitest';
 import { startApi, type RunningApi } from '../../api/server.js';
 import { signDevToken, SCOPES } from '../../platform/auth.js';
 import { loadConfig, type Config } from '../../platform/config.js';
-import { createLogger } from '../../platform/logger.js';
+import { createLogger, type Logger } from '../../platform/logger.js';
+import type { Options } from '@mikro-orm/postgresql';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256';
 const ALL_SCOPES = [...SCOPES];
@@ -36,9 +37,12 @@ export interface TestApi extends RunningApi {
   graphql(auth: string, query: string, variables?: Record<string, unknown>): Promise<{ status: number; headers: Headers; body: any }>;
 }
 
-export async function startTestApi(overrides: Record<string, string> = {}): Promise<TestApi> {
+export async function startTestApi(
+  overrides: Record<string, string> = {},
+  options: { log?: Logger; orm?: Partial<Options> } = {},
+): Promise<TestApi> {
   // TEST_LOG_LEVEL=error npm test shows what the servers log (failures behind a 500, say).
-  const api = await startApi(testConfig(overrides), createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
+  const api = await startApi(testConfig(overrides), options.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), options.orm);
   const call: TestApi['call'] = async (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.auth) headers.authorization = `Bearer ${opts.auth}`;
