@@ -1,3 +1,7 @@
+import {
+  buildClientSchema, getIntrospectionQuery, getNamedType, isCompositeType, isEnumType, isInputObjectType, isListType, isNonNullType,
+  type GraphQLInputType,
+} from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newTenant, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -40,6 +44,84 @@ describe('malformed input', () => {
         }
       }
     }
+    expect(failures).toEqual([]);
+  });
+});
+
+// Every root field of the served schema, called with missing, wrong-typed and type-correct but
+// nonsensical arguments, plus odd documents: errors carry a code, never INTERNAL, never a 500.
+describe('malformed GraphQL', () => {
+  const ODD_DOCUMENTS = [
+    '', ' ', '{', '}', 'query', 'mutation', 'subscription { customers }', '{ __typename } { __typename }', '{ ...Missing }',
+    'query Q { __typename } query Q { __typename }', '{ a: __typename a: __schema { queryType { name } } }', '{'.repeat(3000),
+    '{ __typename @skip(if: "no") }', '{ __type(name: 5) { name } }', 'query($v: NoSuchType) { __typename }', '{ customer(id: "\\u0000") { id } }',
+  ];
+
+  it('never makes a root field answer 500 or INTERNAL', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const customer = (await stack.api.call('POST', '/api/v1/customers', { auth, body: { email: 'gql-fuzz@example.com' } })).body.data;
+    const schema = buildClientSchema((await stack.api.graphql(auth, getIntrospectionQuery())).body.data);
+    const ids = ['not-an-id', '00000000-0000-7000-8000-000000000000', customer.id];
+
+    // A value the type system accepts but the service may not: empty, huge, foreign, nonsensical.
+    const value = (type: GraphQLInputType, variant: number, name = ''): unknown => {
+      if (isNonNullType(type)) return value(type.ofType, variant, name);
+      if (isListType(type)) return variant === 1 ? [] : [value(type.ofType, variant, name), value(type.ofType, variant + 1, name)];
+      if (isEnumType(type)) return type.getValues()[variant % type.getValues().length]!.name;
+      if (isInputObjectType(type)) return Object.fromEntries(Object.values(type.getFields()).map((f) => [f.name, value(f.type, variant, f.name)]));
+      if (name === 'tenantId') return [tenant, 'someone_else', tenant][variant % 3];
+      switch (type.name) {
+        case 'ID': return ids[variant % 3];
+        case 'Int': return [-1, 2147483647, 0][variant % 3];
+        case 'Float': return [-1e308, 1e308, 0.5][variant % 3];
+        case 'Boolean': return variant % 2 === 0;
+        case 'DateTime': return ['1970-01-01T00:00:00Z', '9999-12-31T23:59:59Z', '2026-02-30T00:00:00Z'][variant % 3];
+        case 'JSON': return [{}, { all: 'x', any: [{ nope: 1 }] }, [[[[[]]]]]][variant % 3];
+        case 'ActivityType': return ['a', 'booking.created', 'x'.repeat(200)][variant % 3];
+        default: return ['', 'x'.repeat(10_000), 'text \u0000 with NUL'][variant % 3];
+      }
+    };
+    // A literal of the wrong kind for every argument.
+    const wrongLiteral = (type: GraphQLInputType): string => {
+      const named = getNamedType(type);
+      if (isListType(isNonNullType(type) ? type.ofType : type)) return '{ a: 1 }';
+      if (isInputObjectType(named)) return '"not an object"';
+      if (isEnumType(named)) return '"NOPE"';
+      return '{ a: 1 }';
+    };
+
+    const failures: string[] = [];
+    for (const root of [schema.getQueryType()!, schema.getMutationType()!]) {
+      const op = root.name === 'Query' ? 'query' : 'mutation';
+      for (const field of Object.values(root.getFields())) {
+        const selection = isCompositeType(getNamedType(field.type)) ? '{ __typename }' : '';
+        const declared = field.args.map((a, i) => `$a${i}: ${a.type}`).join(', ');
+        const passed = field.args.map((a, i) => `${a.name}: $a${i}`).join(', ');
+        const attempts: [string, Record<string, unknown>?][] = [
+          [`${op} { ${field.name} ${selection} }`],
+          [`${op} { ${field.name}${field.args.length ? `(${field.args.map((a) => `${a.name}: ${wrongLiteral(a.type)}`).join(', ')})` : ''} ${selection} }`],
+          [`${op} { ${field.name}${passed ? `(${passed})` : ''} ${selection ? '' : '{ __typename }'} }`],
+          ...[0, 1, 2].map((variant): [string, Record<string, unknown>] => [
+            `${op}${declared ? `(${declared})` : ''} { ${field.name}${passed ? `(${passed})` : ''} ${selection} }`,
+            Object.fromEntries(field.args.map((a, i) => [`a${i}`, value(a.type, variant, a.name)])),
+          ]),
+          [`${op}${declared ? `(${declared})` : ''} { ${field.name}${passed ? `(${passed})` : ''} ${selection} }`, Object.fromEntries(field.args.map((_, i) => [`a${i}`, { deep: 'x'.repeat(3) }]))],
+        ];
+        for (const [query, variables] of attempts) {
+          const res = await stack.api.graphql(auth, query, variables);
+          const internal = (res.body.errors ?? []).filter((e: any) => typeof e.extensions?.code !== 'string' || e.extensions.code === 'INTERNAL');
+          if (res.status >= 500 || internal.length) failures.push(`${query} ${JSON.stringify(variables ?? {}).slice(0, 120)} → ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+        }
+      }
+    }
+    for (const query of ODD_DOCUMENTS) {
+      const res = await stack.api.graphql(auth, query);
+      if (res.status >= 500 || res.body.errors?.some((e: any) => e.extensions?.code !== 'VALIDATION_ERROR')) failures.push(`${query.slice(0, 60)} → ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+    }
+    const deep = JSON.parse(`${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}`);
+    const res = await stack.api.graphql(auth, 'query($c: JSON) { createSegment(input: {tenantId: "x", name: "deep", type: SMART, criteria: $c}) { id } }', { c: deep });
+    if (res.status >= 500 || res.body.errors?.some((e: any) => e.extensions?.code === 'INTERNAL')) failures.push(`deep criteria → ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
     expect(failures).toEqual([]);
   });
 });

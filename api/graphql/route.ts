@@ -77,7 +77,7 @@ export function graphqlRoutes(deps: AppDeps) {
     const variables = getVariableValues(schema, operation.variableDefinitions ?? [], params.variables ?? {}, { maxErrors: 25 });
     if (variables.errors) return variables.errors;
     try {
-      assertNoNul(params.variables);
+      assertNoNul([params.query, variables.coerced]); // PostgreSQL refuses NUL in text, literals included
     } catch (err) {
       return [platformError(err as Error, ctx)];
     }
