@@ -16,9 +16,8 @@ import { rootResolvers } from './resolvers.js';
 import { buildSchema } from './schema.js';
 import { implementedOperations, typeResolvers } from './operations/index.js';
 
-// What graphql-http answers without a body (content negotiation, method), in the GraphQL errors shape.
+// What graphql-http answers without a body (content negotiation), in the GraphQL errors shape.
 const BODILESS: Record<number, string> = {
-  405: 'POST a GraphQL request to /graphql',
   406: 'Accept must allow application/graphql-response+json or application/json (utf-8)',
   415: 'Content-Type must be application/json (utf-8): {"query": "...", "variables": {...}}',
 };
