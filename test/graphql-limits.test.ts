@@ -109,6 +109,22 @@ describe('GraphQL depth and cost limits', () => {
     expect(await remaining(`{ customers(tenantId: "${tenant}") { edges { node { ${nest(5, 'id')} } } } }`)).toBe(993);
   });
 
+  it('answers RATE_LIMITED once costly requests have spent the minute\'s points', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    // 1 + (1 + 100 × (1 + 98)) = 9902: 100 of the 1000 read points a minute
+    const costly = `{ customers(tenantId: "${tenant}", pagination: {first: 100}) { edges { node { ${
+      Array.from({ length: 98 }, (_, i) => `a${i}: segments { id }`).join(' ')} } } } }`;
+    for (let i = 1; i <= 10; i++) {
+      const res = await api.graphql(auth, costly);
+      expect(res.body.errors).toBeUndefined();
+      expect(res.headers.get('x-ratelimit-remaining')).toBe(String(1000 - 100 * i));
+    }
+    const limited = await api.graphql(auth, costly);
+    expect(limited.status).toBe(429);
+    expect(limited.body.errors[0].extensions.code).toBe('RATE_LIMITED');
+  });
+
   it('lets the explorer introspect the schema', async () => {
     const { getIntrospectionQuery } = await import('graphql');
     const res = await api.graphql(await token(newTenant()), getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true, specifiedByUrl: true }));
