@@ -76,7 +76,7 @@ export function graphqlRoutes(deps: AppDeps) {
     const variables = getVariableValues(schema, operation.variableDefinitions ?? [], params.variables ?? {}, { maxErrors: 25 });
     if (variables.errors) return variables.errors;
     try {
-      assertNoNul([params.query, variables.coerced]); // PostgreSQL refuses NUL in text, literals included
+      assertNoNul([params.query, variables.coerced]); // PostgreSQL refuses NUL in text: in variables or a literal's \u0000
     } catch (err) {
       return [platformError(err as Error, ctx)];
     }
