@@ -185,6 +185,22 @@ describe('GraphQL batching', () => {
   });
 });
 
+describe('GraphQL batching across mutations', () => {
+  it('does not answer a later mutation from what an earlier one loaded', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const { id } = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'serial@example.com' } })).body.data;
+    const res = await api.graphql(auth, `mutation {
+      before: updateCustomer(id: "${id}", input: {firstName: "A"}) { notes { content } }
+      add: addNote(customerId: "${id}", input: {content: "later"}) { id }
+      after: updateCustomer(id: "${id}", input: {firstName: "B"}) { notes { content } }
+    }`);
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data.before.notes).toEqual([]);
+    expect(res.body.data.after.notes).toEqual([{ content: 'later' }]);
+  });
+});
+
 describe('a client that goes away', () => {
   it('stops the request: the waiting statement is cancelled and later mutations never run', async () => {
     const tenant = newTenant();

@@ -56,3 +56,7 @@ export function createLoaders(ctx: ServiceContext) {
 }
 
 export type Loaders = ReturnType<typeof createLoaders>;
+
+export function forgetLoaded(loaders: Loaders): void {
+  for (const loader of Object.values(loaders)) loader.clearAll();
+}

@@ -4,6 +4,7 @@ import { assertTenant, authorize } from '../../domain/context.js';
 import { isOperation, type OperationName } from '../../domain/operations.js';
 import { notImplemented } from '../../platform/errors.js';
 import type { GraphQLContext } from './context.js';
+import { forgetLoaded } from './loaders.js';
 import { typeDefs } from './schema.js';
 
 export type RootResolver = (args: any, ctx: GraphQLContext) => unknown;
@@ -29,6 +30,8 @@ export function rootResolvers(implemented: Partial<Record<OperationName, RootRes
         const impl = implemented[field];
         const resolver = (_parent: unknown, args: Record<string, any>, ctx: GraphQLContext) => {
           ctx.signal.throwIfAborted(); // mutations run one after another: none starts once the client has gone
+          // What an earlier mutation of the request loaded may have changed since.
+          if (typeName === 'Mutation') forgetLoaded(ctx.loaders);
           authorize(ctx.principal, field);
           assertTenant(ctx.principal, args.tenantId);
           assertTenant(ctx.principal, args.input?.tenantId, 'input.tenantId');
