@@ -135,12 +135,14 @@ describe('listing customers', () => {
     const second = (await api.graphql(a, q, { p: { first: 2, after: first.pageInfo.endCursor } })).body.data.customers;
     expect(second.edges.map((e: any) => e.node.firstName)).toEqual(['Cara', 'Bob']);
     expect(second.pageInfo).toMatchObject({ hasNextPage: true, hasPreviousPage: true });
+    expect(second.totalCount).toBe(5); // the whole list, not what follows the cursor
     const third = (await api.graphql(a, q, { p: { first: 2, after: second.pageInfo.endCursor } })).body.data.customers;
     expect(third.edges.map((e: any) => e.node.fullName)).toEqual(['Ann Smith']);
     expect(third.pageInfo.hasNextPage).toBe(false);
     const back = (await api.graphql(a, q, { p: { last: 2, before: third.pageInfo.startCursor } })).body.data.customers;
     expect(back.edges.map((e: any) => e.node.firstName)).toEqual(['Cara', 'Bob']);
     expect(back.pageInfo).toMatchObject({ hasPreviousPage: true, hasNextPage: true });
+    expect(back.totalCount).toBe(5);
     const filtered = (await api.graphql(a, q, { f: { lifecycleStage: 'MEMBER', search: 'smith' } })).body.data.customers;
     expect(filtered.edges.map((e: any) => e.node.firstName)).toEqual(['Ann']);
     const bad = await api.graphql(a, q, { p: { first: 2, after: 'garbage!' } });

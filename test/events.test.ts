@@ -116,6 +116,7 @@ describe('timeline and notes', () => {
     expect(page1.body.meta).toMatchObject({ total: 5, hasMore: true });
     const page2 = await api.call('GET', `/api/v1/customers/${id}/timeline?take=2&after=${page1.body.meta.nextCursor}`, { auth });
     expect(page2.body.data.map((a: any) => a.title)).toEqual(['e2', 'e1']);
+    expect(page2.body.meta.total).toBe(5); // the whole timeline, not what follows the cursor
     const badCategory = await api.call('GET', `/api/v1/customers/${id}/timeline?categories=NOPE`, { auth });
     expect(badCategory.status).toBe(400);
 
@@ -128,8 +129,9 @@ describe('timeline and notes', () => {
     expect(gql.body.data.customer.lastActivityAt).toBe('2026-10-05T12:00:00.000Z');
     expect(gql.body.data.customer.activities.edges.map((e: any) => e.node.title)).toEqual(['e4', 'e3']);
     const after = gql.body.data.customer.activities.pageInfo.endCursor;
-    const next = await api.graphql(auth, `query($id: ID!, $after: String) { customer(id: $id) { activities(first: 2, after: $after) { edges { node { title } } } } }`, { id, after });
+    const next = await api.graphql(auth, `query($id: ID!, $after: String) { customer(id: $id) { activities(first: 2, after: $after) { totalCount edges { node { title } } } } }`, { id, after });
     expect(next.body.data.customer.activities.edges.map((e: any) => e.node.title)).toEqual(['e2', 'e1']);
+    expect(next.body.data.customer.activities.totalCount).toBe(5);
   });
 
   it('keeps notes with their author, pinned first, editable and deletable only within the tenant', async () => {

@@ -74,9 +74,10 @@ const planCustomerPage = (args: PageArgs) => planPage(args, (key) => key.length 
 export async function customersConnection(ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}): Promise<LazyConnection<Customer>> {
   const plan = planCustomerPage(args);
   const qb = await filterQuery(ctx, filter);
-  const count = lazyCount(() => qb.clone().getCount());
+  const all = qb.clone(); // counted without the cursor
+  const count = lazyCount(() => all.getCount());
   if (plan.cursor) qb.andWhere({ id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } });
-  const rows = await qb.clone().orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult();
+  const rows = await qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult();
   return { ...toPage(rows, plan, (c) => [c.id]), totalCount: count };
 }
 

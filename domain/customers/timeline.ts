@@ -73,13 +73,14 @@ export async function timelineConnection(ctx: ServiceContext, customerId: string
   if (f.categories?.length) qb.andWhere({ category: { $in: f.categories } });
   if (f.startDate) qb.andWhere({ occurredAt: { $gte: f.startDate } });
   if (f.endDate) qb.andWhere({ occurredAt: { $lte: f.endDate } });
-  const count = lazyCount(() => qb.clone().getCount());
+  const all = qb.clone(); // counted without the cursor
+  const count = lazyCount(() => all.getCount());
   if (plan.cursor) {
     const [at, id] = plan.cursor as [string, string];
     qb.andWhere(`(a.occurred_at, a.id) ${plan.backwards ? '>' : '<'} (?::timestamptz, ?::uuid)`, [at, id]);
   }
   const dir = plan.backwards ? 'asc' : 'desc';
-  const rows = await qb.clone().orderBy({ occurredAt: dir, id: dir }).limit(plan.limit).getResult();
+  const rows = await qb.orderBy({ occurredAt: dir, id: dir }).limit(plan.limit).getResult();
   return { ...toPage(rows, plan, activityKey), totalCount: count };
 }
 
