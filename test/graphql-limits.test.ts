@@ -182,6 +182,21 @@ describe('GraphQL batching', () => {
     expect(counts(statementsOf(tenant).slice(before))).toBe(0);
     const counted = await api.graphql(auth, `{ customers(tenantId: "${tenant}") { totalCount } }`);
     expect(counted.body.data.customers.totalCount).toBe(30);
+
+    // Batched members page forwards and backwards like the REST list.
+    const rest = (await api.call('GET', `/api/v1/segments/${segment.id}/members?take=100`, { auth })).body.data.map((c: any) => c.id);
+    const page = async (p: object) => (await api.graphql(auth, `query($p: PaginationInput) { segment(id: "${segment.id}") {
+      members(pagination: $p) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { node { id } } } } }`, { p })).body.data.segment.members;
+    const ids = (m: any) => m.edges.map((e: any) => e.node.id);
+    const p1 = await page({ first: 20 });
+    expect(p1).toMatchObject({ totalCount: 30, pageInfo: { hasNextPage: true, hasPreviousPage: false } });
+    expect(ids(p1)).toEqual(rest.slice(0, 20));
+    const p2 = await page({ first: 20, after: p1.pageInfo.endCursor });
+    expect(p2).toMatchObject({ totalCount: 30, pageInfo: { hasNextPage: false, hasPreviousPage: true } });
+    expect(ids(p2)).toEqual(rest.slice(20));
+    const back = await page({ last: 5, before: p2.pageInfo.startCursor });
+    expect(back.pageInfo).toMatchObject({ hasNextPage: true, hasPreviousPage: true });
+    expect(ids(back)).toEqual(rest.slice(15, 20));
   });
 });
 
