@@ -6,8 +6,10 @@ import { docsRoutes } from './docs.js';
 import type { AppDeps, AppEnv } from './env.js';
 import { graphqlRoutes } from './graphql/route.js';
 import { healthRoutes } from './health.js';
+import { metricsRoutes } from './metrics.js';
 import { accessLog } from './middleware/access-log.js';
 import { onError } from './middleware/errors.js';
+import { requestMetrics } from './middleware/metrics.js';
 import { customerRoutes } from './rest/customers.js';
 import { pendingRoutes } from './rest/not-implemented.js';
 import { segmentRoutes } from './rest/segments.js';
@@ -16,10 +18,12 @@ export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
   app.use(requestId({ generator: () => `req_${randomUUID()}` }));
   app.use(accessLog(deps.log));
+  app.use(requestMetrics(deps.metrics));
   app.onError(onError);
   app.notFound((c) => onError(new AppError('RESOURCE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), c));
 
   app.route('/', healthRoutes(deps));
+  if (deps.config.METRICS_PORT === undefined) app.route('/', metricsRoutes(deps.metrics, deps.config.METRICS_TOKEN));
   app.route('/', graphqlRoutes(deps));
   app.route('/', docsRoutes());
 

@@ -4,6 +4,7 @@ import type { ServiceContext } from '../domain/context.js';
 import type { Principal, VerifyToken } from '../platform/auth.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import type { ApiMetrics } from '../platform/metrics.js';
 import type { RateLimits } from '../platform/rate-limit.js';
 
 // What the HTTP app is built from: everything with I/O is passed in, so tests build the same app
@@ -15,6 +16,7 @@ export interface AppDeps {
   rateLimits: RateLimits;
   verifyToken: VerifyToken;
   log: Logger;
+  metrics: ApiMetrics;
 }
 
 export interface AppEnv {

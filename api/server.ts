@@ -7,14 +7,28 @@ import { createTokenVerifier } from '../platform/auth.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
 import { jwtSecret } from '../platform/jwt-secret.js';
 import { createLogger, type Logger } from '../platform/logger.js';
+import { ApiMetrics } from '../platform/metrics.js';
 import { RateLimits } from '../platform/rate-limit.js';
 import { createTemporalClient } from '../platform/temporal.js';
 import { createApp } from './app.js';
+import { metricsApp } from './metrics.js';
 import { pathToFileURL } from 'node:url';
 
 export interface RunningApi {
   url: string;
+  metricsUrl: string;
   close(): Promise<void>;
+}
+
+async function listen(fetch: (req: Request) => Response | Promise<Response>, port: number) {
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch, port, hostname: '0.0.0.0' }, () => resolve(s));
+  });
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** `orm` adds MikroORM options, e.g. a query hook a test counts statements with. */
@@ -23,29 +37,33 @@ export async function startApi(config: Config, log: Logger = createLogger(config
   const db = await openOrm(databaseUrl, orm);
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
   const temporal = createTemporalClient(config);
+  const metrics = new ApiMetrics();
+  metrics.watchPool('orm', await db.em.getConnection().getNativeClient());
+  metrics.watchPool('rate_limit', pool);
   const app = createApp({
     config,
     orm: db,
     temporal,
     log,
+    metrics,
     rateLimits: new RateLimits(pool, {
       read: config.RATE_LIMIT_READ, write: config.RATE_LIMIT_WRITE, campaign: config.RATE_LIMIT_CAMPAIGN,
       social: config.RATE_LIMIT_SOCIAL, bulk: config.RATE_LIMIT_BULK,
-    }),
+    }, (cls) => metrics.rateLimitRejected(cls)),
     verifyToken: createTokenVerifier({
       secret: jwtSecret(config), jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE,
     }),
   });
-  const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: '0.0.0.0' }, () => resolve(s));
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.PORT;
-  log.info({ port }, 'API listening');
+  const server = await listen(app.fetch, config.PORT);
+  log.info({ port: server.port }, 'API listening');
+  const metricsServer = config.METRICS_PORT === undefined ? undefined : await listen(metricsApp(metrics, config.METRICS_TOKEN).fetch, config.METRICS_PORT);
+  if (metricsServer) log.info({ port: metricsServer.port }, 'API metrics listening');
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${server.port}`,
+    metricsUrl: `http://127.0.0.1:${metricsServer?.port ?? server.port}/metrics`,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await server.close();
+      await metricsServer?.close();
       await temporal.connection.close();
       await pool.end();
       await db.close();

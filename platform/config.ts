@@ -36,6 +36,10 @@ const Env = z.object({
   GRAPHQL_MAX_COST: positiveInt(10_000),
   GRAPHQL_LIST_SIZE: positiveInt(25),
   GRAPHQL_COST_PER_POINT: positiveInt(100),
+  // Unset: the API serves /metrics on PORT. Set: only on this port (e.g. reachable by the scraper alone).
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  METRICS_TOKEN: optional, // when set, /metrics takes `Authorization: Bearer <METRICS_TOKEN>`
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464), // 0: no worker metrics endpoint
 });
 
 export type Config = z.infer<typeof Env>;

@@ -17,7 +17,11 @@ const WINDOW_SECONDS = 60;
 export class RateLimits {
   private readonly limiters: Record<RateClass, RateLimiterPostgres>;
 
-  constructor(pool: pg.Pool, readonly limits: Record<RateClass, number>) {
+  constructor(
+    pool: pg.Pool,
+    readonly limits: Record<RateClass, number>,
+    private readonly onRejected: (cls: RateClass) => void = () => undefined,
+  ) {
     const make = (cls: RateClass) =>
       new RateLimiterPostgres({
         storeClient: pool,
@@ -45,6 +49,7 @@ export class RateLimits {
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) throw rejection;
       const s = state(rejection);
+      this.onRejected(cls);
       throw new AppError('RATE_LIMITED', `rate limit of ${limit} ${cls} requests per minute exceeded; retry after ${new Date(s.reset * 1000).toISOString()}`, {
         rateLimit: s,
         retryAfter: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)),

@@ -7,12 +7,13 @@ import { migrate, openOrm } from '../db/orm.js';
 import { loadConfig, temporalAddress } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { installTemporalLogging, startWorker } from '../worker/main.js';
+import { workerTelemetry } from '../worker/metrics.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL);
-installTemporalLogging(log);
+installTemporalLogging(log, workerTelemetry(config));
 const stops: (() => Promise<void>)[] = [];
 let stopping = false;
 

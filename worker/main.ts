@@ -1,10 +1,11 @@
 // `npm run worker`: the Temporal worker alone, against DATABASE_URL and TEMPORAL_ADDRESS.
 import { pathToFileURL } from 'node:url';
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type LogLevel, type RuntimeOptions } from '@temporalio/worker';
 import { openOrm } from '../db/orm.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
 import { createTemporalClient } from '../platform/temporal.js';
 import { createLogger, type Logger } from '../platform/logger.js';
+import { workerTelemetry } from './metrics.js';
 import { ensurePlatformSchedules } from './schedules.js';
 import { createWorker } from './worker.js';
 
@@ -24,20 +25,24 @@ export async function startWorker(config: Config, log: Logger = createLogger(con
   return { done, stop: () => handle.shutdown() };
 }
 
-/** Routes the SDK's own logs (bundler, worker state) into our JSON log at warn and above. */
-export function installTemporalLogging(log: Logger): void {
+/**
+ * Routes the SDK's own logs (bundler, worker state) into our JSON log at warn and above, and
+ * exports the runtime's metrics as `telemetry` says (see worker/metrics.ts). Once per process.
+ */
+export function installTemporalLogging(log: Logger, telemetry?: RuntimeOptions['telemetryOptions']): void {
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
     TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error',
   };
   Runtime.install({
     logger: new DefaultLogger('WARN', (entry) => log[levels[entry.level]]({ component: 'temporal-sdk', ...entry.meta }, entry.message)),
+    telemetryOptions: telemetry,
   });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL);
-  installTemporalLogging(log);
+  installTemporalLogging(log, workerTelemetry(config));
   const running = await startWorker(config, log);
   // The SDK's worker shuts down gracefully on SIGINT/SIGTERM by itself.
   await running.done;

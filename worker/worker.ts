@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { temporalAddress, type Config } from '../platform/config.js';
+import { activityOutcomes } from './metrics.js';
 
 export interface WorkerHandle {
   worker: Worker;
@@ -19,6 +20,7 @@ export async function createWorker(config: Config, deps: ActivityDeps, overrides
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
     activities: createActivities(deps),
+    interceptors: { activity: [activityOutcomes] },
     ...overrides,
   });
   let running: Promise<void> | undefined;

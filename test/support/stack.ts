@@ -8,11 +8,14 @@ import { createWorker, type WorkerHandle } from '../../worker/worker.js';
 import { startTestApi, testConfig, type TestApi } from './api.js';
 
 let sdkLogsInstalled = false;
-/** The SDK's own logs (bundling, worker state, retried activities) follow TEST_LOG_LEVEL too. */
-function quietSdkLogs(log: ReturnType<typeof createLogger>) {
+/**
+ * The SDK's own logs (bundling, worker state, retried activities) follow TEST_LOG_LEVEL too.
+ * A file that wants the runtime's metrics exported calls this with `telemetry` before its stack.
+ */
+export function installTestRuntime(telemetry?: Parameters<typeof installTemporalLogging>[1]) {
   if (sdkLogsInstalled) return;
   sdkLogsInstalled = true;
-  installTemporalLogging(log);
+  installTemporalLogging(createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), telemetry);
 }
 
 export interface TestStack {
@@ -32,7 +35,7 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
   const config = testConfig(env);
   const orm = await openOrm(config.DATABASE_URL!);
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
-  quietSdkLogs(log);
+  installTestRuntime();
   const worker: WorkerHandle = await createWorker(config, { orm, config, log });
   const running = worker.run();
   const api = await startTestApi(env);
