@@ -48,6 +48,11 @@ try {
     ? `your Temporal UI, query: ${query}`
     : `http://127.0.0.1:${config.TEMPORAL_UI_PORT}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows?query=${encodeURIComponent(query)}`;
   const largest = [...summary.segments].sort((a, b) => b.memberCount - a.memberCount)[0];
+  const example = [
+    `{ segments(tenantId: "${values.tenant}") { name type memberCount }`,
+    `  customers(tenantId: "${values.tenant}", ${largest ? `filter: { segmentId: "${largest.id}" }, ` : ''}pagination: { first: 5 }) {`,
+    '    totalCount edges { node { fullName engagementScore homeClub { name } activities(first: 3) { edges { node { title occurredAt } } } } } } }',
+  ].join('\n');
   process.stdout.write([
     '',
     `Demo club "${summary.tenantId}" ready in ${((performance.now() - started) / 1000).toFixed(1)} s:`,
@@ -59,14 +64,11 @@ try {
     `Token (12 h, every scope):`,
     token,
     '',
-    `  GraphQL explorer  ${api}/graphql   (Headers tab: {"Authorization": "Bearer <token>"})`,
-    `  REST API docs     ${api}/docs      (Authorize: the token)`,
+    `  GraphQL explorer  ${api}/graphql?query=${encodeURIComponent(example)}`,
+    `                    (Headers tab: {"Authorization": "Bearer <token>"}, then run)`,
+    `  REST API docs     ${api}/docs   (Authorize: the token)`,
     `  Temporal UI       ${temporalUi}`,
-    '',
-    'Try in the explorer:',
-    `  { segments(tenantId: "${values.tenant}") { name type memberCount }`,
-    `    customers(tenantId: "${values.tenant}", ${largest ? `filter: { segmentId: "${largest.id}" }, ` : ''}pagination: { first: 5 }) {`,
-    '      totalCount edges { node { fullName engagementScore homeClub { name } activities(first: 3) { edges { node { title occurredAt } } } } } } }',
+    `  Metrics           http://127.0.0.1:${config.METRICS_PORT ?? config.PORT}/metrics   (worker: port ${config.WORKER_METRICS_PORT})`,
     '',
   ].join('\n'));
 } catch (err) {

@@ -33,10 +33,12 @@ export const explorerPage = () => `<!doctype html>
   <script src="/graphql/assets/graphiql.js"></script>
   <script>
     // Paste a token from \`npm run token\` into the Headers tab: {"Authorization": "Bearer ..."}
+    // A link can open the explorer on a query: /graphql?query=<url-encoded query> (npm run demo prints one).
     const fetcher = GraphiQL.createFetcher({ url: '/graphql' });
     ReactDOM.createRoot(document.getElementById('graphiql')).render(
       React.createElement(GraphiQL, {
         fetcher,
+        query: new URLSearchParams(location.search).get('query') ?? undefined,
         defaultHeaders: JSON.stringify({ Authorization: 'Bearer <token from npm run token>' }, null, 2),
         shouldPersistHeaders: true,
       }),

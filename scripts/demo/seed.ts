@@ -251,6 +251,9 @@ export async function seedDemo(deps: DemoDeps, tenantId: string, size: number): 
     }
   }
 
+  // Freshly bulk-loaded tables have no planner statistics until autovacuum gets to them, and
+  // without them scoring a few thousand members picks nested scans and takes a minute, not seconds.
+  await deps.orm.em.fork().execute('analyze customers, activities');
   // Scores come from the history just written; the run also refreshes existing SMART segments.
   await deps.temporal.workflow.execute('customerScoringWorkflow', {
     workflowId: `customer-scoring-${tenantId}`,
