@@ -1,8 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { openOrm, type Orm } from '../db/orm.js';
 import { createLogger } from '../platform/logger.js';
 import { seedDemo, type DemoSummary } from '../scripts/demo/seed.js';
-import { newTenant, testConfig, token } from './support/api.js';
+import { newTenant, TEST_JWT_SECRET, testConfig, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 const MEMBERS = 80;
@@ -66,5 +68,41 @@ describe('npm run demo', () => {
     const auth = await token(tenant);
     expect((await stack.api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(MEMBERS);
     expect((await stack.api.call('GET', '/api/v1/segments', { auth })).body.data).toHaveLength(6);
+  });
+
+  it('prints a working token and the URLs to open', async () => {
+    const demoTenant = newTenant();
+    const port = new URL(stack.api.url).port;
+    const { stdout } = await promisify(execFile)('npx', ['tsx', 'scripts/demo.ts', '--tenant', demoTenant, '--members', '12'], {
+      env: {
+        ...process.env, DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: stack.taskQueue,
+        JWT_SECRET: TEST_JWT_SECRET, PORT: port, LOG_LEVEL: 'silent',
+      },
+    });
+    expect(stdout).toContain(`Demo club "${demoTenant}" ready`);
+    const printed = stdout.split('\n').find((line) => /^ey[\w-]+\.[\w-]+\.[\w-]+$/.test(line.trim()))!.trim();
+    const customers = await stack.api.call('GET', '/api/v1/customers?take=1', { auth: printed });
+    expect(customers.status).toBe(200);
+    expect(customers.body.meta.total).toBe(12);
+
+    const explorer = stdout.match(/GraphQL explorer\s+(\S+)/)![1]!;
+    expect(explorer.startsWith(`${stack.api.url}/graphql?query=`)).toBe(true);
+    const example = new URL(explorer).searchParams.get('query')!;
+    const run = await stack.api.graphql(printed, example);
+    expect(run.body.errors).toBeUndefined();
+    expect(run.body.data.segments).toHaveLength(6);
+    expect(run.body.data.customers.totalCount).toBeGreaterThan(0);
+    expect(stdout).toMatch(/REST API docs\s+http:\/\/127\.0\.0\.1:\d+\/docs/);
+    expect(stdout).toContain(`query: TenantId = "${demoTenant}"`); // external Temporal: the query to paste
+  });
+
+  it('refuses to seed, saying why, when no worker is running', async () => {
+    const attempt = promisify(execFile)('npx', ['tsx', 'scripts/demo.ts', '--tenant', newTenant(), '--members', '5'], {
+      env: {
+        ...process.env, DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: 'no-worker-polls-this',
+        JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'silent',
+      },
+    });
+    await expect(attempt).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('no worker polls the task queue "no-worker-polls-this"; start the platform first: npm start') });
   });
 });
