@@ -27,6 +27,7 @@ afterAll(async () => {
 /** Opens `path` in a fresh page, recording every URL the page requests. */
 async function open(path: string): Promise<{ page: Page; requested: string[] }> {
   const page = await browser.newPage();
+  page.setDefaultTimeout(60_000); // a loaded CI machine renders slowly; a broken page still fails
   const requested: string[] = [];
   page.on('request', (req) => void requested.push(req.url()));
   const errors: string[] = [];
@@ -54,7 +55,7 @@ async function typeInto(page: Page, editor: string, text: string) {
   return page.$eval(`${editor} .CodeMirror`, (el) => (el as unknown as { CodeMirror: { getValue(): string } }).CodeMirror.getValue());
 }
 
-describe.skipIf(!chromium)('in a real browser, offline', () => {
+describe.skipIf(!chromium)('in a real browser, offline', { timeout: 180_000 }, () => {
   it('runs a query through the GraphQL explorer with a token header', async () => {
     const tenant = newTenant();
     const auth = await token(tenant);
