@@ -1,5 +1,6 @@
 import { CancelledFailure, type Context } from '@temporalio/activity';
-import type { ActivityInterceptors, RuntimeOptions } from '@temporalio/worker';
+import type { MetricCounter } from '@temporalio/common';
+import { Runtime, type ActivityInterceptors, type RuntimeOptions } from '@temporalio/worker';
 import type { Config } from '../platform/config.js';
 
 /**
@@ -18,16 +19,21 @@ export function workerTelemetry(config: Config): RuntimeOptions['telemetryOption
 
 export type ActivityOutcome = 'completed' | 'failed' | 'cancelled';
 
-/** `crm_activity_outcomes_total{activity_type, outcome}`: how each activity execution ended. */
+let outcomes: MetricCounter | undefined;
+
+/**
+ * `crm_activity_outcomes_total{activity_type, outcome, namespace, task_queue}`: how each activity
+ * execution ended. One counter on the runtime's meter (created on first use, after the runtime is
+ * installed), labelled like the SDK's own activity metrics.
+ */
 export function activityOutcomes(ctx: Context): ActivityInterceptors {
   return {
     inbound: {
       async execute(input, next) {
-        const count = (outcome: ActivityOutcome) =>
-          ctx.metricMeter.createCounter('crm_activity_outcomes', undefined, 'Activity executions by activity type and how they ended').add(1, {
-            activity_type: ctx.info.activityType,
-            outcome,
-          });
+        const count = (outcome: ActivityOutcome) => {
+          outcomes ??= Runtime.instance().metricMeter.createCounter('crm_activity_outcomes', undefined, 'Activity executions by activity type and how they ended');
+          outcomes.add(1, { activity_type: ctx.info.activityType, outcome, namespace: ctx.info.activityNamespace, task_queue: ctx.info.taskQueue });
+        };
         try {
           const result = await next(input);
           count('completed');
