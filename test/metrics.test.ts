@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../scripts/ports.js';
 import { workerTelemetry } from '../worker/metrics.js';
 import { newTenant, startTestApi, testConfig, token } from './support/api.js';
+import { startMessagingServer, type MessagingServer } from './support/messaging-server.js';
 import { installTestRuntime, startTestStack, type TestStack } from './support/stack.js';
 
 /** Samples of one metric from a Prometheus text page, as {labels, value}. */
@@ -20,13 +21,18 @@ const valueOf = (page: string, name: string, labels: Record<string, string>) =>
   samples(page, name).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
 
 let stack: TestStack;
+let messaging: MessagingServer;
 let workerMetricsPort: number;
 beforeAll(async () => {
   workerMetricsPort = await freePort();
   installTestRuntime(workerTelemetry(testConfig({ WORKER_METRICS_PORT: String(workerMetricsPort) })));
-  stack = await startTestStack({ RATE_LIMIT_WRITE: '2' });
+  messaging = await startMessagingServer();
+  stack = await startTestStack({ RATE_LIMIT_WRITE: '2', MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey });
 });
-afterAll(() => stack.close());
+afterAll(async () => {
+  await stack.close();
+  await messaging.close();
+});
 
 describe('API metrics', () => {
   it('counts requests by route template, method and status, rate-limit rejections by class, and pool use', async () => {
@@ -102,5 +108,27 @@ describe('worker metrics', () => {
     expect(refreshes.map((s) => s.value), page).toEqual([1]);
     expect(samples(page, 'temporal_activity_execution_latency_count').length).toBeGreaterThan(0);
     expect(samples(page, 'temporal_worker_task_slots_available').length).toBeGreaterThan(0);
+  });
+
+  it('counts failed activities', async () => {
+    const auth = await token(newTenant());
+    // The import's bulk class leaves this file's tight write limit to the segment and the sync.
+    const imported = await stack.api.call('POST', '/api/v1/customers/import', {
+      auth, body: JSON.stringify({ email: 'sync@example.com', membershipTier: 'GOLD' }), headers: { 'content-type': 'application/x-ndjson' },
+    });
+    expect(imported.body.data.created).toBe(1);
+    const segment = await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'Gold', type: 'STATIC', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } },
+    });
+    expect(segment.body.data.memberCount).toBe(1);
+    messaging.failNext({ kind: 'error', status: 400, message: 'bad member' }); // a 4xx is not retried
+    expect((await stack.api.call('POST', `/api/v1/segments/${segment.body.data.id}/sync`, { auth })).status).toBeGreaterThanOrEqual(400);
+
+    const page = await (await fetch(`http://127.0.0.1:${workerMetricsPort}/metrics`)).text();
+    const mine = samples(page, 'crm_activity_outcomes_total').filter((s) => s.labels.task_queue === stack.taskQueue && s.labels.activity_type !== 'refreshSegmentMembership');
+    expect(mine.map((s) => [s.labels.activity_type, s.labels.outcome, s.value]).sort()).toEqual([
+      ['ensureMessagingSegment', 'completed', 1],
+      ['syncSegmentMembers', 'failed', 1],
+    ]);
   });
 });
