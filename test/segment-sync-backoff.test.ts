@@ -19,8 +19,19 @@ let orm: Orm;
 beforeAll(async () => {
   messaging = await startMessagingServer();
   stack = await startTestStack({ MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey });
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: resolveTemporalTestServer() } } });
+  env = await startTimeSkippingServer();
 });
+
+// The SDK gives the JVM 5 s to start listening, which a loaded machine can miss: try again.
+async function startTimeSkippingServer(attempts = 3): Promise<TestWorkflowEnvironment> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: resolveTemporalTestServer() } } });
+    } catch (err) {
+      if (attempt === attempts || !/did not start within/.test(String(err))) throw err;
+    }
+  }
+}
 afterAll(async () => {
   await env?.teardown();
   await stack?.close();
