@@ -8,6 +8,7 @@ import { graphqlRoutes } from './graphql/route.js';
 import { healthRoutes } from './health.js';
 import { metricsRoutes } from './metrics.js';
 import { accessLog } from './middleware/access-log.js';
+import { bodyLimit } from './middleware/body-limit.js';
 import { onError } from './middleware/errors.js';
 import { requestMetrics } from './middleware/metrics.js';
 import { customerRoutes } from './rest/customers.js';
@@ -21,6 +22,8 @@ export function createApp(deps: AppDeps) {
   app.use(requestMetrics(deps.metrics));
   app.onError(onError);
   app.notFound((c) => onError(new AppError('RESOURCE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), c));
+  // Before any route reads a body; the import streams its own, larger one.
+  app.use(bodyLimit(deps.config.MAX_BODY_BYTES, { '/api/v1/customers/import': deps.config.MAX_IMPORT_BYTES }));
 
   app.route('/', healthRoutes(deps));
   if (deps.config.METRICS_PORT === undefined) app.route('/', metricsRoutes(deps.metrics, deps.config.METRICS_TOKEN));

@@ -2,7 +2,7 @@
 import { serve, type ServerType } from '@hono/node-server';
 import pg from 'pg';
 import type { Options } from '@mikro-orm/postgresql';
-import { openOrm } from '../db/orm.js';
+import { apiDbTimeouts, openOrm, pgPoolTimeouts } from '../db/orm.js';
 import { createTokenVerifier } from '../platform/auth.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
 import { jwtSecret } from '../platform/jwt-secret.js';
@@ -34,8 +34,8 @@ async function listen(fetch: (req: Request) => Response | Promise<Response>, por
 /** `orm` adds MikroORM options, e.g. a query hook a test counts statements with. */
 export async function startApi(config: Config, log: Logger = createLogger(config.LOG_LEVEL), orm: Partial<Options> = {}): Promise<RunningApi> {
   const databaseUrl = config.DATABASE_URL ?? embeddedDatabaseUrl(config);
-  const db = await openOrm(databaseUrl, orm);
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
+  const db = await openOrm(databaseUrl, apiDbTimeouts(config), orm);
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 5, ...pgPoolTimeouts(apiDbTimeouts(config)) });
   const temporal = createTemporalClient(config);
   const metrics = new ApiMetrics();
   metrics.watchPool('orm', await db.em.getConnection().getNativeClient());

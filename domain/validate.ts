@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fromZod } from '../platform/errors.js';
+import { AppError, fromZod } from '../platform/errors.js';
 
 /** Parses service input; failures become VALIDATION_ERRORs naming the field (`input.email: ...`). */
 export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix?: string): z.output<S> {
@@ -11,5 +11,44 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix?
 /** Optional, with an explicit `null` (GraphQL sends them) read as "not given". */
 export const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
 
+/** An update must change something: `{}` is a mistake, not a no-op that touches `updatedAt`. */
+export const nonEmptyUpdate = <T extends z.ZodObject>(schema: T) =>
+  schema.refine((v) => Object.values(v).some((x) => x !== undefined), { message: 'give at least one field to change' });
+
+const NUL_MESSAGE = 'text may not contain NUL (\\u0000) characters';
+
+/**
+ * The first fault of a parsed JSON value, with its path: text holding a NUL character (PostgreSQL
+ * text cannot store one), or nesting deeper than `maxDepth`. Walks with an explicit stack, so a
+ * value nested thousands of levels deep is refused instead of overflowing the call stack.
+ */
+export function jsonFault(value: unknown, maxDepth = Infinity): { path: string; message: string } | undefined {
+  const pending: { value: unknown; path: string; depth: number }[] = [{ value, path: '', depth: 0 }];
+  for (let item = pending.pop(); item; item = pending.pop()) {
+    const { value: v, path, depth } = item;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return { path, message: NUL_MESSAGE };
+      continue;
+    }
+    if (!v || typeof v !== 'object') continue;
+    if (depth >= maxDepth) return { path, message: `nested deeper than ${maxDepth} levels` };
+    const isArray = Array.isArray(v);
+    for (const [key, child] of Object.entries(v)) {
+      const childPath = isArray ? `${path}[${key}]` : path ? `${path}.${key}` : key;
+      if (key.includes('\u0000')) return { path: childPath, message: NUL_MESSAGE };
+      pending.push({ value: child, path: childPath, depth: depth + 1 });
+    }
+  }
+  return undefined;
+}
+
+/** Throws a VALIDATION_ERROR naming the path (under `field`) of the value's first fault. */
+export function assertCleanJson(value: unknown, field: string, maxDepth?: number): void {
+  const fault = jsonFault(value, maxDepth);
+  if (!fault) return;
+  const path = [field, fault.path].filter(Boolean).join(fault.path.startsWith('[') ? '' : '.');
+  throw new AppError('VALIDATION_ERROR', `${path}: ${fault.message}`, { field: path });
+}
+
 /** PostgreSQL text cannot hold NUL characters: anything carrying one is refused up front. */
-export const hasNul = (value: unknown): boolean => JSON.stringify(value ?? null).includes('\\u0000');
+export const hasNul = (value: unknown): boolean => jsonFault(value) !== undefined;

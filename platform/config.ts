@@ -40,6 +40,20 @@ const Env = z.object({
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   METRICS_TOKEN: optional, // when set, /metrics takes `Authorization: Bearer <METRICS_TOKEN>`
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464), // 0: no worker metrics endpoint
+  // Input bounds: one request must not take the API's memory or the database's time.
+  MAX_BODY_BYTES: positiveInt(2 * 1024 * 1024),
+  MAX_JSON_DEPTH: positiveInt(32),
+  MAX_EVENT_METADATA_BYTES: positiveInt(16 * 1024),
+  MAX_IMPORT_BYTES: positiveInt(256 * 1024 * 1024),
+  MAX_IMPORT_ROWS: positiveInt(1_000_000),
+  MAX_IMPORT_LINE_BYTES: positiveInt(64 * 1024),
+  MAX_CRITERIA_NODES: positiveInt(500),
+  MAX_CRITERIA_VALUES: positiveInt(1000),
+  // Database time limits: API requests answer 503 instead of waiting on a stalled database;
+  // activities (set-based statements over a whole tenant) get their own, longer limit.
+  DB_STATEMENT_TIMEOUT_MS: positiveInt(10_000),
+  DB_ACTIVITY_STATEMENT_TIMEOUT_MS: positiveInt(600_000),
+  DB_ACQUIRE_TIMEOUT_MS: positiveInt(5_000),
 });
 
 export type Config = z.infer<typeof Env>;

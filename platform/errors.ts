@@ -1,4 +1,5 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { isDatabaseUnavailable } from './database-unavailable.js';
 import type { ZodError } from 'zod';
 
 // The error codes of api-reference.md, with their HTTP status. GraphQL errors carry the same codes
@@ -10,10 +11,15 @@ export const ERROR_STATUS = {
   RESOURCE_NOT_FOUND: 404,
   INVALID_STATE: 409,
   CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   INTERNAL: 500,
   NOT_IMPLEMENTED: 501,
+  SERVICE_UNAVAILABLE: 503,
 } as const;
+
+/** Seconds a client should wait before retrying a SERVICE_UNAVAILABLE answer. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
@@ -41,6 +47,11 @@ export function asAppError(err: unknown): AppError | undefined {
   if (err instanceof AppError) return err;
   if (err instanceof UniqueConstraintViolationException) {
     return new AppError('CONFLICT', 'a concurrent change took one of these unique values; retry');
+  }
+  // A database that does not answer in time is a temporary condition of the service, not a fault
+  // of this request: the caller is told to come back shortly instead of being held.
+  if (isDatabaseUnavailable(err)) {
+    return new AppError('SERVICE_UNAVAILABLE', 'the database did not answer in time; retry shortly', { retryAfter: UNAVAILABLE_RETRY_AFTER_SECONDS });
   }
   return undefined;
 }

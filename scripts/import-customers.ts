@@ -3,8 +3,8 @@
 // POST /api/v1/customers/import, showing progress; prints the report as JSON on stdout.
 import { createReadStream, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { openOrm } from '../db/orm.js';
-import { importCustomers, readImportRows, type ImportFormat } from '../domain/customers/import.js';
+import { activityDbTimeouts, openOrm } from '../db/orm.js';
+import { importCustomers, importLimits, readImportRows, type ImportFormat } from '../domain/customers/import.js';
 import { embeddedDatabaseUrl, loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { createTemporalClient } from '../platform/temporal.js';
@@ -21,7 +21,7 @@ if (format !== 'csv' && format !== 'ndjson') {
 }
 
 const config = loadConfig();
-const orm = await openOrm(config.DATABASE_URL ?? embeddedDatabaseUrl(config));
+const orm = await openOrm(config.DATABASE_URL ?? embeddedDatabaseUrl(config), activityDbTimeouts(config));
 const size = statSync(values.file).size;
 const input = createReadStream(values.file);
 let read = 0;
@@ -45,7 +45,7 @@ try {
       config,
       log: createLogger(config.LOG_LEVEL),
     },
-    readImportRows(input, format),
+    readImportRows(input, format, importLimits(config)),
     (r) => process.stderr.write(`\r${bar(read)} ${r.created + r.updated + r.rejected} rows (${r.created} created, ${r.updated} updated, ${r.rejected} rejected)`),
   );
   process.stderr.write(`\r${bar(size)} ${report.created + report.updated + report.rejected} rows\n`);

@@ -6,13 +6,15 @@ import { setRateLimitHeaders } from './guard.js';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
   400: 'VALIDATION_ERROR', 401: 'UNAUTHENTICATED', 403: 'FORBIDDEN', 404: 'RESOURCE_NOT_FOUND',
-  409: 'CONFLICT', 413: 'VALIDATION_ERROR', 415: 'VALIDATION_ERROR', 429: 'RATE_LIMITED', 501: 'NOT_IMPLEMENTED',
+  409: 'CONFLICT', 413: 'PAYLOAD_TOO_LARGE', 429: 'RATE_LIMITED', 501: 'NOT_IMPLEMENTED',
 };
 
 function toAppError(err: unknown): AppError | undefined {
   const known = asAppError(err);
   if (known) return known;
   if (err instanceof HTTPException) {
+    // The OpenAPI router's media-type gate: a JSON operation sent something else (or no type).
+    if (err.status === 415) return new AppError('VALIDATION_ERROR', 'content-type: this operation takes application/json', { field: 'content-type' });
     const code = CODE_BY_STATUS[err.status];
     if (code) return new AppError(code, err.message || code);
   }
@@ -36,10 +38,8 @@ export function onError(err: unknown, c: Context<AppEnv>) {
     error = new AppError('INTERNAL', 'Internal error');
   }
   const rateLimit = error.details?.rateLimit as Parameters<typeof setRateLimitHeaders>[1] | undefined;
-  if (rateLimit) {
-    setRateLimitHeaders(c, rateLimit);
-    c.header('Retry-After', String(error.details?.retryAfter ?? 60));
-  }
+  if (rateLimit) setRateLimitHeaders(c, rateLimit);
+  if (rateLimit || error.details?.retryAfter !== undefined) c.header('Retry-After', String(error.details?.retryAfter ?? 60));
   const requestId = c.get('requestId');
   if (c.req.path === '/graphql') {
     return c.json({ errors: [{ message: error.message, extensions: { code: error.code, requestId, ...publicDetails(error) } }] }, error.status as 400);

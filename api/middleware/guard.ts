@@ -4,7 +4,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { createMiddleware } from 'hono/factory';
 import { assertTenant, authorize, type ServiceContext } from '../../domain/context.js';
 import { OPERATIONS, type OperationName, type RateClass } from '../../domain/operations.js';
-import { hasNul } from '../../domain/validate.js';
+import { assertCleanJson } from '../../domain/validate.js';
 import type { Principal } from '../../platform/auth.js';
 import { AppError } from '../../platform/errors.js';
 import type { RateLimitState } from '../../platform/rate-limit.js';
@@ -16,8 +16,20 @@ export function setRateLimitHeaders(c: Context, s: RateLimitState): void {
   c.header('X-RateLimit-Reset', String(s.reset));
 }
 
-export function assertNoNul(body: unknown): void {
-  if (hasNul(body)) throw new AppError('VALIDATION_ERROR', 'body: text may not contain NUL (\\u0000) characters', { field: 'body' });
+/** A request body PostgreSQL can store and the services can walk: no NUL characters, bounded nesting. */
+export function assertNoNul(body: unknown, maxDepth?: number): void {
+  assertCleanJson(body, 'body', maxDepth);
+}
+
+// The media types the routers' JSON validators read (hono's own test), any letter case.
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
+const isJsonBody = (c: Context) => JSON_MEDIA_TYPE.test(c.req.header('content-type')?.split(';')[0]?.trim() ?? '');
+
+/** Query strings and path parameters reach the same text columns as bodies do. */
+function assertCleanUrl(c: Context<AppEnv>): void {
+  const query = Object.fromEntries(Object.entries(c.req.queries()).map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
+  assertCleanJson(query, 'query');
+  assertCleanJson(c.req.param(), 'path');
 }
 
 export async function authenticate(c: Context<AppEnv>, deps: AppDeps): Promise<Principal> {
@@ -83,15 +95,16 @@ export const guard = (deps: AppDeps, operation: OperationName) =>
     const principal = await authenticate(c, deps);
     await rateLimit(c, deps, principal, [OPERATIONS[operation].rate]);
     authorize(principal, operation);
+    assertCleanUrl(c);
     assertTenant(principal, c.req.query('tenantId'));
-    if (c.req.header('content-type')?.startsWith('application/json') && c.req.method !== 'GET') {
+    if (isJsonBody(c) && c.req.method !== 'GET') {
       let body: unknown;
       try {
         body = await c.req.json(); // cached by Hono for the route's own validator
       } catch {
         throw new AppError('VALIDATION_ERROR', 'request body is not valid JSON', { field: 'body' });
       }
-      assertNoNul(body);
+      assertNoNul(body, deps.config.MAX_JSON_DEPTH);
       if (body && typeof body === 'object') assertTenant(principal, (body as { tenantId?: unknown }).tenantId);
     }
     serviceContext(c, deps, principal);

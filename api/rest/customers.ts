@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import { CustomerStatus, LifecycleStage, NoteType } from '../../db/entities/enums.js';
 import { createCustomer, customerView, getCustomer, listCustomersPage, updateCustomer } from '../../domain/customers/customers.js';
-import { importCustomers, readImportRows, type ImportFormat } from '../../domain/customers/import.js';
+import { importCustomers, importLimits, readImportRows, type ImportFormat } from '../../domain/customers/import.js';
 import { mergeCustomers } from '../../domain/customers/merge.js';
 import { addNote, customerNotes, deleteNote, noteView, updateNote } from '../../domain/customers/notes.js';
 import { resolveCustomer } from '../../domain/customers/resolve.js';
@@ -11,7 +11,7 @@ import { ingestEvents } from '../../domain/events/ingest.js';
 import { AppError } from '../../platform/errors.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
-import { AnyObject, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, PageMeta, PageQuery, pageMeta, router } from './openapi.js';
+import { AnyObject, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, PageMeta, PageQuery, pageMeta, queryInt, router } from './openapi.js';
 
 const CustomerJson = z.record(z.string(), z.unknown()).openapi('Customer');
 const boolQuery = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -34,10 +34,10 @@ export function customerRoutes(deps: AppDeps) {
           lifecycleStage: z.enum(LifecycleStage).optional(),
           search: z.string().optional(),
           segmentId: z.string().optional(),
-          engagementMin: z.coerce.number().int().optional(),
-          engagementMax: z.coerce.number().int().optional(),
-          churnRiskMin: z.coerce.number().int().optional(),
-          churnRiskMax: z.coerce.number().int().optional(),
+          engagementMin: queryInt(0, 100).optional(),
+          engagementMax: queryInt(0, 100).optional(),
+          churnRiskMin: queryInt(0, 100).optional(),
+          churnRiskMax: queryInt(0, 100).optional(),
           emailOptIn: boolQuery.optional(),
         }),
       },
@@ -194,7 +194,7 @@ export function customerRoutes(deps: AppDeps) {
       const format: ImportFormat | undefined = type === 'text/csv' ? 'csv' : type === 'application/x-ndjson' || type === 'application/ndjson' ? 'ndjson' : undefined;
       if (!format) throw new AppError('VALIDATION_ERROR', 'content-type: send text/csv or application/x-ndjson', { field: 'content-type' });
       if (!c.req.raw.body) throw new AppError('VALIDATION_ERROR', 'body: empty import', { field: 'body' });
-      const rows = readImportRows(Readable.fromWeb(c.req.raw.body as never), format);
+      const rows = readImportRows(Readable.fromWeb(c.req.raw.body as never), format, importLimits(deps.config));
       return c.json({ data: await importCustomers(c.get('ctx'), rows) }, 200);
     },
   );

@@ -31,10 +31,20 @@ export const errorResponses = {
   429: { description: 'RATE_LIMITED', content: { 'application/json': { schema: ErrorEnvelope } } },
 } as const;
 
+/**
+ * A whole number in a query string. Unlike `z.coerce.number()`, an empty value (`take=`) is an
+ * error naming the parameter instead of a silent 0.
+ */
+export const queryInt = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' ? (v.trim() ? Number(v) : NaN) : v),
+    z.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(min).max(max),
+  );
+
 export const PageQuery = z.object({
   tenantId: z.string().optional().openapi({ description: 'Optional; must equal the token\'s tenant' }),
-  skip: z.coerce.number().int().min(0).default(0),
-  take: z.coerce.number().int().min(1).max(100).default(25),
+  skip: queryInt(0, Number.MAX_SAFE_INTEGER).default(0),
+  take: queryInt(1, 100).default(25),
 });
 
 export const PageMeta = z
@@ -44,7 +54,7 @@ export const PageMeta = z
 /** Paging by cursor (timelines, segment members): `take`, and `after` = the previous meta.nextCursor. */
 export const CursorQuery = z.object({
   tenantId: z.string().optional(),
-  take: z.coerce.number().int().min(1).max(100).default(25),
+  take: queryInt(1, 100).default(25),
   after: z.string().optional(),
 });
 

@@ -1,11 +1,12 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { parse as parseCsv } from 'csv-parse';
+import { CsvError, parse as parseCsv } from 'csv-parse';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { liveCustomer, pgArray } from '../../db/sql.js';
+import type { Config } from '../../platform/config.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { afterCustomersChanged } from '../reactions.js';
@@ -63,26 +64,82 @@ function canonicalColumn(header: string): string {
   return BY_LOOSE_NAME.get(trimmed.toLowerCase().replace(/[\s_-]+/g, '')) ?? trimmed;
 }
 
-/** Rows of an NDJSON or CSV byte stream, parsed as they arrive (never buffered whole). */
-export async function* readImportRows(body: Readable, format: ImportFormat): AsyncGenerator<ImportRow> {
+export interface ImportLimits {
+  maxRows: number;
+  maxLineBytes: number;
+}
+
+export const importLimits = (config: Config): ImportLimits => ({ maxRows: config.MAX_IMPORT_ROWS, maxLineBytes: config.MAX_IMPORT_LINE_BYTES });
+
+/** Passes bytes through while no line is longer than `maxLineBytes`: a file without line breaks is never buffered whole. */
+function boundedLines(maxLineBytes: number): Transform {
+  let lineBytes = 0;
+  let line = 1;
+  const tooLong = () =>
+    new AppError('PAYLOAD_TOO_LARGE', `body: line ${line} is longer than the limit of ${maxLineBytes} bytes`, { field: 'body' });
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      let start = 0;
+      for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+        if (lineBytes + nl - start > maxLineBytes) return done(tooLong());
+        lineBytes = 0;
+        line++;
+        start = nl + 1;
+      }
+      lineBytes += chunk.length - start;
+      if (lineBytes > maxLineBytes) return done(tooLong());
+      done(null, chunk);
+    },
+  });
+}
+
+/**
+ * Rows of an NDJSON or CSV byte stream, parsed as they arrive (never buffered whole), bounded by
+ * `limits`. A malformed CSV (an unclosed quote, say) is a VALIDATION_ERROR naming its line.
+ */
+export async function* readImportRows(body: Readable, format: ImportFormat, limits: ImportLimits): AsyncGenerator<ImportRow> {
+  let rows = 0;
+  const counted = (row: ImportRow) => {
+    if (++rows > limits.maxRows) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `body: more than the limit of ${limits.maxRows} rows (at line ${row.line}); split the file`, { field: 'body' });
+    }
+    return row;
+  };
+  // pipeline, not pipe: a failing source (a body over its size limit) fails the reader too.
+  const bounded = pipeline(body, boundedLines(limits.maxLineBytes), () => {});
   if (format === 'ndjson') {
     let line = 0;
-    for await (const text of createInterface({ input: body, crlfDelay: Infinity })) {
+    for await (const text of createInterface({ input: bounded, crlfDelay: Infinity })) {
       line++;
       if (!text.trim()) continue;
+      let record: unknown;
       try {
-        yield { line, record: JSON.parse(text) };
+        record = JSON.parse(text);
       } catch {
-        yield { line, record: Symbol.for('invalid-json') };
+        record = Symbol.for('invalid-json');
       }
+      yield counted({ line, record });
     }
     return;
   }
-  const parser = body.pipe(
-    parseCsv({ columns: (header: string[]) => header.map(canonicalColumn), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }),
+  const parser = pipeline(
+    bounded,
+    parseCsv({
+      columns: (header: string[]) => header.map(canonicalColumn), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true,
+      max_record_size: limits.maxLineBytes,
+    }),
+    () => {},
   );
-  // `info.lines` is the line a record ends on (quoted cells may span lines).
-  for await (const { record, info } of parser) yield { line: info.lines, record };
+  try {
+    // `info.lines` is the line a record ends on (quoted cells may span lines).
+    for await (const { record, info } of parser) yield counted({ line: info.lines, record });
+  } catch (err) {
+    if (err instanceof CsvError) {
+      const line = (err as CsvError & { lines?: number }).lines;
+      throw new AppError('VALIDATION_ERROR', `body: not valid CSV${line ? ` at line ${line}` : ''}: ${err.message}`, { field: 'body' });
+    }
+    throw err;
+  }
 }
 
 const COLUMNS = [
@@ -142,28 +199,38 @@ export async function importCustomers(ctx: ServiceContext, rows: AsyncIterable<I
     writing.add(write);
   };
 
-  for await (const { line, record } of rows) {
-    if (typeof record === 'symbol') {
-      reject(line, 'not valid JSON');
-      continue;
-    }
-    const parsed = schema.safeParse(record);
-    if (!parsed.success) {
-      reject(line, fromZod(parsed.error).message);
-      continue;
-    }
-    const rowKeys = [parsed.data.email && `e:${parsed.data.email}`, parsed.data.phoneNumber && `p:${parsed.data.phoneNumber}`].filter(Boolean) as string[];
-    // A row repeating an identifier of its own batch goes to the next batch, so it updates the first.
-    if (rowKeys.some((k) => keys.has(k)) || batch.length >= BATCH) await flush();
-    if (rowKeys.some((k) => writingKeys.has(k))) await Promise.all(writing);
-    rowKeys.forEach((k) => keys.add(k));
-    batch.push({ line, fields: parsed.data });
+  try {
+    await readRows();
+  } catch (err) {
+    // A stream cut short (over a limit, malformed): batches already sent still finish before the answer.
+    await Promise.allSettled(writing);
+    throw err;
   }
   await flush();
   await Promise.all(writing);
   if (failed) throw failed.error;
   report.errors.sort((a, b) => a.line - b.line);
   return report;
+
+  async function readRows() {
+    for await (const { line, record } of rows) {
+      if (typeof record === 'symbol') {
+        reject(line, 'not valid JSON');
+        continue;
+      }
+      const parsed = schema.safeParse(record);
+      if (!parsed.success) {
+        reject(line, fromZod(parsed.error).message);
+        continue;
+      }
+      const rowKeys = [parsed.data.email && `e:${parsed.data.email}`, parsed.data.phoneNumber && `p:${parsed.data.phoneNumber}`].filter(Boolean) as string[];
+      // A row repeating an identifier of its own batch goes to the next batch, so it updates the first.
+      if (rowKeys.some((k) => keys.has(k)) || batch.length >= BATCH) await flush();
+      if (rowKeys.some((k) => writingKeys.has(k))) await Promise.all(writing);
+      rowKeys.forEach((k) => keys.add(k));
+      batch.push({ line, fields: parsed.data });
+    }
+  }
 }
 
 async function writeBatch(ctx: ServiceContext, batch: Valid[], report: ImportReport, reject: (line: number, reason: string) => void) {

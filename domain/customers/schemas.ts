@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType } from '../../db/entities/enums.js';
-import { optional } from '../validate.js';
+import { nonEmptyUpdate, optional } from '../validate.js';
 import { emailField, phoneField } from './identifiers.js';
 
 const name = z.string().trim().min(1).max(255);
@@ -24,9 +24,16 @@ export const customerFields = (region: string) =>
     pushOptIn: optional(z.boolean()),
   });
 
-export const createCustomerInput = (region: string) => customerFields(region).extend({ tenantId: z.string().optional() }).strict();
+// A profile is someone: it is known by an identifier or at least a name.
+const IDENTIFYING = ['email', 'phoneNumber', 'authUserId', 'firstName', 'lastName'] as const;
+
+export const createCustomerInput = (region: string) =>
+  customerFields(region)
+    .extend({ tenantId: z.string().optional() })
+    .strict()
+    .refine((v) => IDENTIFYING.some((f) => v[f]), { message: `give at least one of ${IDENTIFYING.join(', ')}` });
 export const updateCustomerInput = (region: string) =>
-  customerFields(region).extend({ status: optional(z.enum(['ACTIVE', 'INACTIVE', 'DELETED'])) }).strict();
+  nonEmptyUpdate(customerFields(region).extend({ status: optional(z.enum(['ACTIVE', 'INACTIVE', 'DELETED'])) }).strict());
 
 export type CustomerFields = z.infer<ReturnType<typeof customerFields>>;
 
@@ -55,9 +62,9 @@ export const noteInput = z.object({
   type: optional(z.enum(NoteType)).transform((t) => t ?? 'GENERAL'),
   isPinned: optional(z.boolean()).transform((p) => p ?? false),
 });
-export const noteUpdate = z
-  .object({ content: optional(z.string().trim().min(1).max(20_000)), type: optional(z.enum(NoteType)), isPinned: optional(z.boolean()) })
-  .strict();
+export const noteUpdate = nonEmptyUpdate(
+  z.object({ content: optional(z.string().trim().min(1).max(20_000)), type: optional(z.enum(NoteType)), isPinned: optional(z.boolean()) }).strict(),
+);
 
 export const identifiersInput = (region: string) =>
   z

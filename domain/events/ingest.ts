@@ -10,7 +10,9 @@ import { appendActivities, type NewActivity } from '../customers/timeline.js';
 
 const MAX_BATCH = 1000;
 
-const upstreamEvent = (region: string) =>
+const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
+const upstreamEvent = (region: string, maxMetadataBytes: number) =>
   z.object({
     type: z.string().regex(ACTIVITY_TYPE_PATTERN, 'lower-case words joined by ".", "_" or "-"').max(200),
     occurredAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
@@ -20,7 +22,10 @@ const upstreamEvent = (region: string) =>
     category: z.enum(ActivityCategory),
     title: z.string().trim().min(1).max(500),
     description: z.string().max(10_000).nullish(),
-    metadata: z.record(z.string(), z.unknown()).nullish(),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .refine((m) => jsonBytes(m) <= maxMetadataBytes, { message: `at most ${maxMetadataBytes} bytes of JSON` })
+      .nullish(),
     sourceService: z.string().trim().min(1).max(100),
     sourceEventId: z.string().trim().min(1).max(200),
     // Upstream systems may only append to known profiles by setting this to false.
@@ -65,7 +70,7 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
   if (items.length > MAX_BATCH) {
     throw new AppError('VALIDATION_ERROR', `body: at most ${MAX_BATCH} events per request, got ${items.length}`, { field: 'body' });
   }
-  const schema = upstreamEvent(ctx.config.DEFAULT_PHONE_REGION);
+  const schema = upstreamEvent(ctx.config.DEFAULT_PHONE_REGION, ctx.config.MAX_EVENT_METADATA_BYTES);
   const results: EventResult[] = [];
   const pending: { index: number; activity: NewActivity }[] = [];
   const resolvedBy = new Map<string, Promise<string>>();

@@ -98,9 +98,19 @@ function scalar(type: FieldType, field: Field, value: unknown, path: string): un
   }
 }
 
+/** How large criteria a caller may write: nodes in all, and `in`/`nin` values in all. */
+export interface CriteriaLimits {
+  maxNodes: number;
+  maxValues: number;
+}
+
 class Compiler {
   params: unknown[] = [];
   segmentRefs = new Map<string, string>();
+  private nodes = 0;
+  private values = 0;
+
+  constructor(private readonly limits?: CriteriaLimits) {}
 
   private param(value: unknown, cast?: string): string {
     this.params.push(value);
@@ -109,6 +119,7 @@ class Compiler {
 
   node(node: unknown, path: string, depth: number): string {
     if (depth > MAX_DEPTH) fail(path, `criteria nest deeper than ${MAX_DEPTH} levels`);
+    if (this.limits && ++this.nodes > this.limits.maxNodes) fail(path, `criteria may have at most ${this.limits.maxNodes} nodes`);
     if (!isObject(node)) return fail(path, 'a criteria node: {all}, {any}, {not}, {field, op, value}, {event} or {segment}');
     if ('all' in node || 'any' in node) {
       const key = 'all' in node ? 'all' : 'any';
@@ -146,6 +157,8 @@ class Compiler {
       case 'in':
       case 'nin': {
         if (!Array.isArray(node.value) || node.value.length === 0) fail(valuePath, 'a non-empty array');
+        this.values += (node.value as unknown[]).length;
+        if (this.limits && this.values > this.limits.maxValues) fail(valuePath, `criteria may list at most ${this.limits.maxValues} values in all`);
         const values = (node.value as unknown[]).map((v, i) => scalar(field.type, field, v, `${valuePath}[${i}]`));
         const any = `${col} = any(${this.param(pgArray(values as string[]), `${SQL_TYPE[field.type]}[]`)})`;
         return op === 'in' ? `(${any})` : `(not coalesce(${any}, false))`;
@@ -218,9 +231,12 @@ class Compiler {
   }
 }
 
-/** Validates and compiles criteria; throws VALIDATION_ERROR naming the JSON path of the first fault. */
-export function compileCriteria(criteria: unknown, path = 'criteria'): Compiled {
-  const compiler = new Compiler();
+/**
+ * Validates and compiles criteria; throws VALIDATION_ERROR naming the JSON path of the first fault.
+ * `limits` bound what a caller writes; criteria already stored compile whatever the limits now are.
+ */
+export function compileCriteria(criteria: unknown, path = 'criteria', limits?: CriteriaLimits): Compiled {
+  const compiler = new Compiler(limits);
   const sql = compiler.node(criteria, path, 1);
   return { sql, params: compiler.params, segmentRefs: compiler.segmentRefs };
 }

@@ -7,7 +7,7 @@ import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { customersConnection, isUuid, stripUndefined } from '../customers/customers.js';
 import { counted, type PageArgs } from '../pagination.js';
-import { optional, validate } from '../validate.js';
+import { nonEmptyUpdate, optional, validate } from '../validate.js';
 import { compileCriteria } from './criteria.js';
 import type { RefreshResult } from './membership.js';
 import { runRefresh, runSync, stopSegmentWork, upsertRefreshSchedule } from './workflows.js';
@@ -25,15 +25,17 @@ const createInput = z
   })
   .strict();
 
-const updateInput = z
-  .object({
-    name: optional(z.string().trim().min(1).max(200)),
-    description: z.string().max(2000).nullish(),
-    criteria: z.unknown().optional(),
-    isActive: optional(z.boolean()),
-    refreshIntervalMinutes: optional(interval),
-  })
-  .strict();
+const updateInput = nonEmptyUpdate(
+  z
+    .object({
+      name: optional(z.string().trim().min(1).max(200)),
+      description: z.string().max(2000).nullish(),
+      criteria: z.unknown().optional(),
+      isActive: optional(z.boolean()),
+      refreshIntervalMinutes: optional(interval),
+    })
+    .strict(),
+);
 
 export async function getSegment(ctx: ServiceContext, id: string): Promise<Segment> {
   const segment = isUuid(id) ? await ctx.em.findOne(Segment, { id: id.toLowerCase(), tenantId: ctx.tenantId }) : null;
@@ -60,7 +62,7 @@ export async function segmentMembersConnection(ctx: ServiceContext, segmentId: s
  * tenant's, and that references do not cycle back to this one.
  */
 async function checkCriteria(ctx: ServiceContext, criteria: unknown, segmentId: string): Promise<void> {
-  const { segmentRefs } = compileCriteria(criteria);
+  const { segmentRefs } = compileCriteria(criteria, 'criteria', { maxNodes: ctx.config.MAX_CRITERIA_NODES, maxValues: ctx.config.MAX_CRITERIA_VALUES });
   for (const [ref, path] of segmentRefs) {
     if (ref === segmentId) throw new AppError('VALIDATION_ERROR', `${path}: a segment cannot refer to itself`, { field: path });
     const seen = new Set<string>();

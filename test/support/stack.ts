@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
-import { openOrm } from '../../db/orm.js';
+import { activityDbTimeouts, openOrm } from '../../db/orm.js';
 import { createLogger } from '../../platform/logger.js';
 import { installTemporalLogging } from '../../worker/main.js';
 import { createWorker, type WorkerHandle } from '../../worker/worker.js';
@@ -33,7 +33,7 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
   const taskQueue = `test-${randomUUID().slice(0, 8)}`;
   const env = { TEMPORAL_TASK_QUEUE: taskQueue, ...overrides };
   const config = testConfig(env);
-  const orm = await openOrm(config.DATABASE_URL!);
+  const orm = await openOrm(config.DATABASE_URL!, activityDbTimeouts(config));
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   installTestRuntime();
   const worker: WorkerHandle = await createWorker(config, { orm, config, log });

@@ -1,0 +1,43 @@
+import type { Context } from 'hono';
+import { bodyLimit as bufferedLimit } from 'hono/body-limit';
+import { createMiddleware } from 'hono/factory';
+import { AppError } from '../../platform/errors.js';
+import type { AppEnv } from '../env.js';
+
+const tooLarge = (maxBytes: number) =>
+  new AppError('PAYLOAD_TOO_LARGE', `body: larger than the limit of ${maxBytes} bytes`, { field: 'body', limit: maxBytes });
+
+/**
+ * Refuses a request body over the limit before it is buffered: by its Content-Length up front, and
+ * while reading a chunked body (hono's body-limit stops reading at the limit). Routes that stream
+ * their body (`streamed`: path → limit) keep streaming: their body is counted as the route reads it
+ * and the read fails with PAYLOAD_TOO_LARGE past the limit.
+ */
+export function bodyLimit(maxBytes: number, streamed: Record<string, number> = {}) {
+  const buffered = bufferedLimit({ maxSize: maxBytes, onError: () => { throw tooLarge(maxBytes); } });
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const streamLimit = Object.hasOwn(streamed, c.req.path) ? streamed[c.req.path]! : undefined;
+    if (streamLimit === undefined) return buffered(c, next);
+    if (declaredLength(c) > streamLimit) throw tooLarge(streamLimit);
+    if (c.req.raw.body) c.req.raw = new Request(c.req.raw, { body: counted(c.req.raw.body, streamLimit), duplex: 'half' } as RequestInit);
+    return next();
+  });
+}
+
+function declaredLength(c: Context): number {
+  const length = Number(c.req.header('content-length'));
+  return Number.isFinite(length) ? length : 0;
+}
+
+function counted(body: ReadableStream<Uint8Array>, maxBytes: number): ReadableStream<Uint8Array> {
+  let size = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        size += chunk.byteLength;
+        if (size > maxBytes) controller.error(tooLarge(maxBytes));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+}
