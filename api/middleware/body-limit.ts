@@ -29,15 +29,19 @@ function declaredLength(c: Context): number {
   return Number.isFinite(length) ? length : 0;
 }
 
+/** The body, read on demand; past `maxBytes` the read fails and the rest is never read. */
 function counted(body: ReadableStream<Uint8Array>, maxBytes: number): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
   let size = 0;
-  return body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        size += chunk.byteLength;
-        if (size > maxBytes) controller.error(tooLarge(maxBytes));
-        else controller.enqueue(chunk);
-      },
-    }),
-  );
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      size += value.byteLength;
+      if (size <= maxBytes) return controller.enqueue(value);
+      await reader.cancel().catch(() => undefined);
+      controller.error(tooLarge(maxBytes));
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
 }

@@ -1,5 +1,4 @@
 import { pipeline, Readable, Transform } from 'node:stream';
-import { createInterface } from 'node:readline';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { CsvError, parse as parseCsv } from 'csv-parse';
@@ -71,27 +70,44 @@ export interface ImportLimits {
 
 export const importLimits = (config: Config): ImportLimits => ({ maxRows: config.MAX_IMPORT_ROWS, maxLineBytes: config.MAX_IMPORT_LINE_BYTES });
 
-/** Passes bytes through while no line is longer than `maxLineBytes`: a file without line breaks is never buffered whole. */
-function boundedLines(maxLineBytes: number): Transform {
-  let lineBytes = 0;
+const lineTooLong = (line: number, maxLineBytes: number) =>
+  new AppError('PAYLOAD_TOO_LARGE', `body: line ${line} is longer than the limit of ${maxLineBytes} bytes`, { field: 'body' });
+
+/**
+ * Walks the line breaks of a byte stream, failing on a line longer than `maxLineBytes`, so that a
+ * file without line breaks is never buffered whole. `emit` gets each whole line (NDJSON) or, when
+ * absent, the bytes pass through unchanged (CSV, whose parser splits for itself).
+ */
+function boundedLines(maxLineBytes: number, emit?: (push: (line: string) => void, bytes: Buffer) => void): Transform {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let line = 1;
-  const tooLong = () =>
-    new AppError('PAYLOAD_TOO_LARGE', `body: line ${line} is longer than the limit of ${maxLineBytes} bytes`, { field: 'body' });
   return new Transform({
+    readableObjectMode: Boolean(emit),
     transform(chunk: Buffer, _encoding, done) {
       let start = 0;
       for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
-        if (lineBytes + nl - start > maxLineBytes) return done(tooLong());
-        lineBytes = 0;
+        if (pendingBytes + nl - start > maxLineBytes) return done(lineTooLong(line, maxLineBytes));
+        emit?.((text) => this.push(text), Buffer.concat([...pending, chunk.subarray(start, nl)]));
+        pending = [];
+        pendingBytes = 0;
         line++;
         start = nl + 1;
       }
-      lineBytes += chunk.length - start;
-      if (lineBytes > maxLineBytes) return done(tooLong());
-      done(null, chunk);
+      pendingBytes += chunk.length - start;
+      if (pendingBytes > maxLineBytes) return done(lineTooLong(line, maxLineBytes));
+      if (emit) pending.push(chunk.subarray(start));
+      done(null, emit ? undefined : chunk);
+    },
+    flush(done) {
+      if (pendingBytes) emit?.((text) => this.push(text), Buffer.concat(pending));
+      done();
     },
   });
 }
+
+// One string per line, CR LF or LF, decoded once whole (a character may straddle two chunks).
+const ndjsonLine = (push: (line: string) => void, bytes: Buffer) => push(bytes.toString('utf8').replace(/\r$/, ''));
 
 /**
  * Rows of an NDJSON or CSV byte stream, parsed as they arrive (never buffered whole), bounded by
@@ -105,11 +121,11 @@ export async function* readImportRows(body: Readable, format: ImportFormat, limi
     }
     return row;
   };
-  // pipeline, not pipe: a failing source (a body over its size limit) fails the reader too.
-  const bounded = pipeline(body, boundedLines(limits.maxLineBytes), () => {});
+  // pipeline, not pipe: a failing source (a body over its size limit) fails the reader too, and a
+  // reader that stops early (a limit) releases the source. Its errors reach the loop below.
   if (format === 'ndjson') {
     let line = 0;
-    for await (const text of createInterface({ input: bounded, crlfDelay: Infinity })) {
+    for await (const text of pipeline(body, boundedLines(limits.maxLineBytes, ndjsonLine), () => {}) as AsyncIterable<string>) {
       line++;
       if (!text.trim()) continue;
       let record: unknown;
@@ -123,9 +139,11 @@ export async function* readImportRows(body: Readable, format: ImportFormat, limi
     return;
   }
   const parser = pipeline(
-    bounded,
+    body,
+    boundedLines(limits.maxLineBytes),
     parseCsv({
       columns: (header: string[]) => header.map(canonicalColumn), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true,
+      // Quoted cells may span lines: a record gets the same bound as a line.
       max_record_size: limits.maxLineBytes,
     }),
     () => {},
