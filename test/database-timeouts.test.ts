@@ -1,0 +1,104 @@
+import net from 'node:net';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
+
+// Issue 7 §2: a database that does not answer must not hold requests. Each API here runs with
+// short database timeouts; the database is made to wait (a row lock) or to stall altogether.
+const TIMEOUTS = { DB_STATEMENT_TIMEOUT_MS: '300', DB_ACQUIRE_TIMEOUT_MS: '500' };
+
+/** A TCP relay in front of PostgreSQL that can stop passing bytes (a stalled server) and go on again. */
+async function stallableRelay(target: URL) {
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  let stalled = false;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream).on('error', () => undefined);
+    upstream.pipe(client).on('error', () => undefined);
+    client.on('error', () => undefined).on('close', () => { upstream.destroy(); pairs.delete(pair); });
+    upstream.on('error', () => undefined).on('close', () => client.destroy());
+    if (stalled) pair.forEach((s) => s.pause());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(target);
+  url.host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return {
+    url: url.toString(),
+    stall(on: boolean) {
+      stalled = on;
+      for (const pair of pairs) pair.forEach((s) => (on ? s.pause() : s.resume()));
+    },
+    async close() {
+      for (const pair of pairs) pair.forEach((s) => s.destroy());
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('database timeouts', () => {
+  let api: TestApi;
+  let locker: pg.Client;
+  beforeAll(async () => {
+    api = await startTestApi(TIMEOUTS);
+    locker = new pg.Client({ connectionString: inject('databaseUrl') });
+    await locker.connect();
+  });
+  afterAll(async () => {
+    await locker.end();
+    await api.close();
+  });
+
+  it('answers 503 SERVICE_UNAVAILABLE with Retry-After while a statement waits past the timeout, and recovers', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const customer = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'locked@example.com' } })).body.data;
+    await locker.query('begin');
+    await locker.query('select id from customers where id = $1 for update', [customer.id]);
+    try {
+      const rest = await api.call('PATCH', `/api/v1/customers/${customer.id}`, { auth, body: { firstName: 'Waits' } });
+      expect(rest.status).toBe(503);
+      expect(rest.body.error).toMatchObject({ code: 'SERVICE_UNAVAILABLE', requestId: expect.any(String) });
+      expect(Number(rest.headers.get('retry-after'))).toBeGreaterThan(0);
+      const gql = await api.graphql(auth, `mutation { updateCustomer(id: "${customer.id}", input: { firstName: "Waits" }) { id } }`);
+      expect(gql.body.errors[0].extensions.code).toBe('SERVICE_UNAVAILABLE');
+    } finally {
+      await locker.query('rollback');
+    }
+    const after = await api.call('PATCH', `/api/v1/customers/${customer.id}`, { auth, body: { firstName: 'Free' } });
+    expect(after.status).toBe(200);
+    expect(after.body.data.firstName).toBe('Free');
+  });
+});
+
+describe('a stalled database', () => {
+  let relay: Awaited<ReturnType<typeof stallableRelay>>;
+  let api: TestApi;
+  beforeAll(async () => {
+    relay = await stallableRelay(new URL(inject('databaseUrl')));
+    api = await startTestApi({ ...TIMEOUTS, DATABASE_URL: relay.url });
+  });
+  afterAll(async () => {
+    relay.stall(false);
+    await api.close();
+    await relay.close();
+  });
+
+  it('answers 503 on pooled and new connections alike, then serves again when the database does', async () => {
+    const auth = await token(newTenant());
+    // Warm the pool: some requests then stall on a pooled connection, others on a new one.
+    expect((await api.call('GET', '/api/v1/customers', { auth })).status).toBe(200);
+    relay.stall(true);
+    const stalled = await Promise.all(Array.from({ length: 12 }, () => api.call('GET', '/api/v1/customers', { auth })));
+    expect(stalled.map((r) => r.status)).toEqual(Array(12).fill(503));
+    expect(stalled[0]!.body.error.code).toBe('SERVICE_UNAVAILABLE');
+    relay.stall(false);
+    let status = 0;
+    for (let attempt = 0; attempt < 50 && status !== 200; attempt++) {
+      status = (await api.call('GET', '/api/v1/customers', { auth })).status;
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(status).toBe(200);
+  });
+});
