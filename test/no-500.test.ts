@@ -21,6 +21,24 @@ const BAD_BODIES: unknown[] = [
   { email: ['a'], phoneNumber: {}, firstName: 12, handicap: 'low', lifecycleStage: 5 }, { content: null, type: 'X', isPinned: 'yes' },
   { winnerId: 'x', loserId: 'y' }, { winnerId: '00000000-0000-7000-8000-000000000000', loserId: 5 },
 ];
+// Every query parameter of every GET operation gets each of these (and repeats, brackets, no value).
+const BAD_QUERY_VALUES = ['', '%00', 'a%00b', '99999999999999999999', '-99999999999999999999', '1e400', '-1', '0', '1.5', 'NaN', 'abc', '%FF%FE', 'x'.repeat(5000), '+275760-09-13T00:00:00Z'];
+const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+// [label, content type (none when empty), raw body]. Bodies over the size limit: input-limits.test.ts
+// (the server answers 413 without reading them, which a client must read while still sending).
+const ODD_BODIES: [string, string, string][] = [
+  ['json, no content type', '', '{"email":"a@example.com"}'],
+  ['text/plain', 'text/plain', '{"email":"a@example.com"}'],
+  ['empty json', 'application/json', ''],
+  ['json null', 'application/json', 'null'],
+  ['truncated json', 'application/json', '{"email":'],
+  ['nested 5,000 deep', 'application/json', `{"email":"a@example.com","firstName":${nested(5000)}}`],
+  ['nested array body', 'application/json', nested(5000)],
+  ['huge string', 'application/json', JSON.stringify({ email: 'a@example.com', firstName: 'x'.repeat(1_500_000), name: 'x'.repeat(100_000), content: 'x'.repeat(100_000) })],
+  ['NUL in a key', 'application/json', '{"a\\u0000b":1,"email":"a@example.com"}'],
+  ['upper-case media type with NUL', 'Application/JSON', '{"firstName":"a\\u0000b"}'],
+  ['csv', 'text/csv', 'email\na@example.com\n"unclosed'],
+];
 const BAD_QUERIES = ['take=0', 'take=abc&skip=-1', 'status=NOPE', 'engagementMin=x', 'after=%%%', 'categories=NOPE&startDate=yesterday', 'type=WHAT'];
 
 describe('malformed input', () => {
@@ -42,6 +60,49 @@ describe('malformed input', () => {
             if (res.status >= 400) expect(res.body.error?.code, `${method} ${path}`).toEqual(expect.any(String));
           }
         }
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('never answers 500 to bad query strings on any GET operation', async () => {
+    const auth = await token(newTenant());
+    const customer = (await stack.api.call('POST', '/api/v1/customers', { auth, body: { email: 'query-fuzz@example.com' } })).body.data;
+    const doc = (await stack.api.call('GET', '/api/v1/openapi.json')).body;
+    const failures: string[] = [];
+    for (const [template, methods] of Object.entries<Record<string, any>>(doc.paths)) {
+      if (!methods.get) continue;
+      const path = `/api/v1${template.replace(/\{[^}]+\}/g, customer.id)}`;
+      const names: string[] = [...(methods.get.parameters ?? []).filter((p: any) => p.in === 'query').map((p: any) => p.name), 'unknownParam'];
+      const queries = names.flatMap((name) => [
+        ...BAD_QUERY_VALUES.map((value) => `${name}=${value}`),
+        `${name}=1&${name}=2`, `${name}[]=1`, name,
+      ]);
+      for (const res of await Promise.all(queries.map((q) => stack.api.call('GET', `${path}?${q}`, { auth }).then((r) => ({ ...r, q }))))) {
+        if (res.status >= 500 && res.status !== 501) failures.push(`GET ${path}?${res.q} → ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+        if (res.status >= 400) expect(res.body.error?.code, `GET ${path}?${res.q}`).toEqual(expect.any(String));
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('never answers 500 to odd bodies: no or another content type, deep nesting, huge or NUL text', async () => {
+    const auth = await token(newTenant());
+    const customer = (await stack.api.call('POST', '/api/v1/customers', { auth, body: { email: 'body-fuzz@example.com' } })).body.data;
+    const doc = (await stack.api.call('GET', '/api/v1/openapi.json')).body;
+    const failures: string[] = [];
+    for (const [template, methods] of Object.entries<Record<string, unknown>>(doc.paths)) {
+      for (const method of Object.keys(methods).filter((m) => m === 'post' || m === 'patch')) {
+        const path = `/api/v1${template.replace(/\{[^}]+\}/g, customer.id)}`;
+        const attempts = ODD_BODIES.map(async ([label, contentType, body]) => {
+          const headers: Record<string, string> = { authorization: `Bearer ${auth}`, ...(contentType && { 'content-type': contentType }) };
+          // A Uint8Array body carries no content type of its own.
+          const res = await fetch(stack.api.url + path, { method: method.toUpperCase(), headers, body: new TextEncoder().encode(body) });
+          const text = await res.text();
+          if (res.status >= 500 && res.status !== 501) failures.push(`${method.toUpperCase()} ${path} (${label}) → ${res.status} ${text.slice(0, 200)}`);
+          if (res.status >= 400) expect(JSON.parse(text).error?.code, `${method} ${path} (${label})`).toEqual(expect.any(String));
+        });
+        await Promise.all(attempts);
       }
     }
     expect(failures).toEqual([]);
