@@ -1,0 +1,99 @@
+// `npm run schemathesis`: property-based fuzzing of the REST API from its own OpenAPI document.
+// Starts the whole stack on embedded defaults in a throwaway data folder (PostgreSQL, Temporal dev
+// server, worker, API), runs Schemathesis against /api/v1/openapi.json with a token of a fresh
+// tenant, and fails on any 5xx other than 501 NOT_IMPLEMENTED (operations not built yet). Bounded in
+// time: SCHEMATHESIS_MAX_EXAMPLES per operation, SCHEMATHESIS_TIMEOUT_S for the whole run.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startApi } from '../api/server.js';
+import { migrate, openOrm } from '../db/orm.js';
+import { signDevToken, SCOPES } from '../platform/auth.js';
+import { loadConfig } from '../platform/config.js';
+import { createLogger } from '../platform/logger.js';
+import { installTemporalLogging, startWorker } from '../worker/main.js';
+import { cacheDir, say } from './cache.js';
+import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { freePort } from './ports.js';
+import { startTemporalDevServer } from './temporal-dev-server.js';
+
+const VERSION = '4.32.5';
+const maxExamples = process.env.SCHEMATHESIS_MAX_EXAMPLES ?? '25';
+const timeoutSeconds = Number(process.env.SCHEMATHESIS_TIMEOUT_S ?? '240');
+const root = path.resolve(import.meta.dirname, '..');
+
+/** The `st` binary of a virtual environment in the cache, created on first use. */
+function schemathesisCli(): string {
+  const venv = cacheDir(`schemathesis-${VERSION}`);
+  const st = path.join(venv, 'bin', 'st');
+  if (existsSync(st)) return st;
+  say(`installing Schemathesis ${VERSION} into ${venv}`);
+  const run = (cmd: string, args: string[]) => {
+    const result = spawnSync(cmd, args, { stdio: 'inherit' });
+    if (result.status !== 0) {
+      throw new Error(`${cmd} ${args.join(' ')} failed${cmd === 'python3' ? ' (Debian: apt-get install -y python3-venv)' : ''}`);
+    }
+  };
+  run('python3', ['-m', 'venv', '--clear', venv]);
+  run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `schemathesis==${VERSION}`]);
+  return st;
+}
+
+const st = schemathesisCli();
+const scratch = mkdtempSync(path.join(tmpdir(), 'crm-schemathesis-'));
+const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+installTemporalLogging(log);
+const stops: (() => Promise<void>)[] = [() => Promise.resolve(rmSync(scratch, { recursive: true, force: true }))];
+let exitCode = 1;
+try {
+  const pg = await startEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: await freePort(), durable: false });
+  stops.push(pg.stop);
+  const orm = await openOrm(pg.url);
+  await migrate(orm);
+  await orm.close();
+  const temporal = await startTemporalDevServer({ port: await freePort() });
+  stops.push(temporal.stop);
+
+  const secret = randomUUID() + randomUUID();
+  // Rate limits out of the way: every generated case should reach its operation, not a 429.
+  const unlimited = Object.fromEntries(['READ', 'WRITE', 'CAMPAIGN', 'SOCIAL', 'BULK'].map((c) => [`RATE_LIMIT_${c}`, '1000000000']));
+  const config = loadConfig({
+    ...process.env, ...unlimited, DATABASE_URL: pg.url, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: 'schemathesis',
+    JWT_SECRET: secret, PORT: '0', MESSAGING_URL: 'http://127.0.0.1:9/',
+  });
+  const worker = await startWorker(config, log);
+  stops.push(async () => {
+    await worker.stop();
+    await worker.done;
+  });
+  const api = await startApi(config, log);
+  stops.push(api.close);
+
+  const tenant = `schemathesis_${randomUUID().slice(0, 8)}`;
+  const token = await signDevToken(secret, { tenantId: tenant, scopes: [...SCOPES], sub: 'schemathesis' });
+  const args = [
+    '--config-file', path.join(root, 'scripts', 'schemathesis.toml'),
+    'run', `${api.url}/api/v1/openapi.json`,
+    '--checks', 'not_a_server_error',
+    '--max-examples', maxExamples,
+    '--max-time', String(Math.max(30, timeoutSeconds - 30)),
+    '--workers', '2',
+    '--header', `Authorization: Bearer ${token}`,
+  ];
+  say(`schemathesis against ${api.url}/api/v1/openapi.json (tenant ${tenant}, ${maxExamples} examples per operation, at most ${timeoutSeconds} s)`);
+  const child = spawn(st, args, { stdio: 'inherit' });
+  const killer = setTimeout(() => {
+    say(`schemathesis ran past ${timeoutSeconds} s: stopping it`);
+    child.kill('SIGTERM');
+  }, timeoutSeconds * 1000);
+  exitCode = await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(signal ? 124 : (code ?? 1))));
+  clearTimeout(killer);
+} catch (err) {
+  log.error({ err }, 'schemathesis run failed');
+} finally {
+  for (const stop of stops.reverse()) await stop().catch((err) => log.error({ err }, 'error while stopping'));
+}
+process.exit(exitCode);
+
