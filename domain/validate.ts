@@ -11,6 +11,10 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix?
 /** Optional, with an explicit `null` (GraphQL sends them) read as "not given". */
 export const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
 
+/** A date-time PostgreSQL and JavaScript both hold: years 1 to 9999 (`0000-01-01` and `99999` are not). */
+export const inDateRange = (d: Date) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999;
+export const dateRangeMessage = 'a date-time between the years 1 and 9999';
+
 /** An update must change something: `{}` is a mistake, not a no-op that touches `updatedAt`. */
 export const nonEmptyUpdate = <T extends z.ZodObject>(schema: T) =>
   schema.refine((v) => Object.values(v).some((x) => x !== undefined), { message: 'give at least one field to change' });

@@ -224,4 +224,17 @@ describe('malformed requests get a 4xx, never a 500', () => {
     const members = await api.call('GET', '/api/v1/segments/00000000-0000-7000-8000-000000000000/members?take=', { auth });
     expect(members.body.error).toMatchObject({ code: 'VALIDATION_ERROR', field: 'query.take' });
   });
+
+  it('refuses dates outside the years 1 to 9999 in timeline filters and events', async () => {
+    const auth = await token(newTenant());
+    const customer = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'dates@example.com' } })).body.data;
+    for (const query of ['startDate=99999', 'endDate=0000-01-01']) {
+      const res = await api.call('GET', `/api/v1/customers/${customer.id}/timeline?${query}`, { auth });
+      expect(res.status, query).toBe(400);
+      expect(res.body.error.message, query).toContain('between the years 1 and 9999');
+    }
+    const ev = await api.call('POST', '/api/v1/events', { auth, body: event({ occurredAt: '0000-01-01T00:00:00Z' }) });
+    expect(ev.status).toBe(400);
+    expect(ev.body.error).toMatchObject({ code: 'VALIDATION_ERROR', field: 'occurredAt' });
+  });
 });

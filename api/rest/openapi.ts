@@ -28,7 +28,9 @@ export const errorResponses = {
   401: { description: 'UNAUTHENTICATED', content: { 'application/json': { schema: ErrorEnvelope } } },
   403: { description: 'FORBIDDEN: missing scope, or a tenantId other than the token\'s', content: { 'application/json': { schema: ErrorEnvelope } } },
   404: { description: 'RESOURCE_NOT_FOUND', content: { 'application/json': { schema: ErrorEnvelope } } },
+  413: { description: 'PAYLOAD_TOO_LARGE: the body is over its limit (the message names it)', content: { 'application/json': { schema: ErrorEnvelope } } },
   429: { description: 'RATE_LIMITED', content: { 'application/json': { schema: ErrorEnvelope } } },
+  503: { description: 'SERVICE_UNAVAILABLE: the database did not answer in time; retry after Retry-After seconds', content: { 'application/json': { schema: ErrorEnvelope } } },
 } as const;
 
 /**

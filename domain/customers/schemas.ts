@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType } from '../../db/entities/enums.js';
-import { nonEmptyUpdate, optional } from '../validate.js';
+import { dateRangeMessage, inDateRange, nonEmptyUpdate, optional } from '../validate.js';
 import { emailField, phoneField } from './identifiers.js';
 
 const name = z.string().trim().min(1).max(255);
@@ -52,8 +52,8 @@ export type CustomerFilter = z.infer<typeof customerFilter>;
 
 export const timelineFilters = z.object({
   categories: optional(z.array(z.enum(ActivityCategory))),
-  startDate: optional(z.coerce.date()),
-  endDate: optional(z.coerce.date()),
+  startDate: optional(z.coerce.date().refine(inDateRange, dateRangeMessage)),
+  endDate: optional(z.coerce.date().refine(inDateRange, dateRangeMessage)),
 });
 export type TimelineFilters = z.infer<typeof timelineFilters>;
 

@@ -7,6 +7,7 @@ import { deadState, getCustomer, isLive } from '../customers/customers.js';
 import { emailField, phoneField } from '../customers/identifiers.js';
 import { resolveInTransaction } from '../customers/resolve.js';
 import { appendActivities, type NewActivity } from '../customers/timeline.js';
+import { dateRangeMessage, inDateRange } from '../validate.js';
 
 const MAX_BATCH = 1000;
 
@@ -15,7 +16,7 @@ const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
 const upstreamEvent = (region: string, maxMetadataBytes: number) =>
   z.object({
     type: z.string().regex(ACTIVITY_TYPE_PATTERN, 'lower-case words joined by ".", "_" or "-"').max(200),
-    occurredAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
+    occurredAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)).refine(inDateRange, dateRangeMessage),
     customer: z
       .object({ id: z.string().optional(), email: emailField.optional(), phone: phoneField(region).optional(), authUserId: z.string().trim().min(1).max(100).optional() })
       .refine((c) => c.id || c.email || c.phone || c.authUserId, { message: 'give one of id, email, phone, authUserId' }),
