@@ -83,7 +83,8 @@ try {
     '--header', `Authorization: Bearer ${token}`,
   ];
   say(`schemathesis against ${api.url}/api/v1/openapi.json (tenant ${tenant}, ${maxExamples} examples per operation, at most ${timeoutSeconds} s)`);
-  const child = spawn(st, args, { stdio: 'inherit' });
+  // In the scratch folder: Schemathesis keeps its own cache (.schemathesis/) in the working directory.
+  const child = spawn(st, args, { stdio: 'inherit', cwd: scratch });
   const killer = setTimeout(() => {
     say(`schemathesis ran past ${timeoutSeconds} s: stopping it`);
     child.kill('SIGTERM');

@@ -1,7 +1,7 @@
 // `npm run worker`: the Temporal worker alone, against DATABASE_URL and TEMPORAL_ADDRESS.
 import { pathToFileURL } from 'node:url';
 import { DefaultLogger, Runtime, type LogLevel, type RuntimeOptions } from '@temporalio/worker';
-import { openOrm } from '../db/orm.js';
+import { activityDbTimeouts, openOrm } from '../db/orm.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
 import { createTemporalClient } from '../platform/temporal.js';
 import { createLogger, type Logger } from '../platform/logger.js';
@@ -15,7 +15,7 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<RunningWorker> {
-  const orm = await openOrm(config.DATABASE_URL ?? embeddedDatabaseUrl(config));
+  const orm = await openOrm(config.DATABASE_URL ?? embeddedDatabaseUrl(config), activityDbTimeouts(config));
   const handle = await createWorker(config, { orm, config, log });
   const client = createTemporalClient(config);
   await ensurePlatformSchedules(client, config);
