@@ -1,5 +1,5 @@
 import {
-  GraphQLError, getOperationAST, getVariableValues, parse, specifiedRules, validate, type DocumentNode,
+  GraphQLError, getOperationAST, getVariableValues, parse, specifiedRules, validate, visit, type DocumentNode,
 } from 'graphql';
 import { createHandler, type OperationArgs, type OperationContext } from 'graphql-http';
 import { Hono, type Context } from 'hono';
@@ -15,6 +15,13 @@ import { createLoaders } from './loaders.js';
 import { rootResolvers } from './resolvers.js';
 import { buildSchema } from './schema.js';
 import { implementedOperations, typeResolvers } from './operations/index.js';
+
+/** The decoded values of a document's string literals. */
+function stringLiterals(document: DocumentNode): string[] {
+  const values: string[] = [];
+  visit(document, { StringValue: (node) => void values.push(node.value) });
+  return values;
+}
 
 // What graphql-http answers without a body (content negotiation), in the GraphQL errors shape.
 const BODILESS: Record<number, string> = {
@@ -76,7 +83,8 @@ export function graphqlRoutes(deps: AppDeps) {
     const variables = getVariableValues(schema, operation.variableDefinitions ?? [], params.variables ?? {}, { maxErrors: 25 });
     if (variables.errors) return variables.errors;
     try {
-      assertNoNul([params.query, variables.coerced]); // PostgreSQL refuses NUL in text: in variables or a literal's \u0000
+      // PostgreSQL refuses NUL in text: in variables, or a string literal's decoded \u0000.
+      assertNoNul([stringLiterals(document), variables.coerced], config.MAX_JSON_DEPTH);
     } catch (err) {
       return [platformError(err as Error, ctx)];
     }
