@@ -2,7 +2,7 @@
 // (`npm start`, or DATABASE_URL / TEMPORAL_ADDRESS), then prints a token and the URLs to open.
 // Safe to run again: the same tenant is topped up, never duplicated.
 import { parseArgs } from 'node:util';
-import { openOrm } from '../db/orm.js';
+import { activityDbTimeouts, openOrm } from '../db/orm.js';
 import { signDevToken, SCOPES } from '../platform/auth.js';
 import { embeddedDatabaseUrl, loadConfig, temporalAddress } from '../platform/config.js';
 import { jwtSecret } from '../platform/jwt-secret.js';
@@ -33,7 +33,7 @@ const queue = await temporal.workflowService
   .catch((err: Error) => fail(`cannot reach Temporal at ${temporalAddress(config)} (${err.message}); start the platform first: npm start`));
 if (!queue.pollers?.length) fail(`no worker polls the task queue "${config.TEMPORAL_TASK_QUEUE}"; start the platform first: npm start`);
 
-const orm = await openOrm(config.DATABASE_URL ?? embeddedDatabaseUrl(config));
+const orm = await openOrm(config.DATABASE_URL ?? embeddedDatabaseUrl(config), activityDbTimeouts(config));
 const started = performance.now();
 try {
   process.stdout.write(`Seeding tenant "${values.tenant}" with ${size} members...\n`);
