@@ -30,7 +30,7 @@ export const Campaign = defineEntity({
     type: p.enum(CampaignType),
     status: p.enum(CampaignStatus).default('DRAFT'),
     channels: p.array<string>().default([]),
-    segment: () => p.manyToOne(Segment).nullable().deleteRule('set null'),
+    segment: () => p.manyToOne(Segment).nullable().createForeignKeyConstraint(false),
     emailTemplateId: p.string().length(100).nullable(),
     smsTemplateId: p.string().length(100).nullable(),
     timezone: p.string().length(64).nullable(),
@@ -53,6 +53,7 @@ export const Campaign = defineEntity({
     bouncedCount: p.integer().default(0),
     createdBy: p.string().length(200).nullable(),
   },
+  uniques: [{ name: 'campaigns_tenant_id_uniq', properties: ['tenantId', 'id'] }],
   indexes: [
     { name: 'campaigns_tenant_status_idx', properties: ['tenantId', 'status', 'createdAt'] },
     { name: 'campaigns_tenant_club_idx', properties: ['tenantId', 'clubId'] },
@@ -68,8 +69,8 @@ export const CampaignDelivery = defineEntity({
   tableName: 'campaign_deliveries',
   properties: {
     ...tenantOwned,
-    campaign: () => p.manyToOne(Campaign).deleteRule('cascade'),
-    customer: () => p.manyToOne(Customer).deleteRule('cascade'),
+    campaign: () => p.manyToOne(Campaign).createForeignKeyConstraint(false),
+    customer: () => p.manyToOne(Customer).createForeignKeyConstraint(false),
     runKey: p.string().length(100),
     channel: p.enum(Channel),
     status: p.enum(DeliveryStatus).default('PENDING'),
@@ -78,7 +79,10 @@ export const CampaignDelivery = defineEntity({
     sentAt: p.datetime().nullable(),
     deliveredAt: p.datetime().nullable(),
   },
-  uniques: [{ name: 'campaign_deliveries_idem_uniq', properties: ['campaign', 'runKey', 'customer', 'channel'] }],
+  uniques: [
+    { name: 'campaign_deliveries_tenant_id_uniq', properties: ['tenantId', 'id'] },
+    { name: 'campaign_deliveries_idem_uniq', properties: ['campaign', 'runKey', 'customer', 'channel'] },
+  ],
   indexes: [{ name: 'campaign_deliveries_status_idx', properties: ['tenantId', 'campaign', 'status'] }],
 });
 export type CampaignDelivery = InferEntity<typeof CampaignDelivery>;
@@ -89,9 +93,9 @@ export const CampaignInteraction = defineEntity({
   properties: {
     id: tenantOwned.id,
     tenantId: tenantOwned.tenantId,
-    campaign: () => p.manyToOne(Campaign).deleteRule('cascade'),
-    customer: () => p.manyToOne(Customer).deleteRule('cascade'),
-    delivery: () => p.manyToOne(CampaignDelivery).nullable().deleteRule('set null'),
+    campaign: () => p.manyToOne(Campaign).createForeignKeyConstraint(false),
+    customer: () => p.manyToOne(Customer).createForeignKeyConstraint(false),
+    delivery: () => p.manyToOne(CampaignDelivery).nullable().createForeignKeyConstraint(false),
     type: p.enum(InteractionType),
     channel: p.enum(Channel),
     occurredAt: p.datetime(),

@@ -10,3 +10,10 @@ export const tenantOwned = {
   createdAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
   updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()).defaultRaw('now()'),
 };
+
+// References between tenant-owned rows are composite foreign keys, (tenant_id, <ref>_id) →
+// (tenant_id, id), so the database itself refuses a row pointing at another tenant's (each
+// referenced table has a unique (tenant_id, id) for them). MikroORM declares a foreign key only
+// over a relation's own columns, and tenant_id is a scalar property here, so such relations say
+// `.createForeignKeyConstraint(false)` and migration Migration20261125174940_tenant_references owns
+// the constraints and their ON DELETE rules; test/migrations.test.ts checks both stay true.

@@ -35,6 +35,7 @@ export const Customer = defineEntity({
   },
   // A live profile owns its identifiers exclusively; merged and deleted ones release them.
   uniques: [
+    { name: 'customers_tenant_id_uniq', properties: ['tenantId', 'id'] },
     { name: 'customers_tenant_email_live_uniq', properties: ['tenantId', 'email'], where: `email is not null and ${live}` },
     { name: 'customers_tenant_phone_live_uniq', properties: ['tenantId', 'phoneNumber'], where: `phone_number is not null and ${live}` },
     { name: 'customers_tenant_auth_user_live_uniq', properties: ['tenantId', 'authUserId'], where: `auth_user_id is not null and ${live}` },
@@ -58,7 +59,7 @@ export const Activity = defineEntity({
   properties: {
     id: tenantOwned.id,
     tenantId: tenantOwned.tenantId,
-    customer: () => p.manyToOne(Customer).deleteRule('cascade'),
+    customer: () => p.manyToOne(Customer).createForeignKeyConstraint(false),
     // Free-form, dotted event name from the source system (e.g. `booking.created`): see the
     // `ActivityType` scalar in api/graphql/implied-types.graphql.
     type: p.string().length(200),
@@ -90,7 +91,7 @@ export const Note = defineEntity({
   tableName: 'notes',
   properties: {
     ...tenantOwned,
-    customer: () => p.manyToOne(Customer).deleteRule('cascade'),
+    customer: () => p.manyToOne(Customer).createForeignKeyConstraint(false),
     content: p.text(),
     type: p.enum(NoteType).default('GENERAL'),
     isPinned: p.boolean().default(false),

@@ -20,6 +20,7 @@ export const Journey = defineEntity({
     totalExited: p.integer().default(0),
     activatedAt: p.datetime().nullable(),
   },
+  uniques: [{ name: 'journeys_tenant_id_uniq', properties: ['tenantId', 'id'] }],
   indexes: [{ name: 'journeys_tenant_status_idx', properties: ['tenantId', 'status', 'triggerType'] }],
 });
 export type Journey = InferEntity<typeof Journey>;
@@ -29,7 +30,7 @@ export const JourneyStep = defineEntity({
   tableName: 'journey_steps',
   properties: {
     ...tenantOwned,
-    journey: () => p.manyToOne(Journey).deleteRule('cascade'),
+    journey: () => p.manyToOne(Journey).createForeignKeyConstraint(false),
     stepNumber: p.integer(),
     type: p.enum(JourneyStepType),
     name: p.string().nullable(),
@@ -38,7 +39,10 @@ export const JourneyStep = defineEntity({
     nextStepYesId: p.uuid().nullable(),
     nextStepNoId: p.uuid().nullable(),
   },
-  uniques: [{ name: 'journey_steps_number_uniq', properties: ['journey', 'stepNumber'] }],
+  uniques: [
+    { name: 'journey_steps_tenant_id_uniq', properties: ['tenantId', 'id'] },
+    { name: 'journey_steps_number_uniq', properties: ['journey', 'stepNumber'] },
+  ],
 });
 export type JourneyStep = InferEntity<typeof JourneyStep>;
 
@@ -48,8 +52,8 @@ export const JourneyEnrollment = defineEntity({
   properties: {
     id: tenantOwned.id,
     tenantId: tenantOwned.tenantId,
-    journey: () => p.manyToOne(Journey).deleteRule('cascade'),
-    customer: () => p.manyToOne(Customer).deleteRule('cascade'),
+    journey: () => p.manyToOne(Journey).createForeignKeyConstraint(false),
+    customer: () => p.manyToOne(Customer).createForeignKeyConstraint(false),
     status: p.enum(EnrollmentStatus).default('ACTIVE'),
     currentStepNumber: p.integer().nullable(),
     waitingUntil: p.datetime().nullable(),
@@ -59,7 +63,10 @@ export const JourneyEnrollment = defineEntity({
     workflowId: p.string().nullable(),
   },
   // One live enrollment per customer and journey, whatever the re-entry policy.
-  uniques: [{ name: 'journey_enrollments_active_uniq', properties: ['journey', 'customer'], where: `status = 'ACTIVE'` }],
+  uniques: [
+    { name: 'journey_enrollments_tenant_id_uniq', properties: ['tenantId', 'id'] },
+    { name: 'journey_enrollments_active_uniq', properties: ['journey', 'customer'], where: `status = 'ACTIVE'` },
+  ],
   indexes: [
     { name: 'journey_enrollments_journey_idx', properties: ['tenantId', 'journey', 'status'] },
     { name: 'journey_enrollments_customer_idx', properties: ['tenantId', 'customer'] },
@@ -73,8 +80,8 @@ export const JourneyEnrollmentStep = defineEntity({
   properties: {
     id: tenantOwned.id,
     tenantId: tenantOwned.tenantId,
-    enrollment: () => p.manyToOne(JourneyEnrollment).deleteRule('cascade'),
-    step: () => p.manyToOne(JourneyStep).deleteRule('cascade'),
+    enrollment: () => p.manyToOne(JourneyEnrollment).createForeignKeyConstraint(false),
+    step: () => p.manyToOne(JourneyStep).createForeignKeyConstraint(false),
     status: p.enum(StepStatus).default('PENDING'),
     startedAt: p.datetime().nullable(),
     completedAt: p.datetime().nullable(),

@@ -15,7 +15,7 @@ export const EventPromotion = defineEntity({
     channels: p.array<string>().default([]),
     announceAt: p.datetime().nullable(),
     reminderDays: p.array<number>((v) => Number(v), (v) => String(v)).columnType('int[]').default([]),
-    segment: () => p.manyToOne(Segment).nullable().deleteRule('set null'),
+    segment: () => p.manyToOne(Segment).nullable().createForeignKeyConstraint(false),
     emailTemplateId: p.string().length(100).nullable(),
     smsTemplateId: p.string().length(100).nullable(),
     socialContent: p.text().nullable(),

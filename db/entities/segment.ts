@@ -25,7 +25,10 @@ export const Segment = defineEntity({
     messagingSegmentId: p.string().nullable(),
     lastSyncedAt: p.datetime().nullable(),
   },
-  uniques: [{ name: 'segments_tenant_name_uniq', properties: ['tenantId', 'name'] }],
+  uniques: [
+    { name: 'segments_tenant_id_uniq', properties: ['tenantId', 'id'] },
+    { name: 'segments_tenant_name_uniq', properties: ['tenantId', 'name'] },
+  ],
   indexes: [{ name: 'segments_tenant_type_idx', properties: ['tenantId', 'type', 'isActive'] }],
 });
 export type Segment = InferEntity<typeof Segment>;
@@ -34,8 +37,8 @@ export const SegmentMember = defineEntity({
   name: 'SegmentMember',
   tableName: 'segment_members',
   properties: {
-    segment: () => p.manyToOne(Segment).primary().deleteRule('cascade'),
-    customer: () => p.manyToOne(Customer).primary().deleteRule('cascade'),
+    segment: () => p.manyToOne(Segment).primary().createForeignKeyConstraint(false),
+    customer: () => p.manyToOne(Customer).primary().createForeignKeyConstraint(false),
     tenantId: p.string().length(100),
     addedAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
   },
@@ -51,8 +54,8 @@ export const SegmentMembershipChange = defineEntity({
   properties: {
     id: p.bigint('number').primary().autoincrement(),
     tenantId: p.string().length(100),
-    segment: () => p.manyToOne(Segment).deleteRule('cascade'),
-    customer: () => p.manyToOne(Customer).deleteRule('cascade'),
+    segment: () => p.manyToOne(Segment).createForeignKeyConstraint(false),
+    customer: () => p.manyToOne(Customer).createForeignKeyConstraint(false),
     change: p.enum(['ENTERED', 'EXITED'] as const),
     cause: p.string().length(100),
     occurredAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
@@ -78,7 +81,7 @@ export const SegmentSyncedMember = defineEntity({
   name: 'SegmentSyncedMember',
   tableName: 'segment_synced_members',
   properties: {
-    segment: () => p.manyToOne(Segment).primary().deleteRule('cascade'),
+    segment: () => p.manyToOne(Segment).primary().createForeignKeyConstraint(false),
     customerId: p.uuid().primary(),
     tenantId: p.string().length(100),
     // md5 of the member fields sent: a changed email or opt-in is sent again.

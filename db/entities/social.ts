@@ -21,7 +21,10 @@ export const SocialConnection = defineEntity({
     tokenExpiry: p.datetime().nullable(),
     lastUsedAt: p.datetime().nullable(),
   },
-  uniques: [{ name: 'social_connections_account_uniq', properties: ['tenantId', 'platform', 'accountId'] }],
+  uniques: [
+    { name: 'social_connections_tenant_id_uniq', properties: ['tenantId', 'id'] },
+    { name: 'social_connections_account_uniq', properties: ['tenantId', 'platform', 'accountId'] },
+  ],
 });
 export type SocialConnection = InferEntity<typeof SocialConnection>;
 
@@ -30,8 +33,8 @@ export const SocialPost = defineEntity({
   tableName: 'social_posts',
   properties: {
     ...tenantOwned,
-    connection: () => p.manyToOne(SocialConnection).deleteRule('cascade'),
-    campaign: () => p.manyToOne(Campaign).nullable().deleteRule('set null'),
+    connection: () => p.manyToOne(SocialConnection).createForeignKeyConstraint(false),
+    campaign: () => p.manyToOne(Campaign).nullable().createForeignKeyConstraint(false),
     content: p.text(),
     mediaUrls: p.array<string>().default([]),
     hashtags: p.array<string>().default([]),
