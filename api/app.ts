@@ -15,6 +15,27 @@ import { customerRoutes } from './rest/customers.js';
 import { pendingRoutes } from './rest/not-implemented.js';
 import { segmentRoutes } from './rest/segments.js';
 
+export const OPENAPI_INFO = {
+  openapi: '3.1.0',
+  info: {
+    title: 'CRM & Marketing Platform API',
+    version: '2.0',
+    description: 'Scopes: crm:read (reads), crm:write (profiles, notes, events), crm:admin (merges, segments), crm:campaigns, crm:social.',
+  },
+  servers: [{ url: '/api/v1' }],
+  security: [{ bearer: [] }],
+};
+
+/** The REST API under /api/v1; its routes are the OpenAPI document (`npm run openapi` prints it). */
+export function restApi(deps: AppDeps) {
+  const v1 = new OpenAPIHono<AppEnv>();
+  v1.route('/', customerRoutes(deps));
+  v1.route('/', segmentRoutes(deps));
+  v1.route('/', pendingRoutes(deps));
+  v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  return v1;
+}
+
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
   app.use(requestId({ generator: () => `req_${randomUUID()}` }));
@@ -30,21 +51,8 @@ export function createApp(deps: AppDeps) {
   app.route('/', graphqlRoutes(deps));
   app.route('/', docsRoutes());
 
-  const v1 = new OpenAPIHono<AppEnv>();
-  v1.route('/', customerRoutes(deps));
-  v1.route('/', segmentRoutes(deps));
-  v1.route('/', pendingRoutes(deps));
-  v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
-  v1.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'CRM & Marketing Platform API',
-      version: '2.0',
-      description: 'Scopes: crm:read (reads), crm:write (profiles, notes, events), crm:admin (merges, segments), crm:campaigns, crm:social.',
-    },
-    servers: [{ url: '/api/v1' }],
-    security: [{ bearer: [] }],
-  });
+  const v1 = restApi(deps);
+  v1.doc31('/openapi.json', OPENAPI_INFO);
   app.route('/api/v1', v1);
   return app;
 }

@@ -6,14 +6,17 @@ import { importCustomers, importLimits, readImportRows, type ImportFormat } from
 import { mergeCustomers } from '../../domain/customers/merge.js';
 import { addNote, customerNotes, deleteNote, noteView, updateNote } from '../../domain/customers/notes.js';
 import { resolveCustomer } from '../../domain/customers/resolve.js';
+import { createCustomerInput, customerFields, identifiersInput, noteInput, noteUpdate, updateCustomerInput } from '../../domain/customers/schemas.js';
 import { customerTimeline } from '../../domain/customers/timeline.js';
-import { ingestEvents } from '../../domain/events/ingest.js';
+import { ingestEvents, upstreamEvent, MAX_BATCH } from '../../domain/events/ingest.js';
 import { AppError } from '../../platform/errors.js';
+import { validate } from '../../domain/validate.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
-import { AnyObject, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, PageMeta, PageQuery, pageMeta, queryInt, router } from './openapi.js';
-
-const CustomerJson = z.record(z.string(), z.unknown()).openapi('Customer');
+import { conflict, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, PageQuery, pageMeta, queryInt, router } from './openapi.js';
+import { Activity, Customer, cursorPage, Deleted, ImportReport, IngestReport, MergeResult, Note, one, page, Resolution, serialize } from './schemas.js';
+// Each event is validated by the domain, so a batch reports per item instead of failing whole.
+const EventsBody = z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]);
 const boolQuery = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 const activityView = (a: { id: string; type: string; category: string; title: string; description?: string | null; occurredAt: Date; metadata?: unknown; sourceService?: string | null; sourceEventId?: string | null }) => ({
@@ -24,6 +27,12 @@ const activityView = (a: { id: string; type: string; category: string; title: st
 export function customerRoutes(deps: AppDeps) {
   const app = router();
   const tags = ['Customers'];
+  const region = deps.config.DEFAULT_PHONE_REGION;
+  // Bodies the domain parses itself, per item, so they are documented but not validated here.
+  const Event = upstreamEvent(region, deps.config.MAX_EVENT_METADATA_BYTES).openapi('Event');
+  const ImportRow = customerFields(region).openapi('ImportRow');
+  app.openAPIRegistry.register('Event', Event);
+  app.openAPIRegistry.register('ImportRow', ImportRow);
 
   app.openapi(
     createRoute({
@@ -41,64 +50,65 @@ export function customerRoutes(deps: AppDeps) {
           emailOptIn: boolQuery.optional(),
         }),
       },
-      responses: { 200: json(z.object({ data: z.array(CustomerJson), meta: PageMeta })), ...errorResponses },
+      responses: { 200: json(page(Customer)), ...errorResponses },
     }),
     async (c) => {
       const { skip, take, tenantId: _t, ...filter } = c.req.valid('query');
       const { rows, total } = await listCustomersPage(c.get('ctx'), filter, skip, take);
-      return c.json({ data: rows.map(customerView), meta: pageMeta(total, skip, take) }, 200);
+      return c.json(serialize(page(Customer), { data: rows.map(customerView), meta: pageMeta(total, skip, take) }), 200);
     },
   );
 
   app.openapi(
     createRoute({
       method: 'post', path: '/customers', operationId: 'createCustomer', tags, middleware: [guard(deps, 'createCustomer')] as const,
-      request: jsonBody(AnyObject), responses: { 201: json(z.object({ data: CustomerJson }), 'Created'), 409: json(AnyObject, 'CONFLICT: email or phone taken; details name the existing id'), ...errorResponses },
+      request: jsonBody(createCustomerInput(region).openapi('CreateCustomer')), responses: { 201: json(one(Customer), 'Created'), ...conflict, ...errorResponses },
     }),
-    async (c) => c.json({ data: customerView(await createCustomer(c.get('ctx'), c.req.valid('json'))) }, 201),
+    async (c) => c.json(serialize(one(Customer), { data: customerView(await createCustomer(c.get('ctx'), c.req.valid('json'))) }), 201),
   );
 
   app.openapi(
     createRoute({
       method: 'get', path: '/customers/{id}', operationId: 'customer', tags, middleware: [guard(deps, 'customer')] as const,
-      request: { params: IdParam }, responses: { 200: json(z.object({ data: CustomerJson })), ...errorResponses },
+      request: { params: IdParam }, responses: { 200: json(one(Customer)), ...errorResponses },
     }),
-    async (c) => c.json({ data: customerView(await getCustomer(c.get('ctx'), c.req.valid('param').id)) }, 200),
+    async (c) => c.json(serialize(one(Customer), { data: customerView(await getCustomer(c.get('ctx'), c.req.valid('param').id)) }), 200),
   );
 
   app.openapi(
     createRoute({
       method: 'patch', path: '/customers/{id}', operationId: 'updateCustomer', tags, middleware: [guard(deps, 'updateCustomer')] as const,
-      request: { params: IdParam, ...jsonBody(AnyObject) }, responses: { 200: json(z.object({ data: CustomerJson })), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(updateCustomerInput(region).openapi('UpdateCustomer')) },
+      responses: { 200: json(one(Customer)), ...conflict, ...errorResponses },
     }),
-    async (c) => c.json({ data: customerView(await updateCustomer(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 200),
+    async (c) => c.json(serialize(one(Customer), { data: customerView(await updateCustomer(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }), 200),
   );
 
   app.openapi(
     createRoute({
       method: 'post', path: '/customers/resolve', operationId: 'resolveCustomer', tags, middleware: [guard(deps, 'resolveCustomer')] as const,
       description: 'Finds the profile for {email, phone, authUserId}; creates it when none matches and the token has crm:write (otherwise 404).',
-      request: jsonBody(z.object({ email: z.string().optional(), phone: z.string().optional(), authUserId: z.string().optional() })),
-      responses: { 200: json(AnyObject), ...errorResponses },
+      request: jsonBody(identifiersInput(region).openapi('Identifiers')),
+      responses: { 200: json(one(Resolution)), ...conflict, ...errorResponses },
     }),
     async (c) => {
       const ctx = c.get('ctx');
       const result = await resolveCustomer(ctx, c.req.valid('json'), { write: ctx.principal.scopes.has('crm:write') });
       if (!result) throw new AppError('RESOURCE_NOT_FOUND', 'no customer has these identifiers');
-      return c.json({ data: { profile: customerView(result.profile), resolution: result.resolution } }, 200);
+      return c.json(serialize(one(Resolution), { data: { profile: customerView(result.profile), resolution: result.resolution } }), 200);
     },
   );
 
   app.openapi(
     createRoute({
       method: 'post', path: '/customers/merge', operationId: 'mergeCustomers', tags, middleware: [guard(deps, 'mergeCustomers')] as const,
-      request: jsonBody(z.object({ winnerId: z.string().min(1), loserId: z.string().min(1) })),
-      responses: { 200: json(AnyObject), ...errorResponses },
+      request: jsonBody(z.object({ winnerId: z.string().min(1), loserId: z.string().min(1) }).openapi('MergeCustomers')),
+      responses: { 200: json(one(MergeResult)), ...conflict, ...errorResponses },
     }),
     async (c) => {
       const { winnerId, loserId } = c.req.valid('json');
       const result = await mergeCustomers(c.get('ctx'), winnerId, loserId);
-      return c.json({ data: { winner: customerView(result.winner), mergedFields: result.mergedFields } }, 200);
+      return c.json(serialize(one(MergeResult), { data: { winner: customerView(result.winner), mergedFields: result.mergedFields } }), 200);
     },
   );
 
@@ -114,7 +124,7 @@ export function customerRoutes(deps: AppDeps) {
           endDate: z.string().optional(),
         }),
       },
-      responses: { 200: json(AnyObject), ...errorResponses },
+      responses: { 200: json(cursorPage(Activity)), ...errorResponses },
     }),
     async (c) => {
       const { categories, startDate, endDate, take, after } = c.req.valid('query');
@@ -123,7 +133,7 @@ export function customerRoutes(deps: AppDeps) {
         { categories: categories?.split(',').map((s) => s.trim()).filter(Boolean) as never, startDate: startDate as never, endDate: endDate as never },
         { first: take, after },
       );
-      return c.json({ data: connection.edges.map((e) => activityView(e.node)), meta: cursorMeta(connection, take) }, 200);
+      return c.json(serialize(cursorPage(Activity), { data: connection.edges.map((e) => activityView(e.node)), meta: cursorMeta(connection, take) }), 200);
     },
   );
 
@@ -131,47 +141,56 @@ export function customerRoutes(deps: AppDeps) {
     createRoute({
       method: 'get', path: '/customers/{id}/notes', operationId: 'customerNotes', tags: ['Notes'], middleware: [guard(deps, 'customerNotes')] as const,
       request: { params: IdParam, query: z.object({ tenantId: z.string().optional(), type: z.enum(NoteType).optional() }) },
-      responses: { 200: json(AnyObject), ...errorResponses },
+      responses: { 200: json(page(Note)), ...errorResponses },
     }),
     async (c) => {
       const notes = await customerNotes(c.get('ctx'), c.req.valid('param').id, c.req.valid('query').type);
-      return c.json({ data: notes.map(noteView), meta: pageMeta(notes.length, 0, notes.length) }, 200);
+      return c.json(serialize(page(Note), { data: notes.map(noteView), meta: pageMeta(notes.length, 0, notes.length) }), 200);
     },
   );
 
   app.openapi(
     createRoute({
       method: 'post', path: '/customers/{id}/notes', operationId: 'addNote', tags: ['Notes'], middleware: [guard(deps, 'addNote')] as const,
-      request: { params: IdParam, ...jsonBody(AnyObject) }, responses: { 201: json(AnyObject, 'Created'), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(noteInput.openapi('CreateNote')) }, responses: { 201: json(one(Note), 'Created'), ...errorResponses },
     }),
-    async (c) => c.json({ data: noteView(await addNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 201),
+    async (c) => c.json(serialize(one(Note), { data: noteView(await addNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }), 201),
   );
 
   app.openapi(
     createRoute({
       method: 'patch', path: '/notes/{id}', operationId: 'updateNote', tags: ['Notes'], middleware: [guard(deps, 'updateNote')] as const,
-      request: { params: IdParam, ...jsonBody(AnyObject) }, responses: { 200: json(AnyObject), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(noteUpdate.openapi('UpdateNote')) }, responses: { 200: json(one(Note)), ...errorResponses },
     }),
-    async (c) => c.json({ data: noteView(await updateNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }, 200),
+    async (c) => c.json(serialize(one(Note), { data: noteView(await updateNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }), 200),
   );
 
   app.openapi(
     createRoute({
       method: 'delete', path: '/notes/{id}', operationId: 'deleteNote', tags: ['Notes'], middleware: [guard(deps, 'deleteNote')] as const,
-      request: { params: IdParam }, responses: { 200: json(z.object({ data: z.object({ deleted: z.boolean() }) })), ...errorResponses },
+      request: { params: IdParam }, responses: { 200: json(one(Deleted)), ...errorResponses },
     }),
-    async (c) => c.json({ data: { deleted: await deleteNote(c.get('ctx'), c.req.valid('param').id) } }, 200),
+    async (c) => c.json(serialize(one(Deleted), { data: { deleted: await deleteNote(c.get('ctx'), c.req.valid('param').id) } }), 200),
   );
 
   app.openapi(
     createRoute({
       method: 'post', path: '/events', operationId: 'ingestEvents', tags: ['Events'], middleware: [guard(deps, 'ingestEvents')] as const,
       description: 'One upstream event or an array of up to 1,000. Idempotent on (sourceService, sourceEventId). Each item is reported: created, duplicate or rejected (with the reason).',
-      request: jsonBody(z.union([AnyObject, z.array(z.unknown())])),
-      responses: { 200: json(AnyObject), ...errorResponses },
+      request: {
+        body: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: { oneOf: [{ $ref: '#/components/schemas/Event' }, { type: 'array', maxItems: MAX_BATCH, items: { $ref: '#/components/schemas/Event' } }] },
+            },
+          },
+        },
+      },
+      responses: { 200: json(one(IngestReport)), ...errorResponses },
     }),
     async (c) => {
-      const payload = c.req.valid('json');
+      const payload = validate(EventsBody, await c.req.json().catch(() => undefined), 'body');
       const single = !Array.isArray(payload);
       const results = await ingestEvents(c.get('ctx'), single ? [payload] : payload);
       const count = (s: string) => results.filter((r) => r.status === s).length;
@@ -179,7 +198,7 @@ export function customerRoutes(deps: AppDeps) {
         const { code, message, field } = results[0].error!;
         throw new AppError(code as 'VALIDATION_ERROR', message, { field });
       }
-      return c.json({ data: { accepted: count('created'), duplicates: count('duplicate'), rejected: count('rejected'), results } }, 200);
+      return c.json(serialize(one(IngestReport), { data: { accepted: count('created'), duplicates: count('duplicate'), rejected: count('rejected'), results } }), 200);
     },
   );
 
@@ -187,7 +206,20 @@ export function customerRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/customers/import', operationId: 'importCustomers', tags, middleware: [guard(deps, 'importCustomers')] as const,
       description: 'Streams NDJSON (`application/x-ndjson`) or CSV (`text/csv`, header row) and upserts by email, then phone. Counts against the bulk rate-limit class.',
-      responses: { 200: json(AnyObject), ...errorResponses },
+      request: {
+        body: {
+          required: true,
+          content: {
+            'application/x-ndjson': {
+              schema: { type: 'string', description: 'One ImportRow JSON object per line (`phone` is read as `phoneNumber`)' },
+            },
+            'text/csv': {
+              schema: { type: 'string', description: 'A header row naming ImportRow fields, then one row per customer; blank cells are not given; booleans true/false/1/0/yes/no' },
+            },
+          },
+        },
+      },
+      responses: { 200: json(one(ImportReport)), ...errorResponses },
     }),
     async (c) => {
       const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase();
@@ -195,7 +227,7 @@ export function customerRoutes(deps: AppDeps) {
       if (!format) throw new AppError('VALIDATION_ERROR', 'content-type: send text/csv or application/x-ndjson', { field: 'content-type' });
       if (!c.req.raw.body) throw new AppError('VALIDATION_ERROR', 'body: empty import', { field: 'body' });
       const rows = readImportRows(Readable.fromWeb(c.req.raw.body as never), format, importLimits(deps.config));
-      return c.json({ data: await importCustomers(c.get('ctx'), rows) }, 200);
+      return c.json(serialize(one(ImportReport), { data: await importCustomers(c.get('ctx'), rows) }), 200);
     },
   );
 

@@ -18,19 +18,22 @@ export const ErrorEnvelope = z
       code: z.string().openapi({ example: 'RESOURCE_NOT_FOUND' }),
       message: z.string(),
       requestId: z.string().openapi({ example: 'req_3f2a…' }),
-      field: z.string().optional(),
+      field: z.string().optional().openapi({ description: 'The offending field (VALIDATION_ERROR)' }),
+      existingId: z.string().optional().openapi({ description: 'The profile that already holds the identifier (CONFLICT)' }),
     }),
   })
   .openapi('Error');
 
+const error = (description: string) => ({ description, content: { 'application/json': { schema: ErrorEnvelope } } });
+
 export const errorResponses = {
-  400: { description: 'VALIDATION_ERROR: the message names the field', content: { 'application/json': { schema: ErrorEnvelope } } },
-  401: { description: 'UNAUTHENTICATED', content: { 'application/json': { schema: ErrorEnvelope } } },
-  403: { description: 'FORBIDDEN: missing scope, or a tenantId other than the token\'s', content: { 'application/json': { schema: ErrorEnvelope } } },
-  404: { description: 'RESOURCE_NOT_FOUND', content: { 'application/json': { schema: ErrorEnvelope } } },
-  413: { description: 'PAYLOAD_TOO_LARGE: the body is over its limit (the message names it)', content: { 'application/json': { schema: ErrorEnvelope } } },
-  429: { description: 'RATE_LIMITED', content: { 'application/json': { schema: ErrorEnvelope } } },
-  503: { description: 'SERVICE_UNAVAILABLE: the database did not answer in time; retry after Retry-After seconds', content: { 'application/json': { schema: ErrorEnvelope } } },
+  400: error('VALIDATION_ERROR: the message names the field'),
+  401: error('UNAUTHENTICATED'),
+  403: error('FORBIDDEN: missing scope, or a tenantId other than the token\'s'),
+  404: error('RESOURCE_NOT_FOUND'),
+  413: error('PAYLOAD_TOO_LARGE: the body is over its limit (the message names it)'),
+  429: error('RATE_LIMITED'),
+  503: error('SERVICE_UNAVAILABLE: the database did not answer in time; retry after Retry-After seconds'),
 } as const;
 
 /**
@@ -48,10 +51,6 @@ export const PageQuery = z.object({
   skip: queryInt(0, Number.MAX_SAFE_INTEGER).default(0),
   take: queryInt(1, 100).default(25),
 });
-
-export const PageMeta = z
-  .object({ total: z.number().int(), skip: z.number().int(), take: z.number().int(), hasMore: z.boolean() })
-  .openapi('PageMeta');
 
 /** Paging by cursor (timelines, segment members): `take`, and `after` = the previous meta.nextCursor. */
 export const CursorQuery = z.object({
@@ -71,7 +70,6 @@ export function pageMeta(total: number, skip: number, take: number) {
 
 export const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({ body: { content: { 'application/json': { schema } }, required: true } });
-/** A JSON object whose fields the domain service validates (and names in its errors). */
-export const AnyObject = z.record(z.string(), z.unknown());
+export const conflict = { 409: error('CONFLICT (an identifier or name already taken; error.existingId names the profile holding it) or INVALID_STATE') };
 
 export const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });

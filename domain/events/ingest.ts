@@ -9,11 +9,11 @@ import { resolveInTransaction } from '../customers/resolve.js';
 import { appendActivities, type NewActivity } from '../customers/timeline.js';
 import { dateRangeMessage, inDateRange } from '../validate.js';
 
-const MAX_BATCH = 1000;
+export const MAX_BATCH = 1000;
 
 const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
 
-const upstreamEvent = (region: string, maxMetadataBytes: number) =>
+export const upstreamEvent = (region: string, maxMetadataBytes: number) =>
   z.object({
     type: z.string().regex(ACTIVITY_TYPE_PATTERN, 'lower-case words joined by ".", "_" or "-"').max(200),
     occurredAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)).refine(inDateRange, dateRangeMessage),

@@ -14,7 +14,7 @@ import { runRefresh, runSync, stopSegmentWork, upsertRefreshSchedule } from './w
 
 const interval = z.number().int().min(1).max(1440);
 
-const createInput = z
+export const createSegmentInput = z
   .object({
     tenantId: z.string().optional(),
     name: z.string().trim().min(1).max(200),
@@ -25,7 +25,7 @@ const createInput = z
   })
   .strict();
 
-const updateInput = nonEmptyUpdate(
+export const updateSegmentInput = nonEmptyUpdate(
   z
     .object({
       name: optional(z.string().trim().min(1).max(200)),
@@ -89,7 +89,7 @@ async function checkCriteria(ctx: ServiceContext, criteria: unknown, segmentId: 
 const nameTaken = (name: string) => new AppError('CONFLICT', `a segment named "${name}" already exists`, { field: 'name' });
 
 export async function createSegment(ctx: ServiceContext, input: unknown): Promise<Segment> {
-  const data = validate(createInput, input, 'input');
+  const data = validate(createSegmentInput, input, 'input');
   if (data.type !== 'STATIC' && data.criteria == null) {
     throw new AppError('VALIDATION_ERROR', `criteria: required for ${data.type} segments`, { field: 'criteria' });
   }
@@ -116,7 +116,7 @@ export async function createSegment(ctx: ServiceContext, input: unknown): Promis
 }
 
 export async function updateSegment(ctx: ServiceContext, id: string, input: unknown): Promise<Segment> {
-  const data = validate(updateInput, input, 'input');
+  const data = validate(updateSegmentInput, input, 'input');
   const segment = await getSegment(ctx, id);
   const before = { criteria: segment.criteria, isActive: segment.isActive };
   const criteriaChanged = data.criteria !== undefined && JSON.stringify(data.criteria) !== JSON.stringify(segment.criteria);

@@ -1,0 +1,162 @@
+import { z } from '@hono/zod-openapi';
+import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType, SegmentType } from '../../db/entities/enums.js';
+
+// The resources the REST API answers with, field by field. Handlers send every body through
+// `serialize`, so the OpenAPI document generated from these schemas is what clients receive.
+
+const timestamp = z.iso.datetime({ offset: true });
+const uuid = z.string().openapi({ format: 'uuid' });
+
+export const Customer = z
+  .object({
+    id: uuid,
+    tenantId: z.string(),
+    email: z.string().nullable(),
+    phoneNumber: z.string().nullable().openapi({ description: 'E.164' }),
+    authUserId: z.string().nullable(),
+    firstName: z.string().nullable(),
+    lastName: z.string().nullable(),
+    fullName: z.string().nullable(),
+    status: z.enum(CustomerStatus),
+    lifecycleStage: z.enum(LifecycleStage),
+    membershipTier: z.string().nullable(),
+    membershipStatus: z.string().nullable(),
+    handicap: z.number().nullable(),
+    homeClubId: z.string().nullable(),
+    engagementScore: z.number().int().nullable(),
+    churnRiskScore: z.number().int().nullable(),
+    lifetimeValue: z.number().int().nullable(),
+    emailOptIn: z.boolean(),
+    smsOptIn: z.boolean(),
+    pushOptIn: z.boolean(),
+    lastActivityAt: timestamp.nullable(),
+    mergedIntoId: uuid.nullable().openapi({ description: 'Set once merged: the profile it went into' }),
+    mergedAt: timestamp.nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .openapi('Customer');
+
+export const Note = z
+  .object({
+    id: uuid,
+    customerId: uuid,
+    content: z.string(),
+    type: z.enum(NoteType),
+    isPinned: z.boolean(),
+    createdBy: z.string(),
+    createdByName: z.string().nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .openapi('Note');
+
+export const Activity = z
+  .object({
+    id: uuid,
+    type: z.string().openapi({ example: 'booking.created' }),
+    category: z.enum(ActivityCategory),
+    title: z.string(),
+    description: z.string().nullable(),
+    occurredAt: timestamp,
+    metadata: z.record(z.string(), z.unknown()).nullable(),
+    sourceService: z.string().nullable(),
+    sourceEventId: z.string().nullable(),
+  })
+  .openapi('Activity');
+
+export const Segment = z
+  .object({
+    id: uuid,
+    tenantId: z.string(),
+    name: z.string(),
+    description: z.string().nullable(),
+    type: z.enum(SegmentType),
+    criteria: z.unknown().openapi({ description: 'The criteria tree (README, "Criteria"); null for STATIC segments' }),
+    isActive: z.boolean(),
+    memberCount: z.number().int(),
+    refreshIntervalMinutes: z.number().int(),
+    lastRefreshedAt: timestamp.nullable(),
+    messagingSegmentId: z.string().nullable(),
+    lastSyncedAt: timestamp.nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .openapi('Segment');
+
+export const PageMeta = z
+  .object({ total: z.number().int(), skip: z.number().int(), take: z.number().int(), hasMore: z.boolean() })
+  .openapi('PageMeta');
+
+export const CursorMeta = z
+  .object({
+    total: z.number().int(),
+    take: z.number().int(),
+    hasMore: z.boolean(),
+    nextCursor: z.string().nullable().openapi({ description: 'Pass as `after` for the next page' }),
+  })
+  .openapi('CursorMeta');
+
+export const Resolution = z
+  .object({
+    profile: Customer,
+    resolution: z.object({
+      isNew: z.boolean(),
+      matchedBy: z.array(z.enum(['authUserId', 'email', 'phone'])),
+      confidence: z.number().int().min(0).max(100),
+    }),
+  })
+  .openapi('ResolutionResult');
+
+export const MergeResult = z.object({ winner: Customer, mergedFields: z.array(z.string()) }).openapi('MergeResult');
+
+export const RefreshResult = z
+  .object({ segmentId: uuid, previousCount: z.number().int(), newCount: z.number().int(), added: z.number().int(), removed: z.number().int() })
+  .openapi('RefreshResult');
+
+export const SyncResult = z
+  .object({ messagingSegmentId: z.string(), syncedCount: z.number().int(), syncedAt: timestamp })
+  .openapi('SyncResult');
+
+export const ImportReport = z
+  .object({
+    created: z.number().int(),
+    updated: z.number().int(),
+    rejected: z.number().int(),
+    errors: z.array(z.object({ line: z.number().int(), reason: z.string() })).openapi({ description: 'The first rejections, by line' }),
+  })
+  .openapi('ImportReport');
+
+export const IngestReport = z
+  .object({
+    accepted: z.number().int(),
+    duplicates: z.number().int(),
+    rejected: z.number().int(),
+    results: z.array(
+      z.object({
+        index: z.number().int(),
+        status: z.enum(['created', 'duplicate', 'rejected']),
+        activityId: uuid.optional(),
+        customerId: uuid.optional(),
+        error: z.object({ code: z.string(), message: z.string(), field: z.string().optional() }).optional(),
+      }),
+    ),
+  })
+  .openapi('IngestReport');
+
+export const Deleted = z.object({ deleted: z.boolean() }).openapi('Deleted');
+
+/** `{data}` of one resource. */
+export const one = <T extends z.ZodType>(schema: T) => z.object({ data: schema });
+/** `{data: [...], meta}` of a page. */
+export const page = <T extends z.ZodType>(schema: T) => z.object({ data: z.array(schema), meta: PageMeta });
+/** `{data: [...], meta}` of a cursor page. */
+export const cursorPage = <T extends z.ZodType>(schema: T) => z.object({ data: z.array(schema), meta: CursorMeta });
+
+/**
+ * The body as it goes on the wire, checked against its documented schema (dates as ISO strings,
+ * undocumented fields dropped): the document cannot promise what the API does not send.
+ */
+export function serialize<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  return schema.parse(JSON.parse(JSON.stringify(value)));
+}
