@@ -29,7 +29,10 @@ export function customerRoutes(deps: AppDeps) {
   const tags = ['Customers'];
   const region = deps.config.DEFAULT_PHONE_REGION;
   // Bodies the domain parses itself, per item, so they are documented but not validated here.
-  const Event = upstreamEvent(region, deps.config.MAX_EVENT_METADATA_BYTES).openapi('Event');
+  // A default makes a field optional to send; generators would read `default` as always present.
+  const Event = upstreamEvent(region, deps.config.MAX_EVENT_METADATA_BYTES)
+    .extend({ createCustomer: z.boolean().optional().openapi({ description: 'Default true; false appends only to a known profile' }) })
+    .openapi('Event');
   const ImportRow = customerFields(region).openapi('ImportRow');
   app.openAPIRegistry.register('Event', Event);
   app.openAPIRegistry.register('ImportRow', ImportRow);
