@@ -155,7 +155,7 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'post', path: '/customers/{id}/notes', operationId: 'addNote', tags: ['Notes'], middleware: [guard(deps, 'addNote')] as const,
-      request: { params: IdParam, ...jsonBody(noteInput.openapi('CreateNote')) }, responses: { 201: json(one(Note), 'Created'), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(noteInput.openapi('CreateNote')) }, responses: { 201: json(one(Note), 'Created'), ...conflict, ...errorResponses },
     }),
     async (c) => c.json(serialize(one(Note), { data: noteView(await addNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }), 201),
   );
@@ -190,7 +190,7 @@ export function customerRoutes(deps: AppDeps) {
           },
         },
       },
-      responses: { 200: json(one(IngestReport)), ...errorResponses },
+      responses: { 200: json(one(IngestReport)), ...conflict, ...errorResponses },
     }),
     async (c) => {
       const payload = validate(EventsBody, await c.req.json().catch(() => undefined), 'body');
@@ -222,7 +222,7 @@ export function customerRoutes(deps: AppDeps) {
           },
         },
       },
-      responses: { 200: json(one(ImportReport)), ...errorResponses },
+      responses: { 200: json(one(ImportReport)), ...conflict, ...errorResponses },
     }),
     async (c) => {
       const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase();

@@ -33,6 +33,7 @@ export const errorResponses = {
   404: error('RESOURCE_NOT_FOUND'),
   413: error('PAYLOAD_TOO_LARGE: the body is over its limit (the message names it)'),
   429: error('RATE_LIMITED'),
+  500: error('INTERNAL'),
   503: error('SERVICE_UNAVAILABLE: the database did not answer in time; retry after Retry-After seconds'),
 } as const;
 

@@ -57,7 +57,7 @@ export function segmentRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'delete', path: '/segments/{id}', operationId: 'deleteSegment', tags, middleware: [guard(deps, 'deleteSegment')] as const,
-      request: { params: IdParam }, responses: { 200: json(one(Deleted)), ...errorResponses },
+      request: { params: IdParam }, responses: { 200: json(one(Deleted)), ...conflict, ...errorResponses },
     }),
     async (c) => c.json(serialize(one(Deleted), { data: { deleted: await deleteSegment(c.get('ctx'), c.req.valid('param').id) } }), 200),
   );
@@ -66,7 +66,7 @@ export function segmentRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/segments/{id}/refresh', operationId: 'refreshSegment', tags, middleware: [guard(deps, 'refreshSegment')] as const,
       description: 'Runs (or joins) the workflow segment-refresh-<id> and answers its RefreshResult.',
-      request: { params: IdParam }, responses: { 200: json(one(RefreshResult)), ...errorResponses },
+      request: { params: IdParam }, responses: { 200: json(one(RefreshResult)), ...conflict, ...errorResponses },
     }),
     async (c) => c.json(serialize(one(RefreshResult), { data: await refreshSegment(c.get('ctx'), c.req.valid('param').id) }), 200),
   );
@@ -75,7 +75,7 @@ export function segmentRoutes(deps: AppDeps) {
     createRoute({
       method: 'post', path: '/segments/{id}/sync', operationId: 'syncSegmentToMessaging', tags, middleware: [guard(deps, 'syncSegmentToMessaging')] as const,
       description: 'Runs (or joins) the workflow segment-sync-<id>: sends the members changed since the last sync to the Messaging service.',
-      request: { params: IdParam }, responses: { 200: json(one(SyncResult)), ...errorResponses },
+      request: { params: IdParam }, responses: { 200: json(one(SyncResult)), ...conflict, ...errorResponses },
     }),
     async (c) => c.json(serialize(one(SyncResult), { data: await syncSegmentToMessaging(c.get('ctx'), c.req.valid('param').id) }), 200),
   );

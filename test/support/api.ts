@@ -5,6 +5,7 @@ import { signDevToken, SCOPES } from '../../platform/auth.js';
 import { loadConfig, type Config } from '../../platform/config.js';
 import { createLogger, type Logger } from '../../platform/logger.js';
 import type { Options } from '@mikro-orm/postgresql';
+import { responseChecker, type Doc } from './contract.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256';
 const ALL_SCOPES = [...SCOPES];
@@ -43,6 +44,7 @@ export async function startTestApi(
 ): Promise<TestApi> {
   // TEST_LOG_LEVEL=error npm test shows what the servers log (failures behind a 500, say).
   const api = await startApi(testConfig(overrides), options.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), options.orm);
+  let check: ReturnType<typeof responseChecker> | undefined;
   const call: TestApi['call'] = async (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.auth) headers.authorization = `Bearer ${opts.auth}`;
@@ -58,6 +60,12 @@ export async function startTestApi(
       parsed = JSON.parse(text);
     } catch {
       // not JSON (HTML pages, NDJSON)
+    }
+    const route = path.split('?')[0]!;
+    if (route.startsWith('/api/v1/') && route !== '/api/v1/openapi.json') {
+      check ??= responseChecker((await (await fetch(`${api.url}/api/v1/openapi.json`)).json()) as Doc);
+      const problem = check(method, route.slice('/api/v1'.length), res.status, parsed);
+      if (problem) throw new Error(`answer not as the OpenAPI document says: ${problem}`);
     }
     return { status: res.status, headers: res.headers, body: parsed };
   };
