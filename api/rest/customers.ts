@@ -13,7 +13,7 @@ import { AppError } from '../../platform/errors.js';
 import { validate } from '../../domain/validate.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
-import { conflict, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, PageQuery, pageMeta, queryInt, router } from './openapi.js';
+import { conflict, CursorQuery, cursorMeta, documented, errorResponses, IdParam, json, jsonBody, PageQuery, pageMeta, queryInt, router } from './openapi.js';
 import { Activity, Customer, cursorPage, Deleted, ImportReport, IngestReport, MergeResult, Note, one, page, Resolution, serialize } from './schemas.js';
 // Each event is validated by the domain, so a batch reports per item instead of failing whole.
 const EventsBody = z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]);
@@ -155,7 +155,7 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'post', path: '/customers/{id}/notes', operationId: 'addNote', tags: ['Notes'], middleware: [guard(deps, 'addNote')] as const,
-      request: { params: IdParam, ...jsonBody(noteInput.openapi('CreateNote')) }, responses: { 201: json(one(Note), 'Created'), ...conflict, ...errorResponses },
+      request: { params: IdParam, ...jsonBody(documented(noteInput, 'CreateNote')) }, responses: { 201: json(one(Note), 'Created'), ...conflict, ...errorResponses },
     }),
     async (c) => c.json(serialize(one(Note), { data: noteView(await addNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }), 201),
   );
@@ -163,7 +163,7 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'patch', path: '/notes/{id}', operationId: 'updateNote', tags: ['Notes'], middleware: [guard(deps, 'updateNote')] as const,
-      request: { params: IdParam, ...jsonBody(noteUpdate.openapi('UpdateNote')) }, responses: { 200: json(one(Note)), ...errorResponses },
+      request: { params: IdParam, ...jsonBody(documented(noteUpdate, 'UpdateNote')) }, responses: { 200: json(one(Note)), ...errorResponses },
     }),
     async (c) => c.json(serialize(one(Note), { data: noteView(await updateNote(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) }), 200),
   );

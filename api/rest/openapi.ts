@@ -73,4 +73,10 @@ export const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({ d
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({ body: { content: { 'application/json': { schema } }, required: true } });
 export const conflict = { 409: error('CONFLICT (an identifier or name already taken; error.existingId names the profile holding it) or INVALID_STATE') };
 
+/**
+ * A domain schema, named in the document. Domain modules may build their schemas before
+ * @hono/zod-openapi has given zod its `.openapi()`, so the name goes on a copy made now.
+ */
+export const documented = <T extends z.ZodType>(schema: T, name: string) => schema.clone().openapi(name);
+
 export const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });

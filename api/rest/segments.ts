@@ -9,9 +9,9 @@ import { guard } from '../middleware/guard.js';
 import { conflict, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, pageMeta, router } from './openapi.js';
 import { Customer, cursorPage, Deleted, one, page, RefreshResult, Segment, serialize, SyncResult } from './schemas.js';
 
-const criteria = { description: 'The criteria tree (README, "Criteria")' };
-const CreateSegment = createSegmentInput.extend({ criteria: createSegmentInput.shape.criteria.openapi(criteria) }).openapi('CreateSegment');
-const UpdateSegment = updateSegmentInput.extend({ criteria: updateSegmentInput.shape.criteria.openapi(criteria) }).openapi('UpdateSegment');
+const criteria = z.unknown().optional().openapi({ description: 'The criteria tree (README, "Criteria")' });
+const CreateSegment = createSegmentInput.extend({ criteria }).openapi('CreateSegment');
+const UpdateSegment = updateSegmentInput.safeExtend({ criteria }).openapi('UpdateSegment');
 
 export function segmentRoutes(deps: AppDeps) {
   const app = router();
