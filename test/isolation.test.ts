@@ -126,6 +126,14 @@ function argValue(operation: string, name: string, type: GraphQLInputType, requi
     const fields = Object.values(type.getFields())
       .map((f) => [f.name, argValue(operation, f.name, f.type, isNonNullType(f.type), used)] as const)
       .filter(([, v]) => v !== undefined);
+    // An update must change something: give it one harmless field (a flag or an enum).
+    if (!fields.length && required) {
+      const harmless = Object.values(type.getFields()).find((f) => isEnumType(getNamedType(f.type)) || getNamedType(f.type).name === 'Boolean');
+      if (harmless) {
+        const named = getNamedType(harmless.type);
+        return { [harmless.name]: isEnumType(named) ? named.getValues()[0]!.value : false };
+      }
+    }
     return fields.length || required ? Object.fromEntries(fields) : undefined;
   }
   if (isEnumType(type)) return required ? type.getValues()[0]!.value : undefined;
