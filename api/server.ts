@@ -5,11 +5,12 @@ import type { Options } from '@mikro-orm/postgresql';
 import { apiDbTimeouts, openOrm, pgPoolTimeouts } from '../db/orm.js';
 import { createTokenVerifier } from '../platform/auth.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
-import { jwtSecret } from '../platform/jwt-secret.js';
+import { jwtSecret, requireTokenKeys } from '../platform/jwt-secret.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { ApiMetrics } from '../platform/metrics.js';
 import { RateLimits } from '../platform/rate-limit.js';
-import { createTemporalClient } from '../platform/temporal.js';
+import { exitWithSupervisor, reportReady, runMain } from '../platform/supervision.js';
+import { createTemporalClient, createTemporalProbe } from '../platform/temporal.js';
 import { createApp } from './app.js';
 import { metricsApp } from './metrics.js';
 import { pathToFileURL } from 'node:url';
@@ -40,10 +41,12 @@ export async function startApi(config: Config, log: Logger = createLogger(config
   const metrics = new ApiMetrics();
   metrics.watchPool('orm', await db.em.getConnection().getNativeClient());
   metrics.watchPool('rate_limit', pool);
+  const temporalProbe = createTemporalProbe(config);
   const app = createApp({
     config,
     orm: db,
     temporal,
+    temporalProbe,
     log,
     metrics,
     rateLimits: new RateLimits(pool, {
@@ -64,6 +67,7 @@ export async function startApi(config: Config, log: Logger = createLogger(config
     async close() {
       await server.close();
       await metricsServer?.close();
+      await temporalProbe.close();
       await temporal.connection.close();
       await pool.end();
       await db.close();
@@ -72,14 +76,20 @@ export async function startApi(config: Config, log: Logger = createLogger(config
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const config = loadConfig();
-  const log = createLogger(config.LOG_LEVEL);
-  const api = await startApi(config, log);
-  const shutdown = async (signal: string) => {
-    log.info({ signal }, 'API shutting down');
-    await api.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  await runMain(async () => {
+    const config = loadConfig();
+    requireTokenKeys(config);
+    const log = createLogger(config.LOG_LEVEL);
+    const api = await startApi(config, log);
+    let closing: Promise<void> | undefined;
+    const close = () => (closing ??= api.close());
+    const shutdown = async (signal: string) => {
+      log.info({ signal }, 'API shutting down');
+      await close();
+      process.exit(0);
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => void shutdown(signal));
+    exitWithSupervisor(log, close);
+    reportReady({ url: api.url });
+  });
 }
