@@ -15,6 +15,7 @@ import { startTemporalDevServer } from './temporal-dev-server.js';
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL);
 const watchdog = startWatchdog();
+log.info({ watchdog: watchdog.pid }, 'watchdog started');
 const stops: (() => Promise<void>)[] = [];
 let stopping = false;
 

@@ -10,6 +10,7 @@ import { stopProcess } from './embedded-postgres.js';
 const root = path.resolve(import.meta.dirname, '..');
 
 export interface Watchdog {
+  pid: number;
   watch(pid: number, signal: NodeJS.Signals): void;
   forget(pid: number): void;
   /** After everything stopped: the watchdog exits with nothing left to kill. */
@@ -23,6 +24,7 @@ export function startWatchdog(): Watchdog {
   child.unref();
   const send = (line: string) => child.stdin!.write(`${line}\n`);
   return {
+    pid: child.pid!,
     watch: (pid, signal) => send(`watch ${pid} ${signal}`),
     forget: (pid) => send(`forget ${pid}`),
     close: () => new Promise((resolve) => child.stdin!.end(resolve)),

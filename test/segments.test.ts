@@ -129,7 +129,7 @@ describe('segment lifecycle', () => {
     const described = await schedule.describe();
     expect(described.spec.intervals?.[0]?.every).toBe(30 * 60 * 1000);
     expect(described.state.paused).toBe(false);
-    expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'segmentRefreshWorkflow', taskQueue: stack.taskQueue });
+    expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'scheduledSegmentRefreshWorkflow', taskQueue: stack.taskQueue });
 
     // New matches wait for a refresh; the refresh reports the difference and records why.
     const bob = (await stack.api.call('GET', '/api/v1/customers?search=bob', { auth })).body.data[0];
@@ -141,6 +141,22 @@ describe('segment lifecycle', () => {
     expect(changes).toEqual([{ customer_id: bob.id, change: 'ENTERED', cause: 'manual' }]);
     const run = await stack.client.workflow.getHandle(`segment-refresh-${created.id}`).describe();
     expect(run.searchAttributes).toMatchObject({ TenantId: [tenant], SegmentId: [created.id] });
+
+    // The schedule refreshes under the same workflow id as a manual refresh, so the two join
+    // instead of running side by side (a Schedule's own ids carry a timestamp).
+    await stack.api.call('PATCH', `/api/v1/customers/${bob.id}`, { auth, body: { lifecycleStage: 'LEAD' } });
+    await schedule.trigger();
+    for (let tries = 0; !(await sql(`select 1 from segment_membership_changes where segment_id = $1 and cause = 'schedule'`, [created.id])).length; tries++) {
+      expect(tries, 'the scheduled refresh did not run').toBeLessThan(240);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const scheduled = stack.client.workflow.getHandle(`segment-refresh-${created.id}`);
+    expect(await scheduled.result()).toMatchObject({ segmentId: created.id, previousCount: 2, newCount: 1, removed: 1 });
+    const scheduledRun = await scheduled.describe();
+    expect(scheduledRun.runId).not.toBe(run.runId);
+    expect(scheduledRun.searchAttributes).toMatchObject({ TenantId: [tenant], SegmentId: [created.id] });
+    expect(await sql(`select customer_id, change from segment_membership_changes where segment_id = $1 and cause = 'schedule'`, [created.id]))
+      .toEqual([{ customer_id: bob.id, change: 'EXITED' }]);
 
     await stack.api.call('PATCH', `/api/v1/segments/${created.id}`, { auth, body: { isActive: false } });
     expect((await schedule.describe()).state.paused).toBe(true);
