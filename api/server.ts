@@ -1,5 +1,6 @@
 // `npm run api`: the HTTP API alone, against DATABASE_URL and TEMPORAL_ADDRESS (production shape).
 import { serve, type ServerType } from '@hono/node-server';
+import { Server as HttpServer } from 'node:http';
 import pg from 'pg';
 import type { Options } from '@mikro-orm/postgresql';
 import { apiDbTimeouts, openOrm, pgPoolTimeouts } from '../db/orm.js';
@@ -21,10 +22,14 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-async function listen(fetch: (req: Request) => Response | Promise<Response>, port: number) {
+async function listen(fetch: (req: Request) => Response | Promise<Response>, port: number, keepAliveTimeoutMs: number) {
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch, port, hostname: '0.0.0.0' }, () => resolve(s));
   });
+  if (server instanceof HttpServer) {
+    server.keepAliveTimeout = keepAliveTimeoutMs;
+    server.headersTimeout = Math.max(server.headersTimeout, keepAliveTimeoutMs + 1_000);
+  }
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : port,
@@ -57,9 +62,9 @@ export async function startApi(config: Config, log: Logger = createLogger(config
       secret: jwtSecret(config), jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE,
     }),
   });
-  const server = await listen(app.fetch, config.PORT);
+  const server = await listen(app.fetch, config.PORT, config.HTTP_KEEP_ALIVE_TIMEOUT_MS);
   log.info({ port: server.port }, 'API listening');
-  const metricsServer = config.METRICS_PORT === undefined ? undefined : await listen(metricsApp(metrics, config.METRICS_TOKEN).fetch, config.METRICS_PORT);
+  const metricsServer = config.METRICS_PORT === undefined ? undefined : await listen(metricsApp(metrics, config.METRICS_TOKEN).fetch, config.METRICS_PORT, config.HTTP_KEEP_ALIVE_TIMEOUT_MS);
   if (metricsServer) log.info({ port: metricsServer.port }, 'API metrics listening');
   return {
     url: `http://127.0.0.1:${server.port}`,

@@ -9,6 +9,10 @@ const positiveInt = (fallback: number) => z.coerce.number().int().positive().def
 const Env = z.object({
   NODE_ENV: z.string().default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000), // 0: any free port
+  // Longer than the idle timeout of clients (undici: 4 s) and load balancers (often 60 s), so the
+  // client always drops an idle connection first; a server closing one just as the client reuses
+  // it fails that request ("other side closed"). Node's default is 5 s.
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: positiveInt(65_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CRM_DATA_DIR: z.string().default('.data'),
   DATABASE_URL: optional,

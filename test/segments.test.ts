@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { newTenant, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import type { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from '../workflows/segment-refresh.js';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -165,6 +167,28 @@ describe('segment lifecycle', () => {
     await expect(schedule.describe()).rejects.toThrow();
     expect(await sql('select 1 from segment_members where segment_id = $1', [created.id])).toEqual([]);
     expect((await stack.api.call('GET', `/api/v1/segments/${created.id}`, { auth })).status).toBe(404);
+  });
+
+  it('joins a refresh already running instead of starting a second one on schedule', async () => {
+    const { auth, tenant } = await tenantWith([{ firstName: 'Ann', email: 'a@j.test', lifecycleStage: 'MEMBER' }]);
+    const segment = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'members', type: 'DYNAMIC', criteria: { field: 'lifecycleStage', op: 'eq', value: 'MEMBER' } },
+    })).body.data;
+    // A refresh that stays running: on a task queue no worker polls.
+    const running = await stack.client.workflow.start<typeof segmentRefreshWorkflow>('segmentRefreshWorkflow', {
+      workflowId: `segment-refresh-${segment.id}`, taskQueue: `idle-${randomUUID().slice(0, 8)}`, args: [{ tenantId: tenant, segmentId: segment.id, cause: 'manual' }],
+    });
+    try {
+      const outcome = await stack.client.workflow.execute<typeof scheduledSegmentRefreshWorkflow>('scheduledSegmentRefreshWorkflow', {
+        workflowId: `segment-refresh-schedule-${segment.id}-${randomUUID().slice(0, 8)}`, taskQueue: stack.taskQueue, args: [{ tenantId: tenant, segmentId: segment.id }],
+      });
+      expect(outcome).toBe('joined');
+      const current = await stack.client.workflow.getHandle(`segment-refresh-${segment.id}`).describe();
+      expect(current.runId).toBe(running.firstExecutionRunId);
+      expect(current.status.name).toBe('RUNNING');
+    } finally {
+      await running.terminate();
+    }
   });
 
   it('keeps STATIC members fixed until an explicit refresh', async () => {
