@@ -19,15 +19,23 @@ log.info({ watchdog: watchdog.pid }, 'watchdog started');
 const stops: (() => Promise<void>)[] = [];
 let stopping = false;
 
+// Each stop is bounded (SIGKILL after a grace period); this bounds the whole, should anything
+// else hang (a closed terminal, say): on exit the watchdog stops whatever is still running.
+const SHUTDOWN_DEADLINE_MS = 120_000;
+
 async function shutdown(code: number) {
   if (stopping) return;
   stopping = true;
-  log.info('stopping...');
-  for (const stop of stops.reverse()) {
-    await stop().catch((err) => log.error({ err }, 'error while stopping'));
+  setTimeout(() => process.exit(code || 1), SHUTDOWN_DEADLINE_MS).unref();
+  try {
+    log.info('stopping...');
+    for (const stop of stops.reverse()) {
+      await stop().catch((err) => log.error({ err }, 'error while stopping'));
+    }
+  } finally {
+    await watchdog.close();
+    process.exit(code);
   }
-  await watchdog.close();
-  process.exit(code);
 }
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => void shutdown(0));
 
