@@ -20,8 +20,10 @@ export function dataDirectory(): string {
   return dir;
 }
 
-export type Ports = Record<'PORT' | 'PG_PORT' | 'TEMPORAL_PORT' | 'TEMPORAL_UI_PORT', number>;
-export const freePorts = async (): Promise<Ports> => ({ PORT: await freePort(), PG_PORT: await freePort(), TEMPORAL_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort() });
+export type Ports = Record<'PORT' | 'PG_PORT' | 'TEMPORAL_PORT' | 'TEMPORAL_UI_PORT' | 'WORKER_METRICS_PORT', number>;
+export const freePorts = async (): Promise<Ports> => ({
+  PORT: await freePort(), PG_PORT: await freePort(), TEMPORAL_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), WORKER_METRICS_PORT: await freePort(),
+});
 
 export function stackEnv(dataDir: string, ports: Ports, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = { ...process.env, CRM_DATA_DIR: dataDir, LOG_LEVEL: 'info', ...extra } as Record<string, string>;
