@@ -6,6 +6,7 @@ import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { ApiMetrics } from '../platform/metrics.js';
 import type { RateLimits } from '../platform/rate-limit.js';
+import type { TemporalProbe } from '../platform/temporal.js';
 
 // What the HTTP app is built from: everything with I/O is passed in, so tests build the same app
 // against their own database and Temporal server.
@@ -13,6 +14,8 @@ export interface AppDeps {
   config: Config;
   orm: Orm;
   temporal: Client;
+  /** Readiness only; see platform/temporal.ts for why it is not `temporal`. */
+  temporalProbe: TemporalProbe;
   rateLimits: RateLimits;
   verifyToken: VerifyToken;
   log: Logger;

@@ -26,7 +26,7 @@ export function healthRoutes(deps: AppDeps) {
   app.get('/readyz', async (c) => {
     const [postgres, temporal] = await Promise.all([
       check(() => deps.orm.em.getConnection().execute('select 1')),
-      check(() => deps.temporal.connection.workflowService.getSystemInfo({})),
+      check(() => deps.temporalProbe.check(CHECK_TIMEOUT_MS)),
     ]);
     const ready = postgres.ok && temporal.ok;
     return c.json({ status: ready ? 'ready' : 'not ready', checks: { postgres, temporal } }, ready ? 200 : 503);

@@ -1,15 +1,17 @@
 // `npm run api`: the HTTP API alone, against DATABASE_URL and TEMPORAL_ADDRESS (production shape).
 import { serve, type ServerType } from '@hono/node-server';
+import { Server as HttpServer } from 'node:http';
 import pg from 'pg';
 import type { Options } from '@mikro-orm/postgresql';
 import { apiDbTimeouts, openOrm, pgPoolTimeouts } from '../db/orm.js';
 import { createTokenVerifier } from '../platform/auth.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
-import { jwtSecret } from '../platform/jwt-secret.js';
+import { jwtSecret, requireTokenKeys } from '../platform/jwt-secret.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { ApiMetrics } from '../platform/metrics.js';
 import { RateLimits } from '../platform/rate-limit.js';
-import { createTemporalClient } from '../platform/temporal.js';
+import { exitWithSupervisor, reportReady, runMain } from '../platform/supervision.js';
+import { createTemporalClient, createTemporalProbe } from '../platform/temporal.js';
 import { createApp } from './app.js';
 import { metricsApp } from './metrics.js';
 import { pathToFileURL } from 'node:url';
@@ -20,10 +22,14 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-async function listen(fetch: (req: Request) => Response | Promise<Response>, port: number) {
+async function listen(fetch: (req: Request) => Response | Promise<Response>, port: number, keepAliveTimeoutMs: number) {
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch, port, hostname: '0.0.0.0' }, () => resolve(s));
   });
+  if (server instanceof HttpServer) {
+    server.keepAliveTimeout = keepAliveTimeoutMs;
+    server.headersTimeout = Math.max(server.headersTimeout, keepAliveTimeoutMs + 1_000);
+  }
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : port,
@@ -40,10 +46,12 @@ export async function startApi(config: Config, log: Logger = createLogger(config
   const metrics = new ApiMetrics();
   metrics.watchPool('orm', await db.em.getConnection().getNativeClient());
   metrics.watchPool('rate_limit', pool);
+  const temporalProbe = createTemporalProbe(config);
   const app = createApp({
     config,
     orm: db,
     temporal,
+    temporalProbe,
     log,
     metrics,
     rateLimits: new RateLimits(pool, {
@@ -54,9 +62,9 @@ export async function startApi(config: Config, log: Logger = createLogger(config
       secret: jwtSecret(config), jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE,
     }),
   });
-  const server = await listen(app.fetch, config.PORT);
+  const server = await listen(app.fetch, config.PORT, config.HTTP_KEEP_ALIVE_TIMEOUT_MS);
   log.info({ port: server.port }, 'API listening');
-  const metricsServer = config.METRICS_PORT === undefined ? undefined : await listen(metricsApp(metrics, config.METRICS_TOKEN).fetch, config.METRICS_PORT);
+  const metricsServer = config.METRICS_PORT === undefined ? undefined : await listen(metricsApp(metrics, config.METRICS_TOKEN).fetch, config.METRICS_PORT, config.HTTP_KEEP_ALIVE_TIMEOUT_MS);
   if (metricsServer) log.info({ port: metricsServer.port }, 'API metrics listening');
   return {
     url: `http://127.0.0.1:${server.port}`,
@@ -64,6 +72,7 @@ export async function startApi(config: Config, log: Logger = createLogger(config
     async close() {
       await server.close();
       await metricsServer?.close();
+      await temporalProbe.close();
       await temporal.connection.close();
       await pool.end();
       await db.close();
@@ -72,14 +81,20 @@ export async function startApi(config: Config, log: Logger = createLogger(config
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const config = loadConfig();
-  const log = createLogger(config.LOG_LEVEL);
-  const api = await startApi(config, log);
-  const shutdown = async (signal: string) => {
-    log.info({ signal }, 'API shutting down');
-    await api.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  await runMain(async () => {
+    const config = loadConfig();
+    requireTokenKeys(config);
+    const log = createLogger(config.LOG_LEVEL);
+    const api = await startApi(config, log);
+    let closing: Promise<void> | undefined;
+    const close = () => (closing ??= api.close());
+    const shutdown = async (signal: string) => {
+      log.info({ signal }, 'API shutting down');
+      await close();
+      process.exit(0);
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => void shutdown(signal));
+    exitWithSupervisor(log, close);
+    reportReady({ url: api.url });
+  });
 }

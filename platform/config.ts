@@ -7,7 +7,12 @@ const positiveInt = (fallback: number) => z.coerce.number().int().positive().def
 // Every environment variable the platform's processes read; the README's table lists these and the
 // tooling's own (CRM_CACHE_DIR, TEST_LOG_LEVEL, BENCH_*).
 const Env = z.object({
+  NODE_ENV: z.string().default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000), // 0: any free port
+  // Longer than the idle timeout of clients (undici: 4 s) and load balancers (often 60 s), so the
+  // client always drops an idle connection first; a server closing one just as the client reuses
+  // it fails that request ("other side closed"). Node's default is 5 s.
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: positiveInt(65_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CRM_DATA_DIR: z.string().default('.data'),
   DATABASE_URL: optional,
@@ -54,6 +59,10 @@ const Env = z.object({
   DB_STATEMENT_TIMEOUT_MS: positiveInt(10_000),
   DB_ACTIVITY_STATEMENT_TIMEOUT_MS: positiveInt(600_000),
   DB_ACQUIRE_TIMEOUT_MS: positiveInt(5_000),
+  // `npm start` restarts a crashed API or worker after RESTART_BACKOFF_MS, doubling per crash up
+  // to RESTART_BACKOFF_MAX_MS; a child that ran longer than the maximum starts again from the first.
+  RESTART_BACKOFF_MS: positiveInt(1_000),
+  RESTART_BACKOFF_MAX_MS: positiveInt(30_000),
 });
 
 export type Config = z.infer<typeof Env>;

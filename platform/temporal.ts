@@ -7,3 +7,22 @@ export function createTemporalClient(config: Config): Client {
   const connection = Connection.lazy({ address: temporalAddress(config) });
   return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
 }
+
+export interface TemporalProbe {
+  /** Resolves when the frontend answers within `timeoutMs`; one attempt, nothing left running. */
+  check(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Readiness checks get a connection of their own without the SDK's gRPC retry interceptor: its
+ * retries outlive the check (a timer re-dials after the caller gave up), and one that fires after
+ * the connection closed throws "Channel has been shut down" from a timer, where nobody catches it.
+ */
+export function createTemporalProbe(config: Config): TemporalProbe {
+  const connection = Connection.lazy({ address: temporalAddress(config), interceptors: [] });
+  return {
+    check: (timeoutMs) => connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({})).then(() => undefined),
+    close: () => connection.close(),
+  };
+}

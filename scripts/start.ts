@@ -1,46 +1,61 @@
 // `npm start`: the whole platform on embedded defaults: PostgreSQL, migrations, the Temporal dev
-// server with its Web UI, the worker and the API. Ctrl-C stops everything in reverse order.
+// server with its Web UI, and the worker and the API as supervised child processes (restarted
+// with backoff when they crash). SIGINT, SIGTERM or SIGHUP stop everything in reverse order; if
+// this process is killed outright, the children exit with it (see scripts/supervisor.ts) and the
+// next start takes over what is left of the data directory (an orphaned PostgreSQL or Temporal).
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { startApi } from '../api/server.js';
 import { migrate, openOrm } from '../db/orm.js';
 import { loadConfig, temporalAddress } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
-import { installTemporalLogging, startWorker } from '../worker/main.js';
-import { workerTelemetry } from '../worker/metrics.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { startWatchdog, superviseNode } from './supervisor.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL);
-installTemporalLogging(log, workerTelemetry(config));
+const watchdog = startWatchdog();
+log.info({ watchdog: watchdog.pid }, 'watchdog started');
 const stops: (() => Promise<void>)[] = [];
 let stopping = false;
+
+// Each stop is bounded (SIGKILL after a grace period); this bounds the whole, should anything
+// else hang (a closed terminal, say): on exit the watchdog stops whatever is still running.
+const SHUTDOWN_DEADLINE_MS = 120_000;
 
 async function shutdown(code: number) {
   if (stopping) return;
   stopping = true;
-  log.info('stopping...');
-  for (const stop of stops.reverse()) {
-    await stop().catch((err) => log.error({ err }, 'error while stopping'));
+  setTimeout(() => process.exit(code || 1), SHUTDOWN_DEADLINE_MS).unref();
+  try {
+    log.info('stopping...');
+    for (const stop of stops.reverse()) {
+      await stop().catch((err) => log.error({ err }, 'error while stopping'));
+    }
+  } finally {
+    await watchdog.close();
+    process.exit(code);
   }
-  process.exit(code);
 }
-process.once('SIGINT', () => void shutdown(0));
-process.once('SIGTERM', () => void shutdown(0));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => void shutdown(0));
+
+/** PostgreSQL and Temporal: the watchdog owns them from spawn (onSpawn) until they stopped. */
+const stopWatched = (pid: number, stop: () => Promise<void>) => stops.push(() => stop().finally(() => watchdog.forget(pid)));
 
 try {
-  mkdirSync(config.CRM_DATA_DIR, { recursive: true });
+  const dataDir = path.resolve(config.CRM_DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
     log.info({ port: config.PG_PORT }, 'starting embedded PostgreSQL');
     const pg = await startEmbeddedPostgres({
-      dataDir: path.resolve(config.CRM_DATA_DIR, 'pg'),
+      dataDir: path.join(dataDir, 'pg'),
       port: config.PG_PORT,
       log: (line) => log.debug({ component: 'postgres' }, line),
+      notice: (line) => log.warn({ component: 'postgres' }, line),
+      onSpawn: (pid) => watchdog.watch(pid, 'SIGINT'), // fast shutdown: nothing committed is lost
     });
-    stops.push(pg.stop);
-    if (pg.dataDir !== path.resolve(config.CRM_DATA_DIR, 'pg')) log.info({ dataDir: pg.dataDir }, 'PostgreSQL data moved where the postgres user can reach it');
+    stopWatched(pg.pid, pg.stop);
     databaseUrl = pg.url;
   }
 
@@ -55,33 +70,38 @@ try {
     const temporal = await startTemporalDevServer({
       port: config.TEMPORAL_PORT,
       uiPort: config.TEMPORAL_UI_PORT,
-      dbFile: path.resolve(config.CRM_DATA_DIR, 'temporal.sqlite'),
+      dbFile: path.join(dataDir, 'temporal.sqlite'),
+      pidFile: path.join(dataDir, 'temporal.pid'),
       namespace: config.TEMPORAL_NAMESPACE,
       log: (line) => log.debug({ component: 'temporal' }, line),
+      notice: (line) => log.warn({ component: 'temporal' }, line),
+      onSpawn: (pid) => watchdog.watch(pid, 'SIGTERM'),
     });
-    stops.push(temporal.stop);
+    if (temporal.pid) stopWatched(temporal.pid, temporal.stop);
+    else stops.push(temporal.stop); // the SDK's own server (no Temporal CLI) stops with its handle only
     uiUrl = temporal.uiUrl;
   }
 
-  const effective = { ...config, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress(config) };
-  const worker = await startWorker(effective, log);
+  const env = { ...process.env, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress(config), CRM_DATA_DIR: dataDir };
+  const backoff = { initialMs: config.RESTART_BACKOFF_MS, maxMs: config.RESTART_BACKOFF_MAX_MS, resetAfterMs: config.RESTART_BACKOFF_MAX_MS };
+  const worker = superviseNode('worker', 'worker/main.ts', env, log, backoff);
   stops.push(worker.stop);
-  const api = await startApi(effective, log);
-  stops.push(api.close);
+  const api = superviseNode('api', 'api/server.ts', env, log, backoff);
+  stops.push(api.stop);
+  const [{ url }] = await Promise.all([api.ready, worker.ready]);
 
   const lines = [
     '',
     'CRM platform is running',
-    `  REST API        ${api.url}/api/v1   (docs: ${api.url}/docs)`,
-    `  GraphQL         ${api.url}/graphql`,
-    `  Temporal UI     ${uiUrl ?? '(external Temporal at ' + effective.TEMPORAL_ADDRESS + ')'}`,
-    `  Health          ${api.url}/readyz`,
+    `  REST API        ${url}/api/v1   (docs: ${url}/docs)`,
+    `  GraphQL         ${url}/graphql`,
+    `  Temporal UI     ${uiUrl ?? '(external Temporal at ' + temporalAddress(config) + ')'}`,
+    `  Health          ${url}/readyz`,
     `  Dev token       npm run token -- --tenant demo --scopes crm:read,crm:write,crm:admin,crm:campaigns,crm:social`,
     'Ctrl-C stops everything.',
     '',
   ];
   process.stdout.write(lines.join('\n') + '\n');
-  await worker.done;
 } catch (err) {
   log.error({ err }, 'failed to start');
   await shutdown(1);

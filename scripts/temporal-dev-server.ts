@@ -1,15 +1,18 @@
 // Starts the real Temporal dev server (`temporal server start-dev`) with the platform's search
 // attributes, and waits until it answers.
 import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { searchAttributes } from '../platform/search-attributes.js';
-import { stopProcess } from './embedded-postgres.js';
+import { assertOrphaned, stopProcess, waitForExit } from './embedded-postgres.js';
 import { resolveTemporalCli } from './temporal-cli.js';
 
 export interface TemporalDevServer {
   address: string;
   uiUrl?: string;
+  /** Absent when the SDK's own server runs it (no Temporal CLI). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -19,6 +22,33 @@ export interface TemporalDevServerOptions {
   dbFile?: string; // in-memory when absent
   namespace?: string;
   log?: (line: string) => void;
+  notice?: (line: string) => void;
+  /** Records the server's pid, so the next start can stop one an abruptly killed start left behind. */
+  pidFile?: string;
+  onSpawn?: (pid: number) => void;
+}
+
+/** A dev server of this database file still running from a killed `npm start`: stop it first. */
+async function stopOrphan(pidFile: string, dbFile: string | undefined, notice: (l: string) => void): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  let cmdline = '';
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    // gone
+  }
+  if (cmdline.includes('start-dev') && (!dbFile || cmdline.includes(dbFile))) {
+    assertOrphaned(pid, `the Temporal dev server of ${dbFile ?? 'this data directory'}`);
+    notice(`stopping the Temporal dev server (pid ${pid}) left running by an earlier start`);
+    process.kill(pid, 'SIGTERM');
+    await waitForExit(pid, 30_000);
+  }
+  rmSync(pidFile, { force: true });
 }
 
 export async function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalDevServer> {
@@ -44,7 +74,13 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     ...(opts.uiPort ? ['--ui-port', String(opts.uiPort)] : ['--headless']),
     ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
   ];
-  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (opts.pidFile) await stopOrphan(opts.pidFile, opts.dbFile, opts.notice ?? (() => {}));
+  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  opts.onSpawn?.(child.pid!);
+  if (opts.pidFile) writeFileSync(opts.pidFile, `${child.pid}\n`);
+  const forget = () => {
+    if (opts.pidFile) rmSync(opts.pidFile, { force: true });
+  };
   let output = '';
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);
@@ -59,9 +95,10 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     await Promise.race([waitForTemporal(address, namespace, 120_000), exited]);
   } catch (err) {
     await stopProcess(child, 'SIGTERM');
+    forget();
     throw err;
   }
-  return { address, uiUrl, stop: () => stopProcess(child, 'SIGTERM') };
+  return { address, uiUrl, pid: child.pid, stop: () => stopProcess(child, 'SIGTERM').then(forget) };
 }
 
 async function waitForTemporal(address: string, namespace: string, timeoutMs: number): Promise<void> {

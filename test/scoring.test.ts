@@ -1,6 +1,11 @@
+import { randomUUID } from 'node:crypto';
+import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openOrm } from '../db/orm.js';
+import { createLogger } from '../platform/logger.js';
 import { ensurePlatformSchedules, SCORING_SCHEDULE_ID } from '../worker/schedules.js';
-import type { customerScoringWorkflow } from '../workflows/customer-scoring.js';
+import { createWorker } from '../worker/worker.js';
+import type { customerScoringWorkflow, scoreAllTenantsWorkflow } from '../workflows/customer-scoring.js';
 import { newTenant, testConfig, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
@@ -61,5 +66,29 @@ describe('customer scoring', () => {
     const described = await stack.client.schedule.getHandle(SCORING_SCHEDULE_ID).describe();
     expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'scoreAllTenantsWorkflow' });
     expect(described.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }] });
+  });
+
+  it('stops when cancelled instead of going on to the next tenant', async () => {
+    // Cancelled before any worker polls its queue, the run sees the cancellation at its first
+    // child; swallowing it would move on to the next tenant and complete.
+    const taskQueue = `scoring-cancel-${randomUUID().slice(0, 8)}`;
+    const handle = await stack.client.workflow.start<typeof scoreAllTenantsWorkflow>('scoreAllTenantsWorkflow', {
+      workflowId: `customer-scoring-all-${taskQueue}`, taskQueue, args: [{ remaining: [newTenant(), newTenant()] }],
+    });
+    await handle.cancel();
+    const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
+    const orm = await openOrm(config.DATABASE_URL!);
+    const worker = await createWorker(config, { orm, config, log: createLogger('silent') });
+    const running = worker.run();
+    try {
+      const failure = await handle.result().then(() => undefined, (err: unknown) => err);
+      expect(failure).toBeInstanceOf(WorkflowFailedError);
+      expect((failure as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect((await handle.describe()).status.name).toBe('CANCELLED');
+    } finally {
+      await worker.shutdown();
+      await running;
+      await orm.close();
+    }
   });
 });

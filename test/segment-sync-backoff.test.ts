@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOrm, type Orm } from '../db/orm.js';
 import { createLogger } from '../platform/logger.js';
-import { resolveTemporalTestServer } from '../scripts/temporal-test-server.js';
+import { startTimeSkippingEnvironment } from '../scripts/temporal-test-server.js';
 import { createWorker } from '../worker/worker.js';
 import type { segmentSyncWorkflow } from '../workflows/segment-sync.js';
 import { newTenant, testConfig, token } from './support/api.js';
@@ -13,27 +13,19 @@ import { startTestStack, type TestStack } from './support/stack.js';
 // Backoff between retries grows to minutes; Temporal's time-skipping test server (Java) jumps
 // those timers, so a sync that outlasts ten failures finishes in seconds.
 let env: TestWorkflowEnvironment;
+let testServer: Awaited<ReturnType<typeof startTimeSkippingEnvironment>> | undefined;
 let messaging: MessagingServer;
 let stack: TestStack;
 let orm: Orm;
 beforeAll(async () => {
   messaging = await startMessagingServer();
   stack = await startTestStack({ MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey });
-  env = await startTimeSkippingServer();
+  testServer = await startTimeSkippingEnvironment();
+  env = testServer.env;
 });
 
-// The SDK gives the JVM 5 s to start listening, which a loaded machine can miss: try again.
-async function startTimeSkippingServer(attempts = 3): Promise<TestWorkflowEnvironment> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: resolveTemporalTestServer() } } });
-    } catch (err) {
-      if (attempt === attempts || !/did not start within/.test(String(err))) throw err;
-    }
-  }
-}
 afterAll(async () => {
-  await env?.teardown();
+  await testServer?.stop();
   await stack?.close();
   await messaging?.close();
   await orm?.close();

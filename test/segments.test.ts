@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { newTenant, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import type { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from '../workflows/segment-refresh.js';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -129,7 +131,7 @@ describe('segment lifecycle', () => {
     const described = await schedule.describe();
     expect(described.spec.intervals?.[0]?.every).toBe(30 * 60 * 1000);
     expect(described.state.paused).toBe(false);
-    expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'segmentRefreshWorkflow', taskQueue: stack.taskQueue });
+    expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'scheduledSegmentRefreshWorkflow', taskQueue: stack.taskQueue });
 
     // New matches wait for a refresh; the refresh reports the difference and records why.
     const bob = (await stack.api.call('GET', '/api/v1/customers?search=bob', { auth })).body.data[0];
@@ -142,6 +144,22 @@ describe('segment lifecycle', () => {
     const run = await stack.client.workflow.getHandle(`segment-refresh-${created.id}`).describe();
     expect(run.searchAttributes).toMatchObject({ TenantId: [tenant], SegmentId: [created.id] });
 
+    // The schedule refreshes under the same workflow id as a manual refresh, so the two join
+    // instead of running side by side (a Schedule's own ids carry a timestamp).
+    await stack.api.call('PATCH', `/api/v1/customers/${bob.id}`, { auth, body: { lifecycleStage: 'LEAD' } });
+    await schedule.trigger();
+    for (let tries = 0; !(await sql(`select 1 from segment_membership_changes where segment_id = $1 and cause = 'schedule'`, [created.id])).length; tries++) {
+      expect(tries, 'the scheduled refresh did not run').toBeLessThan(240);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const scheduled = stack.client.workflow.getHandle(`segment-refresh-${created.id}`);
+    expect(await scheduled.result()).toMatchObject({ segmentId: created.id, previousCount: 2, newCount: 1, removed: 1 });
+    const scheduledRun = await scheduled.describe();
+    expect(scheduledRun.runId).not.toBe(run.runId);
+    expect(scheduledRun.searchAttributes).toMatchObject({ TenantId: [tenant], SegmentId: [created.id] });
+    expect(await sql(`select customer_id, change from segment_membership_changes where segment_id = $1 and cause = 'schedule'`, [created.id]))
+      .toEqual([{ customer_id: bob.id, change: 'EXITED' }]);
+
     await stack.api.call('PATCH', `/api/v1/segments/${created.id}`, { auth, body: { isActive: false } });
     expect((await schedule.describe()).state.paused).toBe(true);
 
@@ -149,6 +167,28 @@ describe('segment lifecycle', () => {
     await expect(schedule.describe()).rejects.toThrow();
     expect(await sql('select 1 from segment_members where segment_id = $1', [created.id])).toEqual([]);
     expect((await stack.api.call('GET', `/api/v1/segments/${created.id}`, { auth })).status).toBe(404);
+  });
+
+  it('joins a refresh already running instead of starting a second one on schedule', async () => {
+    const { auth, tenant } = await tenantWith([{ firstName: 'Ann', email: 'a@j.test', lifecycleStage: 'MEMBER' }]);
+    const segment = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'members', type: 'DYNAMIC', criteria: { field: 'lifecycleStage', op: 'eq', value: 'MEMBER' } },
+    })).body.data;
+    // A refresh that stays running: on a task queue no worker polls.
+    const running = await stack.client.workflow.start<typeof segmentRefreshWorkflow>('segmentRefreshWorkflow', {
+      workflowId: `segment-refresh-${segment.id}`, taskQueue: `idle-${randomUUID().slice(0, 8)}`, args: [{ tenantId: tenant, segmentId: segment.id, cause: 'manual' }],
+    });
+    try {
+      const outcome = await stack.client.workflow.execute<typeof scheduledSegmentRefreshWorkflow>('scheduledSegmentRefreshWorkflow', {
+        workflowId: `segment-refresh-schedule-${segment.id}-${randomUUID().slice(0, 8)}`, taskQueue: stack.taskQueue, args: [{ tenantId: tenant, segmentId: segment.id }],
+      });
+      expect(outcome).toBe('joined');
+      const current = await stack.client.workflow.getHandle(`segment-refresh-${segment.id}`).describe();
+      expect(current.runId).toBe(running.firstExecutionRunId);
+      expect(current.status.name).toBe('RUNNING');
+    } finally {
+      await running.terminate();
+    }
   });
 
   it('keeps STATIC members fixed until an explicit refresh', async () => {

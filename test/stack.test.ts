@@ -1,52 +1,27 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { jwtVerify } from 'jose';
-import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../scripts/ports.js';
-
-const root = path.resolve(import.meta.dirname, '..');
-const dataDir = mkdtempSync(path.join(tmpdir(), 'crm-stack-'));
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-
-function waitForOutput(child: ReturnType<typeof spawn>, marker: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`no "${marker}" within ${timeoutMs}ms:\n${output}`)), timeoutMs);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes(marker)) {
-        clearTimeout(timer);
-        resolve(output);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before "${marker}":\n${output}`));
-    });
-  });
-}
+import { describe, expect, it } from 'vitest';
+import { answers, api, banner, childPid, dataDirectory, eventually, freePorts, killLeftovers, npmStart, root, stackEnv, stop, type Started } from './support/npm-start.js';
 
 describe('npm start', () => {
-  it('runs PostgreSQL, migrations, Temporal with its UI and search attributes, the worker and the API, and stops cleanly', async () => {
-    const ports = { PORT: await freePort(), PG_PORT: await freePort(), TEMPORAL_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort() };
-    const env: Record<string, string> = { ...process.env, CRM_DATA_DIR: dataDir, LOG_LEVEL: 'warn' } as Record<string, string>;
-    for (const [k, v] of Object.entries(ports)) env[k] = String(v);
-    delete env.DATABASE_URL;
-    delete env.TEMPORAL_ADDRESS;
-    delete env.JWT_SECRET;
-
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  it('runs PostgreSQL, migrations, Temporal with its UI, the worker and the API as supervised children; keeps its data across stops and SIGKILLs', async () => {
+    const dataDir = dataDirectory();
+    const ports = await freePorts();
+    const env = stackEnv(dataDir, ports);
+    const leftovers: Started[] = [];
+    const start = async () => {
+      const s = npmStart(env);
+      leftovers.push(s);
+      await s.waitFor(banner);
+      return s;
+    };
     try {
-      const banner = await waitForOutput(child, 'Ctrl-C stops everything', 150_000);
-      expect(banner).toContain(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}`);
-
-      const ready = await fetch(`http://127.0.0.1:${ports.PORT}/readyz`);
-      expect(ready.status).toBe(200);
+      let s = await start();
+      expect(s.output()).toContain(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}`);
+      expect((await fetch(`http://127.0.0.1:${ports.PORT}/readyz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}/`)).status).toBe(200);
 
       const connection = await Connection.connect({ address: `127.0.0.1:${ports.TEMPORAL_PORT}` });
@@ -56,26 +31,67 @@ describe('npm start', () => {
       expect(existsSync(path.join(dataDir, 'temporal.sqlite'))).toBe(true);
 
       // `npm run token` signs with the secret the running API generated into the data directory.
-      const minted = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/token.ts', '--tenant', 'demo', '--scopes', 'crm:read,crm:campaigns'], {
+      const minted = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/token.ts', '--tenant', 'demo', '--scopes', 'crm:read,crm:write,crm:campaigns'], {
         cwd: root, env, encoding: 'utf8',
       });
       expect(minted.status).toBe(0);
-      const jwt = minted.stdout.trim();
-      expect(jwt.split('.')).toHaveLength(3);
-      const res = await fetch(`http://127.0.0.1:${ports.PORT}/api/v1/campaigns`, { headers: { authorization: `Bearer ${jwt}` } });
-      expect(res.status).toBe(501);
+      const auth = minted.stdout.trim();
+      expect(auth.split('.')).toHaveLength(3);
+      expect((await fetch(`http://127.0.0.1:${ports.PORT}/api/v1/campaigns`, { headers: { authorization: `Bearer ${auth}` } })).status).toBe(501);
       const secret = readFileSync(path.join(dataDir, 'jwt-secret'), 'utf8').trim();
-      const { payload } = await jwtVerify(jwt, new TextEncoder().encode(secret));
-      expect(payload).toMatchObject({ tenantId: 'demo', scope: 'crm:read crm:campaigns' });
+      const { payload } = await jwtVerify(auth, new TextEncoder().encode(secret));
+      expect(payload).toMatchObject({ tenantId: 'demo', scope: 'crm:read crm:write crm:campaigns' });
+
+      const created = await api(ports.PORT, 'POST', '/customers', auth, { firstName: 'Kept', email: 'kept@restart.test' });
+      expect(created.status).toBe(201);
+      const id = created.body.data.id as string;
+
+      // The API is a child process of its own: when it crashes, it is restarted (and says so).
+      const apiPid = await childPid(s, 'api');
+      const workerPid = await childPid(s, 'worker');
+      expect(apiPid).not.toBe(s.child.pid);
+      expect(apiPid).not.toBe(workerPid);
+      process.kill(apiPid, 'SIGKILL');
+      await s.waitFor(new RegExp(`"child":"api","pid":${apiPid},"code":null,"signal":"SIGKILL","restartInMs":\\d+,"msg":"child exited; restarting"`));
+      expect(await childPid(s, 'api', 2)).not.toBe(apiPid);
+      await eventually('the restarted API is ready', async () => (await fetch(`http://127.0.0.1:${ports.PORT}/readyz`).catch(() => undefined))?.status === 200);
+
+      // SIGTERM stops everything it started: the ports are free again.
+      await stop(s, 'SIGTERM');
+      for (const port of Object.values(ports)) expect(await answers(port), `port ${port} still answers`).toBe(false);
+
+      // The same data on the next start; SIGHUP (the terminal closing) stops it as cleanly.
+      s = await start();
+      expect((await api(ports.PORT, 'GET', `/customers/${id}`, auth)).body.data.email).toBe('kept@restart.test');
+      await stop(s, 'SIGHUP');
+
+      // SIGKILL of npm start alone: the API and worker exit with it, the watchdog stops PostgreSQL and Temporal.
+      s = await start();
+      s.child.kill('SIGKILL');
+      await s.exited;
+      await eventually('every port is free after npm start was killed', async () => !(await Promise.all(Object.values(ports).map(answers))).some(Boolean));
+
+      // SIGKILL of npm start and its watchdog together: PostgreSQL is left running (Temporal may be
+      // too, until it writes to the closed pipe of its log and dies of SIGPIPE).
+      s = await start();
+      process.kill(Number(s.output().match(/"watchdog":(\d+)/)![1]), 'SIGKILL');
+      s.child.kill('SIGKILL');
+      await s.exited;
+      await eventually('the API is gone', async () => !(await answers(ports.PORT)));
+      expect(await answers(ports.PG_PORT)).toBe(true);
+
+      // The next start stops the orphans of its data directory and starts on the same data.
+      s = await start();
+      expect(s.output()).toContain(`left running on ${path.join(dataDir, 'pg')}`);
+      expect((await fetch(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}/`)).status).toBe(200);
+      const read = await api(ports.PORT, 'GET', `/customers/${id}`, auth);
+      expect(read.status).toBe(200);
+      expect(read.body.data).toMatchObject({ id, firstName: 'Kept', email: 'kept@restart.test' });
+      await stop(s, 'SIGTERM');
+      for (const port of Object.values(ports)) expect(await answers(port), `port ${port} still answers`).toBe(false);
     } finally {
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      for (const s of leftovers) s.child.kill('SIGKILL');
+      killLeftovers(dataDir);
     }
-    // Everything it started is gone: the ports are free again.
-    for (const port of Object.values(ports)) {
-      const refused = await fetch(`http://127.0.0.1:${port}/`).then(() => false, () => true);
-      expect(refused, `port ${port} still answers`).toBe(true);
-    }
-  });
+  }, 900_000);
 });

@@ -6,6 +6,8 @@ import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config
 import { createTemporalClient } from '../platform/temporal.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { workerTelemetry } from './metrics.js';
+import { requireTokenKeys } from '../platform/jwt-secret.js';
+import { exitWithSupervisor, reportReady, runMain } from '../platform/supervision.js';
 import { ensurePlatformSchedules } from './schedules.js';
 import { createWorker } from './worker.js';
 
@@ -34,17 +36,25 @@ export function installTemporalLogging(log: Logger, telemetry?: RuntimeOptions['
     TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error',
   };
   Runtime.install({
+    shutdownSignals: ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'],
     logger: new DefaultLogger('WARN', (entry) => log[levels[entry.level]]({ component: 'temporal-sdk', ...entry.meta }, entry.message)),
     telemetryOptions: telemetry,
   });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const config = loadConfig();
-  const log = createLogger(config.LOG_LEVEL);
-  installTemporalLogging(log, workerTelemetry(config));
-  const running = await startWorker(config, log);
-  // The SDK's worker shuts down gracefully on SIGINT/SIGTERM by itself.
-  await running.done;
-  log.info('worker stopped');
+  await runMain(async () => {
+    const config = loadConfig();
+    // Same rule as the API: a deployment configured without token keys must not half-run.
+    requireTokenKeys(config);
+    const log = createLogger(config.LOG_LEVEL);
+    installTemporalLogging(log, workerTelemetry(config));
+    const running = await startWorker(config, log);
+    // The SDK's worker shuts down gracefully on SIGINT/SIGTERM by itself.
+    exitWithSupervisor(log, running.stop);
+    reportReady();
+    await running.done;
+    log.info('worker stopped');
+    process.exit(0);
+  });
 }

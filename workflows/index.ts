@@ -1,5 +1,5 @@
 // The workflows the worker registers, one file each; this file is the worker's `workflowsPath`,
 // bundled deterministically by the SDK.
 export { customerScoringWorkflow, scoreAllTenantsWorkflow } from './customer-scoring.js';
-export { segmentRefreshWorkflow } from './segment-refresh.js';
+export { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from './segment-refresh.js';
 export { segmentSyncWorkflow } from './segment-sync.js';

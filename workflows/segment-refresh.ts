@@ -1,6 +1,8 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { log, ParentClosePolicy, proxyActivities, startChild } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { RefreshResult } from '../domain/segments/membership.js';
+import { SegmentId, TenantId } from '../platform/search-attributes.js';
 
 const { refreshSegmentMembership } = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
@@ -18,4 +20,26 @@ export interface SegmentRefreshInput {
 /** `segment-refresh-<segmentId>`: recomputes a segment's membership (one transactional activity). */
 export async function segmentRefreshWorkflow(input: SegmentRefreshInput): Promise<RefreshResult> {
   return refreshSegmentMembership(input);
+}
+
+/**
+ * Started by the schedule `segment-refresh-schedule-<segmentId>`. A Schedule appends a timestamp
+ * to the workflow ids it starts, so the refresh itself runs as `segment-refresh-<segmentId>`, the
+ * id manual refreshes use: whichever starts second joins the first instead of running beside it.
+ * The refresh is abandoned, not awaited: it outlives this run, which ends once it started.
+ */
+export async function scheduledSegmentRefreshWorkflow(input: { tenantId: string; segmentId: string }): Promise<'started' | 'joined'> {
+  try {
+    await startChild(segmentRefreshWorkflow, {
+      workflowId: `segment-refresh-${input.segmentId}`,
+      args: [{ ...input, cause: 'schedule' }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [{ key: TenantId, value: input.tenantId }, { key: SegmentId, value: input.segmentId }],
+    });
+    return 'started';
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    log.info('a refresh of this segment is already running; joined it', { segmentId: input.segmentId });
+    return 'joined';
+  }
 }

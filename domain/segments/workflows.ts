@@ -2,7 +2,7 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, Work
 import type { Segment } from '../../db/entities/index.js';
 import { AppError } from '../../platform/errors.js';
 import { SegmentId, TenantId } from '../../platform/search-attributes.js';
-import type { segmentRefreshWorkflow } from '../../workflows/segment-refresh.js';
+import type { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from '../../workflows/segment-refresh.js';
 import type { segmentSyncWorkflow, SegmentSyncResult } from '../../workflows/segment-sync.js';
 import type { ServiceContext } from '../context.js';
 import type { RefreshResult } from './membership.js';
@@ -29,18 +29,8 @@ async function outcome<T>(run: Promise<T>, what: string): Promise<T> {
   }
 }
 
-/** Running workflows of a segment, scheduled ones included (their ids carry a timestamp suffix). */
-async function runningWorkflows(ctx: ServiceContext, segmentId: string, type?: string): Promise<string[]> {
-  const ids: string[] = [];
-  const query = `SegmentId = '${segmentId}' AND ExecutionStatus = 'Running'${type ? ` AND WorkflowType = '${type}'` : ''}`;
-  for await (const run of ctx.temporal.workflow.list({ query })) ids.push(run.workflowId);
-  return ids;
-}
-
 export async function runRefresh(ctx: ServiceContext, segment: Segment, cause: string): Promise<RefreshResult> {
-  // A scheduled refresh already running does the same work: join it.
-  const [scheduled] = (await runningWorkflows(ctx, segment.id, 'segmentRefreshWorkflow')).filter((id) => id !== refreshWorkflowId(segment.id));
-  if (scheduled) return outcome(ctx.temporal.workflow.getHandle<typeof segmentRefreshWorkflow>(scheduled).result(), `refresh of segment ${segment.id}`);
+  // Scheduled refreshes run under the same id (scheduledSegmentRefreshWorkflow), so this joins them too.
   const handle = await ctx.temporal.workflow.start<typeof segmentRefreshWorkflow>('segmentRefreshWorkflow', {
     workflowId: refreshWorkflowId(segment.id),
     taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
@@ -69,22 +59,24 @@ export async function runSync(ctx: ServiceContext, segment: Segment): Promise<Se
  */
 export async function upsertRefreshSchedule(ctx: ServiceContext, segment: Segment): Promise<void> {
   const spec = { intervals: [{ every: `${segment.refreshIntervalMinutes}m` as const }] };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: 'scheduledSegmentRefreshWorkflow',
+    workflowId: refreshScheduleId(segment.id),
+    taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
+    args: [{ tenantId: segment.tenantId, segmentId: segment.id }] satisfies Parameters<typeof scheduledSegmentRefreshWorkflow>,
+    typedSearchAttributes: searchAttributes(segment),
+  };
   const handle = ctx.temporal.schedule.getHandle(refreshScheduleId(segment.id));
   try {
-    await handle.update((previous) => ({ ...previous, spec, state: { ...previous.state, paused: !segment.isActive } }));
+    // The action too: schedules made before it started scheduledSegmentRefreshWorkflow move over.
+    await handle.update((previous) => ({ ...previous, spec, action, state: { ...previous.state, paused: !segment.isActive } }));
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw err;
     await ctx.temporal.schedule.create({
       scheduleId: refreshScheduleId(segment.id),
       spec,
-      action: {
-        type: 'startWorkflow',
-        workflowType: 'segmentRefreshWorkflow',
-        workflowId: refreshWorkflowId(segment.id),
-        taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
-        args: [{ tenantId: segment.tenantId, segmentId: segment.id, cause: 'schedule' }],
-        typedSearchAttributes: searchAttributes(segment),
-      },
+      action,
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
       state: { paused: !segment.isActive, note: `Refresh of ${segment.type} segment "${segment.name}" (${segment.tenantId})` },
     });
@@ -98,8 +90,7 @@ export async function stopSegmentWork(ctx: ServiceContext, segmentId: string): P
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw err;
   }
-  const running = new Set([refreshWorkflowId(segmentId), syncWorkflowId(segmentId), ...(await runningWorkflows(ctx, segmentId))]);
-  for (const id of running) {
+  for (const id of [refreshWorkflowId(segmentId), syncWorkflowId(segmentId)]) {
     try {
       await ctx.temporal.workflow.getHandle(id).terminate('segment deleted');
     } catch (err) {
