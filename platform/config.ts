@@ -30,6 +30,7 @@ const Env = z.object({
   MESSAGING_URL: z.url().optional(),
   MESSAGING_API_KEY: optional,
   MESSAGING_TIMEOUT_MS: positiveInt(15_000),
+  WORKFLOW_RESULT_WAIT_MS: positiveInt(20_000),
   RATE_LIMIT_READ: positiveInt(1000),
   RATE_LIMIT_WRITE: positiveInt(100),
   RATE_LIMIT_CAMPAIGN: positiveInt(10),

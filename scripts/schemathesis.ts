@@ -15,6 +15,7 @@ import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { installTemporalLogging, startWorker } from '../worker/main.js';
 import { cacheDir, say } from './cache.js';
+import { startMessagingServer } from '../test/support/messaging-server.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { freePort } from './ports.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
@@ -56,12 +57,16 @@ try {
   const temporal = await startTemporalDevServer({ port: await freePort() });
   stops.push(temporal.stop);
 
+  // A Messaging service that answers, so segment syncs finish instead of retrying a dead address.
+  const messaging = await startMessagingServer();
+  stops.push(messaging.close);
+
   const secret = randomUUID() + randomUUID();
   // Rate limits out of the way: every generated case should reach its operation, not a 429.
   const unlimited = Object.fromEntries(['READ', 'WRITE', 'CAMPAIGN', 'SOCIAL', 'BULK'].map((c) => [`RATE_LIMIT_${c}`, '1000000000']));
   const config = loadConfig({
     ...process.env, ...unlimited, DATABASE_URL: pg.url, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: 'schemathesis',
-    JWT_SECRET: secret, PORT: '0', MESSAGING_URL: 'http://127.0.0.1:9/',
+    JWT_SECRET: secret, PORT: '0', MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey,
   });
   const worker = await startWorker(config, log);
   stops.push(async () => {

@@ -88,3 +88,41 @@ describe('syncSegmentToMessaging', () => {
     expect(messaging.received.length).toBe(received + 1); // no retries
   });
 });
+
+describe('a sync held up by a Messaging outage', () => {
+  let held: TestStack;
+  let down: MessagingServer;
+  beforeAll(async () => {
+    down = await startMessagingServer();
+    held = await startTestStack({ MESSAGING_URL: down.url, MESSAGING_API_KEY: down.apiKey, MESSAGING_TIMEOUT_MS: '1000', WORKFLOW_RESULT_WAIT_MS: '1500' });
+  });
+  afterAll(async () => {
+    await held?.close();
+    await down?.close();
+  });
+
+  it('answers 503 instead of holding the request, goes on by itself, and a later call joins it', async () => {
+    const auth = await token(newTenant());
+    await held.api.call('POST', '/api/v1/customers', { auth, body: { email: 'held@sync.test', membershipTier: 'GOLD' } });
+    const segment = (await held.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'gold', type: 'STATIC', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } },
+    })).body.data;
+    // Four failures: the retries back off 1 + 2 + 4 + 8 s, far past the request's 1.5 s wait.
+    down.failNext(...Array.from({ length: 4 }, () => ({ kind: 'error' as const, status: 503, message: 'maintenance' })));
+
+    const first = await held.api.call('POST', `/api/v1/segments/${segment.id}/sync`, { auth });
+    expect(first.status).toBe(503);
+    expect(first.body.error.code).toBe('SERVICE_UNAVAILABLE');
+    expect(first.body.error.message).toContain(`segment-sync-${segment.id}`);
+    expect(Number(first.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    let done: { status: number; body: any } = first;
+    for (let attempt = 0; attempt < 60 && done.status === 503; attempt++) {
+      done = await held.api.call('POST', `/api/v1/segments/${segment.id}/sync`, { auth });
+    }
+    expect(done.status).toBe(200);
+    expect(done.body.data.syncedCount).toBe(1);
+    // Every call joined the one run: the member was added once.
+    expect([...down.addCounts.values()]).toEqual([1]);
+  });
+});

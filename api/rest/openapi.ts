@@ -34,7 +34,7 @@ export const errorResponses = {
   413: error('PAYLOAD_TOO_LARGE: the body is over its limit (the message names it)'),
   429: error('RATE_LIMITED'),
   500: error('INTERNAL'),
-  503: error('SERVICE_UNAVAILABLE: the database did not answer in time; retry after Retry-After seconds'),
+  503: error('SERVICE_UNAVAILABLE: the database did not answer in time, or a workflow run is still going (it goes on; calling again joins it); retry after Retry-After seconds'),
 } as const;
 
 /**

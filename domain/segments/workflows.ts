@@ -1,4 +1,4 @@
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import type { Segment } from '../../db/entities/index.js';
 import { AppError } from '../../platform/errors.js';
 import { SegmentId, TenantId } from '../../platform/search-attributes.js';
@@ -17,11 +17,22 @@ const searchAttributes = (s: Pick<Segment, 'id' | 'tenantId'>) => [
   { key: SegmentId, value: s.id },
 ];
 
-/** The workflow's own failure message (e.g. the Messaging service's 4xx) as a platform error. */
-async function outcome<T>(run: Promise<T>, what: string): Promise<T> {
+/**
+ * Waits for a workflow's result on behalf of a request, for at most WORKFLOW_RESULT_WAIT_MS: a run
+ * held up by a failing dependency (Messaging down, retried with backoff) goes on durably, but the
+ * caller gets an answer instead of a request that never ends, and calling again joins the same run.
+ * The workflow's own failure (e.g. the Messaging service's 4xx) becomes a platform error.
+ */
+async function outcome<T>(ctx: ServiceContext, handle: WorkflowHandle<() => Promise<T>>, what: string): Promise<T> {
+  const waited = AbortSignal.timeout(ctx.config.WORKFLOW_RESULT_WAIT_MS);
   try {
-    return await run;
+    return await ctx.temporal.withAbortSignal(waited, () => handle.result());
   } catch (err) {
+    if (waited.aborted) {
+      throw new AppError('SERVICE_UNAVAILABLE', `${what} is still running as workflow ${handle.workflowId} and goes on by itself; call again to join it`, {
+        retryAfter: Math.max(1, Math.ceil(ctx.config.WORKFLOW_RESULT_WAIT_MS / 1000)),
+      });
+    }
     if (!(err instanceof WorkflowFailedError)) throw err;
     let cause: Error | undefined = err.cause;
     while (cause?.cause) cause = cause.cause as Error;
@@ -38,7 +49,7 @@ export async function runRefresh(ctx: ServiceContext, segment: Segment, cause: s
     workflowIdConflictPolicy: 'USE_EXISTING',
     typedSearchAttributes: searchAttributes(segment),
   });
-  return outcome(handle.result(), `refresh of segment ${segment.id}`);
+  return outcome(ctx, handle, `refresh of segment ${segment.id}`);
 }
 
 export async function runSync(ctx: ServiceContext, segment: Segment): Promise<SegmentSyncResult> {
@@ -49,7 +60,7 @@ export async function runSync(ctx: ServiceContext, segment: Segment): Promise<Se
     workflowIdConflictPolicy: 'USE_EXISTING',
     typedSearchAttributes: searchAttributes(segment),
   });
-  return outcome(handle.result(), `sync of segment ${segment.id} to Messaging`);
+  return outcome(ctx, handle, `sync of segment ${segment.id} to Messaging`);
 }
 
 /**
