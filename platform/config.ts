@@ -40,7 +40,7 @@ const Env = z.object({
   GRAPHQL_MAX_TOKENS: positiveInt(2000),
   GRAPHQL_MAX_DEPTH: positiveInt(12),
   GRAPHQL_MAX_COST: positiveInt(10_000),
-  GRAPHQL_LIST_SIZE: positiveInt(25),
+  GRAPHQL_LIST_SIZE: positiveInt(25), // items a list without paging arguments answers at most, and costs
   GRAPHQL_COST_PER_POINT: positiveInt(100),
   // Unset: the API serves /metrics on PORT. Set: only on this port (e.g. reachable by the scraper alone).
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),

@@ -308,3 +308,68 @@ describe('GraphQL over HTTP', () => {
     expect(notFound.body).toMatchObject({ data: { customer: null }, errors: [{ extensions: { code: 'RESOURCE_NOT_FOUND' } }] });
   });
 });
+
+describe('GraphQL lists without paging arguments', () => {
+  // The cap is small here so the test stays small; it is GRAPHQL_LIST_SIZE, the number the cost counts.
+  const CAP = 5;
+  let capped: TestApi;
+  beforeAll(async () => {
+    capped = await startTestApi({ GRAPHQL_LIST_SIZE: String(CAP), GRAPHQL_MAX_COST: '500' });
+  });
+  afterAll(async () => {
+    await capped?.close();
+  });
+
+  it('answer at most GRAPHQL_LIST_SIZE items, the ones the cost counted, however many there are', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const customer = (await capped.call('POST', '/api/v1/customers', { auth, body: { email: 'many@example.com' } })).body.data;
+    await db.query(
+      `insert into notes (tenant_id, customer_id, content, is_pinned, created_by, created_at)
+       select $1, $2, 'note ' || n, n = 3, 'user_test', now() - n * interval '1 minute' from generate_series(1, 12) n`,
+      [tenant, customer.id],
+    );
+    const { rows: segments } = await db.query(
+      `insert into segments (tenant_id, name, type) select $1, 'Segment ' || lpad(n::text, 2, '0'), 'STATIC' from generate_series(1, 12) n returning id`,
+      [tenant],
+    );
+    await db.query(`insert into segment_members (segment_id, customer_id, tenant_id) select unnest($3::uuid[]), $2, $1`, [tenant, customer.id, segments.map((s) => s.id)]);
+    const { rows: [journey] } = await db.query(`insert into journeys (tenant_id, name, trigger_type) values ($1, 'Welcome', 'manual') returning id`, [tenant]);
+    await db.query(
+      `insert into journey_enrollments (tenant_id, journey_id, customer_id, status, enrolled_at)
+       select $1, $2, $3, 'COMPLETED', now() - n * interval '1 hour' from generate_series(1, 12) n`,
+      [tenant, journey.id, customer.id],
+    );
+
+    // All twelve are there, in the order the lists keep.
+    const allNotes = (await capped.call('GET', `/api/v1/customers/${customer.id}/notes`, { auth })).body.data.map((n: any) => n.content);
+    expect(allNotes).toHaveLength(12);
+    expect(allNotes.slice(0, 3)).toEqual(['note 3', 'note 1', 'note 2']);
+    const allSegments = (await capped.call('GET', '/api/v1/segments', { auth })).body.data.map((s: any) => s.name);
+    expect(allSegments).toHaveLength(12);
+
+    const res = await capped.graphql(auth, `{
+      customerNotes(customerId: "${customer.id}") { content }
+      segments(tenantId: "${tenant}") { name }
+      customer(id: "${customer.id}") { notes { content } segments { name } journeyEnrollments { enrolledAt journey { name } } }
+    }`);
+    expect(res.body.errors).toBeUndefined();
+    const { customerNotes, segments: rootSegments, customer: c } = res.body.data;
+    expect(customerNotes.map((n: any) => n.content)).toEqual(allNotes.slice(0, CAP));
+    expect(c.notes.map((n: any) => n.content)).toEqual(allNotes.slice(0, CAP));
+    expect(rootSegments.map((s: any) => s.name)).toEqual(allSegments.slice(0, CAP));
+    expect(c.segments.map((s: any) => s.name)).toEqual(allSegments.slice(0, CAP));
+    expect(c.journeyEnrollments).toHaveLength(CAP);
+    const enrolled = c.journeyEnrollments.map((e: any) => Date.parse(e.enrolledAt));
+    expect(enrolled).toEqual([...enrolled].sort((a, b) => b - a));
+    expect(c.journeyEnrollments[0].journey).toEqual({ name: 'Welcome' });
+
+    // The cost counts CAP segments: 1 + 5 × (1 + (1 + first × 1)), 501 at first: 98, 496 at first: 97.
+    const members = (first: number) => capped.graphql(auth, `{ segments(tenantId: "${tenant}") { members(pagination: {first: ${first}}) { edges { node { id } } } } }`);
+    expect((await members(98)).body.errors[0]).toMatchObject({ message: expect.stringMatching(/query cost 501 exceeds the limit of 500/), extensions: { code: 'VALIDATION_ERROR' } });
+    const allowed = await members(97);
+    expect(allowed.body.errors).toBeUndefined();
+    expect(allowed.body.data.segments).toHaveLength(CAP);
+    expect(allowed.body.data.segments.every((s: any) => s.members.edges.length === 1)).toBe(true);
+  });
+});

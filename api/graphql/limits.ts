@@ -51,7 +51,7 @@ export function maxDepthRule(max: number) {
 }
 
 export interface CostLimits {
-  /** Assumed length of a list field without paging arguments (Customer.notes, Query.segments). */
+  /** Length of a list field without paging arguments (Customer.notes, Query.segments): its resolvers stop there. */
   listSize: number;
   /** Cost that one rate-limit point buys. */
   costPerPoint: number;

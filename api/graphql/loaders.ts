@@ -17,9 +17,10 @@ export interface PageKey {
 /**
  * One set per request: a relationship field of every object on a page waits for the same tick and
  * is fetched in one statement, so the number of statements depends on the query's shape, not on
- * its page sizes.
+ * its page sizes. Lists without paging arguments stop at `listSize` items a parent, the length the
+ * cost analysis assumes (GRAPHQL_LIST_SIZE).
  */
-export function createLoaders(ctx: ServiceContext) {
+export function createLoaders(ctx: ServiceContext, listSize: number) {
   const byId = <V>(load: Batch<V>) => new DataLoader<string, V>(async (ids) => {
     const found = await load(ctx, ids);
     return ids.map((id) => found.get(id)!);
@@ -45,9 +46,9 @@ export function createLoaders(ctx: ServiceContext) {
 
   return {
     club: byId(clubsByIds),
-    notes: byId(notesOfCustomers),
-    segments: byId(segmentsOfCustomers),
-    enrollments: byId(enrollmentsOfCustomers),
+    notes: byId((c, ids) => notesOfCustomers(c, ids, listSize)),
+    segments: byId((c, ids) => segmentsOfCustomers(c, ids, listSize)),
+    enrollments: byId((c, ids) => enrollmentsOfCustomers(c, ids, listSize)),
     activities: paged(timelinePages),
     activityCount: byId(activityCounts),
     members: paged(segmentMemberPages),

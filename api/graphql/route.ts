@@ -105,7 +105,7 @@ export function graphqlRoutes(deps: AppDeps) {
     const signal = c.req.raw.signal;
     // 'cancel query': a query in flight when the client goes away is cancelled in PostgreSQL too.
     const service = serviceContext(c, deps, principal, { signal, inflightQueryAbortStrategy: 'cancel query' });
-    const ctx: GraphQLContext = { ...service, loaders: createLoaders(service), signal };
+    const ctx: GraphQLContext = { ...service, loaders: createLoaders(service, config.GRAPHQL_LIST_SIZE), signal, listSize: config.GRAPHQL_LIST_SIZE };
     signal.addEventListener('abort', () => ctx.log.info('client disconnected: GraphQL execution stopped'), { once: true });
 
     let spent = false;

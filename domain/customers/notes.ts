@@ -1,4 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
+import { pgArray } from '../../db/sql.js';
 import { Note } from '../../db/entities/index.js';
 import type { NoteType } from '../../db/entities/enums.js';
 import { notFound } from '../../platform/errors.js';
@@ -7,25 +8,32 @@ import { validate } from '../validate.js';
 import { getCustomer, getLiveCustomer, isUuid, stripUndefined } from './customers.js';
 import { noteInput, noteUpdate } from './schemas.js';
 
-/** Pinned notes first, then newest first. */
-export async function customerNotes(ctx: ServiceContext, customerId: string, type?: NoteType | null): Promise<Note[]> {
+/** Pinned notes first, then newest first; the first `limit` of them when given. */
+export async function customerNotes(ctx: ServiceContext, customerId: string, type?: NoteType | null, limit?: number): Promise<Note[]> {
   const customer = await getCustomer(ctx, customerId);
   return ctx.em.find(
     Note,
     { tenantId: ctx.tenantId, customer: customer.id, ...(type && { type }) },
-    { orderBy: [{ isPinned: 'desc' }, { createdAt: 'desc' }, { id: 'desc' }] },
+    { orderBy: [{ isPinned: 'desc' }, { createdAt: 'desc' }, { id: 'desc' }], ...(limit !== undefined && { limit }) },
   );
 }
 
-/** Notes of each of `customerIds` (the tenant's, already loaded), in the order above: one statement. */
-export async function notesOfCustomers(ctx: ServiceContext, customerIds: readonly string[]): Promise<Map<string, Note[]>> {
-  const notes = await ctx.em.find(
-    Note,
-    { tenantId: ctx.tenantId, customer: { $in: [...customerIds] } },
-    { orderBy: [{ isPinned: 'desc' }, { createdAt: 'desc' }, { id: 'desc' }] },
+/**
+ * The first `limit` notes of each of `customerIds` (the tenant's, already loaded), in the order
+ * above: one statement, never more than `limit` rows a customer.
+ */
+export async function notesOfCustomers(ctx: ServiceContext, customerIds: readonly string[], limit: number): Promise<Map<string, Note[]>> {
+  const rows = await ctx.em.execute<({ owner__id: string } & Record<string, unknown>)[]>(
+    `select c.id as owner__id, t.* from unnest(?::uuid[]) with ordinality as c(id, i)
+       cross join lateral (
+         select n.* from notes n where n.tenant_id = ? and n.customer_id = c.id
+          order by n.is_pinned desc, n.created_at desc, n.id desc limit ?
+       ) t
+      order by c.i, t.is_pinned desc, t.created_at desc, t.id desc`,
+    [pgArray([...customerIds]), ctx.tenantId, limit],
   );
   const byCustomer = new Map<string, Note[]>(customerIds.map((id) => [id, []]));
-  for (const note of notes) byCustomer.get(customerIdOf(note))?.push(note);
+  for (const { owner__id, ...row } of rows) byCustomer.get(owner__id)!.push(ctx.em.map(Note, row as never));
   return byCustomer;
 }
 

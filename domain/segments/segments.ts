@@ -43,8 +43,13 @@ export async function getSegment(ctx: ServiceContext, id: string): Promise<Segme
   return segment;
 }
 
-export function listSegments(ctx: ServiceContext, type?: string | null): Promise<Segment[]> {
-  return ctx.em.find(Segment, { tenantId: ctx.tenantId, ...(type && { type: type as Segment['type'] }) }, { orderBy: { name: 'asc', id: 'asc' } });
+/** The tenant's segments by name; the first `limit` of them when given. */
+export function listSegments(ctx: ServiceContext, type?: string | null, limit?: number): Promise<Segment[]> {
+  return ctx.em.find(
+    Segment,
+    { tenantId: ctx.tenantId, ...(type && { type: type as Segment['type'] }) },
+    { orderBy: { name: 'asc', id: 'asc' }, ...(limit !== undefined && { limit }) },
+  );
 }
 
 export async function segmentMembers(ctx: ServiceContext, segmentId: string, page: PageArgs = {}) {

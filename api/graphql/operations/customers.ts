@@ -18,7 +18,7 @@ export const customerOperations = {
   // A crm:read token finds profiles; creating one on a miss takes crm:write.
   resolveCustomer: ({ email, phone, authUserId }, ctx) => resolveCustomer(ctx, { email, phone, authUserId }, { write: ctx.principal.scopes.has('crm:write') }),
   customerTimeline: ({ customerId, filters }, ctx) => timelineConnection(ctx, customerId, filters ?? {}, { first: TIMELINE_PAGE }),
-  customerNotes: ({ customerId, type }, ctx) => customerNotes(ctx, customerId, type),
+  customerNotes: ({ customerId, type }, ctx) => customerNotes(ctx, customerId, type, ctx.listSize),
   createCustomer: ({ input }, ctx) => createCustomer(ctx, { ...input }),
   updateCustomer: ({ id, input }, ctx) => updateCustomer(ctx, id, { ...input }),
   mergeCustomers: ({ winnerId, loserId }, ctx) => mergeCustomers(ctx, winnerId, loserId),

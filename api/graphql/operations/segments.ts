@@ -4,7 +4,7 @@ import {
 import type { RootResolver } from '../resolvers.js';
 
 export const segmentOperations = {
-  segments: ({ type }, ctx) => listSegments(ctx, type),
+  segments: ({ type }, ctx) => listSegments(ctx, type, ctx.listSize),
   segment: ({ id }, ctx) => getSegment(ctx, id),
   segmentMembers: ({ segmentId, pagination }, ctx) => segmentMembersConnection(ctx, segmentId, pagination ?? {}),
   createSegment: ({ input }, ctx) => createSegment(ctx, { ...input }),
