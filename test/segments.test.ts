@@ -257,6 +257,18 @@ describe('segment lifecycle', () => {
     expect(listed.body.data).toEqual({ segments: [{ name: 'opted in (email)' }], segmentMembers: { edges: [{ node: { firstName: 'Bob' } }] } });
   });
 
+  it('lists segments by name a page at a time, with the total', async () => {
+    const { auth } = await tenantWith([]);
+    for (const name of ['c', 'a', 'b']) await stack.api.call('POST', '/api/v1/segments', { auth, body: { name, type: 'STATIC' } });
+    const first = (await stack.api.call('GET', '/api/v1/segments?take=2', { auth })).body;
+    expect(first.data.map((s: any) => s.name)).toEqual(['a', 'b']);
+    expect(first.meta).toEqual({ total: 3, skip: 0, take: 2, hasMore: true });
+    const rest = (await stack.api.call('GET', '/api/v1/segments?take=2&skip=2', { auth })).body;
+    expect(rest.data.map((s: any) => s.name)).toEqual(['c']);
+    expect(rest.meta).toEqual({ total: 3, skip: 2, take: 2, hasMore: false });
+    expect((await stack.api.call('GET', '/api/v1/segments?take=101', { auth })).status).toBe(400);
+  });
+
   it('scopes segments to the tenant and to crm:admin for writes', async () => {
     const { auth } = await tenantWith([]);
     const s = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: 'mine', type: 'STATIC' } })).body.data;

@@ -2,11 +2,11 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { SegmentType } from '../../db/entities/enums.js';
 import { customerView } from '../../domain/customers/customers.js';
 import {
-  createSegment, createSegmentInput, deleteSegment, getSegment, listSegments, refreshSegment, segmentMembers, segmentView, syncSegmentToMessaging, updateSegment, updateSegmentInput,
+  createSegment, createSegmentInput, deleteSegment, getSegment, listSegmentsPage, refreshSegment, segmentMembers, segmentView, syncSegmentToMessaging, updateSegment, updateSegmentInput,
 } from '../../domain/segments/segments.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
-import { conflict, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, pageMeta, router } from './openapi.js';
+import { conflict, CursorQuery, cursorMeta, errorResponses, IdParam, json, jsonBody, PageQuery, pageMeta, router } from './openapi.js';
 import { Customer, cursorPage, Deleted, one, page, RefreshResult, Segment, serialize, SyncResult } from './schemas.js';
 
 const criteria = z.unknown().optional().openapi({ description: 'The criteria tree (README, "Criteria")' });
@@ -20,12 +20,13 @@ export function segmentRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'get', path: '/segments', operationId: 'segments', tags, middleware: [guard(deps, 'segments')] as const,
-      request: { query: z.object({ tenantId: z.string().optional(), type: z.enum(SegmentType).optional() }) },
+      request: { query: PageQuery.extend({ type: z.enum(SegmentType).optional() }) },
       responses: { 200: json(page(Segment)), ...errorResponses },
     }),
     async (c) => {
-      const rows = await listSegments(c.get('ctx'), c.req.valid('query').type);
-      return c.json(serialize(page(Segment), { data: rows.map(segmentView), meta: pageMeta(rows.length, 0, rows.length) }), 200);
+      const { type, skip, take } = c.req.valid('query');
+      const { rows, total } = await listSegmentsPage(c.get('ctx'), type, skip, take);
+      return c.json(serialize(page(Segment), { data: rows.map(segmentView), meta: pageMeta(total, skip, take) }), 200);
     },
   );
 

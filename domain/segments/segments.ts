@@ -43,14 +43,18 @@ export async function getSegment(ctx: ServiceContext, id: string): Promise<Segme
   return segment;
 }
 
-/** The tenant's segments by name; the first `limit` of them when given. */
-export function listSegments(ctx: ServiceContext, type?: string | null, limit?: number): Promise<Segment[]> {
-  return ctx.em.find(
-    Segment,
-    { tenantId: ctx.tenantId, ...(type && { type: type as Segment['type'] }) },
-    { orderBy: { name: 'asc', id: 'asc' }, ...(limit !== undefined && { limit }) },
-  );
+/** The tenant's segments by name, `limit` of them from `offset`. */
+export function listSegments(ctx: ServiceContext, type: string | null | undefined, limit: number, offset = 0): Promise<Segment[]> {
+  return ctx.em.find(Segment, segmentFilter(ctx, type), { orderBy: { name: 'asc', id: 'asc' }, limit, offset });
 }
+
+/** A page of the tenant's segments by name, with the total. */
+export async function listSegmentsPage(ctx: ServiceContext, type: string | null | undefined, skip: number, take: number) {
+  const rows = await listSegments(ctx, type, take, skip);
+  return { rows, total: await ctx.em.count(Segment, segmentFilter(ctx, type)) };
+}
+
+const segmentFilter = (ctx: ServiceContext, type: string | null | undefined) => ({ tenantId: ctx.tenantId, ...(type && { type: type as Segment['type'] }) });
 
 export async function segmentMembers(ctx: ServiceContext, segmentId: string, page: PageArgs = {}) {
   return counted(await segmentMembersConnection(ctx, segmentId, page));

@@ -264,7 +264,7 @@ export async function seedDemo(deps: DemoDeps, tenantId: string, size: number): 
   });
   log.info('scores computed');
 
-  const existing = new Map((await listSegments(ctx())).map((s) => [s.name, s]));
+  const existing = new Map((await listSegments(ctx(), null, 1000)).map((s) => [s.name, s]));
   for (const input of SEGMENTS(CLUBS)) {
     const found = existing.get(input.name);
     const segment = found ?? (await createSegment(ctx(), input));
