@@ -38,6 +38,11 @@ const ODD_BODIES: [string, string, string][] = [
   ['NUL in a key', 'application/json', '{"a\\u0000b":1,"email":"a@example.com"}'],
   ['upper-case media type with NUL', 'Application/JSON', '{"firstName":"a\\u0000b"}'],
   ['csv', 'text/csv', 'email\na@example.com\n"unclosed'],
+  // A body of another (or no) media type must not skip the JSON body's NUL and depth checks.
+  ...(['text/plain', ''] as const).flatMap((type): [string, string, string][] => [
+    [`NUL as ${type || 'no content type'}`, type, '{"email":"a@example.com","title":"a\\u0000b","content":"a\\u0000b","name":"a\\u0000b"}'],
+    [`nested 200,000 deep as ${type || 'no content type'}`, type, `{"email":"a@example.com","metadata":{"a":${nested(200_000)}},"criteria":${nested(200_000)}}`],
+  ]),
 ];
 const BAD_QUERIES = ['take=0', 'take=abc&skip=-1', 'status=NOPE', 'engagementMin=x', 'after=%%%', 'categories=NOPE&startDate=yesterday', 'type=WHAT'];
 

@@ -24,6 +24,8 @@ export function assertNoNul(body: unknown, maxDepth?: number): void {
 // The media types the routers' JSON validators read (hono's own test), any letter case.
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
 const isJsonBody = (c: Context) => JSON_MEDIA_TYPE.test(c.req.header('content-type')?.split(';')[0]?.trim() ?? '');
+// A body is on its way when the client announces one; an action like refresh may come with none.
+const hasBody = (c: Context) => Number(c.req.header('content-length') ?? 0) > 0 || c.req.header('transfer-encoding') !== undefined;
 
 /** Query strings and path parameters reach the same text columns as bodies do. */
 function assertCleanUrl(c: Context<AppEnv>): void {
@@ -86,18 +88,25 @@ export function serviceContext(c: Context<AppEnv>, deps: AppDeps, principal: Pri
   return ctx;
 }
 
+export interface GuardOptions {
+  /** The route reads its own non-JSON body (an import's NDJSON or CSV stream) and checks it itself. */
+  rawBody?: boolean;
+}
+
 /**
  * The front door of every REST operation: token, rate limit, scope, tenant argument, in that
- * order, so a caller learns about a bad token before a missing scope.
+ * order, so a caller learns about a bad token before a missing scope. Every body but a raw one
+ * must be JSON, so none skips the NUL and depth checks by being sent as another media type.
  */
-export const guard = (deps: AppDeps, operation: OperationName) =>
+export const guard = (deps: AppDeps, operation: OperationName, options: GuardOptions = {}) =>
   createMiddleware<AppEnv>(async (c, next) => {
     const principal = await authenticate(c, deps);
     await rateLimit(c, deps, principal, [OPERATIONS[operation].rate]);
     authorize(principal, operation);
     assertCleanUrl(c);
     assertTenant(principal, c.req.query('tenantId'));
-    if (isJsonBody(c) && c.req.method !== 'GET') {
+    const jsonOnly = c.req.method !== 'GET' && !options.rawBody;
+    if (jsonOnly && isJsonBody(c)) {
       let body: unknown;
       try {
         body = await c.req.json(); // cached by Hono for the route's own validator
@@ -106,6 +115,8 @@ export const guard = (deps: AppDeps, operation: OperationName) =>
       }
       assertNoNul(body, deps.config.MAX_JSON_DEPTH);
       if (body && typeof body === 'object') assertTenant(principal, (body as { tenantId?: unknown }).tenantId);
+    } else if (jsonOnly && hasBody(c)) {
+      throw new AppError('VALIDATION_ERROR', 'content-type: send the body as application/json', { field: 'content-type' });
     }
     serviceContext(c, deps, principal);
     await next();

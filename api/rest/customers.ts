@@ -207,7 +207,7 @@ export function customerRoutes(deps: AppDeps) {
 
   app.openapi(
     createRoute({
-      method: 'post', path: '/customers/import', operationId: 'importCustomers', tags, middleware: [guard(deps, 'importCustomers')] as const,
+      method: 'post', path: '/customers/import', operationId: 'importCustomers', tags, middleware: [guard(deps, 'importCustomers', { rawBody: true })] as const,
       description: 'Streams NDJSON (`application/x-ndjson`) or CSV (`text/csv`, header row) and upserts by email, then phone. Counts against the bulk rate-limit class.',
       request: {
         body: {
