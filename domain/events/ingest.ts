@@ -11,7 +11,14 @@ import { dateRangeMessage, inDateRange } from '../validate.js';
 
 export const MAX_BATCH = 1000;
 
-const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+// Too deep for JSON.stringify (a RangeError) is too large to store.
+const jsonBytes = (value: unknown) => {
+  try {
+    return Buffer.byteLength(JSON.stringify(value));
+  } catch {
+    return Infinity;
+  }
+};
 
 export const upstreamEvent = (region: string, maxMetadataBytes: number) =>
   z.object({
