@@ -4,10 +4,11 @@ import {
 import { createHandler, type OperationArgs, type OperationContext } from 'graphql-http';
 import { Hono, type Context } from 'hono';
 import { isOperation, OPERATIONS, type RateClass } from '../../domain/operations.js';
+import { assertCleanJson } from '../../domain/validate.js';
 import { asAppError } from '../../platform/errors.js';
 import type { AppDeps, AppEnv } from '../env.js';
 import { publicDetails } from '../middleware/errors.js';
-import { assertNoNul, authenticate, serviceContext, spendPoints } from '../middleware/guard.js';
+import { authenticate, serviceContext, spendPoints } from '../middleware/guard.js';
 import type { GraphQLContext } from './context.js';
 import { explorerAssets, explorerPage } from './explorer.js';
 import { createCostAnalysis, limitError, maxDepthRule, type RootFieldCost } from './limits.js';
@@ -83,8 +84,10 @@ export function graphqlRoutes(deps: AppDeps) {
     const variables = getVariableValues(schema, operation.variableDefinitions ?? [], params.variables ?? {}, { maxErrors: 25 });
     if (variables.errors) return variables.errors;
     try {
-      // PostgreSQL refuses NUL in text: in variables, or a string literal's decoded \u0000.
-      assertNoNul([stringLiterals(document), variables.coerced], config.MAX_JSON_DEPTH);
+      // PostgreSQL refuses NUL in text: in variables, or a string literal's decoded \u0000. Checked
+      // apart, so the variables get the whole depth limit.
+      assertCleanJson(stringLiterals(document), 'query');
+      assertCleanJson(variables.coerced, 'variables', config.MAX_JSON_DEPTH);
     } catch (err) {
       return [platformError(err as Error, ctx)];
     }
