@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { upstreamEvent } from '../domain/events/ingest.js';
 import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
 
 // The attacks of issue 7 (§2 request bodies and criteria, §3 500s that must be 4xx), against an API
@@ -179,6 +180,42 @@ describe('malformed requests get a 4xx, never a 500', () => {
     expect(gql.status).toBeLessThan(500);
     expect(gql.body.errors[0].extensions.code).toBe('VALIDATION_ERROR');
     expect(gql.body.errors[0].message).toContain('nested deeper than 32 levels');
+  });
+
+  it('gives GraphQL variables the same depth limit as a REST body', async () => {
+    const auth = await token(newTenant());
+    const query = 'mutation($c: JSON) { createSegment(input: {tenantId: "x", name: "deep", type: SMART, criteria: $c}) { id } }';
+    // {"c": ...}: the variables object is one level, so 31 more reach the limit of 32.
+    const atLimit = await api.graphql(auth, query, { c: JSON.parse(nested(31)) });
+    expect(atLimit.body.errors[0].message).not.toContain('nested deeper');
+    const overLimit = await api.graphql(auth, query, { c: JSON.parse(nested(32)) });
+    expect(overLimit.body.errors[0].extensions.code).toBe('VALIDATION_ERROR');
+    expect(overLimit.body.errors[0].message).toMatch(/^variables\.c(\[0\]){31}: nested deeper than 32 levels/);
+  });
+
+  it('refuses an event body sent as text/plain or without a content type, so it cannot skip the NUL and depth checks', async () => {
+    const auth = await token(newTenant());
+    const nul = JSON.stringify(event({ title: 'a\u0000b' }));
+    const deep = `{"type":"booking.created","metadata":{"a":${nested(5000)}}}`;
+    for (const body of [nul, deep]) {
+      for (const headers of [{ 'content-type': 'text/plain' }, {}]) {
+        // A Uint8Array body carries no content type of its own.
+        const res = await fetch(`${api.url}/api/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${auth}`, ...headers }, body: new TextEncoder().encode(body) });
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as any).error).toMatchObject({ code: 'VALIDATION_ERROR', field: 'content-type' });
+      }
+    }
+    const asJson = await api.call('POST', '/api/v1/events', { auth, body: nul });
+    expect(asJson.status).toBe(400);
+    expect(asJson.body.error).toMatchObject({ code: 'VALIDATION_ERROR', field: 'body.title' });
+    expect((await api.call('GET', '/api/v1/customers', { auth })).body.meta.total).toBe(0);
+  });
+
+  it('refuses event metadata too deep to measure as too large, not with a 500', () => {
+    const metadata = JSON.parse(`{"a":${nested(200_000)}}`);
+    const parsed = upstreamEvent('US', 1000).safeParse(event({ metadata }));
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]).toMatchObject({ path: ['metadata'], message: 'at most 1000 bytes of JSON' });
   });
 
   it('refuses NUL characters in query strings and path parameters, naming them', async () => {
