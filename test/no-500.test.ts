@@ -102,7 +102,8 @@ describe('malformed input', () => {
         const attempts = ODD_BODIES.map(async ([label, contentType, body]) => {
           const headers: Record<string, string> = { authorization: `Bearer ${auth}`, ...(contentType && { 'content-type': contentType }) };
           // A Uint8Array body carries no content type of its own.
-          const res = await fetch(stack.api.url + path, { method: method.toUpperCase(), headers, body: new TextEncoder().encode(body) });
+          const res = await fetch(stack.api.url + path, { method: method.toUpperCase(), headers, body: new TextEncoder().encode(body) }).catch((err: Error) => err);
+          if (res instanceof Error) return void failures.push(`${method.toUpperCase()} ${path} (${label}) → ${(res.cause as Error | undefined)?.message ?? res.message}`);
           const text = await res.text();
           if (res.status >= 500 && res.status !== 501) failures.push(`${method.toUpperCase()} ${path} (${label}) → ${res.status} ${text.slice(0, 200)}`);
           if (res.status >= 400) expect(JSON.parse(text).error?.code, `${method} ${path} (${label})`).toEqual(expect.any(String));

@@ -27,6 +27,15 @@ const isJsonBody = (c: Context) => JSON_MEDIA_TYPE.test(c.req.header('content-ty
 // A body is on its way when the client announces one; an action like refresh may come with none.
 const hasBody = (c: Context) => Number(c.req.header('content-length') ?? 0) > 0 || c.req.header('transfer-encoding') !== undefined;
 
+/**
+ * Reads and drops a refused body (the body limit bounds it) before answering: a server that
+ * answers mid-upload closes the connection, and the client hears a reset instead of the refusal.
+ */
+export async function discardBody(c: Context): Promise<void> {
+  if (!c.req.raw.body || c.req.raw.bodyUsed) return;
+  for await (const _chunk of c.req.raw.body as unknown as AsyncIterable<Uint8Array>);
+}
+
 /** Query strings and path parameters reach the same text columns as bodies do. */
 function assertCleanUrl(c: Context<AppEnv>): void {
   const query = Object.fromEntries(Object.entries(c.req.queries()).map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
@@ -116,6 +125,7 @@ export const guard = (deps: AppDeps, operation: OperationName, options: GuardOpt
       assertNoNul(body, deps.config.MAX_JSON_DEPTH);
       if (body && typeof body === 'object') assertTenant(principal, (body as { tenantId?: unknown }).tenantId);
     } else if (jsonOnly && hasBody(c)) {
+      await discardBody(c);
       throw new AppError('VALIDATION_ERROR', 'content-type: send the body as application/json', { field: 'content-type' });
     }
     serviceContext(c, deps, principal);

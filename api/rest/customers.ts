@@ -12,7 +12,7 @@ import { ingestEvents, upstreamEvent, MAX_BATCH } from '../../domain/events/inge
 import { AppError } from '../../platform/errors.js';
 import { validate } from '../../domain/validate.js';
 import type { AppDeps } from '../env.js';
-import { guard } from '../middleware/guard.js';
+import { discardBody, guard } from '../middleware/guard.js';
 import { conflict, CursorQuery, cursorMeta, documented, errorResponses, IdParam, json, jsonBody, PageQuery, pageMeta, queryInt, router } from './openapi.js';
 import { Activity, Customer, cursorPage, Deleted, ImportReport, IngestReport, MergeResult, Note, one, page, Resolution, serialize } from './schemas.js';
 // Each event is validated by the domain, so a batch reports per item instead of failing whole.
@@ -227,7 +227,10 @@ export function customerRoutes(deps: AppDeps) {
     async (c) => {
       const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase();
       const format: ImportFormat | undefined = type === 'text/csv' ? 'csv' : type === 'application/x-ndjson' || type === 'application/ndjson' ? 'ndjson' : undefined;
-      if (!format) throw new AppError('VALIDATION_ERROR', 'content-type: send text/csv or application/x-ndjson', { field: 'content-type' });
+      if (!format) {
+        await discardBody(c);
+        throw new AppError('VALIDATION_ERROR', 'content-type: send text/csv or application/x-ndjson', { field: 'content-type' });
+      }
       if (!c.req.raw.body) throw new AppError('VALIDATION_ERROR', 'body: empty import', { field: 'body' });
       const rows = readImportRows(Readable.fromWeb(c.req.raw.body as never), format, importLimits(deps.config));
       return c.json(serialize(one(ImportReport), { data: await importCustomers(c.get('ctx'), rows) }), 200);
