@@ -86,10 +86,6 @@ export function toPage<T>(rows: T[], plan: PagePlan, keyOf: (row: T) => unknown[
   };
 }
 
-export function toConnection<T>(rows: T[], plan: PagePlan, totalCount: number, keyOf: (row: T) => unknown[]): Connection<T> {
-  return { ...toPage(rows, plan, keyOf), totalCount };
-}
-
 /** Runs `count` at most once, however often the field is resolved. */
 export function lazyCount(count: () => Promise<number>): () => Promise<number> {
   let result: Promise<number> | undefined;
