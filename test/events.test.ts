@@ -148,6 +148,9 @@ describe('timeline and notes', () => {
     const list = await api.call('GET', `/api/v1/customers/${customer.id}/notes`, { auth });
     expect(list.body.data.map((n: any) => n.content)[0]).toBe('Handicap certificate pending');
     expect(list.body.data).toHaveLength(3);
+    const paged = await api.call('GET', `/api/v1/customers/${customer.id.toUpperCase()}/notes?take=2&skip=2`, { auth });
+    expect(paged.body.data.map((n: any) => n.content)).toEqual([list.body.data[2].content]);
+    expect(paged.body.meta).toEqual({ total: 3, skip: 2, take: 2, hasMore: false });
     const complaints = await api.graphql(auth, `{ customerNotes(customerId: "${customer.id}", type: COMPLAINT) { content type isPinned createdBy } }`);
     expect(complaints.body.data.customerNotes).toEqual([{ content: 'Complained about bunker 7', type: 'COMPLAINT', isPinned: false, createdBy: 'user_77' }]);
 

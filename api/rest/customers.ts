@@ -4,7 +4,7 @@ import { CustomerStatus, LifecycleStage, NoteType } from '../../db/entities/enum
 import { createCustomer, customerView, getCustomer, listCustomersPage, updateCustomer } from '../../domain/customers/customers.js';
 import { importCustomers, importLimits, readImportRows, type ImportFormat } from '../../domain/customers/import.js';
 import { mergeCustomers } from '../../domain/customers/merge.js';
-import { addNote, customerNotes, deleteNote, noteView, updateNote } from '../../domain/customers/notes.js';
+import { addNote, customerNotesPage, deleteNote, noteView, updateNote } from '../../domain/customers/notes.js';
 import { resolveCustomer } from '../../domain/customers/resolve.js';
 import { createCustomerInput, customerFields, identifiersInput, noteInput, noteUpdate, updateCustomerInput } from '../../domain/customers/schemas.js';
 import { customerTimeline } from '../../domain/customers/timeline.js';
@@ -141,12 +141,13 @@ export function customerRoutes(deps: AppDeps) {
   app.openapi(
     createRoute({
       method: 'get', path: '/customers/{id}/notes', operationId: 'customerNotes', tags: ['Notes'], middleware: [guard(deps, 'customerNotes')] as const,
-      request: { params: IdParam, query: z.object({ tenantId: z.string().optional(), type: z.enum(NoteType).optional() }) },
+      request: { params: IdParam, query: PageQuery.extend({ type: z.enum(NoteType).optional() }) },
       responses: { 200: json(page(Note)), ...errorResponses },
     }),
     async (c) => {
-      const notes = await customerNotes(c.get('ctx'), c.req.valid('param').id, c.req.valid('query').type);
-      return c.json(serialize(page(Note), { data: notes.map(noteView), meta: pageMeta(notes.length, 0, notes.length) }), 200);
+      const { type, skip, take } = c.req.valid('query');
+      const { rows, total } = await customerNotesPage(c.get('ctx'), c.req.valid('param').id, type, skip, take);
+      return c.json(serialize(page(Note), { data: rows.map(noteView), meta: pageMeta(total, skip, take) }), 200);
     },
   );
 

@@ -8,14 +8,17 @@ import { validate } from '../validate.js';
 import { getCustomer, getLiveCustomer, isUuid, stripUndefined } from './customers.js';
 import { noteInput, noteUpdate } from './schemas.js';
 
-/** Pinned notes first, then newest first; the first `limit` of them when given. */
-export async function customerNotes(ctx: ServiceContext, customerId: string, type?: NoteType | null, limit?: number): Promise<Note[]> {
+/** Pinned notes first, then newest first: `limit` of them from `offset`. */
+export async function customerNotes(ctx: ServiceContext, customerId: string, type: NoteType | null | undefined, limit: number, offset = 0): Promise<Note[]> {
+  return (await customerNotesPage(ctx, customerId, type, offset, limit, false)).rows;
+}
+
+/** A page of a customer's notes in the order above, with the total when `counted`. */
+export async function customerNotesPage(ctx: ServiceContext, customerId: string, type: NoteType | null | undefined, skip: number, take: number, counted = true) {
   const customer = await getCustomer(ctx, customerId);
-  return ctx.em.find(
-    Note,
-    { tenantId: ctx.tenantId, customer: customer.id, ...(type && { type }) },
-    { orderBy: [{ isPinned: 'desc' }, { createdAt: 'desc' }, { id: 'desc' }], ...(limit !== undefined && { limit }) },
-  );
+  const where = { tenantId: ctx.tenantId, customer: customer.id, ...(type && { type }) };
+  const rows = await ctx.em.find(Note, where, { orderBy: [{ isPinned: 'desc' }, { createdAt: 'desc' }, { id: 'desc' }], limit: take, offset: skip });
+  return { rows, total: counted ? await ctx.em.count(Note, where) : rows.length };
 }
 
 /**

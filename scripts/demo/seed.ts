@@ -244,7 +244,7 @@ export async function seedDemo(deps: DemoDeps, tenantId: string, size: number): 
   );
   for (const m of noted) {
     const id = ids.get(m.email);
-    if (!id || (await customerNotes(ctx(), id)).length) continue;
+    if (!id || (await customerNotes(ctx(), id, null, 1)).length) continue;
     for (const note of [NOTES[m.index % NOTES.length]!, NOTES[(m.index + 1) % NOTES.length]!]) {
       await addNote(ctx(), id, note);
       summary.notesAdded++;
