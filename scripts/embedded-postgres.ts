@@ -31,6 +31,11 @@ export interface EmbeddedPostgresOptions {
   onSpawn?: (pid: number) => void;
   /** false for throwaway servers (tests, benchmarks): no fsync, much faster writes. */
   durable?: boolean;
+  /**
+   * Own process group, so Ctrl-C does not reach it and the caller stops it in order. Only for a
+   * caller with a watchdog (npm start); otherwise a killed caller would leave it running.
+   */
+  detached?: boolean;
 }
 
 const USER = 'postgres';
@@ -122,7 +127,12 @@ export async function waitForExit(pid: number, graceMs: number): Promise<void> {
   const deadline = Date.now() + graceMs;
   while (alive(pid)) {
     if (Date.now() > deadline) {
-      process.kill(pid, 'SIGKILL');
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return; // it exited just now
+        throw err;
+      }
       return waitForExit(pid, 5_000);
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -225,18 +235,22 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
     '-c', 'max_connections=200',
     ...(opts.durable === false ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
-  ], { ...ids, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  ], { ...ids, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
   opts.onSpawn?.(child.pid!);
-  await waitReady(child, log);
-
-  const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
   try {
-    const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [database]);
-    if (!rowCount) await admin.query(`create database "${database}"`);
-  } finally {
-    await admin.end();
+    await waitReady(child, log);
+    const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`;
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    try {
+      const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [database]);
+      if (!rowCount) await admin.query(`create database "${database}"`);
+    } finally {
+      await admin.end();
+    }
+  } catch (err) {
+    await stopProcess(child); // a failed start leaves no server behind
+    throw err;
   }
 
   return {

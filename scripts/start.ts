@@ -14,7 +14,7 @@ import { startTemporalDevServer } from './temporal-dev-server.js';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL);
-const watchdog = startWatchdog();
+const watchdog = startWatchdog(log);
 log.info({ watchdog: watchdog.pid }, 'watchdog started');
 const stops: (() => Promise<void>)[] = [];
 let stopping = false;
@@ -42,19 +42,35 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sign
 /** PostgreSQL and Temporal: the watchdog owns them from spawn (onSpawn) until they stopped. */
 const stopWatched = (pid: number, stop: () => Promise<void>) => stops.push(() => stop().finally(() => watchdog.forget(pid)));
 
+/** A start that fails has stopped its server already: the watchdog must not signal that pid once it is reused. */
+async function startWatched<T>(signal: NodeJS.Signals, start: (onSpawn: (pid: number) => void) => Promise<T>): Promise<T> {
+  let spawned: number | undefined;
+  try {
+    return await start((pid) => {
+      spawned = pid;
+      watchdog.watch(pid, signal);
+    });
+  } catch (err) {
+    if (spawned !== undefined) watchdog.forget(spawned);
+    throw err;
+  }
+}
+
 try {
   const dataDir = path.resolve(config.CRM_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
     log.info({ port: config.PG_PORT }, 'starting embedded PostgreSQL');
-    const pg = await startEmbeddedPostgres({
+    // SIGINT: fast shutdown, nothing committed is lost
+    const pg = await startWatched('SIGINT', (onSpawn) => startEmbeddedPostgres({
       dataDir: path.join(dataDir, 'pg'),
       port: config.PG_PORT,
       log: (line) => log.debug({ component: 'postgres' }, line),
       notice: (line) => log.warn({ component: 'postgres' }, line),
-      onSpawn: (pid) => watchdog.watch(pid, 'SIGINT'), // fast shutdown: nothing committed is lost
-    });
+      onSpawn,
+      detached: true, // Ctrl-C reaches us only; we stop it after the API and the worker
+    }));
     stopWatched(pg.pid, pg.stop);
     databaseUrl = pg.url;
   }
@@ -67,7 +83,7 @@ try {
   let uiUrl: string | undefined;
   if (!config.TEMPORAL_ADDRESS) {
     log.info({ port: config.TEMPORAL_PORT, uiPort: config.TEMPORAL_UI_PORT }, 'starting Temporal dev server');
-    const temporal = await startTemporalDevServer({
+    const temporal = await startWatched('SIGTERM', (onSpawn) => startTemporalDevServer({
       port: config.TEMPORAL_PORT,
       uiPort: config.TEMPORAL_UI_PORT,
       dbFile: path.join(dataDir, 'temporal.sqlite'),
@@ -75,8 +91,9 @@ try {
       namespace: config.TEMPORAL_NAMESPACE,
       log: (line) => log.debug({ component: 'temporal' }, line),
       notice: (line) => log.warn({ component: 'temporal' }, line),
-      onSpawn: (pid) => watchdog.watch(pid, 'SIGTERM'),
-    });
+      onSpawn,
+      detached: true,
+    }));
     if (temporal.pid) stopWatched(temporal.pid, temporal.stop);
     else stops.push(temporal.stop); // the SDK's own server (no Temporal CLI) stops with its handle only
     uiUrl = temporal.uiUrl;

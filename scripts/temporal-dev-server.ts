@@ -26,6 +26,8 @@ export interface TemporalDevServerOptions {
   /** Records the server's pid, so the next start can stop one an abruptly killed start left behind. */
   pidFile?: string;
   onSpawn?: (pid: number) => void;
+  /** Own process group (Ctrl-C does not reach it): only for a caller with a watchdog (npm start). */
+  detached?: boolean;
 }
 
 /** A dev server of this database file still running from a killed `npm start`: stop it first. */
@@ -75,7 +77,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
   ];
   if (opts.pidFile) await stopOrphan(opts.pidFile, opts.dbFile, opts.notice ?? (() => {}));
-  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
   opts.onSpawn?.(child.pid!);
   if (opts.pidFile) writeFileSync(opts.pidFile, `${child.pid}\n`);
   const forget = () => {
