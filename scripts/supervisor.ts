@@ -17,17 +17,21 @@ export interface Watchdog {
   close(): Promise<void>;
 }
 
-export function startWatchdog(): Watchdog {
+export function startWatchdog(log: Logger): Watchdog {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts/watchdog.ts')], {
     cwd: root, stdio: ['pipe', 'ignore', 'inherit'], detached: true,
   });
   child.unref();
-  const send = (line: string) => child.stdin!.write(`${line}\n`);
+  // A watchdog that died must not take npm start down with it (EPIPE): warn and carry on unwatched.
+  child.stdin!.on('error', (err) => log.warn({ err, pid: child.pid }, 'watchdog unreachable: servers are no longer stopped if npm start is killed'));
+  const send = (line: string) => {
+    if (!child.stdin!.destroyed && child.stdin!.writable) child.stdin!.write(`${line}\n`);
+  };
   return {
     pid: child.pid!,
     watch: (pid, signal) => send(`watch ${pid} ${signal}`),
     forget: (pid) => send(`forget ${pid}`),
-    close: () => new Promise((resolve) => child.stdin!.end(resolve)),
+    close: () => new Promise((resolve) => (child.stdin!.destroyed ? resolve() : child.stdin!.end(resolve))),
   };
 }
 
