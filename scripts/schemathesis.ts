@@ -15,7 +15,7 @@ import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { installTemporalLogging, startWorker } from '../worker/main.js';
 import { cacheDir, say } from './cache.js';
-import { startMessagingServer } from '../test/support/messaging-server.js';
+import { startMessagingServer } from './messaging-server.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { freePort } from './ports.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';

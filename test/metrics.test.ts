@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../scripts/ports.js';
 import { workerTelemetry } from '../worker/metrics.js';
 import { newTenant, startTestApi, testConfig, token } from './support/api.js';
-import { startMessagingServer, type MessagingServer } from './support/messaging-server.js';
+import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
 import { installTestRuntime, startTestStack, type TestStack } from './support/stack.js';
 
 /** Samples of one metric from a Prometheus text page, as {labels, value}. */

@@ -7,7 +7,7 @@ import { startTimeSkippingEnvironment } from '../scripts/temporal-test-server.js
 import { createWorker } from '../worker/worker.js';
 import type { segmentSyncWorkflow } from '../workflows/segment-sync.js';
 import { newTenant, testConfig, token } from './support/api.js';
-import { startMessagingServer, type MessagingServer } from './support/messaging-server.js';
+import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 // Backoff between retries grows to minutes; Temporal's time-skipping test server (Java) jumps

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newTenant, token } from './support/api.js';
-import { startMessagingServer, type MessagingServer } from './support/messaging-server.js';
+import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;

@@ -12,7 +12,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { signDevToken, SCOPES } from '../../platform/auth.js';
 import type { segmentRefreshWorkflow } from '../../workflows/segment-refresh.js';
 import type { segmentSyncWorkflow } from '../../workflows/segment-sync.js';
-import { startMessagingServer } from '../../test/support/messaging-server.js';
+import { startMessagingServer } from '../messaging-server.js';
 import { freePort } from '../ports.js';
 import { startTemporalDevServer } from '../temporal-dev-server.js';
 import { BENCH_SECRET, peakRssMiB, ratio, spawnServer, STAGES, table } from './support.js';

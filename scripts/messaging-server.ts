@@ -1,3 +1,4 @@
+// Used by the tests, the benchmarks and `npm run schemathesis`.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 
 // A real HTTP server speaking the Messaging service contract of the README, with failures on
