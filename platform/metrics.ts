@@ -2,39 +2,51 @@ import type pg from 'pg';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RateClass } from '../domain/operations.js';
 
+// Default metrics (CPU, memory, event-loop delay, GC) start monitors that cannot be stopped:
+// collected once per process and shared by every ApiMetrics (tests create many).
+let processMetrics: Registry | undefined;
+function defaultMetrics(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics, prefix: 'crm_api_' });
+  }
+  return processMetrics;
+}
+
 // Labels are bounded sets only (route templates, methods, statuses, rate classes, pool names):
 // never a tenant, a customer or a raw path, so the page is safe to expose and cheap to scrape.
 export class ApiMetrics {
-  readonly registry = new Registry();
+  private readonly own = new Registry();
+  /** What /metrics serves: this instance's metrics and the process's default ones. */
+  readonly registry: Registry;
   readonly requests = new Counter({
     name: 'crm_http_requests_total',
     help: 'HTTP requests answered, by route template, method and status',
     labelNames: ['route', 'method', 'status'] as const,
-    registers: [this.registry],
+    registers: [this.own],
   });
   readonly duration = new Histogram({
     name: 'crm_http_request_duration_seconds',
     help: 'Time to answer an HTTP request, by route template, method and status',
     labelNames: ['route', 'method', 'status'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
+    registers: [this.own],
   });
   readonly rateLimited = new Counter({
     name: 'crm_rate_limit_rejections_total',
     help: 'Requests refused with RATE_LIMITED, by rate-limit class',
     labelNames: ['class'] as const,
-    registers: [this.registry],
+    registers: [this.own],
   });
   private readonly pools = new Map<string, pg.Pool>();
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'crm_api_' });
     const pools = this.pools;
     new Gauge({
       name: 'crm_db_pool_connections',
       help: 'PostgreSQL connections of a pool: total open, idle, and requests waiting for one',
       labelNames: ['pool', 'state'] as const,
-      registers: [this.registry],
+      registers: [this.own],
       collect() {
         this.reset();
         for (const [name, pool] of pools) {
@@ -44,6 +56,7 @@ export class ApiMetrics {
         }
       },
     });
+    this.registry = Registry.merge([this.own, defaultMetrics()]);
   }
 
   /** Reports `pool`'s use under `name` on every scrape. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../scripts/ports.js';
+import { ApiMetrics } from '../platform/metrics.js';
 import { workerTelemetry } from '../worker/metrics.js';
 import { newTenant, startTestApi, testConfig, token } from './support/api.js';
 import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
@@ -90,6 +91,14 @@ describe('API metrics', () => {
     } finally {
       await api.close();
     }
+  });
+
+  it('serves the process metrics from every API in one process, collected once', async () => {
+    const [a, b] = [new ApiMetrics(), new ApiMetrics()];
+    const [pageA, pageB] = [await a.registry.metrics(), await b.registry.metrics()];
+    for (const page of [pageA, pageB]) expect(samples(page, 'crm_api_nodejs_eventloop_lag_p99_seconds')).toHaveLength(1);
+    // Both share one event-loop monitor instead of each starting one that nothing can stop.
+    expect(a.registry.getSingleMetric('crm_api_nodejs_eventloop_lag_p99_seconds')).toBe(b.registry.getSingleMetric('crm_api_nodejs_eventloop_lag_p99_seconds'));
   });
 });
 
