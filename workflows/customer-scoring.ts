@@ -1,4 +1,4 @@
-import { continueAsNew, executeChild, isCancellation, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, continueAsNew, executeChild, isCancellation, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { TenantId } from '../platform/search-attributes.js';
 
@@ -31,8 +31,9 @@ export async function scoreAllTenantsWorkflow(input: { remaining?: string[] } = 
         typedSearchAttributes: [{ key: TenantId, value: tenantId }],
       });
     } catch (err) {
-      // Cancelling the whole run must stop it, not move on to the next tenant.
-      if (isCancellation(err)) throw err;
+      // Cancelling the whole run must stop it, not move on to the next tenant. An operator
+      // cancelling one tenant's child is that tenant's failure only: the others go on.
+      if (isCancellation(err) && CancellationScope.current().consideredCancelled) throw err;
       // One tenant's failure (or a run of it already going) must not stop the others.
       log.warn('tenant scoring did not complete', { tenantId, error: String(err) });
     }
