@@ -3,7 +3,7 @@ import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOrm } from '../db/orm.js';
 import { createLogger } from '../platform/logger.js';
-import { ensurePlatformSchedules, SCORING_SCHEDULE_ID } from '../worker/schedules.js';
+import { ensurePlatformSchedules, migrateSegmentRefreshSchedules, SCORING_SCHEDULE_ID } from '../worker/schedules.js';
 import { createWorker } from '../worker/worker.js';
 import type { customerScoringWorkflow, scoreAllTenantsWorkflow } from '../workflows/customer-scoring.js';
 import { newTenant, testConfig, token } from './support/api.js';
@@ -66,6 +66,43 @@ describe('customer scoring', () => {
     const described = await stack.client.schedule.getHandle(SCORING_SCHEDULE_ID).describe();
     expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'scoreAllTenantsWorkflow' });
     expect(described.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }] });
+  });
+
+  it('moves segment refresh schedules made before scheduledSegmentRefreshWorkflow to it at worker start', async () => {
+    const tenantId = newTenant();
+    const segmentId = randomUUID();
+    const scheduleId = `segment-refresh-schedule-${segmentId}`;
+    // The shape upsertRefreshSchedule created before: the refresh itself, under timestamped ids.
+    await stack.client.schedule.create({
+      scheduleId,
+      spec: { intervals: [{ every: '60m' }] },
+      action: {
+        type: 'startWorkflow', workflowType: 'segmentRefreshWorkflow', workflowId: `segment-refresh-${segmentId}`,
+        taskQueue: stack.taskQueue, args: [{ tenantId, segmentId, cause: 'schedule' }],
+      },
+      state: { paused: true },
+    });
+    try {
+      // Schedules are listed from visibility, which sees a new one a moment later.
+      const listed = async () => {
+        for await (const s of stack.client.schedule.list()) if (s.scheduleId === scheduleId) return true;
+        return false;
+      };
+      while (!(await listed())) await new Promise((r) => setTimeout(r, 200));
+
+      expect(await migrateSegmentRefreshSchedules(stack.client)).toContain(scheduleId);
+      const described = await stack.client.schedule.getHandle(scheduleId).describe();
+      expect(described.action).toMatchObject({
+        type: 'startWorkflow', workflowType: 'scheduledSegmentRefreshWorkflow', workflowId: scheduleId,
+        taskQueue: stack.taskQueue, args: [{ tenantId, segmentId }],
+      });
+      expect(described.state.paused).toBe(true);
+      expect(described.spec.intervals?.[0]).toMatchObject({ every: 3_600_000 });
+      // Idempotent: a second worker start changes nothing.
+      expect(await migrateSegmentRefreshSchedules(stack.client)).not.toContain(scheduleId);
+    } finally {
+      await stack.client.schedule.getHandle(scheduleId).delete();
+    }
   });
 
   it('stops when cancelled instead of going on to the next tenant', async () => {

@@ -8,7 +8,7 @@ import { createLogger, type Logger } from '../platform/logger.js';
 import { workerTelemetry } from './metrics.js';
 import { requireTokenKeys } from '../platform/jwt-secret.js';
 import { exitWithSupervisor, reportReady, runMain } from '../platform/supervision.js';
-import { ensurePlatformSchedules } from './schedules.js';
+import { ensurePlatformSchedules, migrateSegmentRefreshSchedules } from './schedules.js';
 import { createWorker } from './worker.js';
 
 export interface RunningWorker {
@@ -21,6 +21,8 @@ export async function startWorker(config: Config, log: Logger = createLogger(con
   const handle = await createWorker(config, { orm, config, log });
   const client = createTemporalClient(config);
   await ensurePlatformSchedules(client, config);
+  const migrated = await migrateSegmentRefreshSchedules(client);
+  if (migrated.length) log.info({ schedules: migrated }, 'segment refresh schedules moved to scheduledSegmentRefreshWorkflow');
   await client.connection.close();
   const done = handle.run().finally(() => orm.close());
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker polling');

@@ -1,5 +1,6 @@
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Config } from '../platform/config.js';
+import type { scheduledSegmentRefreshWorkflow } from '../workflows/segment-refresh.js';
 
 export const SCORING_SCHEDULE_ID = 'customer-scoring';
 
@@ -19,4 +20,42 @@ export async function ensurePlatformSchedules(client: Client, config: Config): P
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
   }
+}
+
+const SEGMENT_REFRESH_SCHEDULE_PREFIX = 'segment-refresh-schedule-';
+
+/**
+ * Segment refresh schedules created before scheduledSegmentRefreshWorkflow started
+ * segmentRefreshWorkflow under timestamped ids, which neither join a manual refresh nor stop when
+ * the segment is deleted. Moves them to the current action; those already moved are left alone.
+ * Returns the ids of the schedules it changed.
+ */
+export async function migrateSegmentRefreshSchedules(client: Client): Promise<string[]> {
+  const migrated: string[] = [];
+  for await (const summary of client.schedule.list()) {
+    if (!summary.scheduleId.startsWith(SEGMENT_REFRESH_SCHEDULE_PREFIX)) continue;
+    if (summary.action?.workflowType !== 'segmentRefreshWorkflow') continue;
+    const segmentId = summary.scheduleId.slice(SEGMENT_REFRESH_SCHEDULE_PREFIX.length);
+    let changed = false;
+    await client.schedule.getHandle(summary.scheduleId).update((previous) => {
+      const action = previous.action;
+      // The list may lag behind: a schedule it shows in the old shape may have moved already.
+      changed = action.type === 'startWorkflow' && action.workflowType === 'segmentRefreshWorkflow';
+      if (!changed || action.type !== 'startWorkflow') return previous;
+      const [input] = action.args as [{ tenantId: string }];
+      return {
+        ...previous,
+        action: {
+          ...action,
+          workflowType: 'scheduledSegmentRefreshWorkflow',
+          workflowId: summary.scheduleId,
+          args: [{ tenantId: input.tenantId, segmentId }] satisfies Parameters<typeof scheduledSegmentRefreshWorkflow>,
+        },
+      };
+    }).catch((err: unknown) => {
+      if (!(err instanceof ScheduleNotFoundError)) throw err; // the segment was deleted meanwhile
+    });
+    if (changed) migrated.push(summary.scheduleId);
+  }
+  return migrated;
 }
