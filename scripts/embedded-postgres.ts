@@ -6,7 +6,7 @@
 // its parents enterable or refuse to start, never fall back to another (empty) directory.
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -99,18 +99,41 @@ function makeParentsEnterable(dataDir: string, ids: RunAs, notice: (l: string) =
   }
 }
 
-// Binaries under a directory the postgres user cannot enter are copied out, once per version.
+// Binaries under a directory the postgres user cannot enter are copied out, once per version, to
+// a directory only root can write: they run as root's initdb and as the server.
+const SHARED_DIR = '/var/tmp/crm-platform';
+
+/** Refuses a directory another user could have planted or can still write into (/var/tmp is world-writable). */
+export function assertRootOnly(dir: string): void {
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) {
+    throw new Error(`${dir} must be a directory owned by root and writable by root only (it holds the PostgreSQL binaries ` +
+      `npm start runs as root), but it is ${st.isDirectory() ? `owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8)}` : 'not a directory'}; ` +
+      `remove it (rm -rf ${dir}) and start again.`);
+  }
+}
+
 function reachableBinaries(nativeDir: string, ids: RunAs, log: (l: string) => void): string {
   if (allowed('-x', path.join(nativeDir, 'bin', 'postgres'), ids)) return nativeDir;
   const version = (JSON.parse(readFileSync(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { version: string }).version;
   const key = createHash('sha256').update(`${path.resolve(nativeDir)}@${version}`).digest('hex').slice(0, 12);
-  const binDir = path.join('/var/tmp/crm-platform', `pg-binaries-${key}`);
-  if (!existsSync(path.join(binDir, 'bin', 'postgres'))) {
-    log(`copying PostgreSQL binaries to ${binDir} so the ${USER} user can run them`);
-    mkdirSync(path.dirname(binDir), { recursive: true });
-    cpSync(nativeDir, binDir, { recursive: true, verbatimSymlinks: true });
-    execFileSync('chmod', ['-R', 'a+rX', path.dirname(binDir)]);
+  const binDir = path.join(SHARED_DIR, `pg-binaries-${key}`);
+  try {
+    mkdirSync(SHARED_DIR, { mode: 0o755 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
+  assertRootOnly(SHARED_DIR);
+  if (!existsSync(binDir)) {
+    log(`copying PostgreSQL binaries to ${binDir} so the ${USER} user can run them`);
+    // Copied aside, then renamed: an interrupted copy is never taken for a complete one.
+    const partial = `${binDir}.partial-${process.pid}`;
+    rmSync(partial, { recursive: true, force: true });
+    cpSync(nativeDir, partial, { recursive: true, verbatimSymlinks: true });
+    execFileSync('chmod', ['-R', 'u=rwX,go=rX', partial]);
+    renameSync(partial, binDir);
+  }
+  assertRootOnly(binDir);
   return binDir;
 }
 
