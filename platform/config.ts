@@ -31,6 +31,25 @@ const Env = z.object({
   MESSAGING_API_KEY: optional,
   MESSAGING_TIMEOUT_MS: positiveInt(15_000),
   WORKFLOW_RESULT_WAIT_MS: positiveInt(20_000),
+  // Campaign email over SMTP (nodemailer). `npm start` points it at its mail catcher (maildev).
+  SMTP_URL: optional,
+  EMAIL_FROM: z.string().trim().min(3).default('Club CRM <no-reply@crm.localhost>'),
+  // Where tracking links (open pixel, click redirect, unsubscribe) point: the API's public address.
+  // Unset: http://localhost:<PORT>.
+  PUBLIC_BASE_URL: z.url().optional(),
+  // Signs tracking tokens. Unset: derived from JWT_SECRET (a JWKS-only deployment must set it).
+  TRACKING_SECRET: z.string().min(32).optional(),
+  // HMAC-SHA256 key of POST /api/v1/webhooks/messaging; unset, the webhook answers 503.
+  MESSAGING_WEBHOOK_SECRET: z.string().min(16).optional(),
+  // The send engine: deliveries claimed per activity, sends in flight per activity, and each
+  // channel's rate across the platform's workers (messages per second).
+  CAMPAIGN_BATCH_SIZE: positiveInt(500),
+  CAMPAIGN_SEND_CONCURRENCY: positiveInt(16),
+  EMAIL_MAX_PER_SECOND: positiveInt(50),
+  SMS_MAX_PER_SECOND: positiveInt(20),
+  PUSH_MAX_PER_SECOND: positiveInt(200),
+  WHATSAPP_MAX_PER_SECOND: positiveInt(20),
+  IN_APP_MAX_PER_SECOND: positiveInt(500),
   RATE_LIMIT_READ: positiveInt(1000),
   RATE_LIMIT_WRITE: positiveInt(100),
   RATE_LIMIT_CAMPAIGN: positiveInt(10),
@@ -83,4 +102,9 @@ export function embeddedDatabaseUrl(config: Config): string {
 
 export function temporalAddress(config: Config): string {
   return config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_PORT}`;
+}
+
+/** The address tracking links point at. */
+export function publicBaseUrl(config: Config): string {
+  return (config.PUBLIC_BASE_URL ?? `http://localhost:${config.PORT}`).replace(/\/+$/, '');
 }

@@ -1,7 +1,7 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { tenantOwned } from './common.js';
 import { Customer } from './customer.js';
-import { CampaignStatus, CampaignType, Channel, DeliveryStatus, InteractionType } from './enums.js';
+import { CampaignStatus, CampaignType, Channel, DeliveryStatus, InteractionType, SkipReason } from './enums.js';
 import { Segment } from './segment.js';
 
 export const MessageTemplate = defineEntity({
@@ -12,9 +12,12 @@ export const MessageTemplate = defineEntity({
     name: p.string(),
     channel: p.enum(Channel),
     subject: p.string().nullable(),
-    // Liquid source rendered per recipient.
+    // Liquid source rendered per recipient: HTML for EMAIL, the message text otherwise.
     body: p.text(),
+    // EMAIL only: the plain-text part; derived from `body` when not given.
+    textBody: p.text().nullable(),
   },
+  uniques: [{ name: 'message_templates_tenant_id_uniq', properties: ['tenantId', 'id'] }],
   indexes: [{ name: 'message_templates_tenant_idx', properties: ['tenantId', 'channel'] }],
 });
 export type MessageTemplate = InferEntity<typeof MessageTemplate>;
@@ -43,14 +46,18 @@ export const Campaign = defineEntity({
     pausedAt: p.datetime().nullable(),
     completedAt: p.datetime().nullable(),
     cancelledAt: p.datetime().nullable(),
-    targetCount: p.integer().default(0),
-    sentCount: p.integer().default(0),
-    deliveredCount: p.integer().default(0),
-    openedCount: p.integer().default(0),
-    clickedCount: p.integer().default(0),
-    convertedCount: p.integer().default(0),
-    unsubscribedCount: p.integer().default(0),
-    bouncedCount: p.integer().default(0),
+    resumedAt: p.datetime().nullable(),
+    // Counts are not kept here: they are counted from campaign_deliveries and campaign_interactions,
+    // so concurrent sends and receipts never contend on (or drift from) one row.
+    // An upstream event type that counts as a conversion within 7 days of a click.
+    conversionEvent: p.string().length(200).nullable(),
+    // Beyond the spec: each recipient gets the message at scheduledAt's wall-clock time in their
+    // home club's time zone (else the campaign's).
+    sendInRecipientTimezone: p.boolean().default(false),
+    // {start: "21:00", end: "08:00"} in the recipient's zone: a send due inside waits until `end`.
+    quietHours: p.json<{ start: string; end: string }>().nullable(),
+    // At most this many campaign messages per customer per rolling 24 hours (all campaigns).
+    frequencyCap: p.integer().nullable(),
     createdBy: p.string().length(200).nullable(),
   },
   uniques: [{ name: 'campaigns_tenant_id_uniq', properties: ['tenantId', 'id'] }],
@@ -74,6 +81,12 @@ export const CampaignDelivery = defineEntity({
     runKey: p.string().length(100),
     channel: p.enum(Channel),
     status: p.enum(DeliveryStatus).default('PENDING'),
+    skipReason: p.enum(SkipReason).nullable(),
+    // Not before this instant (recipient time zone, quiet hours); null: as soon as its turn comes.
+    sendAt: p.datetime().nullable(),
+    // The send activity holding a SENDING row (`<workflowId>/<activityId>`): its retry takes them back.
+    claimedBy: p.string().length(300).nullable(),
+    attempts: p.integer().default(0),
     providerMessageId: p.string().nullable(),
     error: p.text().nullable(),
     sentAt: p.datetime().nullable(),
@@ -83,7 +96,13 @@ export const CampaignDelivery = defineEntity({
     { name: 'campaign_deliveries_tenant_id_uniq', properties: ['tenantId', 'id'] },
     { name: 'campaign_deliveries_idem_uniq', properties: ['campaign', 'runKey', 'customer', 'channel'] },
   ],
-  indexes: [{ name: 'campaign_deliveries_status_idx', properties: ['tenantId', 'campaign', 'status'] }],
+  indexes: [
+    { name: 'campaign_deliveries_status_idx', properties: ['tenantId', 'campaign', 'status'] },
+    // The send loop's claim: a run's pending rows in id order.
+    { name: 'campaign_deliveries_claim_idx', properties: ['campaign', 'runKey', 'status', 'id'] },
+    // Frequency caps: what a customer was sent in the last day.
+    { name: 'campaign_deliveries_customer_sent_idx', properties: ['tenantId', 'customer', 'sentAt'] },
+  ],
 });
 export type CampaignDelivery = InferEntity<typeof CampaignDelivery>;
 
@@ -100,10 +119,31 @@ export const CampaignInteraction = defineEntity({
     channel: p.enum(Channel),
     occurredAt: p.datetime(),
     metadata: p.json<Record<string, unknown>>().nullable(),
-    // Provider webhooks are retried; their event id keeps an interaction from counting twice.
+    // Each interaction's idempotency key (`open:<deliveryId>`, a webhook's event id, ...): an
+    // interaction reported twice (a retried webhook, a reloaded pixel) is stored once.
     externalEventId: p.string().length(200).nullable(),
   },
   uniques: [{ name: 'campaign_interactions_external_uniq', properties: ['tenantId', 'externalEventId'], where: 'external_event_id is not null' }],
   indexes: [{ name: 'campaign_interactions_campaign_idx', properties: ['tenantId', 'campaign', 'type', 'occurredAt'] }],
 });
 export type CampaignInteraction = InferEntity<typeof CampaignInteraction>;
+
+// The durable hand-off from a request's transaction to work that runs in Temporal (triggered
+// campaigns, later journeys): written in the same transaction as what caused it, dispatched after
+// commit and again by a sweeper, under a workflow id derived from `key`, so each runs once.
+export const ReactionOutbox = defineEntity({
+  name: 'ReactionOutbox',
+  tableName: 'reaction_outbox',
+  properties: {
+    id: tenantOwned.id,
+    tenantId: tenantOwned.tenantId,
+    kind: p.string().length(50),
+    key: p.string().length(300),
+    payload: p.json<Record<string, unknown>>(),
+    createdAt: tenantOwned.createdAt,
+    dispatchedAt: p.datetime().nullable(),
+  },
+  uniques: [{ name: 'reaction_outbox_key_uniq', properties: ['tenantId', 'kind', 'key'] }],
+  indexes: [{ name: 'reaction_outbox_pending_idx', properties: ['createdAt'], where: 'dispatched_at is null' }],
+});
+export type ReactionOutbox = InferEntity<typeof ReactionOutbox>;

@@ -28,6 +28,8 @@ export const Customer = defineEntity({
     emailOptIn: p.boolean().default(false),
     smsOptIn: p.boolean().default(false),
     pushOptIn: p.boolean().default(false),
+    // A hard bounce: no campaign email goes to this address until it changes.
+    emailBouncedAt: p.datetime().nullable(),
     lastActivityAt: p.datetime().nullable(),
     // Set when the profile was merged away; reads of a merged id show where it went.
     mergedIntoId: p.uuid().nullable(),

@@ -21,7 +21,11 @@ export const ActivityCategory = [
 export const ACTIVITY_TYPE_PATTERN = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 // campaigns-api.md, "Get Campaign Interactions".
 export const InteractionType = ['SENT', 'DELIVERED', 'OPENED', 'CLICKED', 'CONVERTED', 'UNSUBSCRIBED', 'BOUNCED'] as const;
-export const DeliveryStatus = ['PENDING', 'SENT', 'DELIVERED', 'FAILED', 'BOUNCED'] as const;
+// PENDING: in the audience snapshot, not yet sent; SENDING: claimed by a send activity (its claim
+// names the activity, so a retry after a crash finds it); SKIPPED: never sent (skipReason says why).
+export const DeliveryStatus = ['PENDING', 'SENDING', 'SENT', 'DELIVERED', 'FAILED', 'BOUNCED', 'SKIPPED', 'CANCELLED'] as const;
+// Why a recipient got no message on a channel.
+export const SkipReason = ['NO_CONSENT', 'NO_ADDRESS', 'BOUNCED', 'INACTIVE', 'FREQUENCY_CAP', 'NO_TEMPLATE'] as const;
 
 export type CustomerStatus = (typeof CustomerStatus)[number];
 export type LifecycleStage = (typeof LifecycleStage)[number];
@@ -40,3 +44,4 @@ export type PromotionSourceType = (typeof PromotionSourceType)[number];
 export type ActivityCategory = (typeof ActivityCategory)[number];
 export type InteractionType = (typeof InteractionType)[number];
 export type DeliveryStatus = (typeof DeliveryStatus)[number];
+export type SkipReason = (typeof SkipReason)[number];

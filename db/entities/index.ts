@@ -1,4 +1,4 @@
-import { Campaign, CampaignDelivery, CampaignInteraction, MessageTemplate } from './campaign.js';
+import { Campaign, CampaignDelivery, CampaignInteraction, MessageTemplate, ReactionOutbox } from './campaign.js';
 import { Club } from './club.js';
 import { Activity, Customer, Note } from './customer.js';
 import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep } from './journey.js';
@@ -19,7 +19,7 @@ export * from './social.js';
 export const entities = [
   Club, Customer, Activity, Note,
   Segment, SegmentMember, SegmentMembershipChange, SegmentMemberCountDelta, SegmentSyncedMember,
-  MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction,
+  MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction, ReactionOutbox,
   Journey, JourneyStep, JourneyEnrollment, JourneyEnrollmentStep,
   SocialConnection, SocialPost, EventPromotion,
   RateLimitCounter,

@@ -1,10 +1,12 @@
 import { Migration20261124020332_initial } from './Migration20261124020332_initial.js';
 import { Migration20261124025504_segments } from './Migration20261124025504_segments.js';
 import { Migration20261125174940_tenant_references } from './Migration20261125174940_tenant_references.js';
+import { Migration20261125202207_campaigns } from './Migration20261125202207_campaigns.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
   { name: 'Migration20261124020332_initial', class: Migration20261124020332_initial },
   { name: 'Migration20261124025504_segments', class: Migration20261124025504_segments },
   { name: 'Migration20261125174940_tenant_references', class: Migration20261125174940_tenant_references },
+  { name: 'Migration20261125202207_campaigns', class: Migration20261125202207_campaigns },
 ];
