@@ -1,6 +1,7 @@
 import type { Orm } from '../db/orm.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { campaignActivities } from './campaigns.js';
 import { scoringActivities } from './scoring.js';
 import { segmentActivities } from './segments.js';
 
@@ -16,6 +17,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...segmentActivities(deps),
     ...scoringActivities(deps),
+    ...campaignActivities(deps),
   };
 }
 

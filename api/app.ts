@@ -11,6 +11,7 @@ import { accessLog } from './middleware/access-log.js';
 import { bodyLimit } from './middleware/body-limit.js';
 import { onError } from './middleware/errors.js';
 import { requestMetrics } from './middleware/metrics.js';
+import { campaignRoutes } from './rest/campaigns.js';
 import { customerRoutes } from './rest/customers.js';
 import { pendingRoutes } from './rest/not-implemented.js';
 import { segmentRoutes } from './rest/segments.js';
@@ -31,6 +32,7 @@ export function restApi(deps: AppDeps) {
   const v1 = new OpenAPIHono<AppEnv>();
   v1.route('/', customerRoutes(deps));
   v1.route('/', segmentRoutes(deps));
+  v1.route('/', campaignRoutes(deps));
   v1.route('/', pendingRoutes(deps));
   v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   return v1;

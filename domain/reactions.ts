@@ -1,11 +1,12 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { pgArray } from '../db/sql.js';
+import { enqueueTriggeredCampaigns } from './campaigns/triggers.js';
 import { reevaluateSmartSegments } from './segments/membership.js';
 
 // The hand-off points from customers to what reacts to them. Every entry point (REST, GraphQL,
 // upstream events, imports, merges) goes through these two functions, in its own transaction, so
-// none can forget a reaction: SMART segments today; journey enrolment and triggered campaigns join
-// here. Segment entries and exits they cause are recorded in segment_membership_changes.
+// none can forget a reaction: SMART segments and triggered campaigns (through the outbox, durable and
+// outside the request); journey enrolment joins here. Segment entries and exits they cause are recorded in segment_membership_changes.
 
 export interface AppendedActivity {
   id: string;
@@ -33,6 +34,7 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
     [pgArray(activities.map((a) => a.customerId)), pgArray(activities.map((a) => a.occurredAt.toISOString())), tenantId],
   );
   await afterCustomersChanged(em, tenantId, activities.map((a) => a.customerId), cause);
+  await enqueueTriggeredCampaigns(em, tenantId, activities.map((a) => a.id));
 }
 
 /**

@@ -44,6 +44,10 @@ const Env = z.object({
   // The send engine: deliveries claimed per activity, sends in flight per activity, and each
   // channel's rate across the platform's workers (messages per second).
   CAMPAIGN_BATCH_SIZE: positiveInt(500),
+  // How often each worker looks for committed reactions to start (triggered campaigns).
+  OUTBOX_POLL_MS: positiveInt(1_000),
+  // Off: this worker starts no reactions (tests sharing one database turn it on in one file only).
+  OUTBOX_DISPATCH: z.stringbool().default(true),
   CAMPAIGN_SEND_CONCURRENCY: positiveInt(16),
   EMAIL_MAX_PER_SECOND: positiveInt(50),
   SMS_MAX_PER_SECOND: positiveInt(20),

@@ -3,6 +3,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { temporalAddress, type Config } from '../platform/config.js';
 import { activityOutcomes } from './metrics.js';
+import { startOutboxDispatcher, type OutboxDispatcher } from './outbox.js';
 
 export interface WorkerHandle {
   worker: Worker;
@@ -21,12 +22,22 @@ export async function createWorker(config: Config, deps: ActivityDeps, overrides
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
     activities: createActivities(deps),
     interceptors: { activity: [activityOutcomes] },
+    // Heartbeats reach the server within a second, and with them pause and cancel reach a sending
+    // activity (the SDK's default throttles them to most of the heartbeat timeout).
+    maxHeartbeatThrottleInterval: '1 second',
     ...overrides,
   });
   let running: Promise<void> | undefined;
+  let outbox: OutboxDispatcher | undefined;
   return {
     worker,
-    run: () => (running ??= worker.run().finally(() => own?.close())),
+    run: () => {
+      if (config.OUTBOX_DISPATCH) outbox ??= startOutboxDispatcher(deps);
+      return (running ??= worker.run().finally(async () => {
+        await outbox?.stop();
+        await own?.close();
+      }));
+    },
     async shutdown() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;

@@ -1,5 +1,6 @@
 // The workflows the worker registers, one file each; this file is the worker's `workflowsPath`,
 // bundled deterministically by the SDK.
+export { campaignWorkflow, recurringCampaignWorkflow } from './campaign.js';
 export { customerScoringWorkflow, scoreAllTenantsWorkflow } from './customer-scoring.js';
 export { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from './segment-refresh.js';
 export { segmentSyncWorkflow } from './segment-sync.js';

@@ -11,17 +11,6 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 // respect (auth, scope, rate limit, OpenAPI entry) and answers 501 NOT_IMPLEMENTED; a capability
 // lands by moving its rows into a router of its own.
 const PENDING: [Method, string, OperationName, string][] = [
-  ['get', '/campaigns', 'campaigns', 'Campaigns'],
-  ['post', '/campaigns', 'createCampaign', 'Campaigns'],
-  ['get', '/campaigns/{id}', 'campaign', 'Campaigns'],
-  ['patch', '/campaigns/{id}', 'updateCampaign', 'Campaigns'],
-  ['post', '/campaigns/{id}/schedule', 'scheduleCampaign', 'Campaigns'],
-  ['post', '/campaigns/{id}/execute', 'executeCampaign', 'Campaigns'],
-  ['post', '/campaigns/{id}/pause', 'pauseCampaign', 'Campaigns'],
-  ['post', '/campaigns/{id}/resume', 'resumeCampaign', 'Campaigns'],
-  ['post', '/campaigns/{id}/cancel', 'cancelCampaign', 'Campaigns'],
-  ['get', '/campaigns/{id}/stats', 'campaignStats', 'Campaigns'],
-  ['get', '/campaigns/{id}/interactions', 'campaignInteractions', 'Campaigns'],
   ['get', '/journeys', 'journeys', 'Journeys'],
   ['post', '/journeys', 'createJourney', 'Journeys'],
   ['get', '/journeys/{id}', 'journey', 'Journeys'],

@@ -1,5 +1,7 @@
 import { z } from '@hono/zod-openapi';
-import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType, SegmentType } from '../../db/entities/enums.js';
+import {
+  ActivityCategory, CampaignStatus, CampaignType, Channel, CustomerStatus, InteractionType, LifecycleStage, NoteType, SegmentType,
+} from '../../db/entities/enums.js';
 
 // The resources the REST API answers with, field by field. Handlers send every body through
 // `serialize`, so the OpenAPI document generated from these schemas is what clients receive.
@@ -83,6 +85,90 @@ export const Segment = z
     updatedAt: timestamp,
   })
   .openapi('Segment');
+
+const clock = z.string().openapi({ example: '09:00' });
+
+export const Campaign = z
+  .object({
+    id: uuid,
+    tenantId: z.string(),
+    clubId: z.string().nullable(),
+    name: z.string(),
+    description: z.string().nullable(),
+    type: z.enum(CampaignType),
+    status: z.enum(CampaignStatus),
+    channels: z.array(z.enum(Channel)),
+    segmentId: uuid.nullable(),
+    segmentName: z.string().nullable(),
+    emailTemplateId: z.string().nullable(),
+    smsTemplateId: z.string().nullable().openapi({ description: 'The text template, for SMS, PUSH, WHATSAPP and IN_APP' }),
+    scheduledAt: timestamp.nullable(),
+    timezone: z.string().nullable(),
+    schedule: z
+      .object({ frequency: z.enum(['daily', 'weekly', 'monthly']), dayOfWeek: z.number().int().optional(), dayOfMonth: z.number().int().optional(), time: clock, timezone: z.string() })
+      .nullable()
+      .openapi({ description: 'RECURRING: when each occurrence goes, in `timezone` (dayOfWeek 0 = Sunday)' }),
+    triggerEvent: z.string().nullable(),
+    triggerConditions: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'TRIGGERED: metadata fields the event must carry, each equal to the value' }),
+    conversionEvent: z.string().nullable().openapi({ description: 'An upstream event type that counts as a conversion within 7 days of a click' }),
+    sendInRecipientTimezone: z.boolean(),
+    quietHours: z.object({ start: clock, end: clock }).nullable(),
+    frequencyCap: z.number().int().nullable().openapi({ description: 'At most this many campaign messages per customer per rolling 24 hours' }),
+    targetCount: z.number().int(),
+    sentCount: z.number().int(),
+    deliveredCount: z.number().int(),
+    openedCount: z.number().int(),
+    clickedCount: z.number().int(),
+    convertedCount: z.number().int(),
+    unsubscribedCount: z.number().int(),
+    bouncedCount: z.number().int(),
+    openRate: z.number().nullable(),
+    clickRate: z.number().nullable(),
+    startedAt: timestamp.nullable(),
+    pausedAt: timestamp.nullable(),
+    resumedAt: timestamp.nullable(),
+    completedAt: timestamp.nullable(),
+    cancelledAt: timestamp.nullable(),
+    createdBy: z.string().nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .openapi('Campaign');
+
+const channelCounts = z.record(z.string(), z.number().int());
+
+export const CampaignStats = z
+  .object({
+    campaignId: uuid,
+    targetCount: z.number().int(),
+    sentCount: z.number().int(),
+    deliveredCount: z.number().int(),
+    openedCount: z.number().int(),
+    clickedCount: z.number().int(),
+    convertedCount: z.number().int(),
+    unsubscribedCount: z.number().int(),
+    bouncedCount: z.number().int(),
+    deliveryRate: z.number(),
+    openRate: z.number(),
+    clickRate: z.number(),
+    conversionRate: z.number(),
+    byChannel: z.record(z.string(), channelCounts),
+    timeline: z.array(z.object({ hour: timestamp, sent: z.number().int(), opened: z.number().int() })),
+  })
+  .openapi('CampaignStats');
+
+export const CampaignInteraction = z
+  .object({
+    id: uuid,
+    customerId: uuid,
+    customerEmail: z.string().nullable(),
+    customerName: z.string().nullable(),
+    type: z.enum(InteractionType),
+    channel: z.enum(Channel),
+    occurredAt: timestamp,
+    metadata: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .openapi('CampaignInteraction');
 
 export const PageMeta = z
   .object({ total: z.number().int(), skip: z.number().int(), take: z.number().int(), hasMore: z.boolean() })

@@ -17,6 +17,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     JWT_SECRET: TEST_JWT_SECRET,
     PORT: '0',
     LOG_LEVEL: 'silent',
+    // Every file's worker shares the database: only a file that asks starts other files' reactions.
+    OUTBOX_DISPATCH: 'false',
     ...overrides,
   });
 }

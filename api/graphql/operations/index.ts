@@ -1,6 +1,7 @@
 import type { IResolvers } from '@graphql-tools/utils';
 import type { OperationName } from '../../../domain/operations.js';
 import type { RootResolver } from '../resolvers.js';
+import { campaignOperations } from './campaigns.js';
 import { customerOperations, customerTypeResolvers } from './customers.js';
 import { segmentOperations } from './segments.js';
 
@@ -8,6 +9,7 @@ import { segmentOperations } from './segments.js';
 export const implementedOperations: Partial<Record<OperationName, RootResolver>> = {
   ...customerOperations,
   ...segmentOperations,
+  ...campaignOperations,
 };
 
 // Field resolvers of object types (relationships, computed fields).

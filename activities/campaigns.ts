@@ -1,0 +1,337 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type pg from 'pg';
+import { Campaign, MessageTemplate } from '../db/entities/index.js';
+import type { CampaignStatus, Channel } from '../db/entities/enums.js';
+import { pgArray } from '../db/sql.js';
+import { audienceInsert } from '../domain/campaigns/audience.js';
+import { recordInteractions, type InteractionInput } from '../domain/campaigns/interactions.js';
+import { canTransition, transition, type CampaignAction } from '../domain/campaigns/state.js';
+import { applyTracking, trackingKey, unsubscribeUrl } from '../domain/campaigns/tracking.js';
+import { compileTemplate, recipientVariables, type RecipientRow, type RenderedMessage } from '../domain/templates/render.js';
+import { ChannelError, type OutboundMessage } from '../platform/channels/channel.js';
+import { createChannelSenders } from '../platform/channels/index.js';
+import { publicBaseUrl } from '../platform/config.js';
+import { AppError } from '../platform/errors.js';
+import { createSendRate, perSecondLimits } from '../platform/send-rate.js';
+import type { ActivityDeps } from './index.js';
+
+interface CampaignRef {
+  tenantId: string;
+  campaignId: string;
+}
+
+interface RunRef extends CampaignRef {
+  runKey: string;
+}
+
+export interface SliceResult {
+  sent: number;
+  failed: number;
+  skipped: number;
+  /** Deliveries of the run still without an outcome. */
+  pending: number;
+  /** Of those, how many may go now (the rest wait for their sendAt). */
+  due: number;
+  nextSendAt: string | null;
+}
+
+// How long one sendDeliveries activity works before handing back to the workflow (which then
+// starts the next): long enough that a million recipients take few activities, short enough that
+// progress and history stay fine-grained.
+const SLICE_MS = 60_000;
+// Completed sends are written this often: a worker killed mid-slice resends (same Message-ID, same
+// idempotency key) only what was in flight or finished within this window.
+const FLUSH_MS = 100;
+
+interface Claimed extends RecipientRow {
+  delivery_id: string;
+  channel: Channel;
+  email_opt_in: boolean;
+  sms_opt_in: boolean;
+  push_opt_in: boolean;
+  status: string;
+  email_bounced_at: Date | null;
+  auth_user_id: string | null;
+}
+
+/** A claimed delivery's outcome, waiting to be written. */
+interface Done {
+  id: string;
+  status: 'SENT' | 'FAILED' | 'SKIPPED';
+  providerMessageId?: string;
+  error?: string;
+  skipReason?: string;
+  row: Claimed;
+  at: Date;
+}
+
+/** Why a claimed delivery may not go after all: consent withdrawn or address gone since the snapshot. */
+function stillBlocked(r: Claimed): 'NO_CONSENT' | 'NO_ADDRESS' | 'BOUNCED' | 'INACTIVE' | null {
+  if (r.status === 'MERGED' || r.status === 'DELETED') return 'INACTIVE';
+  switch (r.channel) {
+    case 'EMAIL':
+      if (!r.email) return 'NO_ADDRESS';
+      if (r.email_bounced_at) return 'BOUNCED';
+      return r.email_opt_in ? null : 'NO_CONSENT';
+    case 'SMS':
+    case 'WHATSAPP':
+      if (!r.phoneNumber) return 'NO_ADDRESS';
+      return r.sms_opt_in ? null : 'NO_CONSENT';
+    case 'PUSH':
+      return r.push_opt_in ? null : 'NO_CONSENT';
+    case 'IN_APP':
+      return r.auth_user_id ? null : 'NO_ADDRESS';
+    default:
+      return 'NO_ADDRESS';
+  }
+}
+
+/** A pool of `limit` concurrent tasks; `stop()` lets those started finish and starts no more. */
+async function runPool<T>(items: T[], limit: number, stopped: () => boolean, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (!stopped() && next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+export function campaignActivities({ orm, config, log }: ActivityDeps) {
+  const channels = createChannelSenders(config);
+  const rate = createSendRate(orm.em.getConnection().getNativeClient() as unknown as pg.Pool, perSecondLimits(config));
+  const key = trackingKey(config);
+  const baseUrl = publicBaseUrl(config);
+
+  const loadCampaign = async (em: EntityManager, ref: CampaignRef) => {
+    const campaign = await em.findOne(Campaign, { id: ref.campaignId, tenantId: ref.tenantId });
+    // Deleted while a run was queued: nothing to send, and retrying will not change that.
+    if (!campaign) throw ApplicationFailure.nonRetryable(`campaign ${ref.campaignId} no longer exists`, 'CampaignNotFound');
+    return campaign;
+  };
+
+  return {
+    /**
+     * Moves the campaign through the state machine (domain/campaigns/state.ts). `ifAlready`: the
+     * state that counts as done already. `quiet`: answer the state found instead of failing.
+     */
+    async transitionCampaign(input: CampaignRef & { action: CampaignAction; ifAlready?: CampaignStatus; quiet?: boolean }): Promise<CampaignStatus> {
+      const em = orm.em.fork();
+      try {
+        return await transition(em, input.tenantId, input.campaignId, input.action);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        const status = (err.details?.currentStatus as CampaignStatus | undefined) ?? null;
+        if (status && (status === input.ifAlready || input.quiet)) return status;
+        throw ApplicationFailure.nonRetryable(err.message, err.code, err.details);
+      }
+    },
+
+    /**
+     * The audience at this moment, as delivery rows: one per member and channel, PENDING, or SKIPPED
+     * with the reason. One set-based statement (no customer is loaded into the worker); a retry
+     * inserts nothing twice (the unique key of campaign, run, customer, channel).
+     */
+    async snapshotAudience(input: RunRef & { customerId?: string }): Promise<{ targetCount: number; pending: number; skipped: number }> {
+      const em = orm.em.fork();
+      const campaign = await loadCampaign(em, input);
+      const audience = audienceInsert(campaign, input.runKey, input.customerId ?? null);
+      await em.execute(audience.sql, audience.params);
+      const [row] = await em.execute<{ target: number; pending: number; skipped: number }[]>(
+        `select count(distinct customer_id)::int as target,
+                count(*) filter (where status = 'PENDING')::int as pending,
+                count(*) filter (where status = 'SKIPPED')::int as skipped
+           from campaign_deliveries where tenant_id = ? and campaign_id = ? and run_key = ?`,
+        [input.tenantId, input.campaignId, input.runKey],
+      );
+      log.info({ campaignId: input.campaignId, runKey: input.runKey, ...row }, 'campaign audience snapshot');
+      return { targetCount: row!.target, pending: row!.pending, skipped: row!.skipped };
+    },
+
+    /**
+     * Sends the run's due deliveries for up to SLICE_MS. Each batch is claimed (PENDING → SENDING,
+     * naming this activity) before anything is sent, and completed after; rows a dead attempt left
+     * SENDING are taken back first, so a killed worker loses no delivery. Cancellation (pause,
+     * cancel) stops new sends, lets those in flight finish and puts the rest back to PENDING.
+     */
+    async sendDeliveries(input: RunRef): Promise<SliceResult> {
+      const ctx = Context.current();
+      const em = orm.em.fork();
+      const campaign = await loadCampaign(em, input);
+      const claim = `${ctx.info.workflowExecution?.workflowId ?? input.campaignId}/${ctx.info.activityId}#${ctx.info.attempt}`;
+      const templates = new Map<Channel, ReturnType<typeof compileTemplate>>();
+      const templateFor = async (channel: Channel) => {
+        let t = templates.get(channel);
+        if (!t) {
+          const id = channel === 'EMAIL' ? campaign.emailTemplateId : campaign.smsTemplateId;
+          const row = id ? await em.findOne(MessageTemplate, { id, tenantId: campaign.tenantId }) : null;
+          if (!row) throw new ChannelError(`no ${channel === 'EMAIL' ? 'email' : 'text'} template for ${channel}`, false);
+          t = compileTemplate({ channel, subject: row.subject ?? null, body: row.body, textBody: row.textBody ?? null });
+          templates.set(channel, t);
+        }
+        return t;
+      };
+
+      const result = { sent: 0, failed: 0, skipped: 0 };
+      let cancelled = false;
+      ctx.cancellationSignal.addEventListener('abort', () => (cancelled = true), { once: true });
+      const heartbeat = setInterval(() => ctx.heartbeat(result), 1_000);
+      const started = Date.now();
+      let retryLater: Error | undefined;
+
+      // Completions, written in small groups as they come.
+      let done: Done[] = [];
+      // One write at a time: the timer's and the batch's flushes queue behind each other.
+      let flushing = Promise.resolve();
+      const flush = () => (flushing = flushing.then(write));
+      const write = async () => {
+        if (!done.length) return;
+        const batch = done;
+        done = [];
+        await em.transactional(async (tx) => {
+          await tx.execute(
+            `update campaign_deliveries d
+                set status = t.status, provider_message_id = t.provider, error = t.error, skip_reason = t.reason,
+                    sent_at = case when t.status = 'SENT' then t.at end, claimed_by = null, updated_at = now()
+               from unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) as t(id, status, provider, error, reason, at)
+              where d.tenant_id = ? and d.id = t.id and d.status = 'SENDING'`,
+            [
+              pgArray(batch.map((d) => d.id)), pgArray(batch.map((d) => d.status)), pgArray(batch.map((d) => d.providerMessageId ?? null)),
+              pgArray(batch.map((d) => d.error ?? null)), pgArray(batch.map((d) => d.skipReason ?? null)), pgArray(batch.map((d) => d.at.toISOString())),
+              campaign.tenantId,
+            ],
+          );
+          const sent: InteractionInput[] = batch.filter((d) => d.status === 'SENT').map((d) => ({
+            tenantId: campaign.tenantId, campaignId: campaign.id, customerId: d.row.id, deliveryId: d.id, type: 'SENT', channel: d.row.channel,
+            occurredAt: d.at, metadata: { providerMessageId: d.providerMessageId, runKey: input.runKey }, key: `sent:${d.id}`,
+          }));
+          if (sent.length) await recordInteractions(tx, sent);
+        });
+        for (const d of batch) result[d.status === 'SENT' ? 'sent' : d.status === 'FAILED' ? 'failed' : 'skipped']++;
+      };
+      const flusher = setInterval(() => void flush().catch((err) => (retryLater ??= err as Error)), FLUSH_MS);
+
+      const sendOne = async (row: Claimed) => {
+        const blocked = stillBlocked(row);
+        if (blocked) {
+          done.push({ id: row.delivery_id, status: 'SKIPPED', skipReason: blocked, row, at: new Date() });
+          return;
+        }
+        let message: OutboundMessage;
+        try {
+          const unsubscribe = unsubscribeUrl({ baseUrl, key, deliveryId: row.delivery_id });
+          const rendered: RenderedMessage = await (await templateFor(row.channel)).render(recipientVariables(row, unsubscribe));
+          message = {
+            deliveryId: row.delivery_id, tenantId: campaign.tenantId, campaignId: campaign.id, channel: row.channel,
+            to: { customerId: row.id, email: row.email, phoneNumber: row.phoneNumber },
+            content: row.channel === 'EMAIL'
+              ? { ...rendered, body: applyTracking(rendered.body, { baseUrl, key, deliveryId: row.delivery_id }) }
+              : rendered,
+            unsubscribeUrl: unsubscribe,
+          };
+        } catch (err) {
+          done.push({ id: row.delivery_id, status: 'FAILED', error: `rendering failed: ${(err as Error).message}`, row, at: new Date() });
+          return;
+        }
+        await rate.take(row.channel, ctx.cancellationSignal).catch(() => undefined);
+        if (cancelled) return; // still SENDING: put back below
+        try {
+          const receipt = await channels.forChannel(row.channel).send(message);
+          done.push({ id: row.delivery_id, status: 'SENT', providerMessageId: receipt.providerMessageId, row, at: new Date() });
+        } catch (err) {
+          if (err instanceof ChannelError && !err.retryable) {
+            done.push({ id: row.delivery_id, status: 'FAILED', error: err.message, row, at: new Date() });
+          } else {
+            // The channel is down: stop here; the activity's retry (with backoff) takes these rows back.
+            retryLater ??= err as Error;
+          }
+        }
+      };
+
+      try {
+        while (!cancelled && !retryLater && Date.now() - started < SLICE_MS) {
+          const rows = await em.execute<Claimed[]>(
+            `with claimed as (
+               update campaign_deliveries d set status = 'SENDING', claimed_by = ?, attempts = attempts + 1, updated_at = now()
+                where d.id in (
+                  select id from campaign_deliveries
+                   where campaign_id = ? and run_key = ? and tenant_id = ?
+                     and (status = 'SENDING' or (status = 'PENDING' and (send_at is null or send_at <= now())))
+                   order by status desc, id limit ? for update skip locked)
+                returning d.id, d.channel, d.customer_id)
+             select cl.id as delivery_id, cl.channel, c.id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName",
+                    c.last_name as "lastName", c.membership_tier as "membershipTier", c.membership_status as "membershipStatus",
+                    c.lifecycle_stage as "lifecycleStage", c.handicap, c.home_club_id as "homeClubId", k.name as "clubName",
+                    k.timezone as "clubTimezone", c.email_opt_in, c.sms_opt_in, c.push_opt_in, c.status, c.email_bounced_at, c.auth_user_id
+               from claimed cl join customers c on c.tenant_id = ? and c.id = cl.customer_id
+               left join clubs k on k.tenant_id = c.tenant_id and k.id = c.home_club_id
+              order by cl.id`,
+            [claim, input.campaignId, input.runKey, input.tenantId, config.CAMPAIGN_BATCH_SIZE, input.tenantId],
+          );
+          if (!rows.length) break;
+          await capFrequency(em, campaign, rows, done);
+          const capped = new Set(done.map((d) => d.id));
+          const sendable = rows.filter((r) => !capped.has(r.delivery_id));
+          await runPool(sendable, config.CAMPAIGN_SEND_CONCURRENCY, () => cancelled || !!retryLater, sendOne);
+          await flush();
+        }
+      } finally {
+        clearInterval(heartbeat);
+        clearInterval(flusher);
+        await flush();
+        if (cancelled) {
+          // Paused or cancelled: what this slice claimed but did not send goes back to the queue.
+          await em.execute(
+            `update campaign_deliveries set status = 'PENDING', claimed_by = null, updated_at = now()
+              where campaign_id = ? and run_key = ? and tenant_id = ? and status = 'SENDING'`,
+            [input.campaignId, input.runKey, input.tenantId],
+          );
+        }
+      }
+      if (retryLater && !cancelled) throw retryLater;
+      const [left] = await em.execute<{ pending: number; due: number; next: Date | null }[]>(
+        `select count(*)::int as pending,
+                count(*) filter (where send_at is null or send_at <= now())::int as due,
+                min(send_at) filter (where send_at > now()) as next
+           from campaign_deliveries where campaign_id = ? and run_key = ? and tenant_id = ? and status in ('PENDING', 'SENDING')`,
+        [input.campaignId, input.runKey, input.tenantId],
+      );
+      return { ...result, pending: left!.pending, due: left!.due, nextSendAt: left!.next ? new Date(left!.next).toISOString() : null };
+    },
+
+    /** The run's end: a cancelled run's unsent deliveries become CANCELLED; a ONE_TIME campaign completes. */
+    async finishRun(input: RunRef & { outcome: 'completed' | 'cancelled'; ownsState: boolean }): Promise<void> {
+      const em = orm.em.fork();
+      if (input.outcome === 'cancelled') {
+        await em.execute(
+          `update campaign_deliveries set status = 'CANCELLED', claimed_by = null, updated_at = now()
+            where campaign_id = ? and run_key = ? and tenant_id = ? and status in ('PENDING', 'SENDING')`,
+          [input.campaignId, input.runKey, input.tenantId],
+        );
+        return;
+      }
+      if (!input.ownsState) return;
+      const [row] = await em.execute<{ status: CampaignStatus }[]>('select status from campaigns where tenant_id = ? and id = ?', [input.tenantId, input.campaignId]);
+      if (row && canTransition(row.status, 'complete')) await transition(em, input.tenantId, input.campaignId, 'complete');
+    },
+  };
+}
+
+/**
+ * Frequency cap: a customer who already got `frequencyCap` campaign messages in the last 24 hours
+ * (any campaign, any channel) is skipped. Counted per batch in one statement.
+ */
+async function capFrequency(em: EntityManager, campaign: Campaign, rows: Claimed[], done: Done[]): Promise<void> {
+  if (!campaign.frequencyCap) return;
+  const counts = await em.execute<{ customer_id: string; n: number }[]>(
+    `select customer_id, count(*)::int as n from campaign_deliveries
+      where tenant_id = ? and customer_id = any(?::uuid[]) and sent_at > now() - interval '24 hours'
+      group by customer_id`,
+    [campaign.tenantId, pgArray([...new Set(rows.map((r) => r.id))])],
+  );
+  const used = new Map(counts.map((c) => [c.customer_id, c.n]));
+  for (const r of rows) {
+    const n = used.get(r.id) ?? 0;
+    if (n >= campaign.frequencyCap) done.push({ id: r.delivery_id, status: 'SKIPPED', skipReason: 'FREQUENCY_CAP', row: r, at: new Date() });
+    else used.set(r.id, n + 1);
+  }
+}
