@@ -32,13 +32,14 @@ export interface TestStack {
 export async function startTestStack(overrides: Record<string, string> = {}): Promise<TestStack> {
   const taskQueue = `test-${randomUUID().slice(0, 8)}`;
   const env = { TEMPORAL_TASK_QUEUE: taskQueue, ...overrides };
-  const config = testConfig(env);
+  const api = await startTestApi(env);
+  // Tracking links in what the worker sends point at this API (its port is known only now).
+  const config = testConfig({ PUBLIC_BASE_URL: api.url, ...env });
   const orm = await openOrm(config.DATABASE_URL!, activityDbTimeouts(config));
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   installTestRuntime();
   const worker: WorkerHandle = await createWorker(config, { orm, config, log });
   const running = worker.run();
-  const api = await startTestApi(env);
   const connection = await Connection.connect({ address: inject('temporalAddress') });
   const client = new Client({ connection });
   return {
