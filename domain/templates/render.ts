@@ -133,6 +133,7 @@ export function compileTemplate(
 ): { render(vars: Record<string, unknown>): Promise<RenderedMessage> } {
   const isEmail = t.channel === 'EMAIL';
   const plain = engine(limits, false);
+  const bodyEngine = isEmail ? engine(limits, true) : plain;
   const parse = (field: TemplateField, source: string, liquid: Liquid): Template[] => {
     try {
       return liquid.parse(source);
@@ -141,9 +142,8 @@ export function compileTemplate(
     }
   };
   const subject = t.subject != null ? parse('subject', t.subject, plain) : null;
-  const body = parse('body', t.body, isEmail ? engine(limits, true) : plain);
+  const body = parse('body', t.body, bodyEngine);
   const textBody = isEmail && t.textBody != null ? parse('textBody', t.textBody, plain) : null;
-  const bodyEngine = isEmail ? engine(limits, true) : plain;
 
   const render = async (field: TemplateField, liquid: Liquid, template: Template[], vars: Record<string, unknown>): Promise<string> => {
     try {
