@@ -15,6 +15,7 @@ import { campaignRoutes } from './rest/campaigns.js';
 import { customerRoutes } from './rest/customers.js';
 import { pendingRoutes } from './rest/not-implemented.js';
 import { segmentRoutes } from './rest/segments.js';
+import { templateRoutes } from './rest/templates.js';
 
 export const OPENAPI_INFO = {
   openapi: '3.1.0',
@@ -33,6 +34,7 @@ export function restApi(deps: AppDeps) {
   v1.route('/', customerRoutes(deps));
   v1.route('/', segmentRoutes(deps));
   v1.route('/', campaignRoutes(deps));
+  v1.route('/', templateRoutes(deps));
   v1.route('/', pendingRoutes(deps));
   v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   return v1;

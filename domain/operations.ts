@@ -50,6 +50,13 @@ export const OPERATIONS = {
   pauseCampaign: { scope: 'crm:campaigns', rate: 'campaign' },
   resumeCampaign: { scope: 'crm:campaigns', rate: 'campaign' },
   cancelCampaign: { scope: 'crm:campaigns', rate: 'campaign' },
+  // Message templates (REST only)
+  templates: read,
+  template: read,
+  createTemplate: write('crm:campaigns'),
+  updateTemplate: write('crm:campaigns'),
+  deleteTemplate: write('crm:campaigns'),
+  previewTemplate: write('crm:campaigns'),
   // Journeys
   journeys: read,
   journey: read,

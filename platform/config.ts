@@ -33,7 +33,21 @@ const Env = z.object({
   WORKFLOW_RESULT_WAIT_MS: positiveInt(20_000),
   // Campaign email over SMTP (nodemailer). `npm start` points it at its mail catcher (maildev).
   SMTP_URL: optional,
-  EMAIL_FROM: z.string().trim().min(3).default('Club CRM <no-reply@crm.localhost>'),
+  EMAIL_FROM: z.string().trim().regex(/@[^@\s>]+/, 'needs an address with a domain, e.g. "Club <no-reply@club.example>"').default('Club CRM <no-reply@crm.localhost>'),
+  // Each worker keeps a pool of this many SMTP connections; one SMTP step (connect, greeting,
+  // a command's answer) waits at most SMTP_TIMEOUT_MS, then the send is retried.
+  SMTP_MAX_CONNECTIONS: positiveInt(5),
+  SMTP_TIMEOUT_MS: positiveInt(30_000),
+  // `npm start`'s mail catcher (maildev), on 127.0.0.1; 0: any free port. It keeps the newest
+  // MAILDEV_MAX_EMAILS in $CRM_DATA_DIR/mail.
+  MAILDEV_SMTP_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
+  MAILDEV_WEB_PORT: z.coerce.number().int().min(0).max(65535).default(1080),
+  MAILDEV_MAX_EMAILS: positiveInt(1000),
+  // Message templates (Liquid): the longest field, and each render's time and memory (liquidjs's
+  // renderLimit and memoryLimit), so no template can hold a send hostage.
+  TEMPLATE_MAX_CHARS: positiveInt(100_000),
+  TEMPLATE_RENDER_LIMIT_MS: positiveInt(1_000),
+  TEMPLATE_MEMORY_LIMIT: positiveInt(10_000_000),
   // Where tracking links (open pixel, click redirect, unsubscribe) point: the API's public address.
   // Unset: http://localhost:<PORT>.
   PUBLIC_BASE_URL: z.url().optional(),

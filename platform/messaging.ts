@@ -1,6 +1,7 @@
-// Client of the external Messaging service's segment API (contract in the README, "Messaging
-// service contract"). Errors say whether a retry can help: 5xx, 429 and timeouts can, other 4xx
-// cannot (the remote message is kept for the caller).
+// Client of the external Messaging service: segments and messages (contract in the README,
+// "Messaging service contract"). Errors say whether a retry can help: 5xx, 429, 408 and timeouts
+// can, other 4xx cannot (the remote message is kept for the caller). Requests go through the
+// global fetch, whose agent keeps connections alive and reuses them across sends.
 
 export interface MessagingMember {
   customerId: string;
@@ -11,6 +12,15 @@ export interface MessagingMember {
   emailOptIn: boolean;
   smsOptIn: boolean;
   pushOptIn: boolean;
+}
+
+/** One message to one customer (`POST /messages`). */
+export interface MessagingMessage {
+  tenantId: string;
+  channel: string;
+  to: { customerId: string; email: string | null; phoneNumber: string | null };
+  content: { subject: string | null; body: string };
+  metadata: { campaignId: string; deliveryId: string };
 }
 
 export class MessagingError extends Error {
@@ -68,6 +78,16 @@ export class MessagingClient {
       description: segment.description ?? null,
     })) as { id?: unknown };
     if (typeof body?.id !== 'string') throw new MessagingError('Messaging PUT segments answered without an id', false);
+    return body.id;
+  }
+
+  /**
+   * Sends one message; returns the Messaging service's id of it. A resend with the same key is
+   * answered with the first send's id and not sent again.
+   */
+  async sendMessage(message: MessagingMessage, idempotencyKey: string): Promise<string> {
+    const body = (await this.call('POST', 'messages', message, idempotencyKey)) as { id?: unknown };
+    if (typeof body?.id !== 'string') throw new MessagingError('Messaging POST messages answered without an id', false);
     return body.id;
   }
 

@@ -1,8 +1,10 @@
 // Used by the tests, the benchmarks and `npm run schemathesis`.
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 
 // A real HTTP server speaking the Messaging service contract of the README, with failures on
-// demand: the next N member requests can answer 500, hang past the client's timeout, or 400.
+// demand: the next N member or message requests can answer 500, hang past the client's timeout,
+// or 400.
 
 // `lost`: the batch is applied, but the answer never reaches the client (it times out), as when a
 // network or process fails mid-request; the client must resend, and the key makes it a no-op.
@@ -19,6 +21,12 @@ export interface MessagingServer {
   received: string[];
   /** How many times each customer was added. */
   addCounts: Map<string, number>;
+  /** Messages applied (sent), each idempotency key once, with the id answered. */
+  messages: { key: string; id: string; message: any }[];
+  /** Every POST /messages received (its idempotency key), including retries and failures. */
+  messagesReceived: string[];
+  /** Messages applied per `<customerId>/<channel>`. */
+  messageCounts: Map<string, number>;
   failNext(...failures: Failure[]): void;
   close(): Promise<void>;
 }
@@ -37,6 +45,10 @@ export async function startMessagingServer(): Promise<MessagingServer> {
   const addCounts = new Map<string, number>();
   const seen = new Map<string, string>();
   const failures: Failure[] = [];
+  const messages: MessagingServer['messages'] = [];
+  const messagesReceived: string[] = [];
+  const messageCounts = new Map<string, number>();
+  const sentIds = new Map<string, string>();
 
   const server: Server = createServer(async (req, res) => {
     const send = (status: number, body: unknown) => {
@@ -78,6 +90,29 @@ export async function startMessagingServer(): Promise<MessagingServer> {
       }
       return send(200, answer);
     }
+    if (req.method === 'POST' && url.pathname === '/messages') {
+      const key = String(req.headers['idempotency-key'] ?? '');
+      messagesReceived.push(key);
+      const body = await readJson(req);
+      const failure = failures.shift();
+      if (failure?.kind === 'error') return send(failure.status, { error: { message: failure.message } });
+      if (!key) return send(400, { error: { message: 'Idempotency-Key header is required' } });
+      if (sentIds.has(key)) return send(200, { id: sentIds.get(key) });
+      const customerId = body.to?.customerId;
+      if (!body.tenantId || !body.channel || !customerId || typeof body.content?.body !== 'string') {
+        return send(400, { error: { message: 'tenantId, channel, to.customerId and content.body are required' } });
+      }
+      const id = `msg_${randomUUID()}`;
+      sentIds.set(key, id);
+      messages.push({ key, id, message: body });
+      const counted = `${customerId}/${body.channel}`;
+      messageCounts.set(counted, (messageCounts.get(counted) ?? 0) + 1);
+      if (failure?.kind === 'lost') {
+        await new Promise((r) => setTimeout(r, failure.ms));
+        return res.destroy();
+      }
+      return send(200, { id });
+    }
     send(404, { error: { message: 'not found' } });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -90,6 +125,9 @@ export async function startMessagingServer(): Promise<MessagingServer> {
     applied,
     received,
     addCounts,
+    messages,
+    messagesReceived,
+    messageCounts,
     failNext: (...f) => failures.push(...f),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };

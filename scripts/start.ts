@@ -1,5 +1,6 @@
 // `npm start`: the whole platform on embedded defaults: PostgreSQL, migrations, the Temporal dev
-// server with its Web UI, and the worker and the API as supervised child processes (restarted
+// server with its Web UI, a mail catcher with its web UI (unless SMTP_URL points elsewhere), and
+// the worker and the API as supervised child processes (restarted
 // with backoff when they crash). SIGINT, SIGTERM or SIGHUP stop everything in reverse order; if
 // this process is killed outright, the children exit with it (see scripts/supervisor.ts) and the
 // next start takes over what is left of the data directory (an orphaned PostgreSQL or Temporal).
@@ -9,6 +10,7 @@ import { migrate, openOrm } from '../db/orm.js';
 import { loadConfig, temporalAddress } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { startMailCatcher } from './mail-catcher.js';
 import { startWatchdog, superviseNode } from './supervisor.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
@@ -99,7 +101,22 @@ try {
     uiUrl = temporal.uiUrl;
   }
 
-  const env = { ...process.env, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress(config), CRM_DATA_DIR: dataDir };
+  let mailUrl: string | undefined;
+  let smtpUrl = config.SMTP_URL;
+  if (!smtpUrl) {
+    const mail = await startMailCatcher({
+      smtpPort: config.MAILDEV_SMTP_PORT,
+      webPort: config.MAILDEV_WEB_PORT,
+      mailDir: path.join(dataDir, 'mail'),
+      maxEmails: config.MAILDEV_MAX_EMAILS,
+    });
+    stops.push(mail.stop);
+    smtpUrl = mail.smtpUrl;
+    mailUrl = mail.webUrl;
+    log.info({ smtp: mail.smtpUrl, web: mail.webUrl }, 'mail catcher started');
+  }
+
+  const env = { ...process.env, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress(config), CRM_DATA_DIR: dataDir, SMTP_URL: smtpUrl };
   const backoff = { initialMs: config.RESTART_BACKOFF_MS, maxMs: config.RESTART_BACKOFF_MAX_MS, resetAfterMs: config.RESTART_BACKOFF_MAX_MS };
   const worker = superviseNode('worker', 'worker/main.ts', env, log, backoff);
   stops.push(worker.stop);
@@ -113,6 +130,7 @@ try {
     `  REST API        ${url}/api/v1   (docs: ${url}/docs)`,
     `  GraphQL         ${url}/graphql`,
     `  Temporal UI     ${uiUrl ?? '(external Temporal at ' + temporalAddress(config) + ')'}`,
+    `  Mail UI         ${mailUrl ? `${mailUrl}   (every email the platform sends; SMTP ${smtpUrl})` : '(SMTP_URL is set: email goes to that server)'}`,
     `  Health          ${url}/readyz`,
     `  Dev token       npm run token -- --tenant demo --scopes crm:read,crm:write,crm:admin,crm:campaigns,crm:social`,
     'Ctrl-C stops everything.',

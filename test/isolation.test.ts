@@ -26,13 +26,13 @@ const RESOURCE_OF_NAME: Record<string, Resource> = {
 };
 const RESOURCE_OF_PATH: Record<string, Resource> = {
   customers: 'customer', notes: 'note', segments: 'segment', campaigns: 'campaign', journeys: 'journey', steps: 'journeyStep',
-  connections: 'socialConnection', posts: 'socialPost', promotions: 'eventPromotion', enrollments: 'customer',
+  connections: 'socialConnection', posts: 'socialPost', promotions: 'eventPromotion', enrollments: 'customer', templates: 'template',
 };
 const TABLE_OF: Record<Resource, string> = {
   customer: 'customers', otherCustomer: 'customers', note: 'notes', segment: 'segments', campaign: 'campaigns', journey: 'journeys', journeyStep: 'journey_steps',
-  socialConnection: 'social_connections', socialPost: 'social_posts', eventPromotion: 'event_promotions',
+  socialConnection: 'social_connections', socialPost: 'social_posts', eventPromotion: 'event_promotions', template: 'message_templates',
 };
-type Resource = 'customer' | 'otherCustomer' | 'note' | 'segment' | 'campaign' | 'journey' | 'journeyStep' | 'socialConnection' | 'socialPost' | 'eventPromotion';
+type Resource = 'customer' | 'otherCustomer' | 'note' | 'segment' | 'campaign' | 'journey' | 'journeyStep' | 'socialConnection' | 'socialPost' | 'eventPromotion' | 'template';
 
 // Operations that only REST has and whose body names a resource: what a client would send.
 const REST_BODIES: Partial<Record<OperationName, (a: TenantA) => { body: string; contentType: string; namesA: boolean }>> = {
@@ -46,6 +46,10 @@ const REST_BODIES: Partial<Record<OperationName, (a: TenantA) => { body: string;
   }),
   // A's email imported by B makes B a profile of its own; nothing of A's may show.
   importCustomers: (a) => ({ contentType: 'application/x-ndjson', namesA: false, body: `${JSON.stringify({ email: a.email, firstName: 'B' })}\n` }),
+  // Valid bodies, so that only the ids in the path (and a preview's customer) can make them fail.
+  createTemplate: () => ({ contentType: 'application/json', namesA: false, body: JSON.stringify({ name: 'B', channel: 'SMS', body: 'Hi {{ firstName }}' }) }),
+  updateTemplate: () => ({ contentType: 'application/json', namesA: false, body: JSON.stringify({ name: 'B' }) }),
+  previewTemplate: (a) => ({ contentType: 'application/json', namesA: true, body: JSON.stringify({ customerId: a.ids.customer }) }),
 };
 
 interface TenantA { tenant: string; email: string; phone: string; ids: Record<Resource, string> }
@@ -78,6 +82,7 @@ beforeAll(async () => {
   const otherCustomer = (await stack.api.call('POST', '/api/v1/customers', { auth, body: { firstName: 'Bob' } })).body.data;
   const note = (await stack.api.call('POST', `/api/v1/customers/${customer.id}/notes`, { auth, body: { content: 'A only' } })).body.data;
   const segment = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: `A ${suffix}`, type: 'STATIC' } })).body.data;
+  const template = (await stack.api.call('POST', '/api/v1/templates', { auth, body: { name: `A ${suffix}`, channel: 'EMAIL', subject: 'A', body: '<p>A</p>' } })).body.data;
   await db.query('insert into segment_members (segment_id, customer_id, tenant_id) values ($1, $2, $3)', [segment.id, customer.id, tenant]);
   const rows = await catalogueRows(db);
   const campaign = await rows.insert('campaigns', tenant, { segment_id: segment.id });
@@ -91,7 +96,7 @@ beforeAll(async () => {
     tenant, email, phone,
     ids: {
       customer: customer.id, otherCustomer: otherCustomer.id, note: note.id, segment: segment.id, campaign: campaign.id, journey: journey.id, journeyStep: journeyStep.id,
-      socialConnection: socialConnection.id, socialPost: socialPost.id, eventPromotion: eventPromotion.id,
+      socialConnection: socialConnection.id, socialPost: socialPost.id, eventPromotion: eventPromotion.id, template: template.id,
     },
   };
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { EmailSender } from '../platform/channels/email.js';
 import { answers, api, banner, childPid, dataDirectory, eventually, freePorts, killLeftovers, npmStart, root, stackEnv, stop, type Started } from './support/npm-start.js';
 
 describe('npm start', () => {
@@ -23,6 +24,21 @@ describe('npm start', () => {
       expect(s.output()).toContain(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}`);
       expect((await fetch(`http://127.0.0.1:${ports.PORT}/readyz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}/`)).status).toBe(200);
+
+      // The mail catcher: its web UI beside the Temporal UI, and an email sent to its SMTP port listed there.
+      const mailUi = `http://127.0.0.1:${ports.MAILDEV_WEB_PORT}`;
+      expect(s.output()).toMatch(new RegExp(`Mail UI +${mailUi} .*SMTP smtp://127\\.0\\.0\\.1:${ports.MAILDEV_SMTP_PORT}`));
+      const page = await fetch(`${mailUi}/`, { headers: { accept: 'text/html' } });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<title>MailDev</title>');
+      const mailer = new EmailSender({ smtpUrl: `smtp://127.0.0.1:${ports.MAILDEV_SMTP_PORT}`, from: 'Club <club@stack.test>', maxConnections: 1, timeoutMs: 10_000 });
+      await mailer.send({
+        deliveryId: 'stack-test', tenantId: 'demo', campaignId: 'c', channel: 'EMAIL', to: { customerId: 'x', email: 'member@stack.test', phoneNumber: null },
+        content: { subject: 'Caught', body: '<p>caught</p>', textBody: 'caught' },
+      });
+      await mailer.close();
+      const caught = (await (await fetch(`${mailUi}/api/email/summary`)).json()) as unknown;
+      expect(JSON.stringify(caught)).toContain('Caught');
 
       const connection = await Connection.connect({ address: `127.0.0.1:${ports.TEMPORAL_PORT}` });
       const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: 'default' });

@@ -2,6 +2,7 @@ import { z } from '@hono/zod-openapi';
 import {
   ActivityCategory, CampaignStatus, CampaignType, Channel, CustomerStatus, InteractionType, LifecycleStage, NoteType, SegmentType,
 } from '../../db/entities/enums.js';
+import { TemplateChannel } from '../../domain/templates/templates.js';
 
 // The resources the REST API answers with, field by field. Handlers send every body through
 // `serialize`, so the OpenAPI document generated from these schemas is what clients receive.
@@ -169,6 +170,27 @@ export const CampaignInteraction = z
     metadata: z.record(z.string(), z.unknown()).nullable(),
   })
   .openapi('CampaignInteraction');
+export const Template = z
+  .object({
+    id: uuid,
+    tenantId: z.string(),
+    name: z.string(),
+    channel: z.enum(TemplateChannel),
+    subject: z.string().nullable(),
+    body: z.string().openapi({ description: 'Liquid: the HTML for EMAIL, the message text otherwise' }),
+    textBody: z.string().nullable().openapi({ description: 'EMAIL: the plain-text part; null: derived from the rendered HTML' }),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .openapi('Template');
+
+export const RenderedMessage = z
+  .object({
+    subject: z.string().nullable(),
+    body: z.string().openapi({ description: 'EMAIL: HTML, variables HTML-escaped' }),
+    textBody: z.string().nullable().openapi({ description: 'EMAIL: the plain-text part; null for other channels' }),
+  })
+  .openapi('RenderedMessage');
 
 export const PageMeta = z
   .object({ total: z.number().int(), skip: z.number().int(), take: z.number().int(), hasMore: z.boolean() })

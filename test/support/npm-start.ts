@@ -20,15 +20,16 @@ export function dataDirectory(): string {
   return dir;
 }
 
-export type Ports = Record<'PORT' | 'PG_PORT' | 'TEMPORAL_PORT' | 'TEMPORAL_UI_PORT' | 'WORKER_METRICS_PORT', number>;
+export type Ports = Record<'PORT' | 'PG_PORT' | 'TEMPORAL_PORT' | 'TEMPORAL_UI_PORT' | 'WORKER_METRICS_PORT' | 'MAILDEV_SMTP_PORT' | 'MAILDEV_WEB_PORT', number>;
 export const freePorts = async (): Promise<Ports> => ({
   PORT: await freePort(), PG_PORT: await freePort(), TEMPORAL_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), WORKER_METRICS_PORT: await freePort(),
+  MAILDEV_SMTP_PORT: await freePort(), MAILDEV_WEB_PORT: await freePort(),
 });
 
 export function stackEnv(dataDir: string, ports: Ports, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = { ...process.env, CRM_DATA_DIR: dataDir, LOG_LEVEL: 'info', ...extra } as Record<string, string>;
   for (const [k, v] of Object.entries(ports)) env[k] = String(v);
-  for (const k of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'JWT_SECRET', 'NODE_ENV']) if (!(k in extra)) delete env[k];
+  for (const k of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'JWT_SECRET', 'NODE_ENV', 'SMTP_URL']) if (!(k in extra)) delete env[k];
   return env;
 }
 
