@@ -147,6 +147,11 @@ describe('POST /api/v1/webhooks/messaging', () => {
     expect(res.body.error.message).toMatch(/events\.0\.(type|occurredAt)/);
     expect((await post(undefined, { raw: '{"events": [' })).status).toBe(400);
     expect((await post(undefined, { raw: '{"events":[{"id":"a\\u0000b"}]}' })).status).toBe(400);
+    // Signed, but not sent as JSON.
+    const raw = JSON.stringify({ events: [] });
+    const text = await api.call('POST', '/api/v1/webhooks/messaging', { body: raw, headers: { 'content-type': 'text/plain', 'x-messaging-signature': signature(raw) } });
+    expect(text.status).toBe(400);
+    expect(text.body.error.code).toBe('VALIDATION_ERROR');
   });
 
   it('answers 503 while MESSAGING_WEBHOOK_SECRET is unset', async () => {

@@ -138,7 +138,7 @@ describe('click redirect', () => {
       const res = await get(url);
       expect(res.status, url).toBe(404);
       expect(res.headers.get('location'), url).toBeNull();
-      expect((await res.json()).error.code).toBe('RESOURCE_NOT_FOUND');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('RESOURCE_NOT_FOUND');
     }
     const post = await fetch(`${api.url}/t/u/${flip(unsubscribe.split('/t/u/')[1]!, 8)}`, { method: 'POST' });
     expect(post.status).toBe(404);
@@ -182,3 +182,25 @@ describe('unsubscribe', () => {
     }
   });
 });
+
+describe('rate limits', () => {
+  it('charges bad tokens to the caller\'s address and good ones to their delivery', async () => {
+    const limited = await startTestApi({ RATE_LIMIT_READ: '3' });
+    try {
+      const { deliveryId } = await setup();
+      const opts = { baseUrl: limited.url, key, deliveryId };
+      const pixel = /<img src="([^"]+)"/.exec(applyTracking('<p>hi</p>', opts))![1]!;
+      const guesses = [];
+      for (let i = 0; i < 4; i++) guesses.push((await get(`${limited.url}/t/c/guess${i}`)).status);
+      // Counters are shared by every API instance (and this file's earlier guesses), so the budget
+      // may be spent before the first one: at most three guesses get an answer.
+      expect(guesses.every((s) => s === 404 || s === 429)).toBe(true);
+      expect(guesses.at(-1)).toBe(429);
+      // The guesser's address is spent; a recipient's pixel is counted against its own delivery.
+      expect((await get(pixel)).status).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
