@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Hono, type Context } from 'hono';
 import type { Channel } from '../db/entities/enums.js';
 import { CHANNEL_LABEL, recordInteractions } from '../domain/campaigns/interactions.js';
-import { trackingKey, verifyToken, type TokenKind, type VerifiedToken } from '../domain/campaigns/tracking.js';
+import { trackingKey, verifyTrackingToken, type TokenKind, type VerifiedToken } from '../domain/campaigns/tracking.js';
 import { afterCustomersChanged } from '../domain/reactions.js';
 import { AppError } from '../platform/errors.js';
 import type { AppDeps, AppEnv } from './env.js';
@@ -39,7 +39,7 @@ export function trackingRoutes(deps: AppDeps) {
 
   /** The verified token and its delivery, or 404. Guessing is charged per address, use per delivery. */
   async function resolve<K extends TokenKind>(c: Context<AppEnv>, kind: K): Promise<{ token: Extract<VerifiedToken, { kind: K }>; delivery: Delivery; em: EntityManager }> {
-    const token = verifyToken(key, kind, c.req.param('token') ?? '');
+    const token = verifyTrackingToken(key, kind, c.req.param('token') ?? '');
     const em = deps.orm.em.fork();
     const [delivery] = token
       ? await em.execute<Delivery[]>('select id, tenant_id, campaign_id, customer_id, channel from campaign_deliveries where id = ?', [token.deliveryId])

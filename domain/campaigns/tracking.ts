@@ -16,7 +16,7 @@ const UUID_BYTES = 16;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Where each kind of link is served (api/tracking.ts). */
-export const TRACKING_PATHS: Record<TokenKind, string> = { open: '/t/o/', click: '/t/c/', unsubscribe: '/t/u/' };
+const TRACKING_PATHS: Record<TokenKind, string> = { open: '/t/o/', click: '/t/c/', unsubscribe: '/t/u/' };
 
 /**
  * The key tracking tokens are signed with: TRACKING_SECRET, else derived from the JWT secret under
@@ -53,7 +53,7 @@ export type VerifiedToken =
   | { kind: 'click'; deliveryId: string; linkIndex: number; url: string };
 
 /** The token's content if it is one of ours for `kind`, untouched; otherwise null. Constant-time. */
-export function verifyToken(key: Uint8Array, kind: TokenKind, token: string): VerifiedToken | null {
+export function verifyTrackingToken(key: Uint8Array, kind: TokenKind, token: string): VerifiedToken | null {
   if (!/^[A-Za-z0-9_-]+$/.test(token)) return null;
   const bytes = Buffer.from(token, 'base64url');
   // Node's decoder forgives stray bits and characters; only the canonical spelling is accepted.
