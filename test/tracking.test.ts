@@ -75,6 +75,17 @@ describe('applyTracking', () => {
   });
 });
 
+describe('trackingKey', () => {
+  it('comes from TRACKING_SECRET, else from JWT_SECRET, and refuses to start with neither', () => {
+    const bytes = (k: Uint8Array) => Buffer.from(k).toString('hex');
+    const tracking = loadConfig({ TRACKING_SECRET: 'a-tracking-secret-of-at-least-32-chars', JWT_SECRET: 'one-jwt-secret-long-enough-for-hs256' });
+    const otherJwt = loadConfig({ TRACKING_SECRET: 'a-tracking-secret-of-at-least-32-chars', JWT_SECRET: 'another-jwt-secret-long-enough-hs256' });
+    expect(bytes(trackingKey(tracking))).toBe(bytes(trackingKey(otherJwt)));
+    expect(bytes(trackingKey(loadConfig({ JWT_SECRET: 'one-jwt-secret-long-enough-for-hs256' })))).not.toBe(bytes(trackingKey(tracking)));
+    expect(() => trackingKey(loadConfig({ JWT_JWKS_URL: 'https://auth.example.com/.well-known/jwks.json' }))).toThrow(/set TRACKING_SECRET/);
+  });
+});
+
 describe('open pixel', () => {
   it('answers a 1x1 GIF and records OPENED once per delivery, on the timeline', async () => {
     const { deliveryId, customerId, auth } = await setup();
