@@ -16,6 +16,8 @@ import { customerRoutes } from './rest/customers.js';
 import { pendingRoutes } from './rest/not-implemented.js';
 import { segmentRoutes } from './rest/segments.js';
 import { templateRoutes } from './rest/templates.js';
+import { webhookRoutes } from './rest/webhooks.js';
+import { trackingRoutes } from './tracking.js';
 
 export const OPENAPI_INFO = {
   openapi: '3.1.0',
@@ -35,6 +37,7 @@ export function restApi(deps: AppDeps) {
   v1.route('/', segmentRoutes(deps));
   v1.route('/', campaignRoutes(deps));
   v1.route('/', templateRoutes(deps));
+  v1.route('/', webhookRoutes(deps));
   v1.route('/', pendingRoutes(deps));
   v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   return v1;
@@ -54,6 +57,7 @@ export function createApp(deps: AppDeps) {
   if (deps.config.METRICS_PORT === undefined) app.route('/', metricsRoutes(deps.metrics, deps.config.METRICS_TOKEN));
   app.route('/', graphqlRoutes(deps));
   app.route('/', docsRoutes());
+  app.route('/', trackingRoutes(deps));
 
   const v1 = restApi(deps);
   v1.doc31('/openapi.json', OPENAPI_INFO);

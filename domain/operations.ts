@@ -6,6 +6,11 @@ export type RateClass = 'read' | 'write' | 'campaign' | 'social' | 'bulk';
 export interface Operation {
   scope: Scope;
   rate: RateClass;
+  /**
+   * Called by a service holding no token (a webhook): a signature over the request is its
+   * credential, so neither scope nor tenant applies; `rate` is charged per address for bad ones.
+   */
+  signed?: true;
 }
 
 const read: Operation = { scope: 'crm:read', rate: 'read' };
@@ -57,6 +62,7 @@ export const OPERATIONS = {
   updateTemplate: write('crm:campaigns'),
   deleteTemplate: write('crm:campaigns'),
   previewTemplate: write('crm:campaigns'),
+  messagingWebhook: { scope: 'crm:campaigns', rate: 'write', signed: true },
   // Journeys
   journeys: read,
   journey: read,
@@ -95,6 +101,10 @@ export const OPERATIONS = {
 } as const satisfies Record<string, Operation>;
 
 export type OperationName = keyof typeof OPERATIONS;
+
+export function isSigned(name: OperationName): boolean {
+  return (OPERATIONS[name] as Operation).signed === true;
+}
 
 export function isOperation(name: string): name is OperationName {
   return Object.hasOwn(OPERATIONS, name);

@@ -1,12 +1,15 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { pgArray } from '../db/sql.js';
 import { enqueueTriggeredCampaigns } from './campaigns/triggers.js';
+import { recordConversions } from './campaigns/conversions.js';
+import { INTERACTION_CAUSE } from './campaigns/interactions.js';
 import { reevaluateSmartSegments } from './segments/membership.js';
 
 // The hand-off points from customers to what reacts to them. Every entry point (REST, GraphQL,
 // upstream events, imports, merges) goes through these two functions, in its own transaction, so
-// none can forget a reaction: SMART segments and triggered campaigns (through the outbox, durable and
-// outside the request); journey enrolment joins here. Segment entries and exits they cause are recorded in segment_membership_changes.
+// none can forget a reaction: SMART segments, campaign conversions, and triggered campaigns (through
+// the outbox, durable and outside the request); journey enrolment joins here. Segment entries and
+// exits they cause are recorded in segment_membership_changes.
 
 export interface AppendedActivity {
   id: string;
@@ -35,6 +38,8 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
   );
   await afterCustomersChanged(em, tenantId, activities.map((a) => a.customerId), cause);
   await enqueueTriggeredCampaigns(em, tenantId, activities.map((a) => a.id));
+  // Upstream events may convert a campaign's clicks; the campaign's own timeline entries never do.
+  if (cause !== INTERACTION_CAUSE) await recordConversions(em, tenantId, activities);
 }
 
 /**

@@ -55,6 +55,8 @@ const Env = z.object({
   TRACKING_SECRET: z.string().min(32).optional(),
   // HMAC-SHA256 key of POST /api/v1/webhooks/messaging; unset, the webhook answers 503.
   MESSAGING_WEBHOOK_SECRET: z.string().min(16).optional(),
+  // How far a webhook signature's timestamp may be from now: an older request is a replay.
+  MESSAGING_WEBHOOK_TOLERANCE_SECONDS: positiveInt(300),
   // The send engine: deliveries claimed per activity, sends in flight per activity, and each
   // channel's rate across the platform's workers (messages per second).
   CAMPAIGN_BATCH_SIZE: positiveInt(500),

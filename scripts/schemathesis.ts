@@ -67,6 +67,8 @@ try {
   const config = loadConfig({
     ...process.env, ...unlimited, DATABASE_URL: pg.url, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: 'schemathesis',
     JWT_SECRET: secret, PORT: '0', MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey,
+    // Configured, so the webhook answers its unsigned cases 401 rather than 503.
+    MESSAGING_WEBHOOK_SECRET: randomUUID(),
   });
   const worker = await startWorker(config, log);
   stops.push(async () => {

@@ -12,7 +12,8 @@ let stack: TestStack;
 beforeAll(async () => {
   // Limits out of the way, so every request reaches its handler instead of a 429.
   const unlimited = Object.fromEntries(['READ', 'WRITE', 'CAMPAIGN', 'SOCIAL', 'BULK'].map((c) => [`RATE_LIMIT_${c}`, '1000000000']));
-  stack = await startTestStack({ MESSAGING_URL: 'http://127.0.0.1:9/', ...unlimited });
+  // The webhook configured, so malformed input reaches its signature check and body validation.
+  stack = await startTestStack({ MESSAGING_URL: 'http://127.0.0.1:9/', MESSAGING_WEBHOOK_SECRET: 'no-500-webhook-secret', ...unlimited });
 });
 afterAll(() => stack.close());
 

@@ -58,7 +58,7 @@ export async function authenticate(c: Context<AppEnv>, deps: AppDeps): Promise<P
   }
 }
 
-function clientAddress(c: Context): string {
+export function clientAddress(c: Context): string {
   try {
     return getConnInfo(c).remote.address ?? 'unknown';
   } catch {

@@ -65,6 +65,8 @@ export const Campaign = defineEntity({
     { name: 'campaigns_tenant_status_idx', properties: ['tenantId', 'status', 'createdAt'] },
     { name: 'campaigns_tenant_club_idx', properties: ['tenantId', 'clubId'] },
     { name: 'campaigns_tenant_trigger_idx', properties: ['tenantId', 'triggerEvent'] },
+    // Every upstream event asks which campaigns it converts for.
+    { name: 'campaigns_tenant_conversion_idx', properties: ['tenantId', 'conversionEvent'] },
   ],
 });
 export type Campaign = InferEntity<typeof Campaign>;
@@ -124,7 +126,13 @@ export const CampaignInteraction = defineEntity({
     externalEventId: p.string().length(200).nullable(),
   },
   uniques: [{ name: 'campaign_interactions_external_uniq', properties: ['tenantId', 'externalEventId'], where: 'external_event_id is not null' }],
-  indexes: [{ name: 'campaign_interactions_campaign_idx', properties: ['tenantId', 'campaign', 'type', 'occurredAt'] }],
+  indexes: [
+    { name: 'campaign_interactions_campaign_idx', properties: ['tenantId', 'campaign', 'type', 'occurredAt'] },
+    // The interactions list, newest first, without a type filter.
+    { name: 'campaign_interactions_recent_idx', properties: ['tenantId', 'campaign', 'occurredAt'] },
+    // Conversions: a customer's recent clicks.
+    { name: 'campaign_interactions_customer_idx', properties: ['tenantId', 'customer', 'type', 'occurredAt'] },
+  ],
 });
 export type CampaignInteraction = InferEntity<typeof CampaignInteraction>;
 
