@@ -13,7 +13,7 @@ describe('error envelopes and request ids', () => {
   it('gives every response a request id, echoing a caller-supplied one', async () => {
     const res = await api.call('GET', '/healthz');
     expect(res.headers.get('x-request-id')).toMatch(/^req_/);
-    const echoed = await api.call('GET', '/api/v1/campaigns', { auth, headers: { 'x-request-id': 'req_from-upstream-42' } });
+    const echoed = await api.call('GET', '/api/v1/campaigns/nope', { auth, headers: { 'x-request-id': 'req_from-upstream-42' } });
     expect(echoed.headers.get('x-request-id')).toBe('req_from-upstream-42');
     expect(echoed.body.error.requestId).toBe('req_from-upstream-42');
   });

@@ -31,7 +31,7 @@ describe('rate limits', () => {
     for (let i = 0; i < 10; i++) {
       const via = i % 2 ? second : api;
       const res = await via.call('POST', `/api/v1/campaigns/c${i}/execute`, { auth });
-      expect(res.status).toBe(501);
+      expect(res.status).toBe(404);
       expect(res.headers.get('x-ratelimit-limit')).toBe('10');
       expect(res.headers.get('x-ratelimit-remaining')).toBe(String(9 - i));
     }
