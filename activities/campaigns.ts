@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type pg from 'pg';
@@ -23,6 +24,15 @@ interface CampaignRef {
 
 interface RunRef extends CampaignRef {
   runKey: string;
+}
+
+/**
+ * The workflow's clock, as the activity goes on: recipients' hours are judged by the workflow's
+ * time (which a time-skipping test server moves ahead of the wall clock), advancing in real time.
+ */
+function clockFrom(asOf: string | undefined): () => Date {
+  const skew = asOf ? Math.max(0, Date.parse(asOf) - Date.now()) : 0;
+  return () => new Date(Date.now() + skew);
 }
 
 export interface SliceResult {
@@ -131,10 +141,10 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
      * with the reason. One set-based statement (no customer is loaded into the worker); a retry
      * inserts nothing twice (the unique key of campaign, run, customer, channel).
      */
-    async snapshotAudience(input: RunRef & { customerId?: string }): Promise<{ targetCount: number; pending: number; skipped: number }> {
+    async snapshotAudience(input: RunRef & { customerId?: string; asOf?: string }): Promise<{ targetCount: number; pending: number; skipped: number }> {
       const em = orm.em.fork();
       const campaign = await loadCampaign(em, input);
-      const audience = audienceInsert(campaign, input.runKey, input.customerId ?? null);
+      const audience = audienceInsert(campaign, input.runKey, input.customerId ?? null, clockFrom(input.asOf)());
       await em.execute(audience.sql, audience.params);
       const [row] = await em.execute<{ target: number; pending: number; skipped: number }[]>(
         `select count(distinct customer_id)::int as target,
@@ -153,11 +163,13 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
      * SENDING are taken back first, so a killed worker loses no delivery. Cancellation (pause,
      * cancel) stops new sends, lets those in flight finish and puts the rest back to PENDING.
      */
-    async sendDeliveries(input: RunRef): Promise<SliceResult> {
+    async sendDeliveries(input: RunRef & { asOf?: string }): Promise<SliceResult> {
       const ctx = Context.current();
+      const now = clockFrom(input.asOf);
       const em = orm.em.fork();
       const campaign = await loadCampaign(em, input);
-      const claim = `${ctx.info.workflowExecution?.workflowId ?? input.campaignId}/${ctx.info.activityId}#${ctx.info.attempt}`;
+      // Names the attempt and the worker process holding the rows, for whoever looks at them.
+      const claim = `${ctx.info.workflowExecution?.workflowId ?? input.campaignId}/${ctx.info.activityId}#${ctx.info.attempt}@${hostname()}:${process.pid}`;
       const templates = new Map<Channel, ReturnType<typeof compileTemplate>>();
       const templateFor = async (channel: Channel) => {
         let t = templates.get(channel);
@@ -213,7 +225,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       const sendOne = async (row: Claimed) => {
         const blocked = stillBlocked(row);
         if (blocked) {
-          done.push({ id: row.delivery_id, status: 'SKIPPED', skipReason: blocked, row, at: new Date() });
+          done.push({ id: row.delivery_id, status: 'SKIPPED', skipReason: blocked, row, at: now() });
           return;
         }
         let message: OutboundMessage;
@@ -229,17 +241,17 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
             unsubscribeUrl: unsubscribe,
           };
         } catch (err) {
-          done.push({ id: row.delivery_id, status: 'FAILED', error: `rendering failed: ${(err as Error).message}`, row, at: new Date() });
+          done.push({ id: row.delivery_id, status: 'FAILED', error: `rendering failed: ${(err as Error).message}`, row, at: now() });
           return;
         }
         await rate.take(row.channel, ctx.cancellationSignal).catch(() => undefined);
         if (cancelled) return; // still SENDING: put back below
         try {
           const receipt = await channels.forChannel(row.channel).send(message);
-          done.push({ id: row.delivery_id, status: 'SENT', providerMessageId: receipt.providerMessageId, row, at: new Date() });
+          done.push({ id: row.delivery_id, status: 'SENT', providerMessageId: receipt.providerMessageId, row, at: now() });
         } catch (err) {
           if (err instanceof ChannelError && !err.retryable) {
-            done.push({ id: row.delivery_id, status: 'FAILED', error: err.message, row, at: new Date() });
+            done.push({ id: row.delivery_id, status: 'FAILED', error: err.message, row, at: now() });
           } else {
             // The channel is down: stop here; the activity's retry (with backoff) takes these rows back.
             retryLater ??= err as Error;
@@ -255,7 +267,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                 where d.id in (
                   select id from campaign_deliveries
                    where campaign_id = ? and run_key = ? and tenant_id = ?
-                     and (status = 'SENDING' or (status = 'PENDING' and (send_at is null or send_at <= now())))
+                     and (status = 'SENDING' or (status = 'PENDING' and (send_at is null or send_at <= ?::timestamptz)))
                    order by status desc, id limit ? for update skip locked)
                 returning d.id, d.channel, d.customer_id)
              select cl.id as delivery_id, cl.channel, c.id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName",
@@ -265,10 +277,10 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                from claimed cl join customers c on c.tenant_id = ? and c.id = cl.customer_id
                left join clubs k on k.tenant_id = c.tenant_id and k.id = c.home_club_id
               order by cl.id`,
-            [claim, input.campaignId, input.runKey, input.tenantId, config.CAMPAIGN_BATCH_SIZE, input.tenantId],
+            [claim, input.campaignId, input.runKey, input.tenantId, now().toISOString(), config.CAMPAIGN_BATCH_SIZE, input.tenantId],
           );
           if (!rows.length) break;
-          await capFrequency(em, campaign, rows, done);
+          await capFrequency(em, campaign, rows, done, now());
           const capped = new Set(done.map((d) => d.id));
           const sendable = rows.filter((r) => !capped.has(r.delivery_id));
           await runPool(sendable, config.CAMPAIGN_SEND_CONCURRENCY, () => cancelled || !!retryLater, sendOne);
@@ -290,10 +302,10 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       if (retryLater && !cancelled) throw retryLater;
       const [left] = await em.execute<{ pending: number; due: number; next: Date | null }[]>(
         `select count(*)::int as pending,
-                count(*) filter (where send_at is null or send_at <= now())::int as due,
-                min(send_at) filter (where send_at > now()) as next
+                count(*) filter (where send_at is null or send_at <= ?::timestamptz)::int as due,
+                min(send_at) filter (where send_at > ?::timestamptz) as next
            from campaign_deliveries where campaign_id = ? and run_key = ? and tenant_id = ? and status in ('PENDING', 'SENDING')`,
-        [input.campaignId, input.runKey, input.tenantId],
+        [now().toISOString(), now().toISOString(), input.campaignId, input.runKey, input.tenantId],
       );
       return { ...result, pending: left!.pending, due: left!.due, nextSendAt: left!.next ? new Date(left!.next).toISOString() : null };
     },
@@ -320,18 +332,18 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
  * Frequency cap: a customer who already got `frequencyCap` campaign messages in the last 24 hours
  * (any campaign, any channel) is skipped. Counted per batch in one statement.
  */
-async function capFrequency(em: EntityManager, campaign: Campaign, rows: Claimed[], done: Done[]): Promise<void> {
+async function capFrequency(em: EntityManager, campaign: Campaign, rows: Claimed[], done: Done[], now: Date): Promise<void> {
   if (!campaign.frequencyCap) return;
   const counts = await em.execute<{ customer_id: string; n: number }[]>(
     `select customer_id, count(*)::int as n from campaign_deliveries
-      where tenant_id = ? and customer_id = any(?::uuid[]) and sent_at > now() - interval '24 hours'
+      where tenant_id = ? and customer_id = any(?::uuid[]) and sent_at > ?::timestamptz - interval '24 hours'
       group by customer_id`,
-    [campaign.tenantId, pgArray([...new Set(rows.map((r) => r.id))])],
+    [campaign.tenantId, pgArray([...new Set(rows.map((r) => r.id))]), now.toISOString()],
   );
   const used = new Map(counts.map((c) => [c.customer_id, c.n]));
   for (const r of rows) {
     const n = used.get(r.id) ?? 0;
-    if (n >= campaign.frequencyCap) done.push({ id: r.delivery_id, status: 'SKIPPED', skipReason: 'FREQUENCY_CAP', row: r, at: new Date() });
+    if (n >= campaign.frequencyCap) done.push({ id: r.delivery_id, status: 'SKIPPED', skipReason: 'FREQUENCY_CAP', row: r, at: now });
     else used.set(r.id, n + 1);
   }
 }

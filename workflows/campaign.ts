@@ -119,7 +119,7 @@ export async function campaignWorkflow(input: CampaignRunInput, carried?: Campai
     progress.phase = 'snapshot';
   }
   if (progress.phase === 'snapshot') {
-    const snapshot = await snapshotAudience({ ...ref, runKey: input.runKey, customerId: input.customerId });
+    const snapshot = await snapshotAudience({ ...ref, runKey: input.runKey, customerId: input.customerId, asOf: new Date().toISOString() });
     progress.targetCount = snapshot.targetCount;
     progress.skipped = snapshot.skipped;
     progress.phase = 'sending';
@@ -136,7 +136,7 @@ export async function campaignWorkflow(input: CampaignRunInput, carried?: Campai
     const scope = new CancellationScope();
     slice = scope;
     try {
-      const result = await scope.run(() => sendDeliveries({ ...ref, runKey: input.runKey }));
+      const result = await scope.run(() => sendDeliveries({ ...ref, runKey: input.runKey, asOf: new Date().toISOString() }));
       progress.sent += result.sent;
       progress.failed += result.failed;
       progress.skipped += result.skipped;

@@ -19,7 +19,7 @@ const SKIP_REASON = `
     when ch.channel = 'IN_APP' and c.auth_user_id is null then 'NO_ADDRESS'
   end`;
 
-export function audienceInsert(campaign: Campaign, runKey: string, customerId: string | null): { sql: string; params: unknown[] } {
+export function audienceInsert(campaign: Campaign, runKey: string, customerId: string | null, now: Date): { sql: string; params: unknown[] } {
   const campaignZone = campaign.timezone ?? 'UTC';
   // scheduledAt's wall-clock time in the campaign's zone, as the same wall-clock time in the
   // recipient's zone (home club's, else the campaign's). PostgreSQL's zone rules make it DST-correct.
@@ -51,7 +51,8 @@ export function audienceInsert(campaign: Campaign, runKey: string, customerId: s
       cross join lateral (select coalesce(tz.name, ?) as zone) z
       cross join lateral (select ${SKIP_REASON} as reason) r
       cross join lateral (select ${base} as at) b
-      cross join lateral (select (coalesce(b.at, now()) at time zone z.zone)::time as lt, (coalesce(b.at, now()) at time zone z.zone)::date as ld) l
+      cross join lateral (select coalesce(b.at, ?::timestamptz) as t) n
+      cross join lateral (select (n.t at time zone z.zone)::time as lt, (n.t at time zone z.zone)::date as ld) l
       cross join lateral (select ${sendAt} as send_at) s
      ${customerId ? '' : 'where m.segment_id = ? and m.tenant_id = ?'}
     on conflict (campaign_id, run_key, customer_id, channel) do nothing`;
@@ -59,7 +60,7 @@ export function audienceInsert(campaign: Campaign, runKey: string, customerId: s
     sql,
     params: [
       campaign.id, runKey, ...(customerId ? [customerId] : []), campaign.tenantId, pgArray(campaign.channels), campaignZone,
-      ...baseParams, ...quietParams,
+      ...baseParams, now.toISOString(), ...quietParams,
       ...(customerId ? [] : [campaign.segment?.id ?? null, campaign.tenantId]),
     ],
   };
