@@ -92,9 +92,10 @@ describe('campaign statistics', () => {
       clickRate: 1, // 3/3
       conversionRate: 0.3333, // 1/3
       byChannel: {
-        EMAIL: { sent: 7, delivered: 5, opened: 3, clicked: 2, bounced: 1, failed: 1 },
-        SMS: { sent: 3, delivered: 2, opened: 0, clicked: 1, bounced: 0, failed: 1 },
+        EMAIL: { sent: 7, delivered: 5, opened: 3, clicked: 2, bounced: 1, failed: 1, skipped: 1 },
+        SMS: { sent: 3, delivered: 2, opened: 0, clicked: 1, bounced: 0, failed: 1, skipped: 0 },
       },
+      skipped: {},
       timeline: [
         { hour: '2026-11-20T09:00:00Z', sent: 4, opened: 1 },
         { hour: '2026-11-20T10:00:00Z', sent: 5, opened: 2 },
@@ -110,7 +111,8 @@ describe('campaign statistics', () => {
     expect(await campaignStats(em(), tenant, campaignId)).toEqual({
       campaignId, targetCount: 0, sentCount: 0, deliveredCount: 0, openedCount: 0, clickedCount: 0, convertedCount: 0, unsubscribedCount: 0, bouncedCount: 0,
       deliveryRate: 0, openRate: 0, clickRate: 0, conversionRate: 0,
-      byChannel: { EMAIL: { sent: 0, delivered: 0, opened: 0, clicked: 0, bounced: 0, failed: 0 } },
+      byChannel: { EMAIL: { sent: 0, delivered: 0, opened: 0, clicked: 0, bounced: 0, failed: 0, skipped: 0 } },
+      skipped: {},
       timeline: [],
     });
     // Sent but nothing delivered yet: the other rates stay 0 rather than NaN.

@@ -154,15 +154,9 @@ describe('a ONE_TIME campaign on EMAIL and SMS', () => {
     const stats = (await call('GET', `/campaigns/${id}/stats`, a.auth)).body.data;
     expect(stats.byChannel.EMAIL.sent).toBe(a.emailOk.size);
     expect(stats.byChannel.SMS.sent).toBe(a.smsOk.size);
-    const { rows: skipped } = await db.query(
-      `select channel, skip_reason, count(*)::int as n from campaign_deliveries where campaign_id = $1 and status = 'SKIPPED' group by 1, 2 order by 1, 2`, [id],
-    );
-    expect(skipped).toEqual([
-      { channel: 'EMAIL', skip_reason: 'BOUNCED', n: 1 },
-      { channel: 'EMAIL', skip_reason: 'NO_CONSENT', n: 30 },
-      { channel: 'SMS', skip_reason: 'NO_ADDRESS', n: 75 },
-      { channel: 'SMS', skip_reason: 'NO_CONSENT', n: 300 - 75 - a.smsOk.size },
-    ]);
+    expect(stats.skipped).toEqual({ BOUNCED: 1, NO_CONSENT: 30 + (300 - 75 - a.smsOk.size), NO_ADDRESS: 75 });
+    expect(stats.byChannel.EMAIL.skipped).toBe(31);
+    expect(stats.byChannel.SMS.skipped).toBe(300 - a.smsOk.size);
 
     // Opening and clicking show in the stats; the click redirects to the original link.
     const pixel = /src="([^"]*\/t\/o\/[^"]+)"/.exec(first.html as string)![1]!;

@@ -154,6 +154,7 @@ export const CampaignStats = z
     clickRate: z.number(),
     conversionRate: z.number(),
     byChannel: z.record(z.string(), channelCounts),
+    skipped: z.record(z.string(), z.number().int()).openapi({ description: 'Deliveries never sent, by reason: NO_CONSENT, NO_ADDRESS, BOUNCED, INACTIVE, FREQUENCY_CAP' }),
     timeline: z.array(z.object({ hour: timestamp, sent: z.number().int(), opened: z.number().int() })),
   })
   .openapi('CampaignStats');

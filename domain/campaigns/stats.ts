@@ -18,7 +18,7 @@ export interface CampaignCounts {
   bouncedCount: number;
 }
 
-export interface ChannelStats { sent: number; delivered: number; opened: number; clicked: number; bounced: number; failed: number }
+export interface ChannelStats { sent: number; delivered: number; opened: number; clicked: number; bounced: number; failed: number; skipped: number }
 
 export interface CampaignStatsView extends CampaignCounts {
   campaignId: string;
@@ -27,6 +27,8 @@ export interface CampaignStatsView extends CampaignCounts {
   clickRate: number;
   conversionRate: number;
   byChannel: Partial<Record<Channel, ChannelStats>>;
+  /** Deliveries never sent, by why (NO_CONSENT, NO_ADDRESS, BOUNCED, INACTIVE, FREQUENCY_CAP), and by channel in `byChannel`. */
+  skipped: Record<string, number>;
   timeline: { hour: string; sent: number; opened: number }[];
 }
 
@@ -101,17 +103,23 @@ export async function campaignStats(em: EntityManager, tenantId: string, campaig
   const counts = (await campaignCounts(em, tenantId, [campaignId])).get(campaignId)!;
 
   const byChannel: Partial<Record<Channel, ChannelStats>> = {};
-  const channel = (c: Channel) => (byChannel[c] ??= { sent: 0, delivered: 0, opened: 0, clicked: 0, bounced: 0, failed: 0 });
+  const channel = (c: Channel) => (byChannel[c] ??= { sent: 0, delivered: 0, opened: 0, clicked: 0, bounced: 0, failed: 0, skipped: 0 });
   for (const c of campaign.channels) channel(c);
-  const deliveries = await em.execute<{ channel: Channel; sent: number; delivered: number; bounced: number; failed: number }[]>(
-    `select channel, (count(*) filter (where ${SENT}))::int as sent,
+  const deliveries = await em.execute<{ channel: Channel; reason: string | null; sent: number; delivered: number; bounced: number; failed: number; skipped: number }[]>(
+    `select channel, skip_reason as reason, (count(*) filter (where ${SENT}))::int as sent,
             (count(*) filter (where status = 'DELIVERED'))::int as delivered,
             (count(*) filter (where status = 'BOUNCED'))::int as bounced,
-            (count(*) filter (where status = 'FAILED'))::int as failed
-       from campaign_deliveries where tenant_id = ? and campaign_id = ? group by channel`,
+            (count(*) filter (where status = 'FAILED'))::int as failed,
+            (count(*) filter (where status = 'SKIPPED'))::int as skipped
+       from campaign_deliveries where tenant_id = ? and campaign_id = ? group by channel, skip_reason`,
     [tenantId, campaignId],
   );
-  for (const r of deliveries) Object.assign(channel(r.channel), { sent: r.sent, delivered: r.delivered, bounced: r.bounced, failed: r.failed });
+  const skipped: Record<string, number> = {};
+  for (const r of deliveries) {
+    const c = channel(r.channel);
+    for (const k of ['sent', 'delivered', 'bounced', 'failed', 'skipped'] as const) c[k] += r[k];
+    if (r.reason && r.skipped) skipped[r.reason] = (skipped[r.reason] ?? 0) + r.skipped;
+  }
   const engaged = await em.execute<{ channel: Channel; opened: number; clicked: number }[]>(
     `select channel, (count(distinct delivery_id) filter (where type = 'OPENED'))::int as opened,
             (count(distinct delivery_id) filter (where type = 'CLICKED'))::int as clicked
@@ -139,6 +147,7 @@ export async function campaignStats(em: EntityManager, tenantId: string, campaig
     clickRate: rate(counts.clickedCount, counts.openedCount),
     conversionRate: rate(counts.convertedCount, counts.clickedCount),
     byChannel,
+    skipped,
     timeline: hours.map((h) => ({ hour: hourIso(new Date(h.hour)), sent: h.sent, opened: h.opened })),
   };
 }

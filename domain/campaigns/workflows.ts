@@ -117,10 +117,17 @@ type RunUpdate = typeof pauseCampaignRun | typeof resumeCampaignRun | typeof can
  * that has ended answers `false`. The run's refusal (the state machine) is the caller's error.
  */
 export async function updateRun(ctx: ServiceContext, workflowId: string, update: RunUpdate): Promise<boolean> {
+  // No worker to take the update (all down): the caller hears so instead of waiting with it.
+  const waited = AbortSignal.timeout(ctx.config.WORKFLOW_RESULT_WAIT_MS);
   try {
-    await ctx.temporal.workflow.getHandle(workflowId).executeUpdate(update);
+    await ctx.temporal.withAbortSignal(waited, () => ctx.temporal.workflow.getHandle(workflowId).executeUpdate(update));
     return true;
   } catch (err) {
+    if (waited.aborted) {
+      throw new AppError('SERVICE_UNAVAILABLE', `campaign run ${workflowId} did not take the ${update.name} in time (are workers running?); call again`, {
+        retryAfter: Math.max(1, Math.ceil(ctx.config.WORKFLOW_RESULT_WAIT_MS / 1000)),
+      });
+    }
     if (err instanceof WorkflowNotFoundError) return false;
     if (err instanceof WorkflowUpdateFailedError) {
       const cause = err.cause as { type?: string; message?: string; details?: unknown[] } | undefined;
