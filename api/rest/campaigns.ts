@@ -6,7 +6,9 @@ import {
 } from '../../domain/campaigns/campaigns.js';
 import { createCampaignInput, scheduleCampaignInput, updateCampaignInput } from '../../domain/campaigns/schemas.js';
 import { campaignStats, listInteractions } from '../../domain/campaigns/stats.js';
+import type { ServiceContext } from '../../domain/context.js';
 import type { OperationName } from '../../domain/operations.js';
+import type { Campaign as CampaignEntity } from '../../db/entities/index.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
 import { conflict, documented, errorResponses, IdParam, json, jsonBody, PageQuery, pageMeta, router } from './openapi.js';
@@ -70,28 +72,38 @@ export function campaignRoutes(deps: AppDeps) {
     },
   );
 
-  const action = (
-    path: string, operationId: OperationName, description: string,
-    run: (ctx: Parameters<typeof getCampaign>[0], id: string, body: unknown) => ReturnType<typeof getCampaign>, body = false,
-  ) =>
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/campaigns/{id}/schedule', operationId: 'scheduleCampaign', tags, middleware: [guard(deps, 'scheduleCampaign')] as const,
+      description: 'DRAFT → SCHEDULED. ONE_TIME sends at `scheduledAt` (the run `campaign-<id>` waits for it); RECURRING starts its schedule `campaign-schedule-<id>` (from `scheduledAt` if given).',
+      request: { params: IdParam, ...jsonBody(ScheduleCampaign) },
+      responses: { 200: json(one(Campaign)), ...invalidState, ...errorResponses },
+    }),
+    async (c) => {
+      const ctx = c.get('ctx');
+      const campaign = await scheduleCampaign(ctx, c.req.valid('param').id, c.req.valid('json'));
+      return c.json(serialize(one(Campaign), { data: await campaignDetail(ctx, campaign) }), 200);
+    },
+  );
+
+  const action = (path: string, operationId: OperationName, description: string, run: (ctx: ServiceContext, id: string) => Promise<CampaignEntity>) =>
     app.openapi(
       createRoute({
         method: 'post', path: `/campaigns/{id}/${path}`, operationId, tags, description, middleware: [guard(deps, operationId)] as const,
-        request: { params: IdParam, ...(body && jsonBody(ScheduleCampaign)) },
+        request: { params: IdParam },
         responses: { 200: json(one(Campaign)), ...invalidState, ...errorResponses },
       }),
       async (c) => {
         const ctx = c.get('ctx');
-        const campaign = await run(ctx, c.req.valid('param').id, body ? await c.req.json() : undefined);
+        const campaign = await run(ctx, c.req.valid('param').id);
         return c.json(serialize(one(Campaign), { data: await campaignDetail(ctx, campaign) }), 200);
       },
     );
 
-  action('schedule', 'scheduleCampaign', 'DRAFT → SCHEDULED. ONE_TIME sends at `scheduledAt` (the run `campaign-<id>` waits for it); RECURRING starts its schedule `campaign-schedule-<id>` (from `scheduledAt` if given).', (ctx, id, b) => scheduleCampaign(ctx, id, b), true);
-  action('execute', 'executeCampaign', 'DRAFT → ACTIVE now. A second execute of an ACTIVE ONE_TIME campaign joins its run.', (ctx, id) => executeCampaign(ctx, id));
-  action('pause', 'pauseCampaign', 'ACTIVE → PAUSED: no new sends start; those in flight finish first, so `sentCount` is final until resumed.', (ctx, id) => pauseCampaign(ctx, id));
-  action('resume', 'resumeCampaign', 'PAUSED → ACTIVE: sending goes on where it stopped.', (ctx, id) => resumeCampaign(ctx, id));
-  action('cancel', 'cancelCampaign', 'SCHEDULED, ACTIVE or PAUSED → CANCELLED: what was not sent is marked cancelled.', (ctx, id) => cancelCampaign(ctx, id));
+  action('execute', 'executeCampaign', 'DRAFT → ACTIVE now. A second execute of an ACTIVE ONE_TIME campaign joins its run.', executeCampaign);
+  action('pause', 'pauseCampaign', 'ACTIVE → PAUSED: no new sends start; those in flight finish first, so `sentCount` is final until resumed.', pauseCampaign);
+  action('resume', 'resumeCampaign', 'PAUSED → ACTIVE: sending goes on where it stopped.', resumeCampaign);
+  action('cancel', 'cancelCampaign', 'SCHEDULED, ACTIVE or PAUSED → CANCELLED: what was not sent is marked cancelled.', cancelCampaign);
 
   app.openapi(
     createRoute({
