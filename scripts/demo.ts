@@ -60,6 +60,7 @@ try {
     `  activities      ${summary.events.accepted} new, ${summary.events.duplicates} already there`,
     `  notes           ${summary.notesAdded} new`,
     ...summary.segments.map((s) => `  segment         ${s.type.padEnd(8)}${String(s.memberCount).padStart(6)} members  ${s.name}`),
+    ...(summary.campaign ? [`  campaign        "${summary.campaign.name}" ${summary.campaign.created ? 'sending now' : 'sent before'} (${api}/api/v1/campaigns/${summary.campaign.id}/stats)`] : []),
     '',
     `Token (12 h, every scope):`,
     token,
@@ -68,6 +69,7 @@ try {
     `                    (Headers tab: {"Authorization": "Bearer <token>"}, then run)`,
     `  REST API docs     ${api}/docs   (Authorize: the token)`,
     `  Temporal UI       ${temporalUi}`,
+    ...(config.SMTP_URL ? [] : [`  Mail UI           http://127.0.0.1:${config.MAILDEV_WEB_PORT}   (what the campaign sent)`]),
     `  Metrics           http://127.0.0.1:${config.METRICS_PORT ?? config.PORT}/metrics   (worker: port ${config.WORKER_METRICS_PORT})`,
     '',
   ].join('\n'));

@@ -57,6 +57,10 @@ describe('npm run demo', () => {
     expect(nodes.filter((n: any) => n.notes.length > 0).length).toBe(first.notesAdded / 2);
     expect(first.notesAdded).toBeGreaterThan(0);
     expect(new Set(nodes.map((n: any) => n.homeClub?.name)).size).toBe(4);
+    // The demo campaign was executed to the lapsed golfers (no SMTP here: its emails fail, counted).
+    expect(first.campaign).toMatchObject({ name: 'We miss you on the course', created: true });
+    const campaign = (await stack.api.call('GET', `/api/v1/campaigns/${first.campaign!.id}`, { auth })).body.data;
+    expect(campaign).toMatchObject({ type: 'ONE_TIME', channels: ['EMAIL'], segmentName: 'Golfers who stopped playing', startedAt: expect.any(String) });
   });
 
   it('adds nothing twice when run again', async () => {
@@ -64,6 +68,7 @@ describe('npm run demo', () => {
     expect(again.members).toEqual({ created: 0, updated: MEMBERS, rejected: 0 });
     expect(again.events).toEqual({ accepted: 0, duplicates: first.events.accepted, rejected: 0 });
     expect(again.notesAdded).toBe(0);
+    expect(again.campaign).toEqual({ ...first.campaign, created: false });
     expect(again.segments.map((s) => [s.id, s.created])).toEqual(first.segments.map((s) => [s.id, false]));
     const auth = await token(tenant);
     expect((await stack.api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(MEMBERS);

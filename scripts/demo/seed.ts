@@ -12,6 +12,8 @@ import { importCustomers, type ImportRow } from '../../domain/customers/import.j
 import { addNote, customerNotes } from '../../domain/customers/notes.js';
 import { ingestEvents } from '../../domain/events/ingest.js';
 import { createSegment, listSegments } from '../../domain/segments/segments.js';
+import { createCampaign, executeCampaign, listCampaignsPage } from '../../domain/campaigns/campaigns.js';
+import { createTemplate, listTemplatesPage } from '../../domain/templates/templates.js';
 import { SCOPES } from '../../platform/auth.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
@@ -30,6 +32,7 @@ export interface DemoSummary {
   events: { accepted: number; duplicates: number; rejected: number };
   notesAdded: number;
   segments: { id: string; name: string; type: string; memberCount: number; created: boolean }[];
+  campaign?: { id: string; name: string; created: boolean };
 }
 
 const DAY = 86_400_000;
@@ -68,6 +71,16 @@ const NOTES = [
 ] as const;
 
 /** Segments of every type, with criteria a club manager would write. */
+const CAMPAIGN = {
+  name: 'We miss you on the course',
+  template: {
+    name: 'Come back to the course', channel: 'EMAIL', subject: '{{ firstName | default: "Golfer" }}, your tee time is waiting',
+    body: '<p>Hi {{ firstName | default: "there" }},</p><p>We have not seen you at {{ club.name | default: "the club" }} for a while. '
+      + 'This month\'s twilight rounds are half price.</p><p><a href="https://example.com/book">Book a tee time</a></p>'
+      + '<p style="font-size:12px"><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>',
+  },
+};
+
 const SEGMENTS = (clubs: typeof CLUBS) => [
   {
     name: 'AGM 2026 invitations', type: 'STATIC',
@@ -271,5 +284,20 @@ export async function seedDemo(deps: DemoDeps, tenantId: string, size: number): 
     summary.segments.push({ id: segment.id, name: segment.name, type: segment.type, memberCount: segment.memberCount, created: !found });
   }
   log.info({ segments: summary.segments.length }, 'segments ready');
+
+  // One campaign, sent once: its emails land in `npm start`'s mail catcher (or SMTP_URL).
+  const lapsed = summary.segments.find((s) => s.name === 'Golfers who stopped playing');
+  const sent = (await listCampaignsPage(ctx(), {}, 0, 100)).rows.find((c) => c.name === CAMPAIGN.name);
+  if (lapsed && !sent) {
+    const template = (await listTemplatesPage(ctx(), 'EMAIL', 0, 100)).rows.find((t) => t.name === CAMPAIGN.template.name)
+      ?? (await createTemplate(ctx(), CAMPAIGN.template));
+    const campaign = await createCampaign(ctx(), {
+      name: CAMPAIGN.name, type: 'ONE_TIME', segmentId: lapsed.id, channels: ['EMAIL'], emailTemplateId: template.id, timezone: 'Africa/Johannesburg',
+    });
+    await executeCampaign(ctx(), campaign.id);
+    summary.campaign = { id: campaign.id, name: campaign.name, created: true };
+  } else if (sent) {
+    summary.campaign = { id: sent.id, name: sent.name, created: false };
+  }
   return summary;
 }
