@@ -73,7 +73,7 @@ export function webhookRoutes(deps: AppDeps) {
         'signed with MESSAGING_WEBHOOK_SECRET in X-Messaging-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">. ' +
         'No bearer token. A replayed event id is counted as a duplicate; unknown deliveries are reported as ignored.',
       request: {
-        headers: z.object({ 'x-messaging-signature': z.string().optional().openapi({ example: 't=1765702800,v1=5257a869…' }) }),
+        headers: z.object({ 'x-messaging-signature': z.string().optional().openapi({ example: 't=1765702800,v1=50d858e0985ecc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c', description: 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>"> with MESSAGING_WEBHOOK_SECRET' }) }),
         ...jsonBody(documented(deliveryReceipts, 'DeliveryReceipts')),
       },
       responses: { 200: json(one(ReceiptResult)), ...errorResponses },
