@@ -37,9 +37,11 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
     [pgArray(activities.map((a) => a.customerId)), pgArray(activities.map((a) => a.occurredAt.toISOString())), tenantId],
   );
   await afterCustomersChanged(em, tenantId, activities.map((a) => a.customerId), cause);
+  // Upstream events trigger campaigns and convert their clicks; a campaign's own timeline entries
+  // (sent, opened, ...) do neither, or a campaign triggered by sends would trigger itself forever.
+  if (cause === INTERACTION_CAUSE) return;
   await enqueueTriggeredCampaigns(em, tenantId, activities.map((a) => a.id));
-  // Upstream events may convert a campaign's clicks; the campaign's own timeline entries never do.
-  if (cause !== INTERACTION_CAUSE) await recordConversions(em, tenantId, activities);
+  await recordConversions(em, tenantId, activities);
 }
 
 /**
