@@ -44,6 +44,8 @@ export interface SliceResult {
   /** Of those, how many may go now (the rest wait for their sendAt). */
   due: number;
   nextSendAt: string | null;
+  /** The campaign's state as the slice ended (a RECURRING or TRIGGERED run stops unless ACTIVE). */
+  campaignStatus: CampaignStatus;
 }
 
 // How long one sendDeliveries activity works before handing back to the workflow (which then
@@ -56,6 +58,7 @@ const FLUSH_MS = 100;
 
 interface Claimed extends RecipientRow {
   delivery_id: string;
+  attempts: number;
   channel: Channel;
   email_opt_in: boolean;
   sms_opt_in: boolean;
@@ -68,7 +71,8 @@ interface Claimed extends RecipientRow {
 /** A claimed delivery's outcome, waiting to be written. */
 interface Done {
   id: string;
-  status: 'SENT' | 'FAILED' | 'SKIPPED';
+  /** DEFERRED: a temporary failure for this recipient; the row goes back to PENDING for later. */
+  status: 'SENT' | 'FAILED' | 'SKIPPED' | 'DEFERRED';
   providerMessageId?: string;
   error?: string;
   skipReason?: string;
@@ -163,7 +167,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
      * SENDING are taken back first, so a killed worker loses no delivery. Cancellation (pause,
      * cancel) stops new sends, lets those in flight finish and puts the rest back to PENDING.
      */
-    async sendDeliveries(input: RunRef & { asOf?: string }): Promise<SliceResult> {
+    async sendDeliveries(input: RunRef & { asOf?: string; ownsState?: boolean }): Promise<SliceResult> {
       const ctx = Context.current();
       const now = clockFrom(input.asOf);
       const em = orm.em.fork();
@@ -189,38 +193,70 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       const heartbeat = setInterval(() => ctx.heartbeat(result), 1_000);
       const started = Date.now();
       let retryLater: Error | undefined;
+      // A RECURRING or TRIGGERED campaign paused or cancelled while this run was starting.
+      const halted = input.ownsState === false && campaign.status !== 'ACTIVE';
 
-      // Completions, written in small groups as they come.
+      // Completions, written in small groups as they come (EMAIL's at once: see sendOne).
       let done: Done[] = [];
-      // One write at a time: the timer's and the batch's flushes queue behind each other.
+      // One write at a time: the timer's and the batch's flushes queue behind each other, and one
+      // that failed (its batch put back) does not stop the next.
       let flushing = Promise.resolve();
-      const flush = () => (flushing = flushing.then(write));
+      const flush = () => (flushing = flushing.catch(() => undefined).then(write));
       const write = async () => {
         if (!done.length) return;
         const batch = done;
         done = [];
-        await em.transactional(async (tx) => {
-          await tx.execute(
-            `update campaign_deliveries d
-                set status = t.status, provider_message_id = t.provider, error = t.error, skip_reason = t.reason,
-                    sent_at = case when t.status = 'SENT' then t.at end, claimed_by = null, updated_at = now()
-               from unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) as t(id, status, provider, error, reason, at)
-              where d.tenant_id = ? and d.id = t.id and d.status = 'SENDING'`,
-            [
-              pgArray(batch.map((d) => d.id)), pgArray(batch.map((d) => d.status)), pgArray(batch.map((d) => d.providerMessageId ?? null)),
-              pgArray(batch.map((d) => d.error ?? null)), pgArray(batch.map((d) => d.skipReason ?? null)), pgArray(batch.map((d) => d.at.toISOString())),
-              campaign.tenantId,
-            ],
-          );
-          const sent: InteractionInput[] = batch.filter((d) => d.status === 'SENT').map((d) => ({
-            tenantId: campaign.tenantId, campaignId: campaign.id, customerId: d.row.id, deliveryId: d.id, type: 'SENT', channel: d.row.channel,
-            occurredAt: d.at, metadata: { providerMessageId: d.providerMessageId, runKey: input.runKey }, key: `sent:${d.id}`,
-          }));
-          if (sent.length) await recordInteractions(tx, sent);
-        });
-        for (const d of batch) result[d.status === 'SENT' ? 'sent' : d.status === 'FAILED' ? 'failed' : 'skipped']++;
+        try {
+          await em.transactional(async (tx) => {
+            // A receipt may have moved the row on already (DELIVERED before this write): the send's
+            // time and id are still recorded, its status kept.
+            await tx.execute(
+              `update campaign_deliveries d
+                  set status = case when d.status = 'SENDING' then t.status else d.status end,
+                      provider_message_id = coalesce(d.provider_message_id, t.provider),
+                      error = case when d.status = 'SENDING' then t.error else d.error end,
+                      skip_reason = case when d.status = 'SENDING' then t.reason else d.skip_reason end,
+                      sent_at = coalesce(d.sent_at, case when t.status = 'SENT' then t.at end),
+                      claimed_by = null, updated_at = now()
+                 from unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) as t(id, status, provider, error, reason, at)
+                where d.tenant_id = ? and d.id = t.id
+                  and (d.status = 'SENDING' or (t.status = 'SENT' and d.status in ('DELIVERED', 'BOUNCED', 'FAILED')))`,
+              [
+                pgArray(batch.map((d) => d.id)), pgArray(batch.map((d) => (d.status === 'DEFERRED' ? 'PENDING' : d.status))),
+                pgArray(batch.map((d) => d.providerMessageId ?? null)), pgArray(batch.map((d) => d.error ?? null)),
+                pgArray(batch.map((d) => d.skipReason ?? null)), pgArray(batch.map((d) => d.at.toISOString())),
+                campaign.tenantId,
+              ],
+            );
+            const deferred = batch.filter((d) => d.status === 'DEFERRED');
+            if (deferred.length) {
+              // Later, with growing backoff; for good after CAMPAIGN_MAX_ATTEMPTS.
+              await tx.execute(
+                `update campaign_deliveries d
+                    set status = case when d.attempts >= ? then 'FAILED' else 'PENDING' end,
+                        send_at = t.at + least(interval '1 hour', interval '30 seconds' * power(2, greatest(d.attempts - 1, 0)))
+                   from unnest(?::uuid[], ?::timestamptz[]) as t(id, at)
+                  where d.tenant_id = ? and d.id = t.id and d.status = 'PENDING'`,
+                [config.CAMPAIGN_MAX_ATTEMPTS, pgArray(deferred.map((d) => d.id)), pgArray(deferred.map((d) => d.at.toISOString())), campaign.tenantId],
+              );
+            }
+            const sent: InteractionInput[] = batch.filter((d) => d.status === 'SENT').map((d) => ({
+              tenantId: campaign.tenantId, campaignId: campaign.id, customerId: d.row.id, deliveryId: d.id, type: 'SENT', channel: d.row.channel,
+              occurredAt: d.at, metadata: { providerMessageId: d.providerMessageId, runKey: input.runKey }, key: `sent:${d.id}`,
+            }));
+            if (sent.length) await recordInteractions(tx, sent);
+          });
+        } catch (err) {
+          // Nothing of the batch was written: it goes again with the next write (or this attempt's
+          // retry takes its rows back, still SENDING).
+          done = batch.concat(done);
+          throw err;
+        }
+        for (const d of batch) if (d.status !== 'DEFERRED') result[d.status === 'SENT' ? 'sent' : d.status === 'FAILED' ? 'failed' : 'skipped']++;
       };
       const flusher = setInterval(() => void flush().catch((err) => (retryLater ??= err as Error)), FLUSH_MS);
+      // Retryable failures in a row across recipients: the channel itself is down.
+      let failingInARow = 0;
 
       const sendOne = async (row: Claimed) => {
         const blocked = stillBlocked(row);
@@ -248,19 +284,26 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         if (cancelled) return; // still SENDING: put back below
         try {
           const receipt = await channels.forChannel(row.channel).send(message);
+          failingInARow = 0;
           done.push({ id: row.delivery_id, status: 'SENT', providerMessageId: receipt.providerMessageId, row, at: now() });
+          // SMTP has no idempotency key: an email is recorded as sent at once, so a worker killed
+          // now resends only what was in flight. The Messaging channel dedupes by key; its
+          // completions are written in groups.
+          if (row.channel === 'EMAIL') await flush().catch((err) => (retryLater ??= err as Error));
         } catch (err) {
           if (err instanceof ChannelError && !err.retryable) {
             done.push({ id: row.delivery_id, status: 'FAILED', error: err.message, row, at: now() });
-          } else {
-            // The channel is down: stop here; the activity's retry (with backoff) takes these rows back.
-            retryLater ??= err as Error;
+            return;
           }
+          // A temporary failure for this recipient (a full mailbox, a 5xx for one number): later.
+          done.push({ id: row.delivery_id, status: 'DEFERRED', error: (err as Error).message, row, at: now() });
+          // Every lane failing: the channel is down. Stop; the activity's retry (with backoff) goes on.
+          if (++failingInARow >= Math.max(4, config.CAMPAIGN_SEND_CONCURRENCY)) retryLater ??= err as Error;
         }
       };
 
       try {
-        while (!cancelled && !retryLater && Date.now() - started < SLICE_MS) {
+        while (!halted && !cancelled && !retryLater && Date.now() - started < SLICE_MS) {
           const rows = await em.execute<Claimed[]>(
             `with claimed as (
                update campaign_deliveries d set status = 'SENDING', claimed_by = ?, attempts = attempts + 1, updated_at = now()
@@ -269,8 +312,8 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                    where campaign_id = ? and run_key = ? and tenant_id = ?
                      and (status = 'SENDING' or (status = 'PENDING' and (send_at is null or send_at <= ?::timestamptz)))
                    order by status desc, id limit ? for update skip locked)
-                returning d.id, d.channel, d.customer_id)
-             select cl.id as delivery_id, cl.channel, c.id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName",
+                returning d.id, d.channel, d.customer_id, d.attempts)
+             select cl.id as delivery_id, cl.channel, cl.attempts, c.id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName",
                     c.last_name as "lastName", c.membership_tier as "membershipTier", c.membership_status as "membershipStatus",
                     c.lifecycle_stage as "lifecycleStage", c.handicap, c.home_club_id as "homeClubId", k.name as "clubName",
                     k.timezone as "clubTimezone", c.email_opt_in, c.sms_opt_in, c.push_opt_in, c.status, c.email_bounced_at, c.auth_user_id
@@ -289,25 +332,29 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       } finally {
         clearInterval(heartbeat);
         clearInterval(flusher);
-        await flush();
+        await flush().catch((err) => (retryLater ??= err as Error));
         if (cancelled) {
-          // Paused or cancelled: what this slice claimed but did not send goes back to the queue.
+          // Paused or cancelled: what this attempt claimed but did not send goes back to the queue
+          // (only its own: a retry running beside a stale attempt keeps what it holds).
           await em.execute(
             `update campaign_deliveries set status = 'PENDING', claimed_by = null, updated_at = now()
-              where campaign_id = ? and run_key = ? and tenant_id = ? and status = 'SENDING'`,
-            [input.campaignId, input.runKey, input.tenantId],
+              where campaign_id = ? and run_key = ? and tenant_id = ? and status = 'SENDING' and claimed_by = ?`,
+            [input.campaignId, input.runKey, input.tenantId, claim],
           );
         }
       }
       if (retryLater && !cancelled) throw retryLater;
-      const [left] = await em.execute<{ pending: number; due: number; next: Date | null }[]>(
+      const [left] = await em.execute<{ pending: number; due: number; next: Date | null; status: CampaignStatus }[]>(
         `select count(*)::int as pending,
                 count(*) filter (where send_at is null or send_at <= ?::timestamptz)::int as due,
-                min(send_at) filter (where send_at > ?::timestamptz) as next
+                min(send_at) filter (where send_at > ?::timestamptz) as next,
+                (select status from campaigns where tenant_id = ? and id = ?) as status
            from campaign_deliveries where campaign_id = ? and run_key = ? and tenant_id = ? and status in ('PENDING', 'SENDING')`,
-        [now().toISOString(), now().toISOString(), input.campaignId, input.runKey, input.tenantId],
+        [now().toISOString(), now().toISOString(), input.tenantId, input.campaignId, input.campaignId, input.runKey, input.tenantId],
       );
-      return { ...result, pending: left!.pending, due: left!.due, nextSendAt: left!.next ? new Date(left!.next).toISOString() : null };
+      return {
+        ...result, pending: left!.pending, due: left!.due, nextSendAt: left!.next ? new Date(left!.next).toISOString() : null, campaignStatus: left!.status,
+      };
     },
 
     /** The run's end: a cancelled run's unsent deliveries become CANCELLED; a ONE_TIME campaign completes. */

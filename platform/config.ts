@@ -65,6 +65,8 @@ const Env = z.object({
   // Off: this worker starts no reactions (tests sharing one database turn it on in one file only).
   OUTBOX_DISPATCH: z.stringbool().default(true),
   CAMPAIGN_SEND_CONCURRENCY: positiveInt(16),
+  // Tries per message on temporary failures (a full mailbox), with backoff from 30 s up to an hour.
+  CAMPAIGN_MAX_ATTEMPTS: positiveInt(8),
   EMAIL_MAX_PER_SECOND: positiveInt(50),
   SMS_MAX_PER_SECOND: positiveInt(20),
   PUSH_MAX_PER_SECOND: positiveInt(200),

@@ -13,14 +13,19 @@ export interface SendRate {
   take(channel: Channel, signal?: AbortSignal): Promise<void>;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** `work`, or the abort of `signal`, whichever first; the listener goes either way. */
+function abortable<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+}
 
 export function perSecondLimits(config: Config): Record<Channel, number> {
   return {
@@ -57,7 +62,8 @@ export function createSendRate(pool: pg.Pool, limits: Record<Channel, number>): 
   };
   const grant = (channel: Channel) => Math.max(1, Math.ceil(limits[channel] / 10));
 
-  async function refill(channel: Channel, signal?: AbortSignal): Promise<void> {
+  // Shared by every sender of the channel in this process: no one caller's signal stops it.
+  async function refill(channel: Channel): Promise<void> {
     const points = grant(channel);
     for (;;) {
       try {
@@ -66,7 +72,7 @@ export function createSendRate(pool: pg.Pool, limits: Record<Channel, number>): 
         return;
       } catch (rejection) {
         if (!(rejection instanceof RateLimiterRes)) throw rejection;
-        await sleep(Math.max(5, rejection.msBeforeNext), signal);
+        await sleep(Math.max(5, rejection.msBeforeNext));
       }
     }
   }
@@ -82,10 +88,10 @@ export function createSendRate(pool: pg.Pool, limits: Record<Channel, number>): 
         // One refill at a time per channel; the other senders wait for it.
         let pending = waiting.get(channel);
         if (!pending) {
-          pending = refill(channel, signal).finally(() => waiting.delete(channel));
+          pending = refill(channel).finally(() => waiting.delete(channel));
           waiting.set(channel, pending);
         }
-        await pending;
+        await abortable(pending, signal);
       }
     },
   };

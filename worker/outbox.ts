@@ -24,12 +24,11 @@ export function startOutboxDispatcher({ orm, config, log }: ActivityDeps): Outbo
   const dispatch = () =>
     orm.em.fork().transactional(async (em) => {
       const rows = await em.execute<{ id: string; tenant_id: string; kind: string; key: string; payload: CampaignTrigger }[]>(
-        `select id, tenant_id, kind, key, payload from reaction_outbox where dispatched_at is null
+        `select id, tenant_id, kind, key, payload from reaction_outbox where dispatched_at is null and kind = ?
           order by created_at limit ? for update skip locked`,
-        [BATCH],
+        [CAMPAIGN_TRIGGER, BATCH],
       );
       for (const row of rows) {
-        if (row.kind !== CAMPAIGN_TRIGGER) continue;
         try {
           await startTriggeredRun(client, config.TEMPORAL_TASK_QUEUE, {
             tenantId: row.tenant_id, campaignId: row.payload.campaignId, customerId: row.payload.customerId, eventKey: row.payload.activityId,

@@ -1,6 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
-  ActivityCancellationType, allHandlersFinished, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineUpdate,
+  ActivityCancellationType, ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineUpdate,
   isCancellation, log, ParentClosePolicy, proxyActivities, setHandler, startChild, workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
@@ -66,32 +66,43 @@ export async function campaignWorkflow(input: CampaignRunInput, carried?: Campai
   // the API (their schedule, their trigger) and their runs only stop or go on.
   const ownsState = input.kind === 'ONE_TIME';
   const ref = { tenantId: input.tenantId, campaignId: input.campaignId };
-  let slice: CancellationScope | undefined;
+  // The activity in progress that pause (sending only) or cancel (anything) interrupts.
+  let work: { scope: CancellationScope; phase: 'snapshot' | 'sending' } | undefined;
 
-  const stopSlice = async () => {
-    slice?.cancel();
-    await condition(() => slice === undefined);
+  const stop = async (phases: ('snapshot' | 'sending')[]) => {
+    if (work && phases.includes(work.phase)) work.scope.cancel();
+    await condition(() => work === undefined || !phases.includes(work.phase));
   };
   const notFinished = () => {
     if (progress.cancelled || progress.phase === 'done') throw ApplicationFailure.nonRetryable('this campaign run has ended', 'RunEnded');
   };
+  // The state machine's refusal (INVALID_STATE) is the update's answer, not an activity failure.
+  const move = async (action: 'pause' | 'resume' | 'cancel') => {
+    if (!ownsState) return;
+    try {
+      await transitionCampaign({ ...ref, action });
+    } catch (err) {
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+      throw err;
+    }
+  };
 
   setHandler(campaignProgress, () => progress);
   setHandler(pauseCampaignRun, async () => {
-    if (ownsState) await transitionCampaign({ ...ref, action: 'pause' });
+    await move('pause');
     progress.paused = true;
-    await stopSlice();
+    await stop(['sending']);
     return progress;
   }, { validator: notFinished });
   setHandler(resumeCampaignRun, async () => {
-    if (ownsState) await transitionCampaign({ ...ref, action: 'resume' });
+    await move('resume');
     progress.paused = false;
     return progress;
   }, { validator: notFinished });
   setHandler(cancelCampaignRun, async () => {
-    if (ownsState) await transitionCampaign({ ...ref, action: 'cancel' });
+    await move('cancel');
     progress.cancelled = true;
-    await stopSlice();
+    await stop(['snapshot', 'sending']);
     await condition(() => progress.phase === 'done');
     return progress;
   }, { validator: notFinished });
@@ -102,6 +113,20 @@ export async function campaignWorkflow(input: CampaignRunInput, carried?: Campai
     await condition(allHandlersFinished);
     return progress;
   };
+  /** Runs an activity that pause or cancel may interrupt; undefined when interrupted. */
+  const interruptible = async <T>(phase: 'snapshot' | 'sending', fn: () => Promise<T>): Promise<T | undefined> => {
+    const scope = new CancellationScope();
+    work = { scope, phase };
+    try {
+      return await scope.run(fn);
+    } catch (err) {
+      // Interrupted; or failed for good after pause/cancel asked it to stop (it is not retried then).
+      if (isCancellation(err) || progress.paused || progress.cancelled) return undefined;
+      throw err;
+    } finally {
+      work = undefined;
+    }
+  };
 
   if (progress.phase === 'waiting') {
     if (input.startAt) {
@@ -109,17 +134,22 @@ export async function campaignWorkflow(input: CampaignRunInput, carried?: Campai
       if (wait > 0) await condition(() => progress.cancelled, wait);
     }
     if (!progress.cancelled) {
-      // Scheduled: SCHEDULED → ACTIVE now; executed: already ACTIVE (the API moved it). A run that
-      // does not own the state goes only while its campaign is ACTIVE (a paused TRIGGERED campaign
-      // drops its events).
+      // Scheduled: SCHEDULED → ACTIVE now; executed: already ACTIVE (the API moved it), or PAUSED
+      // already. Anything else (DRAFT: the API gave up on this run; CANCELLED) sends nothing. A run
+      // that does not own the state goes only while its campaign is ACTIVE (a paused TRIGGERED
+      // campaign lets its events pass).
       const status = await transitionCampaign({ ...ref, action: 'start', ifAlready: 'ACTIVE', quiet: true });
-      if (status === 'CANCELLED' || (!ownsState && status !== 'ACTIVE')) progress.cancelled = true;
+      const goes = ownsState ? status === 'ACTIVE' || status === 'PAUSED' : status === 'ACTIVE';
+      if (!goes) progress.cancelled = true;
     }
     if (progress.cancelled) return finish();
     progress.phase = 'snapshot';
   }
-  if (progress.phase === 'snapshot') {
-    const snapshot = await snapshotAudience({ ...ref, runKey: input.runKey, customerId: input.customerId, asOf: new Date().toISOString() });
+  while (progress.phase === 'snapshot') {
+    if (progress.cancelled) return finish();
+    const snapshot = await interruptible('snapshot', () =>
+      snapshotAudience({ ...ref, runKey: input.runKey, customerId: input.customerId, asOf: new Date().toISOString() }));
+    if (!snapshot) continue;
     progress.targetCount = snapshot.targetCount;
     progress.skipped = snapshot.skipped;
     progress.phase = 'sending';
@@ -133,28 +163,27 @@ export async function campaignWorkflow(input: CampaignRunInput, carried?: Campai
       progress.phase = 'sending';
       continue;
     }
-    const scope = new CancellationScope();
-    slice = scope;
-    try {
-      const result = await scope.run(() => sendDeliveries({ ...ref, runKey: input.runKey, asOf: new Date().toISOString() }));
-      progress.sent += result.sent;
-      progress.failed += result.failed;
-      progress.skipped += result.skipped;
-      progress.nextSendAt = result.nextSendAt;
-      progress.slices++;
-      if (result.pending === 0) return finish();
-      if (result.due === 0 && result.nextSendAt) {
-        // Everything left waits for its recipient's hour (time zones, quiet hours).
-        await condition(() => progress.paused || progress.cancelled, Math.max(1000, Date.parse(result.nextSendAt) - Date.now()));
-      }
-    } catch (err) {
-      if (!isCancellation(err)) throw err;
-    } finally {
-      slice = undefined;
-    }
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2_000) {
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof campaignWorkflow>(input, progress);
+      // Handlers in flight finish first; a cancel among them ends the run instead.
+      await condition(() => allHandlersFinished() || progress.cancelled);
+      if (!progress.cancelled) await continueAsNew<typeof campaignWorkflow>(input, progress);
+      continue;
+    }
+    const result = await interruptible('sending', () => sendDeliveries({ ...ref, runKey: input.runKey, ownsState, asOf: new Date().toISOString() }));
+    if (!result) continue;
+    progress.sent += result.sent;
+    progress.failed += result.failed;
+    progress.skipped += result.skipped;
+    progress.nextSendAt = result.nextSendAt;
+    progress.slices++;
+    // A RECURRING or TRIGGERED campaign paused or cancelled meanwhile (its runs are told too, but
+    // Temporal's list of them lags behind a run just started).
+    if (result.campaignStatus === 'CANCELLED') progress.cancelled = true;
+    else if (!ownsState && result.campaignStatus === 'PAUSED') progress.paused = true;
+    else if (result.pending === 0) return finish();
+    else if (result.due === 0 && result.nextSendAt) {
+      // Everything left waits for its recipient's hour (time zones, quiet hours, a deferred retry).
+      await condition(() => progress.paused || progress.cancelled, Math.max(1000, Date.parse(result.nextSendAt) - Date.now()));
     }
   }
 }

@@ -81,7 +81,10 @@ export function campaignRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const ctx = c.get('ctx');
-      const campaign = await scheduleCampaign(ctx, c.req.valid('param').id, c.req.valid('json'));
+      // Validated already (scheduledAt is a Date now); the service takes the wire form. No JSON
+      // body at all (another content type) leaves nothing validated: the service says what is missing.
+      const body = c.req.valid('json') as { scheduledAt?: Date | null } | undefined;
+      const campaign = await scheduleCampaign(ctx, c.req.valid('param').id, body && { scheduledAt: body.scheduledAt?.toISOString() ?? body.scheduledAt });
       return c.json(serialize(one(Campaign), { data: await campaignDetail(ctx, campaign) }), 200);
     },
   );

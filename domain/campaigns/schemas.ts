@@ -6,7 +6,12 @@ import { nonEmptyUpdate, optional } from '../validate.js';
 
 // Campaign inputs, shared by REST and GraphQL (GraphQL's inputs are a subset of these fields).
 
-export const timeZone = z.string().max(64).refine((zone) => DateTime.local().setZone(zone).isValid, { message: 'not an IANA time zone (e.g. Africa/Johannesburg)' });
+// IANA names exactly as written (Temporal's schedules and PostgreSQL both read them): luxon alone
+// would also take `america/new_york`, `UTC+5` or `system`, which they refuse or read otherwise.
+const ZONES = new Set([...Intl.supportedValuesOf('timeZone'), 'UTC']);
+export const timeZone = z.string().max(64).refine((zone) => ZONES.has(zone) && DateTime.local().setZone(zone).isValid, {
+  message: 'not an IANA time zone (e.g. Africa/Johannesburg)',
+});
 const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time of day as HH:MM (24-hour)');
 
 // campaigns-api.md, "RECURRING": `{frequency, dayOfWeek, time, timezone}`. dayOfWeek: 0 = Sunday … 6 = Saturday.

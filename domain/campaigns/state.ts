@@ -17,8 +17,9 @@ const TRANSITIONS: Record<CampaignAction, { from: readonly CampaignStatus[]; to:
   resume: { from: ['PAUSED'], to: 'ACTIVE', stamp: 'resumed_at' },
   // campaigns-api.md: "Cancels a scheduled or active campaign" (and, per its table, a paused one).
   cancel: { from: ['SCHEDULED', 'ACTIVE', 'PAUSED'], to: 'CANCELLED', stamp: 'cancelled_at' },
-  // Automatic, when every delivery has an outcome.
-  complete: { from: ['ACTIVE'], to: 'COMPLETED', stamp: 'completed_at' },
+  // Automatic, when every delivery has an outcome; a pause that raced the last send does not keep
+  // a campaign with nothing left to send PAUSED.
+  complete: { from: ['ACTIVE', 'PAUSED'], to: 'COMPLETED', stamp: 'completed_at' },
 };
 
 /** What a caller may ask for in each state (the automatic transitions are not theirs to ask). */

@@ -1,5 +1,5 @@
 import {
-  ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type ScheduleSpec,
+  ActivityFailure, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type ScheduleSpec,
 } from '@temporalio/client';
 import { DateTime } from 'luxon';
 import type { Campaign } from '../../db/entities/index.js';
@@ -130,7 +130,9 @@ export async function updateRun(ctx: ServiceContext, workflowId: string, update:
     }
     if (err instanceof WorkflowNotFoundError) return false;
     if (err instanceof WorkflowUpdateFailedError) {
-      const cause = err.cause as { type?: string; message?: string; details?: unknown[] } | undefined;
+      // The run answers the state machine's refusal itself; an activity's failure is one level deeper.
+      let cause = err.cause as { type?: string; message?: string; details?: unknown[]; cause?: unknown } | undefined;
+      if (cause instanceof ActivityFailure) cause = cause.cause as typeof cause;
       if (cause?.type === 'RunEnded') return false;
       if (cause?.type === 'INVALID_STATE') throw new AppError('INVALID_STATE', cause.message ?? err.message, (cause.details?.[0] ?? undefined) as Record<string, unknown> | undefined);
     }

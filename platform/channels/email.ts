@@ -24,9 +24,14 @@ function fromDomain(from: string): string {
 
 export const messageIdOf = (deliveryId: string, domain: string) => `<${deliveryId}@${domain}>`;
 
-/** SMTP 4xx and connection trouble may pass; 5xx is the server's final word. */
+/**
+ * SMTP 4xx and connection trouble may pass; a 5xx about the message or recipient is final. A refused
+ * login (EAUTH: a wrong password, a revoked key) is the relay's trouble, not the recipient's: it is
+ * retried (with backoff, until fixed) instead of failing every message of the campaign.
+ */
 function classify(err: unknown): ChannelError {
   const e = err as Error & { responseCode?: number; code?: string; response?: string };
+  if (e.code === 'EAUTH') return new ChannelError(`SMTP login refused: ${e.response ?? e.message}`, true);
   if (typeof e.responseCode === 'number') {
     return new ChannelError(`SMTP ${e.responseCode}: ${e.response ?? e.message}`, e.responseCode < 500);
   }
