@@ -23,7 +23,7 @@ export function audienceInsert(campaign: Campaign, runKey: string, customerId: s
   const campaignZone = campaign.timezone ?? 'UTC';
   // scheduledAt's wall-clock time in the campaign's zone, as the same wall-clock time in the
   // recipient's zone (home club's, else the campaign's). PostgreSQL's zone rules make it DST-correct.
-  const local = campaign.sendInRecipientTimezone && campaign.scheduledAt;
+  const local = campaign.type === 'ONE_TIME' && campaign.sendInRecipientTimezone && campaign.scheduledAt;
   const base = local ? `(to_char(?::timestamptz at time zone ?, 'YYYY-MM-DD HH24:MI:SS')::timestamp at time zone z.zone)` : 'null::timestamptz';
   const baseParams = local ? [campaign.scheduledAt!.toISOString(), campaignZone] : [];
   // Quiet hours: a send due inside [start, end) of the recipient's day waits until `end` there.

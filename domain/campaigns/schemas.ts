@@ -64,7 +64,9 @@ export const createCampaignInput = z
   })
   .strict()
   .refine((c) => c.type !== 'RECURRING' || c.schedule, { message: 'schedule: required for RECURRING campaigns', path: ['schedule'] })
-  .refine((c) => c.type !== 'TRIGGERED' || c.triggerEvent, { message: 'triggerEvent: required for TRIGGERED campaigns', path: ['triggerEvent'] });
+  .refine((c) => c.type !== 'TRIGGERED' || c.triggerEvent, { message: 'triggerEvent: required for TRIGGERED campaigns', path: ['triggerEvent'] })
+  // Each recipient's wall-clock time of scheduledAt: a ONE_TIME campaign's (a recurring schedule has its own zone).
+  .refine((c) => c.type === 'ONE_TIME' || !c.sendInRecipientTimezone, { message: 'sendInRecipientTimezone: for ONE_TIME campaigns', path: ['sendInRecipientTimezone'] });
 
 export const updateCampaignInput = nonEmptyUpdate(
   z.object({ name: optional(z.string().trim().min(1).max(200)), channels: optional(channels), ...optionsShape }).strict(),
