@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, ScheduleNotFoundError, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from './config.js';
 import { temporalAddress } from './config.js';
 
@@ -25,4 +25,18 @@ export function createTemporalProbe(config: Config): TemporalProbe {
     check: (timeoutMs) => connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({})).then(() => undefined),
     close: () => connection.close(),
   };
+}
+
+/**
+ * Creates the schedule, or brings an existing one to `options`' spec, action and paused state
+ * (its other state, such as counts and a note, stays): the call is the same for create and update.
+ */
+export async function upsertSchedule(client: Client, options: ScheduleOptions & { state: { paused: boolean; note?: string } }): Promise<void> {
+  const { scheduleId, spec, action, state } = options;
+  try {
+    await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec, action, state: { ...previous.state, paused: state.paused } }));
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw err;
+    await client.schedule.create(options);
+  }
 }

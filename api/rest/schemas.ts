@@ -89,6 +89,18 @@ export const Segment = z
 
 const clock = z.string().openapi({ example: '09:00' });
 
+// Counted from deliveries and interactions (README, "Campaigns").
+const campaignCounts = {
+  targetCount: z.number().int(),
+  sentCount: z.number().int(),
+  deliveredCount: z.number().int(),
+  openedCount: z.number().int(),
+  clickedCount: z.number().int(),
+  convertedCount: z.number().int(),
+  unsubscribedCount: z.number().int(),
+  bouncedCount: z.number().int(),
+};
+
 export const Campaign = z
   .object({
     id: uuid,
@@ -115,14 +127,7 @@ export const Campaign = z
     sendInRecipientTimezone: z.boolean(),
     quietHours: z.object({ start: clock, end: clock }).nullable(),
     frequencyCap: z.number().int().nullable().openapi({ description: 'At most this many campaign messages per customer per rolling 24 hours' }),
-    targetCount: z.number().int(),
-    sentCount: z.number().int(),
-    deliveredCount: z.number().int(),
-    openedCount: z.number().int(),
-    clickedCount: z.number().int(),
-    convertedCount: z.number().int(),
-    unsubscribedCount: z.number().int(),
-    bouncedCount: z.number().int(),
+    ...campaignCounts,
     openRate: z.number().nullable(),
     clickRate: z.number().nullable(),
     startedAt: timestamp.nullable(),
@@ -141,14 +146,7 @@ const channelCounts = z.record(z.string(), z.number().int());
 export const CampaignStats = z
   .object({
     campaignId: uuid,
-    targetCount: z.number().int(),
-    sentCount: z.number().int(),
-    deliveredCount: z.number().int(),
-    openedCount: z.number().int(),
-    clickedCount: z.number().int(),
-    convertedCount: z.number().int(),
-    unsubscribedCount: z.number().int(),
-    bouncedCount: z.number().int(),
+    ...campaignCounts,
     deliveryRate: z.number(),
     openRate: z.number(),
     clickRate: z.number(),

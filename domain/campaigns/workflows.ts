@@ -5,6 +5,7 @@ import { DateTime } from 'luxon';
 import type { Campaign } from '../../db/entities/index.js';
 import { AppError } from '../../platform/errors.js';
 import { CampaignId, TenantId } from '../../platform/search-attributes.js';
+import { upsertSchedule } from '../../platform/temporal.js';
 import {
   campaignRunId, type cancelCampaignRun, type campaignWorkflow, type CampaignRunInput, type pauseCampaignRun, type recurringCampaignWorkflow,
   type resumeCampaignRun,
@@ -72,19 +73,13 @@ export async function upsertRecurringSchedule(ctx: ServiceContext, campaign: Cam
     args: [{ tenantId: campaign.tenantId, campaignId: campaign.id }] satisfies Parameters<typeof recurringCampaignWorkflow>,
     typedSearchAttributes: searchAttributes(campaign),
   };
-  const handle = ctx.temporal.schedule.getHandle(scheduleId(campaign.id));
-  try {
-    await handle.update((previous) => ({ ...previous, spec, action, state: { ...previous.state, paused } }));
-  } catch (err) {
-    if (!(err instanceof ScheduleNotFoundError)) throw err;
-    await ctx.temporal.schedule.create({
-      scheduleId: scheduleId(campaign.id),
-      spec,
-      action,
-      policies: { overlap: ScheduleOverlapPolicy.ALLOW_ALL, catchupWindow: '1 hour' },
-      state: { paused, note: `RECURRING campaign "${campaign.name}" (${campaign.tenantId})` },
-    });
-  }
+  await upsertSchedule(ctx.temporal, {
+    scheduleId: scheduleId(campaign.id),
+    spec,
+    action,
+    policies: { overlap: ScheduleOverlapPolicy.ALLOW_ALL, catchupWindow: '1 hour' },
+    state: { paused, note: `RECURRING campaign "${campaign.name}" (${campaign.tenantId})` },
+  });
 }
 
 export async function pauseRecurringSchedule(ctx: ServiceContext, campaignId: string, paused: boolean): Promise<void> {

@@ -2,6 +2,7 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, Work
 import type { Segment } from '../../db/entities/index.js';
 import { AppError } from '../../platform/errors.js';
 import { SegmentId, TenantId } from '../../platform/search-attributes.js';
+import { upsertSchedule } from '../../platform/temporal.js';
 import type { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from '../../workflows/segment-refresh.js';
 import type { segmentSyncWorkflow, SegmentSyncResult } from '../../workflows/segment-sync.js';
 import type { ServiceContext } from '../context.js';
@@ -78,20 +79,14 @@ export async function upsertRefreshSchedule(ctx: ServiceContext, segment: Segmen
     args: [{ tenantId: segment.tenantId, segmentId: segment.id }] satisfies Parameters<typeof scheduledSegmentRefreshWorkflow>,
     typedSearchAttributes: searchAttributes(segment),
   };
-  const handle = ctx.temporal.schedule.getHandle(refreshScheduleId(segment.id));
-  try {
-    // The action too: schedules made before it started scheduledSegmentRefreshWorkflow move over.
-    await handle.update((previous) => ({ ...previous, spec, action, state: { ...previous.state, paused: !segment.isActive } }));
-  } catch (err) {
-    if (!(err instanceof ScheduleNotFoundError)) throw err;
-    await ctx.temporal.schedule.create({
-      scheduleId: refreshScheduleId(segment.id),
-      spec,
-      action,
-      policies: { overlap: ScheduleOverlapPolicy.SKIP },
-      state: { paused: !segment.isActive, note: `Refresh of ${segment.type} segment "${segment.name}" (${segment.tenantId})` },
-    });
-  }
+  // The action too: schedules made before it started scheduledSegmentRefreshWorkflow move over.
+  await upsertSchedule(ctx.temporal, {
+    scheduleId: refreshScheduleId(segment.id),
+    spec,
+    action,
+    policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    state: { paused: !segment.isActive, note: `Refresh of ${segment.type} segment "${segment.name}" (${segment.tenantId})` },
+  });
 }
 
 /** Removes the schedule and stops runs in flight (a deleted segment has nothing to refresh or sync). */
