@@ -22,6 +22,10 @@ export async function startSmtpSink(): Promise<SmtpSink> {
       }, callback);
     },
   });
+  // A client that dies mid-session (a killed worker) resets its connection: its loss, not the server's.
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ECONNRESET') throw err;
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.server.address() as { port: number };
   return { url: `smtp://127.0.0.1:${port}`, mails, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
