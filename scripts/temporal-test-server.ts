@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { searchAttributes } from '../platform/search-attributes.js';
 import { cacheDir, say } from './cache.js';
 import { stopProcess } from './embedded-postgres.js';
 import { freePort } from './ports.js';
@@ -52,6 +53,9 @@ function fetchServer(dir: string, lib: string): void {
   say(`test server fetched into ${lib}`);
 }
 
+// temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD (the proto package is not ours to import).
+const INDEXED_VALUE_TYPE_KEYWORD = 2;
+
 const listening = (port: number) => new Promise<boolean>((resolve) => {
   const socket = connect({ host: '127.0.0.1', port });
   socket.once('connect', () => {
@@ -67,7 +71,7 @@ const listening = (port: number) => new Promise<boolean>((resolve) => {
  * ephemeral_server), which a loaded machine misses, failing a test run by chance. The SDK builds
  * a time-skipping environment on an existing server only through its private `create`.
  */
-export async function startTimeSkippingEnvironment(timeoutMs = 180_000): Promise<{ env: TestWorkflowEnvironment; stop(): Promise<void> }> {
+export async function startTimeSkippingEnvironment(timeoutMs = 180_000): Promise<{ env: TestWorkflowEnvironment; address: string; stop(): Promise<void> }> {
   const port = await freePort();
   const child = spawn(resolveTemporalTestServer(), [String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
@@ -84,8 +88,14 @@ export async function startTimeSkippingEnvironment(timeoutMs = 180_000): Promise
   const env = await create.call(TestWorkflowEnvironment, {
     server: { type: 'existing' }, address: `127.0.0.1:${port}`, namespace: 'default', supportsTimeSkipping: true,
   });
+  // The platform's workflows set its search attributes, as on the dev server (which registers them at start).
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: 'default',
+    searchAttributes: Object.fromEntries(searchAttributes.map((a) => [a.name, INDEXED_VALUE_TYPE_KEYWORD])),
+  });
   return {
     env,
+    address: `127.0.0.1:${port}`,
     async stop() {
       await env.teardown();
       await stopProcess(child, 'SIGTERM');

@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DateTime } from 'luxon';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openOrm, type Orm } from '../db/orm.js';
+import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
+import { startTimeSkippingEnvironment } from '../scripts/temporal-test-server.js';
+import { createLogger } from '../platform/logger.js';
+import { createWorker, type WorkerHandle } from '../worker/worker.js';
+import { installTestRuntime } from './support/stack.js';
+import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
+
+// Scheduled campaigns on Temporal's time-skipping test server: a ONE_TIME campaign months ahead
+// waits for its hour, which the server reaches in seconds; each recipient's send is stamped with
+// the workflow's clock, so its hour in the recipient's own zone can be checked, across DST changes.
+
+const ZONES = { london: 'Europe/London', newYork: 'America/New_York', sydney: 'Australia/Sydney' } as const;
+
+let ts: Awaited<ReturnType<typeof startTimeSkippingEnvironment>>;
+let env: TestWorkflowEnvironment;
+let messaging: MessagingServer;
+let api: TestApi;
+let orm: Orm;
+let worker: WorkerHandle;
+let running: Promise<void>;
+let db: pg.Client;
+
+beforeAll(async () => {
+  installTestRuntime();
+  messaging = await startMessagingServer();
+  ts = await startTimeSkippingEnvironment();
+  env = ts.env;
+  const taskQueue = `schedules-${randomUUID().slice(0, 8)}`;
+  const overrides = { TEMPORAL_ADDRESS: ts.address, TEMPORAL_TASK_QUEUE: taskQueue, MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, RATE_LIMIT_CAMPAIGN: '1000' };
+  api = await startTestApi(overrides);
+  const config = testConfig({ ...overrides, PUBLIC_BASE_URL: api.url });
+  orm = await openOrm(config.DATABASE_URL!);
+  worker = await createWorker(config, { orm, config, log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') }, { connection: env.nativeConnection, taskQueue });
+  running = worker.run();
+  db = new pg.Client({ connectionString: inject('databaseUrl') });
+  await db.connect();
+}, 240_000);
+
+afterAll(async () => {
+  await api?.close();
+  await worker?.shutdown();
+  await running;
+  await ts?.stop();
+  await orm?.close();
+  await db?.end();
+  await messaging?.close();
+});
+
+const call = (method: string, path: string, auth: string, body?: unknown) => api.call(method, `/api/v1${path}`, { auth, body });
+
+/** One SMS-consenting member per zone, each of a club in that zone, and a segment of them. */
+async function membersAcrossZones() {
+  const tenant = newTenant();
+  const auth = await token(tenant);
+  const customers: Record<string, { id: string; zone: string }> = {};
+  for (const [name, zone] of Object.entries(ZONES)) {
+    await db.query(`insert into clubs (tenant_id, id, name, timezone) values ($1, $2, $3, $4)`, [tenant, `club_${name}`, `Club ${name}`, zone]);
+    const { rows } = await db.query<{ id: string }>(
+      `insert into customers (tenant_id, email, first_name, phone_number, membership_tier, home_club_id, sms_opt_in)
+       values ($1, $2, $3, $4, 'GOLD', $5, true) returning id`,
+      [tenant, `${name}@zones.test`, name, `+1555${String(Object.keys(customers).length).padStart(7, '0')}`, `club_${name}`],
+    );
+    customers[name] = { id: rows[0]!.id, zone };
+  }
+  // STATIC: a SMART segment's refresh is a Schedule, which the time-skipping server does not have.
+  const segment = (await call('POST', '/segments', auth, { name: 'Gold', type: 'STATIC', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } })).body.data;
+  expect(segment.memberCount).toBe(3);
+  const template = (await call('POST', '/templates', auth, { name: 'Morning', channel: 'SMS', body: 'Good morning {{ firstName }}' })).body.data;
+  return { tenant, auth, customers, segmentId: segment.id as string, smsTemplateId: template.id as string };
+}
+
+// 09:00 in London on the Monday after the clocks go forward there (28 March 2027); New York changed
+// two weeks earlier, Sydney changes back a week later: three different offsets from today's.
+const NINE_LONDON = DateTime.fromISO('2027-03-29T09:00', { zone: 'Europe/London' });
+
+async function scheduledCampaign(a: Awaited<ReturnType<typeof membersAcrossZones>>, extra: Record<string, unknown> = {}) {
+  const created = await call('POST', '/campaigns', a.auth, {
+    name: 'Morning', type: 'ONE_TIME', segmentId: a.segmentId, channels: ['SMS'], smsTemplateId: a.smsTemplateId,
+    timezone: 'Europe/London', sendInRecipientTimezone: true, ...extra,
+  });
+  expect(created.status).toBe(201);
+  const id = created.body.data.id as string;
+  const scheduled = await call('POST', `/campaigns/${id}/schedule`, a.auth, { scheduledAt: NINE_LONDON.toISO() });
+  expect(scheduled.body.error).toBeUndefined();
+  expect(scheduled.body.data).toMatchObject({ status: 'SCHEDULED', scheduledAt: NINE_LONDON.toUTC().toISO() });
+  return id;
+}
+
+/** Each recipient's sent_at, as wall-clock time in their own zone. */
+async function localSendTimes(campaignId: string, customers: Record<string, { id: string; zone: string }>) {
+  const { rows } = await db.query<{ customer_id: string; status: string; sent_at: Date | null }>(
+    `select customer_id, status, sent_at from campaign_deliveries where campaign_id = $1`, [campaignId],
+  );
+  return Object.fromEntries(Object.entries(customers).map(([name, c]) => {
+    const row = rows.find((r) => r.customer_id === c.id);
+    return [name, row?.sent_at ? DateTime.fromJSDate(row.sent_at, { zone: c.zone }).toFormat('yyyy-MM-dd HH:mm') : row?.status];
+  }));
+}
+
+describe('ONE_TIME campaigns months ahead, in each recipient\'s time zone (time-skipping server)', () => {
+  // The test server has one clock for all its workflows, and it only goes forward: every campaign
+  // is scheduled (and one cancelled) before any waiting lets it jump, then all are awaited at once.
+  const runs = {} as Record<'plain' | 'quiet' | 'cancelled', { a: Awaited<ReturnType<typeof membersAcrossZones>>; id: string }>;
+  let cancelledAnswer: { status: number; body: any };
+  beforeAll(async () => {
+    for (const [name, extra] of [['plain', {}], ['quiet', { quietHours: { start: '08:30', end: '10:15' } }], ['cancelled', {}]] as const) {
+      const a = await membersAcrossZones();
+      runs[name] = { a, id: await scheduledCampaign(a, extra) };
+    }
+    cancelledAnswer = await call('POST', `/campaigns/${runs.cancelled.id}/cancel`, runs.cancelled.a.auth);
+    // Waiting on a run through the test environment lets the server skip timers (one wait at a
+    // time: each unlocks the clock while it waits, and locks it again after).
+    for (const r of Object.values(runs)) await env.client.workflow.getHandle(`campaign-${r.id}`).result();
+  }, 120_000);
+
+  it('sends to each recipient at 09:00 in their own zone on the day, whatever DST says there', async () => {
+    const { a, id } = runs.plain;
+    expect(await localSendTimes(id, a.customers)).toEqual({
+      london: '2027-03-29 09:00', newYork: '2027-03-29 09:00', sydney: '2027-03-29 09:00',
+    });
+    // Three different UTC instants: BST (+1), EDT (-4), AEDT (+11), where today London is on GMT.
+    const utc = await db.query<{ sent_at: Date }>(`select sent_at from campaign_deliveries where campaign_id = $1 order by sent_at`, [id]);
+    expect(utc.rows.map((r) => DateTime.fromJSDate(r.sent_at, { zone: 'UTC' }).toFormat('MM-dd HH:mm'))).toEqual(['03-28 22:00', '03-29 08:00', '03-29 13:00']);
+    expect((await call('GET', `/campaigns/${id}`, a.auth)).body.data).toMatchObject({ status: 'COMPLETED', sentCount: 3 });
+    expect(messaging.messages.filter((m) => m.message.tenantId === a.tenant).map((m) => m.message.content.body).sort())
+      .toEqual(['Good morning london', 'Good morning newYork', 'Good morning sydney']);
+    // The run waited months on the workflow's clock (skipped, not waited).
+    const run = await env.client.workflow.getHandle(`campaign-${id}`).describe();
+    expect(run.closeTime!.getTime() - run.startTime.getTime()).toBeGreaterThan(90 * 24 * 3600_000);
+  });
+
+  it('moves a send that falls in quiet hours to their end, in the recipient\'s zone', async () => {
+    const { a, id } = runs.quiet;
+    expect(await localSendTimes(id, a.customers)).toEqual({
+      london: '2027-03-29 10:15', newYork: '2027-03-29 10:15', sydney: '2027-03-29 10:15',
+    });
+    expect((await call('GET', `/campaigns/${id}`, a.auth)).body.data).toMatchObject({ status: 'COMPLETED', sentCount: 3 });
+  });
+
+  it('sends nothing when cancelled before its hour (the test server takes the cancel update)', async () => {
+    const { a, id } = runs.cancelled;
+    expect(cancelledAnswer.status).toBe(200);
+    expect(cancelledAnswer.body.data).toMatchObject({ status: 'CANCELLED' });
+    const { rows } = await db.query(`select status from campaign_deliveries where campaign_id = $1`, [id]);
+    expect(rows).toEqual([]);
+    expect(messaging.messages.filter((m) => m.message.tenantId === a.tenant)).toEqual([]);
+    expect((await call('GET', `/campaigns/${id}`, a.auth)).body.data).toMatchObject({ status: 'CANCELLED', sentCount: 0 });
+  });
+});
