@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ScheduleNotFoundError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DateTime } from 'luxon';
 import pg from 'pg';
@@ -8,12 +9,13 @@ import { startMessagingServer, type MessagingServer } from '../scripts/messaging
 import { startTimeSkippingEnvironment } from '../scripts/temporal-test-server.js';
 import { createLogger } from '../platform/logger.js';
 import { createWorker, type WorkerHandle } from '../worker/worker.js';
-import { installTestRuntime } from './support/stack.js';
+import { installTestRuntime, startTestStack, type TestStack } from './support/stack.js';
 import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
 
-// Scheduled campaigns on Temporal's time-skipping test server: a ONE_TIME campaign months ahead
+// Scheduled campaigns. ONE_TIME on Temporal's time-skipping test server: a campaign months ahead
 // waits for its hour, which the server reaches in seconds; each recipient's send is stamped with
 // the workflow's clock, so its hour in the recipient's own zone can be checked, across DST changes.
+// RECURRING on the suite's dev server (Schedules): its calendar, next times, occurrences, controls.
 
 const ZONES = { london: 'Europe/London', newYork: 'America/New_York', sydney: 'Australia/Sydney' } as const;
 
@@ -153,3 +155,84 @@ describe('ONE_TIME campaigns months ahead, in each recipient\'s time zone (time-
     expect((await call('GET', `/campaigns/${id}`, a.auth)).body.data).toMatchObject({ status: 'CANCELLED', sentCount: 0 });
   });
 });
+
+describe('a RECURRING campaign (dev server: the test server has no Schedules)', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, RATE_LIMIT_CAMPAIGN: '1000' });
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.close();
+  });
+  const rest = (method: string, path: string, auth: string, body?: unknown) => stack.api.call(method, `/api/v1${path}`, { auth, body });
+
+  it('runs weekly at 09:00 London across the DST change; trigger sends one occurrence; pause, resume and cancel drive its schedule', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    await db.query(
+      `insert into customers (tenant_id, email, first_name, phone_number, membership_tier, sms_opt_in)
+       select $1, 'weekly' || i || '@zones.test', 'Member' || i, '+4478' || lpad(i::text, 8, '0'), 'GOLD', true from generate_series(1, 5) i`,
+      [tenant],
+    );
+    const segment = (await rest('POST', '/segments', auth, { name: 'Gold', type: 'SMART', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } })).body.data;
+    const template = (await rest('POST', '/templates', auth, { name: 'Weekly', channel: 'SMS', body: 'This week at the club, {{ firstName }}' })).body.data;
+    const schedule = { frequency: 'weekly', dayOfWeek: 1, time: '09:00', timezone: 'Europe/London' };
+    const created = await rest('POST', '/campaigns', auth, {
+      name: 'Weekly', type: 'RECURRING', segmentId: segment.id, channels: ['SMS'], smsTemplateId: template.id, schedule,
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.data.id as string;
+    // From a week before the clocks go forward in London (Sunday 28 March 2027).
+    const startAt = DateTime.fromISO('2027-03-20T00:00', { zone: 'Europe/London' });
+    const scheduled = await rest('POST', `/campaigns/${id}/schedule`, auth, { scheduledAt: startAt.toISO() });
+    expect(scheduled.body.data).toMatchObject({ status: 'SCHEDULED' });
+
+    const handle = stack.client.schedule.getHandle(`campaign-schedule-${id}`);
+    const described = await handle.describe();
+    expect(described.spec.calendars).toEqual([expect.objectContaining({
+      hour: [{ start: 9, end: 9, step: 1 }], minute: [{ start: 0, end: 0, step: 1 }], dayOfWeek: [{ start: 'MONDAY', end: 'MONDAY', step: 1 }],
+    })]);
+    expect(described.spec.timezone).toBe('Europe/London');
+    expect(described.state.paused).toBe(false);
+    const next = described.info.nextActionTimes.slice(0, 3);
+    // 09:00 in London each Monday: 09:00 UTC on GMT, 08:00 UTC on BST.
+    expect(next.map((t) => DateTime.fromJSDate(t, { zone: 'Europe/London' }).toFormat('ccc yyyy-MM-dd HH:mm'))).toEqual([
+      'Mon 2027-03-22 09:00', 'Mon 2027-03-29 09:00', 'Mon 2027-04-05 09:00',
+    ]);
+    expect(next.map((t) => t.toISOString())).toEqual(['2027-03-22T09:00:00.000Z', '2027-03-29T08:00:00.000Z', '2027-04-05T08:00:00.000Z']);
+
+    // One occurrence now: its own run, which sends to the segment once.
+    await handle.trigger();
+    const runId = await until('the occurrence\'s run', async () => {
+      for await (const run of stack.client.workflow.list({ query: `CampaignId = '${id}' AND WorkflowType = 'campaignWorkflow'` })) return run.workflowId;
+      return undefined;
+    });
+    expect(runId).toMatch(new RegExp(`^campaign-${id}-\\d{8}T\\d{6}Z$`));
+    const progress = await stack.client.workflow.getHandle(runId).result();
+    expect(progress).toMatchObject({ phase: 'done', targetCount: 5, sent: 5 });
+    const sent = messaging.messages.filter((m) => m.message.tenantId === tenant);
+    expect(sent).toHaveLength(5);
+    expect(new Set(sent.map((m) => m.message.to.phoneNumber)).size).toBe(5);
+    const runKey = runId.slice(`campaign-${id}-`.length);
+    const { rows } = await db.query(`select distinct run_key, status from campaign_deliveries where campaign_id = $1`, [id]);
+    expect(rows).toEqual([{ run_key: runKey, status: 'SENT' }]);
+    expect((await rest('GET', `/campaigns/${id}`, auth)).body.data).toMatchObject({ status: 'ACTIVE', sentCount: 5 });
+
+    expect((await rest('POST', `/campaigns/${id}/pause`, auth)).body.data).toMatchObject({ status: 'PAUSED' });
+    expect((await handle.describe()).state.paused).toBe(true);
+    expect((await rest('POST', `/campaigns/${id}/resume`, auth)).body.data).toMatchObject({ status: 'ACTIVE' });
+    expect((await handle.describe()).state.paused).toBe(false);
+    expect((await rest('POST', `/campaigns/${id}/cancel`, auth)).body.data).toMatchObject({ status: 'CANCELLED' });
+    await expect(handle.describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+  }, 120_000);
+});
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
