@@ -57,7 +57,7 @@ afterAll(async () => {
 const call = (method: string, path: string, auth: string, body?: unknown) => api.call(method, `/api/v1${path}`, { auth, body });
 
 /** One SMS-consenting member per zone, each of a club in that zone, and a segment of them. */
-async function membersAcrossZones() {
+async function membersAcrossZones(request = call) {
   const tenant = newTenant();
   const auth = await token(tenant);
   const customers: Record<string, { id: string; zone: string }> = {};
@@ -71,9 +71,9 @@ async function membersAcrossZones() {
     customers[name] = { id: rows[0]!.id, zone };
   }
   // STATIC: a SMART segment's refresh is a Schedule, which the time-skipping server does not have.
-  const segment = (await call('POST', '/segments', auth, { name: 'Gold', type: 'STATIC', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } })).body.data;
+  const segment = (await request('POST', '/segments', auth, { name: 'Gold', type: 'STATIC', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } })).body.data;
   expect(segment.memberCount).toBe(3);
-  const template = (await call('POST', '/templates', auth, { name: 'Morning', channel: 'SMS', body: 'Good morning {{ firstName }}' })).body.data;
+  const template = (await request('POST', '/templates', auth, { name: 'Morning', channel: 'SMS', body: 'Good morning {{ firstName }}' })).body.data;
   return { tenant, auth, customers, segmentId: segment.id as string, smsTemplateId: template.id as string };
 }
 
@@ -156,7 +156,7 @@ describe('ONE_TIME campaigns months ahead, in each recipient\'s time zone (time-
   });
 });
 
-describe('a RECURRING campaign (dev server: the test server has no Schedules)', () => {
+describe('on the dev server (real time; the test server has no Schedules)', () => {
   let stack: TestStack;
   beforeAll(async () => {
     stack = await startTestStack({ MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, RATE_LIMIT_CAMPAIGN: '1000' });
@@ -165,6 +165,31 @@ describe('a RECURRING campaign (dev server: the test server has no Schedules)', 
     await stack?.close();
   });
   const rest = (method: string, path: string, auth: string, body?: unknown) => stack.api.call(method, `/api/v1${path}`, { auth, body });
+
+  it('keeps quiet hours for a recipient whose hour has already passed in their zone (sent now, but not inside quiet hours)', async () => {
+    const a = await membersAcrossZones(rest);
+    // In two minutes in London: in Sydney (11 hours ahead) that wall-clock time is long past, so
+    // Sydney's member is due at once, at Sydney's present hour, which these quiet hours cover.
+    const sydneyNow = DateTime.now().setZone(ZONES.sydney);
+    const quietHours = { start: sydneyNow.minus({ minutes: 30 }).toFormat('HH:mm'), end: sydneyNow.plus({ minutes: 30 }).toFormat('HH:mm') };
+    const scheduledAt = DateTime.now().setZone('Europe/London').plus({ minutes: 2 }).startOf('minute');
+    const id = (await rest('POST', '/campaigns', a.auth, {
+      name: 'Soon', type: 'ONE_TIME', segmentId: a.segmentId, channels: ['SMS'], smsTemplateId: a.smsTemplateId,
+      timezone: 'Europe/London', sendInRecipientTimezone: true, quietHours,
+    })).body.data.id as string;
+    expect((await rest('POST', `/campaigns/${id}/schedule`, a.auth, { scheduledAt: scheduledAt.toISO() })).body.data).toMatchObject({ status: 'SCHEDULED' });
+    const sydney = await until('the snapshot', async () => (await db.query<{ status: string; send_at: Date }>(
+      `select status, send_at from campaign_deliveries where campaign_id = $1 and customer_id = $2`, [id, a.customers.sydney!.id],
+    )).rows[0]);
+    const quietEnd = sydneyNow.plus({ minutes: 30 }).startOf('minute');
+    expect(DateTime.fromJSDate(sydney.send_at, { zone: ZONES.sydney }).toISO()).toBe(quietEnd.toISO());
+    // Not sent inside the quiet hours: still waiting for their end.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await db.query(`select status from campaign_deliveries where campaign_id = $1 and customer_id = $2`, [id, a.customers.sydney!.id])).rows)
+      .toEqual([{ status: 'PENDING' }]);
+    expect(messaging.messages.filter((m) => m.message.to.customerId === a.customers.sydney!.id)).toEqual([]);
+    expect((await rest('POST', `/campaigns/${id}/cancel`, a.auth)).body.data).toMatchObject({ status: 'CANCELLED' });
+  }, 60_000);
 
   it('runs weekly at 09:00 London across the DST change; trigger sends one occurrence; pause, resume and cancel drive its schedule', async () => {
     const tenant = newTenant();

@@ -27,6 +27,8 @@ export function audienceInsert(campaign: Campaign, runKey: string, customerId: s
   const base = local ? `(to_char(?::timestamptz at time zone ?, 'YYYY-MM-DD HH24:MI:SS')::timestamp at time zone z.zone)` : 'null::timestamptz';
   const baseParams = local ? [campaign.scheduledAt!.toISOString(), campaignZone] : [];
   // Quiet hours: a send due inside [start, end) of the recipient's day waits until `end` there.
+  // Judged when the send would go: at scheduledAt's local time, or now if that has passed there
+  // already (a zone ahead of the campaign's, a run that woke late).
   const quiet = campaign.quietHours;
   const sendAt = quiet
     ? `case when ${quiet.start <= quiet.end ? '(l.lt >= ?::time and l.lt < ?::time)' : '(l.lt >= ?::time or l.lt < ?::time)'}
@@ -51,7 +53,7 @@ export function audienceInsert(campaign: Campaign, runKey: string, customerId: s
       cross join lateral (select coalesce(tz.name, ?) as zone) z
       cross join lateral (select ${SKIP_REASON} as reason) r
       cross join lateral (select ${base} as at) b
-      cross join lateral (select coalesce(b.at, ?::timestamptz) as t) n
+      cross join lateral (select greatest(b.at, ?::timestamptz) as t) n
       cross join lateral (select (n.t at time zone z.zone)::time as lt, (n.t at time zone z.zone)::date as ld) l
       cross join lateral (select ${sendAt} as send_at) s
      ${customerId ? '' : 'where m.segment_id = ? and m.tenant_id = ?'}
