@@ -1,13 +1,15 @@
 // `npm run bench [-- name ...]`: the performance benchmarks, each against a baseline measured in
 // the same run. Uses DATABASE_URL, or starts a throwaway embedded PostgreSQL.
 // Knobs: BENCH_SECONDS (per load run, default 10), BENCH_IMPORT_ROWS, BENCH_REFRESH_ROWS (default
-// 1000000 each), BENCH_SYNC_ROWS (default 100000).
+// 1000000 each), BENCH_SYNC_ROWS (default 100000), BENCH_FANOUT_ROWS (campaign recipients against the
+// baseline loop, default 100000), BENCH_FANOUT_LARGE_ROWS (the scale-up run, default 1000000).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrate, openOrm } from '../db/orm.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
+import { benchCampaignFanout } from './bench/campaigns.js';
 import { benchCustomerImport, benchCustomerReads } from './bench/customers.js';
 import { benchSegmentRefresh, benchSegmentSync, benchSmartIngest } from './bench/segments.js';
 
@@ -15,12 +17,15 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const importRows = Number(process.env.BENCH_IMPORT_ROWS ?? 1_000_000);
 const refreshRows = Number(process.env.BENCH_REFRESH_ROWS ?? 1_000_000);
 const syncRows = Number(process.env.BENCH_SYNC_ROWS ?? 100_000);
+const fanoutRows = Number(process.env.BENCH_FANOUT_ROWS ?? 100_000);
+const fanoutLargeRows = Number(process.env.BENCH_FANOUT_LARGE_ROWS ?? 1_000_000);
 const BENCHES: Record<string, (url: string) => Promise<void>> = {
   'customer-reads': (url) => benchCustomerReads(url, seconds),
   'customer-import': (url) => benchCustomerImport(url, importRows),
   'segment-refresh': (url) => benchSegmentRefresh(url, refreshRows),
   'smart-ingest': (url) => benchSmartIngest(url, seconds),
   'segment-sync': (url) => benchSegmentSync(url, syncRows),
+  'campaign-fanout': (url) => benchCampaignFanout(url, fanoutRows, fanoutLargeRows),
 };
 
 const selected = process.argv.slice(2).filter((a) => a !== '--');

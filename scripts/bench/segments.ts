@@ -1,11 +1,9 @@
 // Issue benchmarks for segments: refresh against a hand-written INSERT ... SELECT, SMART
 // re-evaluation against the same ingest without SMART segments, and Messaging sync against a
 // plain HTTP loop posting the same batches. Ratios are measured in the same run.
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import autocannon from 'autocannon';
-import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { v7 as uuidv7 } from 'uuid';
@@ -14,19 +12,7 @@ import type { segmentRefreshWorkflow } from '../../workflows/segment-refresh.js'
 import type { segmentSyncWorkflow } from '../../workflows/segment-sync.js';
 import { startMessagingServer } from '../messaging-server.js';
 import { freePort } from '../ports.js';
-import { startTemporalDevServer } from '../temporal-dev-server.js';
-import { BENCH_SECRET, peakRssMiB, ratio, spawnServer, STAGES, table } from './support.js';
-
-
-async function query<T = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(sql, params)).rows as T[];
-  } finally {
-    await client.end();
-  }
-}
+import { BENCH_SECRET, peakRssMiB, query, ratio, spawnServer, STAGES, table, withTemporalAndWorker } from './support.js';
 
 /** Varied customers: stages, opt-ins, scores and activity dates spread so that filters select a fraction. */
 async function seedCustomers(url: string, tenant: string, count: number): Promise<void> {
@@ -55,20 +41,6 @@ async function newSegmentRow(url: string, tenant: string, type: string, criteria
   return id;
 }
 
-async function withTemporalAndWorker<T>(url: string, env: Record<string, string>, work: (client: Client, workerPid: number, taskQueue: string) => Promise<T>): Promise<T> {
-  const temporal = await startTemporalDevServer({ port: await freePort() });
-  const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
-  const worker = await spawnServer('scripts/bench/worker-process.ts', { DATABASE_URL: url, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: taskQueue, ...env }, await freePort(), '/');
-  const connection = await Connection.connect({ address: temporal.address });
-  try {
-    return await work(new Client({ connection }), worker.child.pid!, taskQueue);
-  } finally {
-    await connection.close();
-    await worker.stop();
-    await temporal.stop();
-  }
-}
-
 export async function benchSegmentRefresh(url: string, count: number): Promise<void> {
   const tenant = `bench_refresh_${Date.now()}`;
   process.stderr.write(`seeding ${count} customers...\n`);
@@ -94,7 +66,7 @@ export async function benchSegmentRefresh(url: string, count: number): Promise<v
   const baselineMs = performance.now() - started;
 
   const segmentId = await newSegmentRow(url, tenant, 'DYNAMIC', criteria);
-  await withTemporalAndWorker(url, {}, async (client, workerPid, taskQueue) => {
+  await withTemporalAndWorker(url, {}, async ({ client, workerPid, taskQueue }) => {
     const rssStart = peakRssMiB(workerPid);
     const run = async (cause: string) => {
       const t = performance.now();
@@ -184,7 +156,7 @@ export async function benchSegmentSync(url: string, count: number): Promise<void
     }
     const baselineMs = performance.now() - started;
 
-    await withTemporalAndWorker(url, { MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey }, async (client, _pid, taskQueue) => {
+    await withTemporalAndWorker(url, { MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey }, async ({ client, taskQueue }) => {
       const t = performance.now();
       const result = await client.workflow.execute<typeof segmentSyncWorkflow>('segmentSyncWorkflow', {
         workflowId: `segment-sync-${segmentId}`, taskQueue, args: [{ tenantId: tenant, segmentId }],

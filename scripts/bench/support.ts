@@ -1,8 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import pg from 'pg';
 import { stopProcess } from '../embedded-postgres.js';
+import { freePort } from '../ports.js';
+import { startTemporalDevServer } from '../temporal-dev-server.js';
 
 export const root = path.resolve(import.meta.dirname, '..', '..');
 
@@ -50,4 +55,37 @@ export function table(rows: Record<string, string | number>[]): string {
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i]!)).join('  ');
   return [line(cols), line(width.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => String(r[c]))))].join('\n');
+}
+
+export async function query<T = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+export interface TemporalAndWorker {
+  client: Client;
+  /** The Temporal server's address, for other processes (an API) to reach it. */
+  address: string;
+  workerPid: number;
+  taskQueue: string;
+}
+
+/** A throwaway Temporal dev server and the worker in its own process, for one benchmark. */
+export async function withTemporalAndWorker<T>(url: string, env: Record<string, string>, work: (t: TemporalAndWorker) => Promise<T>): Promise<T> {
+  const temporal = await startTemporalDevServer({ port: await freePort() });
+  const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
+  const worker = await spawnServer('scripts/bench/worker-process.ts', { DATABASE_URL: url, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: taskQueue, ...env }, await freePort(), '/');
+  const connection = await Connection.connect({ address: temporal.address });
+  try {
+    return await work({ client: new Client({ connection }), address: temporal.address, workerPid: worker.child.pid!, taskQueue });
+  } finally {
+    await connection.close();
+    await worker.stop();
+    await temporal.stop();
+  }
 }
