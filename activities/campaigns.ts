@@ -52,9 +52,11 @@ export interface SliceResult {
 // starts the next): long enough that a million recipients take few activities, short enough that
 // progress and history stay fine-grained.
 const SLICE_MS = 60_000;
-// Completed sends are written this often: a worker killed mid-slice resends (same Message-ID, same
-// idempotency key) only what was in flight or finished within this window.
-const FLUSH_MS = 100;
+// Completed sends are written this often, or sooner once a batch's worth is waiting: a worker killed
+// mid-slice resends (same Message-ID, same idempotency key, so the provider drops the copy) only
+// what was in flight or finished within this window. Fewer, larger writes keep the database's work
+// per message small (each write is a transaction of several set-based statements).
+const FLUSH_MS = 1_000;
 
 interface Claimed extends RecipientRow {
   delivery_id: string;
@@ -302,16 +304,24 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         }
       };
 
-      try {
-        while (!halted && !cancelled && !retryLater && Date.now() - started < SLICE_MS) {
+      // Claims the next batch: first the rows a dead attempt left SENDING, then due PENDING rows in id
+      // order from where the last batch ended, so each claim reads one index range of a batch's size
+      // instead of every row still waiting (which made a million-recipient run quadratic). Once the
+      // end is reached the scan starts over once, for rows passed over (not yet due, or locked).
+      let takingBack = true;
+      let after: string | null = null;
+      const claimNext = async (): Promise<Claimed[]> => {
+        for (;;) {
+          const which = takingBack
+            ? `status = 'SENDING' and claimed_by is distinct from ?`
+            : `status = 'PENDING' and id > coalesce(?::uuid, '00000000-0000-0000-0000-000000000000') and (send_at is null or send_at <= ?::timestamptz)`;
           const rows = await em.execute<Claimed[]>(
             `with claimed as (
                update campaign_deliveries d set status = 'SENDING', claimed_by = ?, attempts = attempts + 1, updated_at = now()
                 where d.id in (
                   select id from campaign_deliveries
-                   where campaign_id = ? and run_key = ? and tenant_id = ?
-                     and (status = 'SENDING' or (status = 'PENDING' and (send_at is null or send_at <= ?::timestamptz)))
-                   order by status desc, id limit ? for update skip locked)
+                   where campaign_id = ? and run_key = ? and tenant_id = ? and ${which}
+                   order by id limit ? for update skip locked)
                 returning d.id, d.channel, d.customer_id, d.attempts)
              select cl.id as delivery_id, cl.channel, cl.attempts, c.id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName",
                     c.last_name as "lastName", c.membership_tier as "membershipTier", c.membership_status as "membershipStatus",
@@ -320,18 +330,39 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                from claimed cl join customers c on c.tenant_id = ? and c.id = cl.customer_id
                left join clubs k on k.tenant_id = c.tenant_id and k.id = c.home_club_id
               order by cl.id`,
-            [claim, input.campaignId, input.runKey, input.tenantId, now().toISOString(), config.CAMPAIGN_BATCH_SIZE, input.tenantId],
+            [claim, input.campaignId, input.runKey, input.tenantId, ...(takingBack ? [claim] : [after, now().toISOString()]), config.CAMPAIGN_BATCH_SIZE, input.tenantId],
           );
+          if (rows.length) {
+            if (!takingBack) after = rows.at(-1)!.delivery_id;
+            return rows;
+          }
+          if (takingBack) takingBack = false;
+          else if (after === null) return [];
+          else after = null;
+        }
+      };
+      const going = () => !halted && !cancelled && !retryLater && Date.now() - started < SLICE_MS;
+      // The next batch is claimed while this one is sent, so the senders never wait for the database.
+      let next: Promise<Claimed[]> | undefined;
+      try {
+        if (going()) next = claimNext();
+        while (going()) {
+          const rows = await next!;
+          next = undefined;
           if (!rows.length) break;
+          if (going()) next = claimNext();
           await capFrequency(em, campaign, rows, done, now());
           const capped = new Set(done.map((d) => d.id));
           const sendable = rows.filter((r) => !capped.has(r.delivery_id));
           await runPool(sendable, config.CAMPAIGN_SEND_CONCURRENCY, () => cancelled || !!retryLater, sendOne);
-          await flush();
+          if (done.length >= config.CAMPAIGN_BATCH_SIZE) void flush().catch((err) => (retryLater ??= err as Error));
         }
       } finally {
         clearInterval(heartbeat);
         clearInterval(flusher);
+        // A batch claimed but not started stays SENDING under this attempt's name: the next slice
+        // takes it back first (a cancelled run's is put back below).
+        await next?.catch(() => undefined);
         await flush().catch((err) => (retryLater ??= err as Error));
         if (cancelled) {
           // Paused or cancelled: what this attempt claimed but did not send goes back to the queue

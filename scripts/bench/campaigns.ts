@@ -82,7 +82,7 @@ async function runCampaign(url: string, sink: Server, tenant: string, segmentId:
       const auth = `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '2h')}`;
       const call = async (method: string, path: string, body?: unknown) => {
         const res = await fetch(`${api.url}/api/v1${path}`, {
-          method, headers: { authorization: auth, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+          method, headers: { authorization: auth, ...(body !== undefined && { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body),
         });
         const json = await res.json() as { data: { id: string; status: string } };
         if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
