@@ -52,10 +52,10 @@ export interface SliceResult {
 // starts the next): long enough that a million recipients take few activities, short enough that
 // progress and history stay fine-grained.
 const SLICE_MS = 60_000;
-// Completed sends are written this often, or sooner once a batch's worth is waiting: a worker killed
-// mid-slice resends (same Message-ID, same idempotency key, so the provider drops the copy) only
-// what was in flight or finished within this window. Fewer, larger writes keep the database's work
-// per message small (each write is a transaction of several set-based statements).
+// Completed sends (but emails: see sendOne) are written this often, or sooner once a batch's worth
+// is waiting: a worker killed mid-slice resends only what was in flight or finished within this
+// window, with the same idempotency key, so the Messaging service drops the copies. Fewer, larger
+// writes keep the database's work per message small (each is a transaction of several statements).
 const FLUSH_MS = 1_000;
 
 interface Claimed extends RecipientRow {
