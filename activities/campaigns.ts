@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { DateTime } from 'luxon';
 import type pg from 'pg';
 import { Campaign, MessageTemplate } from '../db/entities/index.js';
 import type { CampaignStatus, Channel } from '../db/entities/enums.js';
@@ -70,11 +71,31 @@ interface Claimed extends RecipientRow {
   auth_user_id: string | null;
 }
 
+/**
+ * When the recipient's quiet hours end, if `at` falls inside them (in the first valid zone of
+ * `zones`, else UTC); null outside them.
+ */
+export function quietUntil(quiet: { start: string; end: string }, zones: (string | null | undefined)[], at: Date): Date | null {
+  const zone = zones.find((z) => z && DateTime.local().setZone(z).isValid) ?? 'UTC';
+  const local = DateTime.fromJSDate(at, { zone });
+  const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+  const [start, end, now] = [minutes(quiet.start), minutes(quiet.end), local.hour * 60 + local.minute];
+  const inside = start <= end ? now >= start && now < end : now >= start || now < end;
+  if (!inside) return null;
+  let until = local.set({ hour: Math.floor(end / 60), minute: end % 60, second: 0, millisecond: 0 });
+  if (until <= local) until = until.plus({ days: 1 });
+  return until.toJSDate();
+}
+
 /** A claimed delivery's outcome, waiting to be written. */
 interface Done {
   id: string;
-  /** DEFERRED: a temporary failure for this recipient; the row goes back to PENDING for later. */
-  status: 'SENT' | 'FAILED' | 'SKIPPED' | 'DEFERRED';
+  /**
+   * DEFERRED: a temporary failure for this recipient; the row goes back to PENDING for later.
+   * WAIT: the recipient's quiet hours began since the snapshot; back to PENDING until `until`.
+   */
+  status: 'SENT' | 'FAILED' | 'SKIPPED' | 'DEFERRED' | 'WAIT';
+  until?: Date;
   providerMessageId?: string;
   error?: string;
   skipReason?: string;
@@ -224,7 +245,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                 where d.tenant_id = ? and d.id = t.id
                   and (d.status = 'SENDING' or (t.status = 'SENT' and d.status in ('DELIVERED', 'BOUNCED', 'FAILED')))`,
               [
-                pgArray(batch.map((d) => d.id)), pgArray(batch.map((d) => (d.status === 'DEFERRED' ? 'PENDING' : d.status))),
+                pgArray(batch.map((d) => d.id)), pgArray(batch.map((d) => (d.status === 'DEFERRED' || d.status === 'WAIT' ? 'PENDING' : d.status))),
                 pgArray(batch.map((d) => d.providerMessageId ?? null)), pgArray(batch.map((d) => d.error ?? null)),
                 pgArray(batch.map((d) => d.skipReason ?? null)), pgArray(batch.map((d) => d.at.toISOString())),
                 campaign.tenantId,
@@ -242,6 +263,16 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                 [config.CAMPAIGN_MAX_ATTEMPTS, pgArray(deferred.map((d) => d.id)), pgArray(deferred.map((d) => d.at.toISOString())), campaign.tenantId],
               );
             }
+            const waiting = batch.filter((d) => d.status === 'WAIT');
+            if (waiting.length) {
+              // Not a try: the claim's count is given back.
+              await tx.execute(
+                `update campaign_deliveries d set send_at = t.until, attempts = greatest(d.attempts - 1, 0)
+                   from unnest(?::uuid[], ?::timestamptz[]) as t(id, until)
+                  where d.tenant_id = ? and d.id = t.id and d.status = 'PENDING'`,
+                [pgArray(waiting.map((d) => d.id)), pgArray(waiting.map((d) => d.until!.toISOString())), campaign.tenantId],
+              );
+            }
             const sent: InteractionInput[] = batch.filter((d) => d.status === 'SENT').map((d) => ({
               tenantId: campaign.tenantId, campaignId: campaign.id, customerId: d.row.id, deliveryId: d.id, type: 'SENT', channel: d.row.channel,
               occurredAt: d.at, metadata: { providerMessageId: d.providerMessageId, runKey: input.runKey }, key: `sent:${d.id}`,
@@ -254,7 +285,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
           done = batch.concat(done);
           throw err;
         }
-        for (const d of batch) if (d.status !== 'DEFERRED') result[d.status === 'SENT' ? 'sent' : d.status === 'FAILED' ? 'failed' : 'skipped']++;
+        for (const d of batch) if (d.status !== 'DEFERRED' && d.status !== 'WAIT') result[d.status === 'SENT' ? 'sent' : d.status === 'FAILED' ? 'failed' : 'skipped']++;
       };
       const flusher = setInterval(() => void flush().catch((err) => (retryLater ??= err as Error)), FLUSH_MS);
       // Retryable failures in a row across recipients: the channel itself is down.
@@ -264,6 +295,13 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         const blocked = stillBlocked(row);
         if (blocked) {
           done.push({ id: row.delivery_id, status: 'SKIPPED', skipReason: blocked, row, at: now() });
+          return;
+        }
+        // The snapshot placed each send outside quiet hours; a long campaign may still reach a
+        // recipient whose quiet hours have begun since.
+        const until = campaign.quietHours && quietUntil(campaign.quietHours, [row.clubTimezone, campaign.timezone], now());
+        if (until) {
+          done.push({ id: row.delivery_id, status: 'WAIT', until, row, at: now() });
           return;
         }
         let message: OutboundMessage;
