@@ -11,6 +11,7 @@ import { createLogger } from '../platform/logger.js';
 import { createWorker, type WorkerHandle } from '../worker/worker.js';
 import { installTestRuntime, startTestStack, type TestStack } from './support/stack.js';
 import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
+import { until } from './support/until.js';
 
 // Scheduled campaigns. ONE_TIME on Temporal's time-skipping test server: a campaign months ahead
 // waits for its hour, which the server reaches in seconds; each recipient's send is stamped with
@@ -252,12 +253,3 @@ describe('on the dev server (real time; the test server has no Schedules)', () =
   }, 120_000);
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

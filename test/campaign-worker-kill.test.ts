@@ -5,6 +5,7 @@ import { startMessagingServer, type MessagingServer } from '../scripts/messaging
 import { newTenant, startTestApi, TEST_JWT_SECRET, token, type TestApi } from './support/api.js';
 import { spawnWorkerProcess, type WorkerProcess } from './support/processes.js';
 import { startSmtpSink, type SmtpSink } from './support/smtp.js';
+import { until } from './support/until.js';
 
 // Two worker processes poll one task queue; the one holding a campaign's SENDING rows is killed
 // (SIGKILL: no shutdown, no flush) mid-send. The campaign's send activity stops heartbeating, the
@@ -65,15 +66,6 @@ afterEach(async () => {
 
 const call = (method: string, path: string, auth: string, body?: unknown) => api.call(method, `/api/v1${path}`, { auth, body });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** COUNT GOLD members (written straight to the table: the import is not what is tested) and their segment. */
 async function audience(prefix: string) {

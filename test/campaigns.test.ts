@@ -4,6 +4,7 @@ import { startMessagingServer, type MessagingServer } from '../scripts/messaging
 import { newTenant, token } from './support/api.js';
 import { startSmtpSink, type SmtpSink } from './support/smtp.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { until } from './support/until.js';
 
 // Campaigns end to end: the API, a real worker on the suite's Temporal server, PostgreSQL, a real
 // SMTP server and the local Messaging server. What a recipient gets is read where it arrives.
@@ -41,15 +42,6 @@ afterAll(async () => {
 
 const call = (method: string, path: string, auth: string, body?: unknown) => stack.api.call(method, `/api/v1${path}`, { auth, body });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 interface Audience {
   tenant: string;
