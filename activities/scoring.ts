@@ -2,11 +2,14 @@ import { Context } from '@temporalio/activity';
 import { Segment } from '../db/entities/index.js';
 import { liveCustomer } from '../db/sql.js';
 import { evaluateMembership } from '../domain/segments/membership.js';
+import { OUTBOUND_ACTIVITY_TYPES } from '../domain/reactions.js';
 import type { ActivityDeps } from './index.js';
 
 const SCORING_BATCH = 5000;
+const CUSTOMER_ACTION = `a.category <> 'SYSTEM' and a.type <> all('{${OUTBOUND_ACTIVITY_TYPES.join(',')}}'::text[])`;
 
-// Scores, RFM-style, from each live customer's timeline (SYSTEM activities excluded):
+// Scores, RFM-style, from each live customer's timeline: what the customer did (SYSTEM activities and
+// the platform's own outbound campaign messages excluded):
 //   R = max(0, 100 − 100 × days since the last activity (or since joining) / 90)
 //   F = min(100, 100 × ln(1 + activities in the last 90 days) / ln(31))      (30 in 90 days = 100)
 //   M = min(100, 100 × ln(1 + FINANCIAL metadata.amount in the last 365 days) / ln(10001))
@@ -20,8 +23,8 @@ const SCORE_BATCH_SQL = `
      order by id limit ?
   ), stats as (
     select b.id,
-           extract(epoch from now() - coalesce(max(a.occurred_at) filter (where a.category <> 'SYSTEM'), b.created_at)) / 86400 as idle_days,
-           count(a.id) filter (where a.category <> 'SYSTEM' and a.occurred_at >= now() - interval '90 days') as recent,
+           extract(epoch from now() - coalesce(max(a.occurred_at) filter (where ${CUSTOMER_ACTION}), b.created_at)) / 86400 as idle_days,
+           count(a.id) filter (where ${CUSTOMER_ACTION} and a.occurred_at >= now() - interval '90 days') as recent,
            coalesce(sum(case when a.category = 'FINANCIAL' and jsonb_typeof(a.metadata -> 'amount') = 'number'
                              and a.occurred_at >= now() - interval '365 days' then (a.metadata ->> 'amount')::numeric end), 0) as spend_year,
            coalesce(sum(case when a.category = 'FINANCIAL' and jsonb_typeof(a.metadata -> 'amount') = 'number'

@@ -11,6 +11,9 @@ import { reevaluateSmartSegments } from './segments/membership.js';
 // the outbox, durable and outside the request); journey enrolment joins here. Segment entries and
 // exits they cause are recorded in segment_membership_changes.
 
+/** Timeline entries of campaign messages the platform sent, and what became of them. */
+export const OUTBOUND_ACTIVITY_TYPES = ['campaign.sent', 'campaign.delivered', 'campaign.bounced'];
+
 export interface AppendedActivity {
   id: string;
   customerId: string;
@@ -20,7 +23,10 @@ export interface AppendedActivity {
 }
 
 /** After activities land on timelines: `lastActivityAt` follows the newest, then profiles react. */
-export async function afterActivitiesAppended(em: EntityManager, tenantId: string, activities: AppendedActivity[], cause: string): Promise<void> {
+export async function afterActivitiesAppended(em: EntityManager, tenantId: string, appended: AppendedActivity[], cause: string): Promise<void> {
+  // What the platform sent is on the timeline, but it is not something the customer did: it makes
+  // no one recently active, moves no segment and scores nothing (activities/scoring.ts).
+  const activities = cause === INTERACTION_CAUSE ? appended.filter((a) => !OUTBOUND_ACTIVITY_TYPES.includes(a.type)) : appended;
   if (!activities.length) return;
   // Events for one customer take turns (in id order, so batches cannot deadlock): the second
   // sees the first's activity when its SMART criteria count events.

@@ -150,6 +150,12 @@ describe('a ONE_TIME campaign on EMAIL and SMS', () => {
     expect(stats.byChannel.EMAIL.skipped).toBe(31);
     expect(stats.byChannel.SMS.skipped).toBe(300 - a.smsOk.size);
 
+    // What the platform sent is on the timeline, but makes no one "recently active"; opening does.
+    const active = async () => (await db.query(`select count(*)::int as n from customers where tenant_id = $1 and last_activity_at is not null`, [a.tenant])).rows[0].n;
+    expect(await active()).toBe(0);
+    const sentEntry = (await call('GET', `/customers/${sms[0]!.message.to.customerId}/timeline`, a.auth)).body.data;
+    expect(sentEntry).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'campaign.sent', title: 'SMS sent: Summer' })]));
+
     // Opening and clicking show in the stats; the click redirects to the original link.
     const pixel = /src="([^"]*\/t\/o\/[^"]+)"/.exec(first.html as string)![1]!;
     const link = /href="([^"]*\/t\/c\/[^"]+)"/.exec(first.html as string)![1]!;
@@ -159,6 +165,7 @@ describe('a ONE_TIME campaign on EMAIL and SMS', () => {
     expect(click.headers.get('location')).toBe('https://club.test/offer?x=1');
     const after = await campaignOf(a.auth, id);
     expect(after).toMatchObject({ openedCount: 1, clickedCount: 1 });
+    expect(await active()).toBe(1);
   });
 });
 
