@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { startApi } from '../api/server.js';
 import { migrate, openOrm } from '../db/orm.js';
 import { signDevToken, SCOPES } from '../platform/auth.js';
@@ -91,12 +92,17 @@ try {
   ];
   say(`schemathesis against ${api.url}/api/v1/openapi.json (tenant ${tenant}, ${maxExamples} examples per operation, at most ${timeoutSeconds} s)`);
   // In the scratch folder: Schemathesis keeps its own cache (.schemathesis/) in the working directory.
-  const child = spawn(st, args, { stdio: 'inherit', cwd: scratch });
+  // Every line of its report is prefixed: its pytest-style closing banner ("== 2 warnings in 50s ==")
+  // would otherwise read, to CI, as a test runner that closed on no test.
+  const child = spawn(st, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: scratch });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => process.stdout.write(`schemathesis | ${line}\n`));
+  }
   const killer = setTimeout(() => {
     say(`schemathesis ran past ${timeoutSeconds} s: stopping it`);
     child.kill('SIGTERM');
   }, timeoutSeconds * 1000);
-  exitCode = await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(signal ? 124 : (code ?? 1))));
+  exitCode = await new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(signal ? 124 : (code ?? 1))));
   clearTimeout(killer);
 } catch (err) {
   log.error({ err }, 'schemathesis run failed');
