@@ -93,6 +93,9 @@ export const CampaignDelivery = defineEntity({
     error: p.text().nullable(),
     sentAt: p.datetime().nullable(),
     deliveredAt: p.datetime().nullable(),
+    // A journey SEND step's message (its campaign is the journey's JOURNEY campaign).
+    journeyEnrollmentId: p.uuid().nullable(),
+    journeyStepId: p.uuid().nullable(),
   },
   uniques: [
     { name: 'campaign_deliveries_tenant_id_uniq', properties: ['tenantId', 'id'] },
@@ -104,6 +107,7 @@ export const CampaignDelivery = defineEntity({
     { name: 'campaign_deliveries_claim_idx', properties: ['campaign', 'runKey', 'status', 'id'] },
     // Frequency caps: what a customer was sent in the last day.
     { name: 'campaign_deliveries_customer_sent_idx', properties: ['tenantId', 'customer', 'sentAt'] },
+    { name: 'campaign_deliveries_journey_step_idx', properties: ['tenantId', 'journeyStepId'], where: 'journey_step_id is not null' },
   ],
 });
 export type CampaignDelivery = InferEntity<typeof CampaignDelivery>;

@@ -1,7 +1,7 @@
 import { Campaign, CampaignDelivery, CampaignInteraction, MessageTemplate, ReactionOutbox } from './campaign.js';
 import { Club } from './club.js';
 import { Activity, Customer, Note } from './customer.js';
-import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep } from './journey.js';
+import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep, JourneyVersion } from './journey.js';
 import { EventPromotion } from './promotion.js';
 import { RateLimitCounter } from './rate-limit.js';
 import { Segment, SegmentMember, SegmentMemberCountDelta, SegmentMembershipChange, SegmentSyncedMember } from './segment.js';
@@ -20,7 +20,7 @@ export const entities = [
   Club, Customer, Activity, Note,
   Segment, SegmentMember, SegmentMembershipChange, SegmentMemberCountDelta, SegmentSyncedMember,
   MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction, ReactionOutbox,
-  Journey, JourneyStep, JourneyEnrollment, JourneyEnrollmentStep,
+  Journey, JourneyStep, JourneyVersion, JourneyEnrollment, JourneyEnrollmentStep,
   SocialConnection, SocialPost, EventPromotion,
   RateLimitCounter,
 ];

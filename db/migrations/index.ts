@@ -3,6 +3,7 @@ import { Migration20261124025504_segments } from './Migration20261124025504_segm
 import { Migration20261125174940_tenant_references } from './Migration20261125174940_tenant_references.js';
 import { Migration20261125202207_campaigns } from './Migration20261125202207_campaigns.js';
 import { Migration20261125202912_tracking } from './Migration20261125202912_tracking.js';
+import { Migration20261125233000_journeys } from './Migration20261125233000_journeys.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
@@ -11,4 +12,5 @@ export const migrations = [
   { name: 'Migration20261125174940_tenant_references', class: Migration20261125174940_tenant_references },
   { name: 'Migration20261125202207_campaigns', class: Migration20261125202207_campaigns },
   { name: 'Migration20261125202912_tracking', class: Migration20261125202912_tracking },
+  { name: 'Migration20261125233000_journeys', class: Migration20261125233000_journeys },
 ];
