@@ -11,6 +11,7 @@ import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
 import { benchCampaignFanout } from './bench/campaigns.js';
 import { benchCustomerImport, benchCustomerReads } from './bench/customers.js';
+import { benchJourneyEnrollment, benchJourneyTimers } from './bench/journeys.js';
 import { benchSegmentRefresh, benchSegmentSync, benchSmartIngest } from './bench/segments.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -19,6 +20,10 @@ const refreshRows = Number(process.env.BENCH_REFRESH_ROWS ?? 1_000_000);
 const syncRows = Number(process.env.BENCH_SYNC_ROWS ?? 100_000);
 const fanoutRows = Number(process.env.BENCH_FANOUT_ROWS ?? 100_000);
 const fanoutLargeRows = Number(process.env.BENCH_FANOUT_LARGE_ROWS ?? 1_000_000);
+const enrollEvents = Number(process.env.BENCH_ENROLL_EVENTS ?? 5_000);
+const journeyWaiting = Number(process.env.BENCH_JOURNEY_WAITING ?? 100_000);
+// Long enough for every enrolment to reach its WAIT first (the bench says so when it was not).
+const journeyTimerSeconds = Number(process.env.BENCH_JOURNEY_TIMER_S ?? Math.ceil(120 + journeyWaiting / 50));
 const BENCHES: Record<string, (url: string) => Promise<void>> = {
   'customer-reads': (url) => benchCustomerReads(url, seconds),
   'customer-import': (url) => benchCustomerImport(url, importRows),
@@ -26,6 +31,8 @@ const BENCHES: Record<string, (url: string) => Promise<void>> = {
   'smart-ingest': (url) => benchSmartIngest(url, seconds),
   'segment-sync': (url) => benchSegmentSync(url, syncRows),
   'campaign-fanout': (url) => benchCampaignFanout(url, fanoutRows, fanoutLargeRows),
+  'journey-enrollment': (url) => benchJourneyEnrollment(url, enrollEvents),
+  'journey-timers': (url) => benchJourneyTimers(url, journeyWaiting, journeyTimerSeconds),
 };
 
 const selected = process.argv.slice(2).filter((a) => a !== '--');
