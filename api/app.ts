@@ -13,6 +13,7 @@ import { onError } from './middleware/errors.js';
 import { requestMetrics } from './middleware/metrics.js';
 import { campaignRoutes } from './rest/campaigns.js';
 import { customerRoutes } from './rest/customers.js';
+import { journeyRoutes } from './rest/journeys.js';
 import { pendingRoutes } from './rest/not-implemented.js';
 import { segmentRoutes } from './rest/segments.js';
 import { templateRoutes } from './rest/templates.js';
@@ -36,6 +37,7 @@ export function restApi(deps: AppDeps) {
   v1.route('/', customerRoutes(deps));
   v1.route('/', segmentRoutes(deps));
   v1.route('/', campaignRoutes(deps));
+  v1.route('/', journeyRoutes(deps));
   v1.route('/', templateRoutes(deps));
   v1.route('/', webhookRoutes(deps));
   v1.route('/', pendingRoutes(deps));

@@ -67,6 +67,7 @@ export const OPERATIONS = {
   journeys: read,
   journey: read,
   journeySteps: read,
+  journeyStats: read,
   journeyEnrollments: read,
   createJourney: write('crm:campaigns'),
   updateJourney: write('crm:campaigns'),

@@ -4,6 +4,7 @@ import { segmentMemberCounts, segmentMemberPages } from '../../domain/customers/
 import { notesOfCustomers } from '../../domain/customers/notes.js';
 import { clubsByIds, enrollmentsOfCustomers, segmentsOfCustomers } from '../../domain/customers/relations.js';
 import { activityCounts, timelinePages } from '../../domain/customers/timeline.js';
+import { stepsOfJourneys } from '../../domain/journeys/journeys.js';
 import type { PageArgs } from '../../domain/pagination.js';
 
 type Batch<V> = (ctx: ServiceContext, ids: readonly string[]) => Promise<Map<string, V>>;
@@ -53,6 +54,7 @@ export function createLoaders(ctx: ServiceContext, listSize: number) {
     activityCount: byId(activityCounts),
     members: paged(segmentMemberPages),
     memberCount: byId(segmentMemberCounts),
+    journeySteps: byId((c, ids) => stepsOfJourneys(c.em, c.tenantId, ids)),
   };
 }
 

@@ -22,11 +22,13 @@ function toAppError(err: unknown): AppError | undefined {
 }
 
 /** Details a caller can act on: the offending field, the profile that already owns an identifier. */
-export function publicDetails(error: AppError): { field?: string; existingId?: string } {
-  const { field, existingId } = error.details ?? {};
+export function publicDetails(error: AppError): { field?: string; existingId?: string; faults?: { field: string; message: string }[] } {
+  const { field, existingId, faults } = error.details ?? {};
   return {
     ...(typeof field === 'string' && { field }),
     ...(typeof existingId === 'string' && { existingId }),
+    // A journey graph's faults, every one (activateJourney, edits of an ACTIVE journey).
+    ...(Array.isArray(faults) && { faults: faults as { field: string; message: string }[] }),
   };
 }
 

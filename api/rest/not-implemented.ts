@@ -11,17 +11,6 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 // respect (auth, scope, rate limit, OpenAPI entry) and answers 501 NOT_IMPLEMENTED; a capability
 // lands by moving its rows into a router of its own.
 const PENDING: [Method, string, OperationName, string][] = [
-  ['get', '/journeys', 'journeys', 'Journeys'],
-  ['post', '/journeys', 'createJourney', 'Journeys'],
-  ['get', '/journeys/{id}', 'journey', 'Journeys'],
-  ['patch', '/journeys/{id}', 'updateJourney', 'Journeys'],
-  ['get', '/journeys/{id}/steps', 'journeySteps', 'Journeys'],
-  ['post', '/journeys/{id}/steps', 'addJourneyStep', 'Journeys'],
-  ['patch', '/journeys/{id}/steps/{stepId}', 'updateJourneyStep', 'Journeys'],
-  ['delete', '/journeys/{id}/steps/{stepId}', 'deleteJourneyStep', 'Journeys'],
-  ['post', '/journeys/{id}/activate', 'activateJourney', 'Journeys'],
-  ['post', '/journeys/{id}/pause', 'pauseJourney', 'Journeys'],
-  ['post', '/journeys/{id}/archive', 'archiveJourney', 'Journeys'],
   ['get', '/journeys/{id}/enrollments', 'journeyEnrollments', 'Journeys'],
   ['post', '/journeys/{id}/enrollments', 'enrollCustomerInJourney', 'Journeys'],
   ['delete', '/journeys/{id}/enrollments/{customerId}', 'exitCustomerFromJourney', 'Journeys'],

@@ -20,6 +20,10 @@ export const ErrorEnvelope = z
       requestId: z.string().openapi({ example: 'req_3f2a…' }),
       field: z.string().optional().openapi({ description: 'The offending field (VALIDATION_ERROR)' }),
       existingId: z.string().optional().openapi({ description: 'The profile that already holds the identifier (CONFLICT)' }),
+      faults: z
+        .array(z.object({ field: z.string(), message: z.string() }))
+        .optional()
+        .openapi({ description: 'VALIDATION_ERROR of a journey graph: every fault, each naming its field (e.g. `steps[3].config.templateId`)' }),
     }),
   })
   .openapi('Error');

@@ -23,6 +23,19 @@ export async function getCampaign(ctx: ServiceContext, id: string): Promise<Camp
   return campaign;
 }
 
+/**
+ * A JOURNEY campaign carries a journey's SEND steps: its journey activates, pauses and archives it,
+ * so the campaign's own actions and edits are refused (409 INVALID_STATE naming the journey).
+ */
+async function assertNotJourney(ctx: ServiceContext, campaign: Campaign, action: string): Promise<void> {
+  if (campaign.type !== 'JOURNEY') return;
+  const [row] = await ctx.em.execute<{ id: string }[]>('select id from journeys where tenant_id = ? and campaign_id = ? limit 1', [ctx.tenantId, campaign.id]);
+  const journey = row ? `its journey ${row.id}` : 'its journey';
+  throw new AppError('INVALID_STATE', `campaign ${campaign.id} is a JOURNEY campaign: it is controlled by ${journey} (activateJourney, pauseJourney, archiveJourney); cannot ${action} it here`, {
+    currentStatus: campaign.status, allowedActions: [], ...(row && { journeyId: row.id }),
+  });
+}
+
 export interface CampaignFilter {
   clubId?: string | null;
   status?: CampaignStatus | null;
@@ -66,6 +79,7 @@ async function templateOf(ctx: ServiceContext, field: 'emailTemplateId' | 'smsTe
 
 export async function createCampaign(ctx: ServiceContext, input: unknown): Promise<Campaign> {
   const data = validate(createCampaignInput, input, 'input');
+  if (data.type === 'JOURNEY') throw new AppError('VALIDATION_ERROR', 'input.type: a JOURNEY campaign is created by activating its journey', { field: 'input.type' });
   const segment = await segmentOf(ctx, data.segmentId);
   const email = await templateOf(ctx, 'emailTemplateId', data.emailTemplateId);
   const sms = await templateOf(ctx, 'smsTemplateId', data.smsTemplateId);
@@ -97,6 +111,7 @@ export async function createCampaign(ctx: ServiceContext, input: unknown): Promi
 export async function updateCampaign(ctx: ServiceContext, id: string, input: unknown): Promise<Campaign> {
   const data = validate(updateCampaignInput, input, 'input');
   const campaign = await getCampaign(ctx, id);
+  await assertNotJourney(ctx, campaign, 'update');
   const frozen = DRAFT_ONLY.filter((f) => data[f] !== undefined);
   if (frozen.length && campaign.status !== 'DRAFT') {
     throw new AppError('INVALID_STATE', `campaign ${campaign.id} is ${campaign.status}: ${frozen.join(', ')} can change only while DRAFT`, {
@@ -161,6 +176,7 @@ async function assertSendable(ctx: ServiceContext, campaign: Campaign): Promise<
 export async function scheduleCampaign(ctx: ServiceContext, id: string, input: unknown): Promise<Campaign> {
   const { scheduledAt } = validate(scheduleCampaignInput, input, 'input');
   const campaign = await getCampaign(ctx, id);
+  await assertNotJourney(ctx, campaign, 'schedule');
   assertTransition(campaign.id, campaign.status, 'schedule');
   if (campaign.type === 'TRIGGERED' || campaign.type === 'JOURNEY') {
     throw new AppError('VALIDATION_ERROR', `type: a ${campaign.type} campaign is not scheduled (${campaign.type === 'TRIGGERED' ? 'execute starts it listening for its event' : 'its journey sends it'})`, { field: 'type' });
@@ -192,7 +208,7 @@ export async function scheduleCampaign(ctx: ServiceContext, id: string, input: u
  */
 export async function executeCampaign(ctx: ServiceContext, id: string): Promise<Campaign> {
   const campaign = await getCampaign(ctx, id);
-  if (campaign.type === 'JOURNEY') throw new AppError('VALIDATION_ERROR', 'type: a JOURNEY campaign is sent by its journey', { field: 'type' });
+  await assertNotJourney(ctx, campaign, 'execute');
   if (campaign.status === 'ACTIVE' && campaign.type === 'ONE_TIME') {
     await startOneTimeRun(ctx, campaign, null);
     return campaign;
@@ -224,6 +240,7 @@ const RUN_UPDATE = { pause: pauseCampaignRun, resume: resumeCampaignRun, cancel:
  */
 async function control(ctx: ServiceContext, id: string, action: RunAction): Promise<Campaign> {
   const campaign = await getCampaign(ctx, id);
+  await assertNotJourney(ctx, campaign, action);
   assertTransition(campaign.id, campaign.status, action);
   if (campaign.type === 'ONE_TIME') {
     const reached = await updateRun(ctx, campaignRunId(campaign.id, 'once'), RUN_UPDATE[action]);

@@ -3,6 +3,7 @@ import type { OperationName } from '../../../domain/operations.js';
 import type { RootResolver } from '../resolvers.js';
 import { campaignOperations } from './campaigns.js';
 import { customerOperations, customerTypeResolvers } from './customers.js';
+import { journeyOperations, journeyTypeResolvers } from './journeys.js';
 import { segmentOperations } from './segments.js';
 
 // Root fields implemented so far, by domain; every other field answers NOT_IMPLEMENTED.
@@ -10,7 +11,8 @@ export const implementedOperations: Partial<Record<OperationName, RootResolver>>
   ...customerOperations,
   ...segmentOperations,
   ...campaignOperations,
+  ...journeyOperations,
 };
 
 // Field resolvers of object types (relationships, computed fields).
-export const typeResolvers: IResolvers[] = [customerTypeResolvers as IResolvers];
+export const typeResolvers: IResolvers[] = [customerTypeResolvers as IResolvers, journeyTypeResolvers as IResolvers];
