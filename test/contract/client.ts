@@ -54,6 +54,18 @@ export async function tour(): Promise<string[]> {
   });
   const rejected: number | undefined = imported.data?.data.rejected;
 
+  const journey = await api.POST('/journeys', { body: { name: 'Welcome', triggerType: 'EVENT', triggerConfig: { event: 'member.joined' }, timezone: 'Africa/Johannesburg' } });
+  const journeyId = journey.data?.data.id ?? '';
+  const trigger = await api.POST('/journeys/{id}/steps', { params: { path: { id: journeyId } }, body: { type: 'TRIGGER', config: {} } });
+  const end = await api.POST('/journeys/{id}/steps', { params: { path: { id: journeyId } }, body: { type: 'END', config: {}, afterStepId: trigger.data?.data.id } });
+  const relinked = await api.PATCH('/journeys/{id}/steps/{stepId}', { params: { path: { id: journeyId, stepId: end.data?.data.id ?? '' } }, body: { nextStepId: null } });
+  const activated = await api.POST('/journeys/{id}/activate', { params: { path: { id: journeyId } } });
+  const faults: { field: string; message: string }[] = activated.error?.error.faults ?? [];
+  const version: number | undefined = activated.data?.data.currentVersion;
+  const stats = await api.GET('/journeys/{id}/stats', { params: { path: { id: journeyId } } });
+  const entered: number[] = stats.data?.data.steps.map((s) => s.entered) ?? [];
+
   return [status, String(score), String(more), ...emails.map(String), String(pinned), String(next), ...categories, String(confidence),
-    String(accepted), String(added), ...mergedFields, String(rejected)];
+    String(accepted), String(added), ...mergedFields, String(rejected), String(relinked.data?.data.nextStepId), ...faults.map((f) => f.field), String(version),
+    ...entered.map(String)];
 }
