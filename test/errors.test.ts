@@ -25,7 +25,7 @@ describe('error envelopes and request ids', () => {
   });
 
   it('answers operations that have not landed with NOT_IMPLEMENTED, in REST and GraphQL', async () => {
-    const rest = await api.call('POST', '/api/v1/journeys/abc/activate', { auth });
+    const rest = await api.call('POST', '/api/v1/social/posts/abc/publish', { auth });
     expect(rest.status).toBe(501);
     expect(rest.body.error.code).toBe('NOT_IMPLEMENTED');
 
