@@ -336,8 +336,8 @@ describe('GraphQL lists without paging arguments', () => {
     await db.query(`insert into segment_members (segment_id, customer_id, tenant_id) select unnest($3::uuid[]), $2, $1`, [tenant, customer.id, segments.map((s) => s.id)]);
     const { rows: [journey] } = await db.query(`insert into journeys (tenant_id, name, trigger_type) values ($1, 'Welcome', 'manual') returning id`, [tenant]);
     await db.query(
-      `insert into journey_enrollments (tenant_id, journey_id, customer_id, status, enrolled_at)
-       select $1, $2, $3, 'COMPLETED', now() - n * interval '1 hour' from generate_series(1, 12) n`,
+      `insert into journey_enrollments (tenant_id, journey_id, customer_id, status, enrolled_at, sequence)
+       select $1, $2, $3, 'COMPLETED', now() - n * interval '1 hour', n from generate_series(1, 12) n`,
       [tenant, journey.id, customer.id],
     );
 

@@ -53,7 +53,7 @@ describe('npm start', () => {
       expect(minted.status).toBe(0);
       const auth = minted.stdout.trim();
       expect(auth.split('.')).toHaveLength(3);
-      expect((await fetch(`http://127.0.0.1:${ports.PORT}/api/v1/journeys`, { headers: { authorization: `Bearer ${auth}` } })).status).toBe(501);
+      expect((await fetch(`http://127.0.0.1:${ports.PORT}/api/v1/journeys`, { headers: { authorization: `Bearer ${auth}` } })).status).toBe(200);
       const secret = readFileSync(path.join(dataDir, 'jwt-secret'), 'utf8').trim();
       const { payload } = await jwtVerify(auth, new TextEncoder().encode(secret));
       expect(payload).toMatchObject({ tenantId: 'demo', scope: 'crm:read crm:write crm:campaigns' });
