@@ -450,9 +450,3 @@ export async function archiveJourney(ctx: ServiceContext, id: string): Promise<J
   }, { edit: false });
   return getJourney(ctx, journey.id);
 }
-
-/** The journey a JOURNEY campaign belongs to (campaign actions are refused: the journey controls it). */
-export async function journeyOfCampaign(em: EntityManager, tenantId: string, campaignId: string): Promise<string | null> {
-  const [row] = await em.execute<{ id: string }[]>('select id from journeys where tenant_id = ? and campaign_id = ? limit 1', [tenantId, campaignId]);
-  return row?.id ?? null;
-}
