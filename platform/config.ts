@@ -83,6 +83,8 @@ const Env = z.object({
   GRAPHQL_MAX_COST: positiveInt(10_000),
   GRAPHQL_LIST_SIZE: positiveInt(25), // items a list without paging arguments answers at most, and costs
   GRAPHQL_COST_PER_POINT: positiveInt(100),
+  // Steps one journey may have: bounds graph validation, versions, and what Journey.steps costs.
+  JOURNEY_MAX_STEPS: positiveInt(50),
   // Unset: the API serves /metrics on PORT. Set: only on this port (e.g. reachable by the scraper alone).
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   METRICS_TOKEN: optional, // when set, /metrics takes `Authorization: Bearer <METRICS_TOKEN>`

@@ -281,6 +281,16 @@ describe('journey builder', () => {
     expect(stats.steps.find((s: any) => s.stepId === w.send.id)).toMatchObject({ entered: 0, messages: { sent: 0, opened: 0 } });
   });
 
+  it('refuses a step past JOURNEY_MAX_STEPS (50), so one journey cannot grow without bound', async () => {
+    const t = await tenantWith();
+    const journey = await createJourney(t.auth);
+    for (let i = 0; i < 50; i++) await addStep(t.auth, journey.id, { type: 'END', config: {} });
+    const res = await call('POST', `/journeys/${journey.id}/steps`, t.auth, { type: 'END', config: {} });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', message: expect.stringContaining('at most 50 steps') });
+    expect(await steps(t.auth, journey.id)).toHaveLength(50);
+  });
+
   it('lists journeys by status, and keeps tenants apart', async () => {
     const t = await tenantWith();
     const draft = await createJourney(t.auth, { name: 'Draft one', triggerType: 'MANUAL', triggerConfig: null });

@@ -55,6 +55,8 @@ export interface CostLimits {
   listSize: number;
   /** Cost that one rate-limit point buys. */
   costPerPoint: number;
+  /** Lists bounded by something else than listSize (`Journey.steps`: the steps a journey may have). */
+  fieldSizes?: Record<string, number>;
 }
 
 /** Cost and rate-limit points of one root field (summed over its aliases and repeats). */
@@ -127,7 +129,7 @@ export function createCostAnalysis(schema: GraphQLSchema, limits: CostLimits) {
   function listSize(parent: GraphQLCompositeType, fieldName: string, page: number): number {
     if (isConnection(parent) && fieldName === 'edges') return page;
     if (isIntrospectionType(parent)) return introspectionSizes.get(`${parent.name}.${fieldName}`) ?? limits.listSize;
-    return limits.listSize;
+    return limits.fieldSizes?.[`${parent.name}.${fieldName}`] ?? limits.listSize;
   }
 
   /** Cost and points per root field name of `operation`; `variables` are the coerced variable values. */

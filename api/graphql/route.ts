@@ -44,7 +44,10 @@ export function graphqlRoutes(deps: AppDeps) {
   const { config } = deps;
   const schema = buildSchema([rootResolvers(implementedOperations), ...typeResolvers]);
   const rules = [...specifiedRules, maxDepthRule(config.GRAPHQL_MAX_DEPTH)];
-  const operationCost = createCostAnalysis(schema, { listSize: config.GRAPHQL_LIST_SIZE, costPerPoint: config.GRAPHQL_COST_PER_POINT });
+  const operationCost = createCostAnalysis(schema, {
+    listSize: config.GRAPHQL_LIST_SIZE, costPerPoint: config.GRAPHQL_COST_PER_POINT,
+    fieldSizes: Object.fromEntries(['Journey.steps', 'Query.journeySteps', 'JourneyEnrollment.steps'].map((f) => [f, config.JOURNEY_MAX_STEPS])),
+  });
 
   // Errors thrown by resolvers keep their AppError code; anything else is masked as INTERNAL and
   // logged. Errors of the request itself (syntax, validation, limits, variables) are VALIDATION_ERROR.

@@ -334,7 +334,12 @@ export async function addJourneyStep(ctx: ServiceContext, journeyId: string, inp
         throw new AppError('VALIDATION_ERROR', `input.afterStepId: step ${after.id} is an END step, which has no next step; change its type first, or link the new step from another`, { field: 'input.afterStepId' });
       }
     }
-    const [{ n }] = await em.execute<{ n: number }[]>('select coalesce(max(step_number), 0) + 1 as n from journey_steps where tenant_id = ? and journey_id = ?', [ctx.tenantId, j.id]) as [{ n: number }];
+    const [{ n, steps }] = await em.execute<{ n: number; steps: number }[]>(
+      'select coalesce(max(step_number), 0) + 1 as n, count(*)::int as steps from journey_steps where tenant_id = ? and journey_id = ?', [ctx.tenantId, j.id],
+    ) as [{ n: number; steps: number }];
+    if (steps >= ctx.config.JOURNEY_MAX_STEPS) {
+      throw new AppError('VALIDATION_ERROR', `input: a journey has at most ${ctx.config.JOURNEY_MAX_STEPS} steps (JOURNEY_MAX_STEPS)`, { field: 'input' });
+    }
     const step = em.create(JourneyStep, {
       id: uuidv7(), tenantId: ctx.tenantId, journey: j.id, stepNumber: Number(n), type: data.type, name: data.name ?? null, config,
       // Inserted after `after`: the new step takes over where it went, and it now goes to the new one.
