@@ -189,8 +189,10 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
      * naming this activity) before anything is sent, and completed after; rows a dead attempt left
      * SENDING are taken back first, so a killed worker loses no delivery. Cancellation (pause,
      * cancel) stops new sends, lets those in flight finish and puts the rest back to PENDING.
+     * `templateIds`: the template per channel, given by the caller (a journey SEND step) instead of
+     * the campaign's.
      */
-    async sendDeliveries(input: RunRef & { asOf?: string; ownsState?: boolean }): Promise<SliceResult> {
+    async sendDeliveries(input: RunRef & { asOf?: string; ownsState?: boolean; templateIds?: Partial<Record<Channel, string>> }): Promise<SliceResult> {
       const ctx = Context.current();
       const now = clockFrom(input.asOf);
       const em = orm.em.fork();
@@ -201,7 +203,8 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       const templateFor = async (channel: Channel) => {
         let t = templates.get(channel);
         if (!t) {
-          const id = channel === 'EMAIL' ? campaign.emailTemplateId : campaign.smsTemplateId;
+          // A journey's SEND step names its own template; a campaign's come from the campaign.
+          const id = input.templateIds ? input.templateIds[channel] : channel === 'EMAIL' ? campaign.emailTemplateId : campaign.smsTemplateId;
           const row = id ? await em.findOne(MessageTemplate, { id, tenantId: campaign.tenantId }) : null;
           if (!row) throw new ChannelError(`no ${channel === 'EMAIL' ? 'email' : 'text'} template for ${channel}`, false);
           t = compileTemplate({ channel, subject: row.subject ?? null, body: row.body, textBody: row.textBody ?? null });

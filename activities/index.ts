@@ -2,6 +2,7 @@ import type { Orm } from '../db/orm.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { campaignActivities } from './campaigns.js';
+import { journeyActivities } from './journeys.js';
 import { scoringActivities } from './scoring.js';
 import { segmentActivities } from './segments.js';
 
@@ -14,10 +15,13 @@ export interface ActivityDeps {
 // Activities are built from their dependencies (database, HTTP clients) once per worker, like the
 // samples' `createActivities(db)`: thin functions, one concern a file, idempotent under retry.
 export function createActivities(deps: ActivityDeps) {
+  const campaigns = campaignActivities(deps);
   return {
     ...segmentActivities(deps),
     ...scoringActivities(deps),
-    ...campaignActivities(deps),
+    ...campaigns,
+    // A journey's SEND steps go through the campaigns' sender (one channel pool and send rate).
+    ...journeyActivities(deps, campaigns),
   };
 }
 

@@ -4,3 +4,4 @@ export { campaignWorkflow, recurringCampaignWorkflow } from './campaign.js';
 export { customerScoringWorkflow, scoreAllTenantsWorkflow } from './customer-scoring.js';
 export { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from './segment-refresh.js';
 export { segmentSyncWorkflow } from './segment-sync.js';
+export { journeyEnrollmentWorkflow } from './journey.js';

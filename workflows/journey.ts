@@ -1,4 +1,11 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import {
+  ActivityFailure, ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { EndStatus, StepDone } from '../activities/journeys.js';
+import type { ConditionConfig, SendConfig, SplitConfig, UpdateConfig, VersionStep, WaitConfig } from '../domain/journeys/steps.js';
+import { splitYes } from '../domain/journeys/split.js';
+import { CustomerId, JourneyId, TenantId } from '../platform/search-attributes.js';
 
 // One enrolment of one customer in one journey, interpreting the step graph of the journey version
 // it started on. CONTRACT (shared by the enrolment dispatcher and the interpreter; the body is
@@ -39,3 +46,221 @@ export interface JourneyPosition {
   paused: boolean;
 }
 export const currentStepQuery = defineQuery<JourneyPosition>('currentStep');
+
+// ---------------------------------------------------------------------------------------------
+// The interpreter. Pure workflow code: every read and write is an activity (activities/journeys.ts),
+// every instant is the workflow's clock. PostgreSQL holds what reads show (per-step records, the
+// current step, waitingUntil, the end); the workflow holds only where the enrolment is.
+
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+const sender = proxyActivities<Activities>({
+  // The send goes through sendDeliveries, which heartbeats: a dead worker's send is retried soon,
+  // and the delivery row's unique key and claim keep the retry from sending twice.
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
+/** A paused enrolment looks at its journey's status this often, should a resume signal be lost. */
+const PAUSE_RECHECK_MS = 60 * 60 * 1000;
+/** Past this many history events the run continues as new (a journey looping through WAITs forever). */
+const MAX_HISTORY = 1_000;
+/** Event ids remembered for deduplication (a repeat comes soon after the first, from the outbox). */
+const SEEN_EVENTS = 200;
+
+/** What a run hands to its continuation (continueAsNew). */
+export interface JourneyCarry {
+  steps: VersionStep[];
+  timezone: string | null;
+  exitOn: string | null;
+  /** The next step to enter; null: the enrolment has run off its graph's end (completes). */
+  stepId: string | null;
+  /** The step finished last, not yet recorded (recorded as the next one is entered). */
+  previous: StepDone | null;
+  visits: Record<string, number>;
+  paused: boolean;
+  seen: string[];
+}
+
+class StepFailed extends Error {}
+
+export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, carried?: JourneyCarry): Promise<string> {
+  const ref = { tenantId: input.tenantId, journeyId: input.journeyId, enrollmentId: input.enrollmentId };
+  const now = () => new Date().toISOString();
+
+  let paused = carried?.paused ?? false;
+  let exit: { reason: string } | undefined;
+  // Read through a call: signal handlers set it, which the compiler's narrowing does not see.
+  const exitRequest = (): { reason: string } | undefined => exit;
+  const seen: string[] = carried?.seen ? [...carried.seen] : [];
+  /** The WAIT in progress for an event, and whether it came. */
+  let waitingFor: string | null = null;
+  let eventCame = false;
+  let exitOn: string | null = carried?.exitOn ?? null;
+  const position: JourneyPosition = { stepId: null, stepNumber: null, stepType: null, waitingUntil: null, paused };
+
+  setHandler(journeyEventSignal, (event) => {
+    if (seen.includes(event.activityId)) return;
+    seen.push(event.activityId);
+    if (seen.length > SEEN_EVENTS) seen.splice(0, seen.length - SEEN_EVENTS);
+    if (exitOn !== null && event.type === exitOn) exit ??= { reason: `event:${event.type}` };
+    else if (waitingFor !== null && event.type === waitingFor) eventCame = true;
+  });
+  setHandler(exitJourneySignal, ({ reason }) => {
+    exit ??= { reason };
+  });
+  setHandler(pauseJourneySignal, () => {
+    paused = position.paused = true;
+  });
+  setHandler(resumeJourneySignal, () => {
+    paused = position.paused = false;
+  });
+  setHandler(currentStepQuery, () => ({ ...position, paused }));
+
+  // The starter (the dispatcher) sets them; a workflow started otherwise gets them here.
+  const attributes = workflowInfo().typedSearchAttributes;
+  const missing = [
+    [TenantId, input.tenantId], [JourneyId, input.journeyId], [CustomerId, input.customerId],
+  ].filter(([key]) => attributes.get(key as typeof TenantId) === undefined) as [typeof TenantId, string][];
+  if (missing.length) upsertSearchAttributes(missing.map(([key, value]) => ({ key, value })));
+
+  let state: JourneyCarry;
+  if (carried) state = carried;
+  else {
+    try {
+      const loaded = await acts.loadJourneyVersion({ ...ref, version: input.version });
+      if (loaded.triggerActivityId && !seen.includes(loaded.triggerActivityId)) seen.push(loaded.triggerActivityId);
+      const trigger = loaded.steps.find((s) => s.type === 'TRIGGER') ?? null;
+      state = { steps: loaded.steps, timezone: loaded.timezone, exitOn: loaded.exitOn, stepId: trigger?.id ?? null, previous: null, visits: {}, paused, seen };
+      exitOn = loaded.exitOn;
+      if (!trigger) return end('FAILED', 'the version has no TRIGGER step', null);
+    } catch (err) {
+      return end('FAILED', failureMessage(err), null);
+    }
+  }
+  const byId = new Map(state.steps.map((s) => [s.id, s]));
+
+  async function end(status: EndStatus, reason: string | null, last: StepDone | null): Promise<string> {
+    await acts.finishJourneyEnrollment({ ...ref, status, reason, at: now(), last });
+    position.waitingUntil = null;
+    return status;
+  }
+
+  for (;;) {
+    if (exit) return end('EXITED', exit.reason, state.previous);
+    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY) {
+      await continueAsNew<typeof journeyEnrollmentWorkflow>(input, { ...state, paused, seen: [...seen] });
+    }
+    // Paused: hold before the next step until resumed (or, should the resume be lost, the journey
+    // is found ACTIVE again at the next look).
+    if (paused) {
+      await condition(() => !paused || exit !== undefined, PAUSE_RECHECK_MS);
+      paused = false;
+      continue;
+    }
+    const stepId = state.stepId;
+    if (stepId === null) return end('COMPLETED', null, state.previous);
+    const step = byId.get(stepId);
+    if (!step) return end('FAILED', `step ${stepId} is not in version ${input.version}`, state.previous);
+
+    const visit = (state.visits[stepId] ?? 0) + 1;
+    const entered = await acts.enterJourneyStep({
+      ...ref, step: { id: step.id, stepNumber: step.stepNumber, type: step.type, name: step.name }, visit, at: now(), previous: state.previous,
+    });
+    state.previous = null;
+    if (entered.enrollment !== 'ACTIVE') {
+      log.info('the enrolment was ended elsewhere; stopping', { enrollmentId: input.enrollmentId, status: entered.enrollment });
+      return entered.enrollment;
+    }
+    if (entered.journey === 'ARCHIVED') return end('EXITED', 'archived', null);
+    if (entered.journey === 'PAUSED') {
+      paused = position.paused = true;
+      continue;
+    }
+    state.visits[stepId] = visit;
+    Object.assign(position, { stepId: step.id, stepNumber: step.stepNumber, stepType: step.type, waitingUntil: null });
+
+    let outcome: string | null = null;
+    let next: string | null = step.nextStepId;
+    try {
+      switch (step.type) {
+        case 'TRIGGER':
+          break;
+        case 'END':
+          next = null;
+          break;
+        case 'SEND': {
+          const config = step.config as SendConfig;
+          for (;;) {
+            const sent = await sender.sendJourneyMessage({ ...ref, customerId: input.customerId, stepId, visit, config, at: now() });
+            if (sent.outcome === 'ENDED') return 'ENDED';
+            if (sent.outcome !== 'WAIT') {
+              outcome = sent.outcome;
+              break;
+            }
+            // Held by the campaign's quiet hours (or a deferred retry): back when it may go.
+            await condition(() => exit !== undefined, Math.max(1_000, Date.parse(sent.nextSendAt!) - Date.now()));
+            if (exit) break;
+          }
+          break;
+        }
+        case 'WAIT': {
+          const config = step.config as WaitConfig;
+          const { until } = await acts.startJourneyWait({ ...ref, customerId: input.customerId, config, at: now(), timezone: state.timezone });
+          if (until === null) return 'ENDED';
+          position.waitingUntil = until;
+          waitingFor = config.untilEvent ?? null;
+          eventCame = false;
+          const ms = Date.parse(until) - Date.now();
+          if (ms > 0) await condition(() => eventCame || exit !== undefined, ms);
+          if (config.untilEvent !== undefined) outcome = eventCame ? 'EVENT' : 'TIMEOUT';
+          waitingFor = null;
+          eventCame = false;
+          position.waitingUntil = null;
+          break;
+        }
+        case 'CONDITION': {
+          const yes = await acts.evaluateJourneyCondition({ ...ref, customerId: input.customerId, config: step.config as ConditionConfig });
+          outcome = yes ? 'YES' : 'NO';
+          next = yes ? step.nextStepYesId : step.nextStepNoId;
+          break;
+        }
+        case 'SPLIT': {
+          const yes = splitYes(input.enrollmentId, step.id, (step.config as SplitConfig).percentYes);
+          outcome = yes ? 'YES' : 'NO';
+          next = yes ? step.nextStepYesId : step.nextStepNoId;
+          break;
+        }
+        case 'UPDATE': {
+          const done = await acts.applyJourneyUpdate({ ...ref, customerId: input.customerId, config: step.config as UpdateConfig });
+          if (done === 'ENDED') return 'ENDED';
+          outcome = 'UPDATED';
+          break;
+        }
+        default:
+          throw new StepFailed(`unknown step type ${String(step.type)}`);
+      }
+    } catch (err) {
+      if (!(err instanceof StepFailed) && !(err instanceof ActivityFailure)) throw err;
+      // Failed for good (activities retry the rest): the step and the enrolment are FAILED.
+      const error = failureMessage(err);
+      return end('FAILED', error, { stepId, status: 'FAILED', outcome: null, error, at: now() });
+    }
+    const exited = exitRequest();
+    if (exited) {
+      // Exited during the step (a wait cut short): the step is closed by the end.
+      return end('EXITED', exited.reason, null);
+    }
+    state.previous = { stepId, status: 'COMPLETED', outcome, at: now() };
+    state.stepId = next;
+  }
+}
+
+function failureMessage(err: unknown): string {
+  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+  if (cause instanceof ApplicationFailure && cause.type) return `${cause.type}: ${cause.message}`;
+  return err instanceof Error ? (cause as Error).message : String(err);
+}

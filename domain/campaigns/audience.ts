@@ -19,7 +19,14 @@ const SKIP_REASON = `
     when ch.channel = 'IN_APP' and c.auth_user_id is null then 'NO_ADDRESS'
   end`;
 
-export function audienceInsert(campaign: Campaign, runKey: string, customerId: string | null, now: Date): { sql: string; params: unknown[] } {
+/** A journey SEND step's one message: its channel, and the enrolment and step it belongs to. */
+export interface JourneySend {
+  channel: string;
+  enrollmentId: string;
+  stepId: string;
+}
+
+export function audienceInsert(campaign: Campaign, runKey: string, customerId: string | null, now: Date, journey?: JourneySend): { sql: string; params: unknown[] } {
   const campaignZone = campaign.timezone ?? 'UTC';
   // scheduledAt's wall-clock time in the campaign's zone, as the same wall-clock time in the
   // recipient's zone (home club's, else the campaign's). PostgreSQL's zone rules make it DST-correct.
@@ -41,10 +48,10 @@ export function audienceInsert(campaign: Campaign, runKey: string, customerId: s
   // falls back to the campaign's), not once per row.
   const sql = `
     with zones as materialized (select name from pg_timezone_names)
-    insert into campaign_deliveries (id, tenant_id, campaign_id, customer_id, run_key, channel, status, skip_reason, send_at)
+    insert into campaign_deliveries (id, tenant_id, campaign_id, customer_id, run_key, channel, status, skip_reason, send_at, journey_enrollment_id, journey_step_id)
     select gen_random_uuid(), c.tenant_id, ?, c.id, ?, ch.channel,
            case when r.reason is null then 'PENDING' else 'SKIPPED' end, r.reason,
-           case when r.reason is null then s.send_at end
+           case when r.reason is null then s.send_at end, ?::uuid, ?::uuid
       from ${members}
       join customers c on c.tenant_id = ? and c.id = m.customer_id
       cross join unnest(?::text[]) as ch(channel)
@@ -61,7 +68,8 @@ export function audienceInsert(campaign: Campaign, runKey: string, customerId: s
   return {
     sql,
     params: [
-      campaign.id, runKey, ...(customerId ? [customerId] : []), campaign.tenantId, pgArray(campaign.channels), campaignZone,
+      campaign.id, runKey, journey?.enrollmentId ?? null, journey?.stepId ?? null,
+      ...(customerId ? [customerId] : []), campaign.tenantId, pgArray(journey ? [journey.channel] : campaign.channels), campaignZone,
       ...baseParams, now.toISOString(), ...quietParams,
       ...(customerId ? [] : [campaign.segment?.id ?? null, campaign.tenantId]),
     ],

@@ -166,7 +166,8 @@ export async function insertCustomer(em: EntityManager, tenantId: string, fields
   return customer;
 }
 
-export async function updateCustomer(ctx: ServiceContext, id: string, input: unknown): Promise<Customer> {
+/** `ctx` needs only the tenant, the EntityManager and the config: a workflow's activity calls it too. */
+export async function updateCustomer(ctx: Pick<ServiceContext, 'tenantId' | 'em' | 'config'>, id: string, input: unknown): Promise<Customer> {
   const fields = validate(updateCustomerInput(ctx.config.DEFAULT_PHONE_REGION), input);
   return ctx.em.transactional(async (em) => {
     const customer = await getLiveCustomer({ em, tenantId: ctx.tenantId }, id);
