@@ -349,6 +349,33 @@ describe('exit, pause and resume', () => {
   });
 });
 
+describe('bounded history', () => {
+  it('an enrolment looping through a WAIT for days continues as new, carrying its position and visits', async () => {
+    const tenant = newTenant();
+    const { steps, ids } = graph({
+      trigger: { type: 'TRIGGER' },
+      hourly: { type: 'WAIT', config: { duration: 'PT1H' } },
+      advocate: { type: 'CONDITION', config: { criteria: { field: 'lifecycleStage', op: 'eq', value: 'ADVOCATE' } }, yes: 'end', no: 'hourly' },
+      end: { type: 'END' },
+    });
+    const journey = await insertJourney(db, tenant, steps);
+    const customer = await insertCustomer(db, tenant);
+    const e = await insertEnrollment(db, journey, customer);
+    const first = await start(journey, e);
+    await env.sleep('3 days');
+    await db.query(`update customers set lifecycle_stage = 'ADVOCATE' where id = $1`, [customer]);
+    expect(await finish(e)).toBe('COMPLETED');
+    const firstRun = env.client.workflow.getHandle(e.workflowId, first.signaledRunId);
+    const history = await firstRun.fetchHistory();
+    expect(history.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    expect(history.events!.length).toBeLessThan(1_200);
+    if (RECORD) writeFileSync(path.join(HISTORIES, 'continue-as-new.json'), historyToJSON(history));
+    const hourly = (await stepRecords(db, e.enrollmentId)).find((x) => x.step_id === ids.hourly)!;
+    expect(hourly.visits).toBeGreaterThanOrEqual(72);
+    expect((await stepRecords(db, e.enrollmentId)).find((x) => x.step_id === ids.advocate)).toMatchObject({ outcome: 'YES', visits: hourly.visits });
+  });
+});
+
 describe('SPLIT, CONDITION on a segment, UPDATE, versions', () => {
   it('SPLIT is stable per enrolment and within ±5% of its percentage over 1,000 enrolments', async () => {
     const stepId = randomUUID();

@@ -113,10 +113,10 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
     exit ??= { reason };
   });
   setHandler(pauseJourneySignal, () => {
-    paused = position.paused = true;
+    paused = true;
   });
   setHandler(resumeJourneySignal, () => {
-    paused = position.paused = false;
+    paused = false;
   });
   setHandler(currentStepQuery, () => ({ ...position, paused }));
 
@@ -157,9 +157,8 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
     // Paused: hold before the next step until resumed (or, should the resume be lost, the journey
     // is found ACTIVE again at the next look).
     if (paused) {
-      await condition(() => !paused || exit !== undefined, PAUSE_RECHECK_MS);
-      paused = false;
-      continue;
+      if (await condition(() => !paused || exit !== undefined, PAUSE_RECHECK_MS)) continue;
+      // No resume yet: a look at the journey (the signal may be lost), which entering the step takes.
     }
     const stepId = state.stepId;
     if (stepId === null) return end('COMPLETED', null, state.previous);
@@ -177,9 +176,10 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
     }
     if (entered.journey === 'ARCHIVED') return end('EXITED', 'archived', null);
     if (entered.journey === 'PAUSED') {
-      paused = position.paused = true;
+      paused = true;
       continue;
     }
+    paused = false;
     state.visits[stepId] = visit;
     Object.assign(position, { stepId: step.id, stepNumber: step.stepNumber, stepType: step.type, waitingUntil: null });
 
