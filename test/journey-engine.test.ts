@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DateTime } from 'luxon';
 import pg from 'pg';
@@ -24,6 +23,7 @@ import {
   enrollmentRow, graph, insertCustomer, insertEnrollment, insertJourney, insertTemplate, insertVersion, journeyTotals, stepRecords,
   type EnrollmentRows, type JourneyRows,
 } from './support/journey-fixtures.js';
+import { historyToFile } from './support/histories.js';
 import { startSmtpSink, type SmtpSink } from './support/smtp.js';
 import { installTestRuntime } from './support/stack.js';
 import { until } from './support/until.js';
@@ -97,7 +97,7 @@ async function finish(e: EnrollmentRows, name?: string): Promise<string> {
   const result = (await handle.result()) as string;
   if (RECORD && name) {
     mkdirSync(HISTORIES, { recursive: true });
-    writeFileSync(path.join(HISTORIES, `${name}.json`), historyToJSON(await handle.fetchHistory()));
+    writeFileSync(path.join(HISTORIES, `${name}.json`), historyToFile(await handle.fetchHistory()));
   }
   return result;
 }
@@ -369,7 +369,7 @@ describe('bounded history', () => {
     const history = await firstRun.fetchHistory();
     expect(history.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
     expect(history.events!.length).toBeLessThan(1_200);
-    if (RECORD) writeFileSync(path.join(HISTORIES, 'continue-as-new.json'), historyToJSON(history));
+    if (RECORD) writeFileSync(path.join(HISTORIES, 'continue-as-new.json'), historyToFile(history));
     const hourly = (await stepRecords(db, e.enrollmentId)).find((x) => x.step_id === ids.hourly)!;
     expect(hourly.visits).toBeGreaterThanOrEqual(72);
     expect((await stepRecords(db, e.enrollmentId)).find((x) => x.step_id === ids.advocate)).toMatchObject({ outcome: 'YES', visits: hourly.visits });

@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { expect, it } from 'vitest';
+import { historyFromFile } from './support/histories.js';
 import { installTestRuntime } from './support/stack.js';
 
 // Interpreter changes must not break running enrolments: the recorded histories of every step type
@@ -21,7 +21,7 @@ it('replays every recorded journey history against the current workflow code', a
   installTestRuntime();
   const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
   expect(files.length).toBeGreaterThanOrEqual(10);
-  const histories = files.map((file) => ({ workflowId: file.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(path.join(dir, file), 'utf8'))) }));
+  const histories = files.map((file) => ({ workflowId: file.replace(/\.json$/, ''), history: historyFromFile(readFileSync(path.join(dir, file), 'utf8')) }));
   const failures: string[] = [];
   for await (const result of Worker.runReplayHistories({ workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)) }, histories)) {
     if (result.error) failures.push(`${result.workflowId}: ${result.error.name}: ${result.error.message}`);
