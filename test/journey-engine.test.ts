@@ -2,13 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { DateTime } from 'luxon';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createActivities } from '../activities/index.js';
 import { openOrm, type Orm } from '../db/orm.js';
 import { splitBucket, splitYes } from '../domain/journeys/split.js';
 import { wakeAt } from '../domain/journeys/wait.js';
+import type { Config } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { CustomerId, JourneyId, TenantId } from '../platform/search-attributes.js';
 import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
@@ -49,6 +51,7 @@ let worker: WorkerHandle;
 let running: Promise<void>;
 let db: pg.Client;
 let taskQueue: string;
+let config: Config;
 
 beforeAll(async () => {
   installTestRuntime();
@@ -62,7 +65,7 @@ beforeAll(async () => {
     SMTP_URL: smtp.url, RATE_LIMIT_CAMPAIGN: '1000',
   };
   api = await startTestApi(overrides);
-  const config = testConfig({ ...overrides, PUBLIC_BASE_URL: api.url });
+  config = testConfig({ ...overrides, PUBLIC_BASE_URL: api.url });
   orm = await openOrm(config.DATABASE_URL!);
   worker = await createWorker(config, { orm, config, log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') }, { connection: env.nativeConnection, taskQueue });
   running = worker.run();
@@ -186,6 +189,24 @@ describe('the welcome journey: TRIGGER → SEND email → WAIT 3 days → CONDIT
     await start(journey, e);
     expect(await finish(e, 'send-skipped')).toBe('COMPLETED');
     expect((await stepRecords(db, e.enrollmentId)).map((x) => x.outcome)).toEqual([null, 'SKIPPED:NO_CONSENT', null]);
+  });
+
+  it('a SEND activity run twice (a retry after a lost answer) sends one message, one delivery row', async () => {
+    const tenant = newTenant();
+    const sms = await insertTemplate(db, tenant, 'SMS', 'Once only');
+    const { steps, ids } = graph({ trigger: { type: 'TRIGGER' }, text: { type: 'SEND', config: { channel: 'SMS', templateId: sms } }, end: { type: 'END' } });
+    const journey = await insertJourney(db, tenant, steps);
+    const e = await insertEnrollment(db, journey, await insertCustomer(db, tenant, { phone: '+15550000301', smsOptIn: true }));
+    const activities = createActivities({ orm, config, log: createLogger('silent') });
+    const input = {
+      tenantId: tenant, journeyId: journey.journeyId, enrollmentId: e.enrollmentId, customerId: e.customerId, stepId: ids.text, visit: 1,
+      config: { channel: 'SMS' as const, templateId: sms }, at: new Date().toISOString(),
+    };
+    expect(await new MockActivityEnvironment().run(activities.sendJourneyMessage, input)).toEqual({ outcome: 'SENT' });
+    expect(await new MockActivityEnvironment().run(activities.sendJourneyMessage, input)).toEqual({ outcome: 'SENT' });
+    expect(messaging.messages.filter((m) => m.message.tenantId === tenant)).toHaveLength(1);
+    const { rows } = await db.query('select count(*)::int as n from campaign_deliveries where journey_enrollment_id = $1', [e.enrollmentId]);
+    expect(rows[0].n).toBe(1);
   });
 
   it('fails the step and the enrolment when the template is gone', async () => {
