@@ -12,6 +12,7 @@ import { bodyLimit } from './middleware/body-limit.js';
 import { onError } from './middleware/errors.js';
 import { requestMetrics } from './middleware/metrics.js';
 import { campaignRoutes } from './rest/campaigns.js';
+import { journeyEnrollmentRoutes } from './rest/journey-enrollments.js';
 import { customerRoutes } from './rest/customers.js';
 import { journeyRoutes } from './rest/journeys.js';
 import { pendingRoutes } from './rest/not-implemented.js';
@@ -38,6 +39,7 @@ export function restApi(deps: AppDeps) {
   v1.route('/', segmentRoutes(deps));
   v1.route('/', campaignRoutes(deps));
   v1.route('/', journeyRoutes(deps));
+  v1.route('/', journeyEnrollmentRoutes(deps));
   v1.route('/', templateRoutes(deps));
   v1.route('/', webhookRoutes(deps));
   v1.route('/', pendingRoutes(deps));

@@ -3,12 +3,14 @@ import { pgArray } from '../db/sql.js';
 import { enqueueTriggeredCampaigns } from './campaigns/triggers.js';
 import { recordConversions } from './campaigns/conversions.js';
 import { INTERACTION_CAUSE } from './campaigns/interactions.js';
+import { journeysAfterActivities } from './journeys/enrollment.js';
 import { reevaluateSmartSegments } from './segments/membership.js';
 
 // The hand-off points from customers to what reacts to them. Every entry point (REST, GraphQL,
 // upstream events, imports, merges) goes through these two functions, in its own transaction, so
 // none can forget a reaction: SMART segments, campaign conversions, and triggered campaigns (through
-// the outbox, durable and outside the request); journey enrolment joins here. Segment entries and
+// the outbox, durable and outside the request), and journeys (enrolments, signals and exits, through
+// the same outbox). Segment entries and
 // exits they cause are recorded in segment_membership_changes.
 
 /** Timeline entries of campaign messages the platform sent, and what became of them. */
@@ -43,6 +45,9 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
     [pgArray(activities.map((a) => a.customerId)), pgArray(activities.map((a) => a.occurredAt.toISOString())), tenantId],
   );
   await afterCustomersChanged(em, tenantId, activities.map((a) => a.customerId), cause);
+  // Journeys: running enrolments hear the events they wait for (a WAIT untilEvent "campaign.opened"
+  // included) and end on exitOn; upstream events, never a campaign's own entries, enrol.
+  await journeysAfterActivities(em, tenantId, activities.map((a) => a.id), { enrol: cause !== INTERACTION_CAUSE });
   // Upstream events trigger campaigns and convert their clicks; a campaign's own timeline entries
   // (sent, opened, ...) do neither, or a campaign triggered by sends would trigger itself forever.
   if (cause === INTERACTION_CAUSE) return;

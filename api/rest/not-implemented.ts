@@ -11,9 +11,6 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 // respect (auth, scope, rate limit, OpenAPI entry) and answers 501 NOT_IMPLEMENTED; a capability
 // lands by moving its rows into a router of its own.
 const PENDING: [Method, string, OperationName, string][] = [
-  ['get', '/journeys/{id}/enrollments', 'journeyEnrollments', 'Journeys'],
-  ['post', '/journeys/{id}/enrollments', 'enrollCustomerInJourney', 'Journeys'],
-  ['delete', '/journeys/{id}/enrollments/{customerId}', 'exitCustomerFromJourney', 'Journeys'],
   ['get', '/social/connections', 'socialConnections', 'Social'],
   ['post', '/social/connections/initiate', 'initiateSocialConnection', 'Social'],
   ['post', '/social/connections/complete', 'completeSocialConnection', 'Social'],

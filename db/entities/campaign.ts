@@ -154,6 +154,10 @@ export const ReactionOutbox = defineEntity({
     payload: p.json<Record<string, unknown>>(),
     createdAt: tenantOwned.createdAt,
     dispatchedAt: p.datetime().nullable(),
+    // A row whose dispatch failed waits until next_attempt_at (backing off), so it blocks no other.
+    attempts: p.integer().default(0),
+    nextAttemptAt: p.datetime().nullable(),
+    lastError: p.text().nullable(),
   },
   uniques: [{ name: 'reaction_outbox_key_uniq', properties: ['tenantId', 'kind', 'key'] }],
   indexes: [{ name: 'reaction_outbox_pending_idx', properties: ['createdAt'], where: 'dispatched_at is null' }],

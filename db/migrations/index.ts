@@ -4,6 +4,7 @@ import { Migration20261125174940_tenant_references } from './Migration2026112517
 import { Migration20261125202207_campaigns } from './Migration20261125202207_campaigns.js';
 import { Migration20261125202912_tracking } from './Migration20261125202912_tracking.js';
 import { Migration20261125233000_journeys } from './Migration20261125233000_journeys.js';
+import { Migration20261125234500_outbox_retry } from './Migration20261125234500_outbox_retry.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   { name: 'Migration20261125202207_campaigns', class: Migration20261125202207_campaigns },
   { name: 'Migration20261125202912_tracking', class: Migration20261125202912_tracking },
   { name: 'Migration20261125233000_journeys', class: Migration20261125233000_journeys },
+  { name: 'Migration20261125234500_outbox_retry', class: Migration20261125234500_outbox_retry },
 ];

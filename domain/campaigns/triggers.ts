@@ -29,5 +29,7 @@ export async function enqueueTriggeredCampaigns(em: EntityManager, tenantId: str
      returning id`,
     [CAMPAIGN_TRIGGER, tenantId, pgArray(activityIds)],
   );
+  // Wakes listening dispatchers at commit (worker/outbox.ts).
+  if (rows.length) await em.execute(`select pg_notify('reaction_outbox', '')`);
   return rows.length;
 }

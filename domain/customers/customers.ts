@@ -6,6 +6,7 @@ import { escapeLike, LIVE_CUSTOMER, pgArray } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { lazyCount, planPage, toPage, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
+import { exitCustomersEnrollments } from '../journeys/enrollment.js';
 import { afterCustomersChanged } from '../reactions.js';
 import { validate } from '../validate.js';
 import { normalizePhone } from './identifiers.js';
@@ -174,6 +175,8 @@ export async function updateCustomer(ctx: Pick<ServiceContext, 'tenantId' | 'em'
     await assertIdentifiersFree(em, ctx.tenantId, fields, customer.id);
     em.assign(customer, stripUndefined(fields) as never);
     await uniquely(em, ctx.tenantId, fields, customer.id, () => em.flush());
+    // A deleted profile's running journey enrolments exit.
+    if (fields.status === 'DELETED') await exitCustomersEnrollments(em, ctx.tenantId, [customer.id], 'deleted');
     await afterCustomersChanged(em, ctx.tenantId, [customer.id], 'updated');
     return customer;
   });

@@ -1,6 +1,7 @@
 import { Customer } from '../../db/entities/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
+import { exitCustomersEnrollments, journeysAfterSegmentEntries } from '../journeys/enrollment.js';
 import { deadState, getCustomer, isLive } from './customers.js';
 import { appendActivities } from './timeline.js';
 
@@ -54,7 +55,7 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
     await move('update notes set customer_id = ?, updated_at = now() where customer_id = ? and tenant_id = ?');
     // Memberships follow the winner: the loser exits every segment, the winner enters those it
     // was not in, and a segment that had both loses one member.
-    await em.execute(
+    const [{ entered }] = (await em.execute<{ entered: string[] }[]>(
       `with mine as (
          select l.segment_id, exists (select 1 from segment_members w where w.segment_id = l.segment_id and w.customer_id = ?) as both_in
            from segment_members l where l.customer_id = ? and l.tenant_id = ?
@@ -63,22 +64,29 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
          select ?, segment_id, ?::uuid, 'EXITED', 'merged' from mine
          union all
          select ?, segment_id, ?::uuid, 'ENTERED', 'merged' from mine where not both_in
+         returning id, change
+       ), counted as (
+         insert into segment_member_count_deltas (segment_id, delta) select segment_id, -1 from mine where both_in
        )
-       insert into segment_member_count_deltas (segment_id, delta) select segment_id, -1 from mine where both_in`,
+       select coalesce(array_agg(id), '{}')::text[] as entered from changes where change = 'ENTERED'`,
       [winner.id, loser.id, ctx.tenantId, ctx.tenantId, loser.id, ctx.tenantId, winner.id],
-    );
+    )) as [{ entered: string[] }];
     await move(`insert into segment_members (segment_id, customer_id, tenant_id, added_at)
                 select segment_id, ?, tenant_id, added_at from segment_members where customer_id = ? and tenant_id = ?
                 on conflict do nothing`);
     await em.execute('delete from segment_members where customer_id = ? and tenant_id = ?', [loser.id, ctx.tenantId]);
-    // Where both are active in one journey, the winner's enrollment continues and the loser's ends.
+    // The loser's running enrolments end (EXITED 'merged': exit signals queued, total_exited
+    // exact), so no workflow is left running for a profile that is gone. Its enrolment history
+    // then moves to the winner, numbered after the winner's own, so re-entry rules see it.
+    await exitCustomersEnrollments(em, ctx.tenantId, [loser.id], 'merged');
     await em.execute(
-      `update journey_enrollments l set status = 'EXITED', exited_at = now()
-        where l.customer_id = ? and l.tenant_id = ? and l.status = 'ACTIVE'
-          and exists (select 1 from journey_enrollments w where w.customer_id = ? and w.journey_id = l.journey_id and w.status = 'ACTIVE')`,
-      [loser.id, ctx.tenantId, winner.id],
+      `update journey_enrollments l set customer_id = ?, updated_at = now(),
+              sequence = l.sequence + coalesce((select max(w.sequence) from journey_enrollments w where w.journey_id = l.journey_id and w.customer_id = ?), 0)
+        where l.customer_id = ? and l.tenant_id = ?`,
+      [winner.id, winner.id, loser.id, ctx.tenantId],
     );
-    await move('update journey_enrollments set customer_id = ? where customer_id = ? and tenant_id = ?');
+    // Segments the winner entered through the merge enrol it in their SEGMENT_ENTRY journeys.
+    await journeysAfterSegmentEntries(em, ctx.tenantId, entered);
     // A delivery the winner already has for the same campaign run and channel stays with the loser.
     await em.execute(
       `update campaign_deliveries d set customer_id = ? where d.customer_id = ? and d.tenant_id = ?

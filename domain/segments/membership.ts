@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../../db/entities/index.js';
 import { LIVE_CUSTOMER, pgArray } from '../../db/sql.js';
+import { journeysAfterSegmentEntries } from '../journeys/enrollment.js';
 import { compileCriteria } from './criteria.js';
 
 export interface RefreshResult {
@@ -65,7 +66,7 @@ async function diffMembership(
   record: boolean,
 ): Promise<{ added: number; removed: number }> {
 
-  const [counts] = await em.execute<{ added: number; removed: number }[]>(
+  const [counts] = await em.execute<{ added: number; removed: number; entered: string[] }[]>(
     `with target as (${target}
      ), removed as (
        delete from segment_members sm
@@ -81,8 +82,10 @@ async function diffMembership(
        select ?, ?::uuid, customer_id, 'ENTERED', ? from added where ?::bool
        union all
        select ?, ?::uuid, customer_id, 'EXITED', ? from removed where ?::bool
+       returning id, change
      )
-     select (select count(*) from added)::int as added, (select count(*) from removed)::int as removed`,
+     select (select count(*) from added)::int as added, (select count(*) from removed)::int as removed,
+            (select coalesce(array_agg(id), '{}') from changes where change = 'ENTERED')::text[] as entered`,
     [
       tenantId, ...criteriaParams,
       id,
@@ -91,7 +94,9 @@ async function diffMembership(
       tenantId, id, cause, record,
     ],
   );
-  return counts!;
+  // Entries enrol in the segment's SEGMENT_ENTRY journeys, in this transaction.
+  await journeysAfterSegmentEntries(em, tenantId, counts!.entered);
+  return { added: counts!.added, removed: counts!.removed };
 }
 
 /**
@@ -138,7 +143,7 @@ async function reevaluate(em: EntityManager, tenantId: string, segments: Segment
     targets.push(`select ?::uuid as segment_id, c.id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.id = any(?::uuid[]) and ${criteria.sql}`);
     params.push(segment.id, tenantId, ids, ...criteria.params);
   }
-  await em.execute(
+  const [entered] = await em.execute<{ entered: string[] }[]>(
     `with target as (${targets.join(' union all ')}
      ), removed as (
        delete from segment_members sm
@@ -155,12 +160,18 @@ async function reevaluate(em: EntityManager, tenantId: string, segments: Segment
        select ?, segment_id, customer_id, 'ENTERED', ? from added
        union all
        select ?, segment_id, customer_id, 'EXITED', ? from removed
+       returning id, change
      ), deltas as (
        select segment_id, sum(d)::int as d
          from (select segment_id, 1 as d from added union all select segment_id, -1 from removed) moved
         group by segment_id
      )
-     insert into segment_member_count_deltas (segment_id, delta) select segment_id, d from deltas where d <> 0`,
+     ), counted as (
+       insert into segment_member_count_deltas (segment_id, delta) select segment_id, d from deltas where d <> 0
+     )
+     select coalesce(array_agg(id), '{}')::text[] as entered from changes where change = 'ENTERED'`,
     [...params, pgArray(segments.map((s) => s.id)), ids, tenantId, tenantId, cause, tenantId, cause],
   );
+  // Entries enrol in the segments' SEGMENT_ENTRY journeys, in this transaction.
+  await journeysAfterSegmentEntries(em, tenantId, entered!.entered);
 }

@@ -4,6 +4,7 @@ import type { RootResolver } from '../resolvers.js';
 import { campaignOperations } from './campaigns.js';
 import { customerOperations, customerTypeResolvers } from './customers.js';
 import { journeyOperations, journeyTypeResolvers } from './journeys.js';
+import { journeyEnrollmentOperations, journeyEnrollmentTypeResolvers } from './journey-enrollments.js';
 import { segmentOperations } from './segments.js';
 
 // Root fields implemented so far, by domain; every other field answers NOT_IMPLEMENTED.
@@ -12,7 +13,8 @@ export const implementedOperations: Partial<Record<OperationName, RootResolver>>
   ...segmentOperations,
   ...campaignOperations,
   ...journeyOperations,
+  ...journeyEnrollmentOperations,
 };
 
 // Field resolvers of object types (relationships, computed fields).
-export const typeResolvers: IResolvers[] = [customerTypeResolvers as IResolvers, journeyTypeResolvers as IResolvers];
+export const typeResolvers: IResolvers[] = [customerTypeResolvers as IResolvers, journeyTypeResolvers as IResolvers, journeyEnrollmentTypeResolvers as IResolvers];

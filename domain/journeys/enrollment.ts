@@ -1,0 +1,487 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import { Customer, Journey, JourneyEnrollment, JourneyEnrollmentStep } from '../../db/entities/index.js';
+import type { EnrollmentStatus } from '../../db/entities/enums.js';
+import { liveCustomer, pgArray } from '../../db/sql.js';
+import { AppError, notFound } from '../../platform/errors.js';
+import { journeyWorkflowId, type JourneyEnrollmentInput, type JourneyEvent } from '../../workflows/journey.js';
+import type { ServiceContext } from '../context.js';
+import { getCustomer, isLive, isUuid, deadState } from '../customers/customers.js';
+import { resolveIn } from '../customers/resolve.js';
+import { identifiersInput } from '../customers/schemas.js';
+import { lazyCount, planPage, toPage, type LazyConnection, type PageArgs } from '../pagination.js';
+import { validate } from '../validate.js';
+import { JOURNEY_ENROLL, signalJourneyEnrollments } from './outbox.js';
+
+// Enrolment: a database row first. Whatever causes it (an upstream event, a segment entry, the API)
+// writes the ACTIVE JourneyEnrollment, bumps journeys.total_enrolled and queues a JOURNEY_ENROLL
+// outbox row in its own transaction; the dispatcher (worker/outbox.ts) then signalWithStarts the
+// workflow after commit. A rollback enrols no one; a crash loses nothing (the row waits).
+//
+// Ending: ACTIVE → EXITED is one conditional UPDATE that bumps journeys.total_exited in the same
+// statement, so totals stay exact whoever ends an enrolment (the API, exitOn, a merge, a delete).
+// The `exit` signal is queued first: signalJourneyEnrollments picks ACTIVE rows only.
+
+export interface EnrollCandidate {
+  journeyId: string;
+  customerId: string;
+  idempotencyKey: string;
+  /** The upstream event that caused it (delivered to the workflow as its first `event` signal). */
+  event?: JourneyEvent;
+}
+
+/**
+ * What became of a candidate:
+ * - `enrolled`: a new enrolment was written;
+ * - `existing`: the idempotencyKey was used before in this journey (that enrolment);
+ * - `running`: the customer is in the journey now; the event (if any) was queued to it as a signal;
+ * - `refused`: allowReentry is false and the customer was enrolled before (that enrolment);
+ * - `ineligible`: the journey is not ACTIVE (or never published), or the customer is merged/deleted.
+ */
+export type EnrollOutcome = 'enrolled' | 'existing' | 'running' | 'refused' | 'ineligible';
+
+export interface EnrollResult {
+  candidate: EnrollCandidate;
+  outcome: EnrollOutcome;
+  enrollmentId?: string;
+}
+
+interface State {
+  journey_id: string;
+  customer_id: string;
+  idem: string;
+  ord: number;
+  eligible: boolean;
+  version: number | null;
+  allow_reentry: boolean | null;
+  active_id: string | null;
+  any_id: string | null;
+  max_seq: number | null;
+  seen_id: string | null;
+}
+
+/**
+ * Enrols candidates in their journeys, set-based, inside the caller's transaction (see the top of
+ * this file). A second trigger for a running enrolment becomes an `event` signal to it, never a
+ * second run. `lock` takes the customers' rows first (FOR NO KEY UPDATE, in id order) so concurrent
+ * enrolments of one customer take turns and see each other; callers that already hold those locks,
+ * or that must not take them (a segment refresh holds the segment's lock), pass false and rely on
+ * the unique indexes (idempotency key, one ACTIVE per customer, sequence) to settle races.
+ */
+export async function enrollCustomers(em: EntityManager, tenantId: string, candidates: EnrollCandidate[], opts: { lock?: boolean } = {}): Promise<EnrollResult[]> {
+  if (!candidates.length) return [];
+  if (opts.lock) {
+    await em.execute(
+      'select 1 from customers where tenant_id = ? and id = any(?::uuid[]) order by id for no key update',
+      [tenantId, pgArray([...new Set(candidates.map((c) => c.customerId))])],
+    );
+  }
+  // Rounds of distinct (journey, customer): a later candidate for the same pair sees what an
+  // earlier one of the same call wrote (an enrolment it then signals instead).
+  const results: EnrollResult[] = [];
+  let pending = candidates;
+  while (pending.length) {
+    const seen = new Set<string>();
+    const round: EnrollCandidate[] = [];
+    const later: EnrollCandidate[] = [];
+    for (const c of pending) {
+      const pair = `${c.journeyId}|${c.customerId}`;
+      (seen.has(pair) ? later : round).push(c);
+      seen.add(pair);
+    }
+    results.push(...(await enrollRound(em, tenantId, round)));
+    pending = later;
+  }
+  return results;
+}
+
+async function enrollRound(em: EntityManager, tenantId: string, round: EnrollCandidate[]): Promise<EnrollResult[]> {
+  const states = await em.execute<State[]>(
+    `select t.journey_id, t.customer_id, t.idem, t.ord::int as ord,
+            (j.id is not null and v.id is not null and cu.id is not null) as eligible,
+            v.version, v.allow_reentry,
+            (select e.id from journey_enrollments e where e.journey_id = t.journey_id and e.customer_id = t.customer_id and e.status = 'ACTIVE' limit 1) as active_id,
+            (select e.id from journey_enrollments e where e.journey_id = t.journey_id and e.customer_id = t.customer_id order by e.sequence desc limit 1) as any_id,
+            (select max(e.sequence) from journey_enrollments e where e.journey_id = t.journey_id and e.customer_id = t.customer_id)::int as max_seq,
+            (select e.id from journey_enrollments e where e.journey_id = t.journey_id and e.idempotency_key = t.idem) as seen_id
+       from unnest(?::uuid[], ?::uuid[], ?::text[]) with ordinality as t(journey_id, customer_id, idem, ord)
+       left join journeys j on j.tenant_id = ? and j.id = t.journey_id and j.status = 'ACTIVE' and j.current_version >= 1
+       left join journey_versions v on v.tenant_id = j.tenant_id and v.journey_id = j.id and v.version = j.current_version
+       left join customers cu on cu.tenant_id = ? and cu.id = t.customer_id and ${liveCustomer('cu')}
+      order by t.ord`,
+    [
+      pgArray(round.map((c) => c.journeyId)), pgArray(round.map((c) => c.customerId)), pgArray(round.map((c) => c.idempotencyKey)),
+      tenantId, tenantId,
+    ],
+  );
+  const results: EnrollResult[] = [];
+  const inserts: { id: string; candidate: EnrollCandidate; version: number; sequence: number; workflowId: string }[] = [];
+  for (const s of states) {
+    const candidate = round[s.ord - 1]!;
+    if (s.seen_id) results.push({ candidate, outcome: 'existing', enrollmentId: s.seen_id });
+    else if (!s.eligible) results.push({ candidate, outcome: 'ineligible' });
+    else if (s.active_id) results.push({ candidate, outcome: 'running', enrollmentId: s.active_id });
+    else if (s.any_id && !s.allow_reentry) results.push({ candidate, outcome: 'refused', enrollmentId: s.any_id });
+    else {
+      const sequence = (s.max_seq ?? 0) + 1;
+      inserts.push({ id: uuidv7(), candidate, version: s.version!, sequence, workflowId: journeyWorkflowId(candidate.journeyId, candidate.customerId, sequence) });
+    }
+  }
+
+  if (inserts.length) {
+    // A concurrent writer that got there first (same key, or an ACTIVE one, or the same sequence)
+    // wins; this candidate then reads what it wrote.
+    const written = await em.execute<{ id: string }[]>(
+      `insert into journey_enrollments (id, tenant_id, journey_id, customer_id, status, version, sequence, workflow_id, idempotency_key)
+       select t.id, ?, t.journey_id, t.customer_id, 'ACTIVE', t.version, t.sequence, t.workflow_id, t.idem
+         from unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::text[], ?::text[]) as t(id, journey_id, customer_id, version, sequence, workflow_id, idem)
+       on conflict do nothing
+       returning id`,
+      [
+        tenantId,
+        pgArray(inserts.map((i) => i.id)), pgArray(inserts.map((i) => i.candidate.journeyId)), pgArray(inserts.map((i) => i.candidate.customerId)),
+        pgArray(inserts.map((i) => i.version)), pgArray(inserts.map((i) => i.sequence)), pgArray(inserts.map((i) => i.workflowId)),
+        pgArray(inserts.map((i) => i.candidate.idempotencyKey)),
+      ],
+    );
+    const done = new Set(written.map((w) => w.id));
+    const inserted = inserts.filter((i) => done.has(i.id));
+    if (inserted.length) {
+      await em.execute(
+        `update journeys j set total_enrolled = j.total_enrolled + n.c, updated_at = now()
+           from (select journey_id, count(*)::int as c from unnest(?::uuid[]) as t(journey_id) group by journey_id) n
+          where j.tenant_id = ? and j.id = n.journey_id`,
+        [pgArray(inserted.map((i) => i.candidate.journeyId)), tenantId],
+      );
+      const payloads = inserted.map((i) => {
+        const input: JourneyEnrollmentInput = {
+          tenantId, journeyId: i.candidate.journeyId, customerId: i.candidate.customerId, enrollmentId: i.id, version: i.version,
+        };
+        return JSON.stringify({ workflowId: i.workflowId, input, ...(i.candidate.event && { event: i.candidate.event }) });
+      });
+      await em.execute(
+        `insert into reaction_outbox (id, tenant_id, kind, key, payload)
+         select gen_random_uuid(), ?, ?, t.key, t.payload::jsonb from unnest(?::text[], ?::text[]) as t(key, payload)
+         on conflict (tenant_id, kind, key) do nothing`,
+        [tenantId, JOURNEY_ENROLL, pgArray(inserted.map((i) => i.id)), pgArray(payloads)],
+      );
+      await nudgeOutbox(em);
+    }
+    for (const i of inserts) {
+      if (done.has(i.id)) {
+        results.push({ candidate: i.candidate, outcome: 'enrolled', enrollmentId: i.id });
+        continue;
+      }
+      // Lost a race: read what the winner wrote (committed, or the conflict would not have been seen).
+      const [again] = await enrollRound(em, tenantId, [i.candidate]);
+      results.push(again!);
+    }
+  }
+
+  // A second trigger for a running enrolment is a signal to it, deduplicated by the event.
+  for (const r of results) {
+    if (r.outcome === 'running' && r.candidate.event) {
+      await signalJourneyEnrollments(em, tenantId, { enrollmentIds: [r.enrollmentId!] }, 'event', r.candidate.event.activityId, r.candidate.event);
+    }
+  }
+  return results;
+}
+
+/** Wakes the dispatchers listening (worker/outbox.ts) once the transaction commits. */
+export async function nudgeOutbox(em: EntityManager): Promise<void> {
+  await em.execute(`select pg_notify('reaction_outbox', '')`);
+}
+
+/**
+ * Ends the given ACTIVE enrolments as EXITED with `reason`: the `exit` signal is queued first,
+ * then one conditional UPDATE ends them and bumps total_exited by exactly those it ended.
+ * Returns the ids it ended.
+ */
+export async function exitEnrollments(em: EntityManager, tenantId: string, enrollmentIds: string[], reason: string): Promise<string[]> {
+  if (!enrollmentIds.length) return [];
+  const queued = await signalJourneyEnrollments(em, tenantId, { enrollmentIds }, 'exit', `exit:${reason}`, { reason });
+  const ended = await em.execute<{ id: string }[]>(
+    `with ended as (
+       update journey_enrollments set status = 'EXITED', exited_at = now(), exit_reason = ?, waiting_until = null, updated_at = now()
+        where tenant_id = ? and id = any(?::uuid[]) and status = 'ACTIVE'
+       returning id, journey_id
+     ), counted as (
+       update journeys j set total_exited = j.total_exited + n.c, updated_at = now()
+         from (select journey_id, count(*)::int as c from ended group by journey_id) n
+        where j.tenant_id = ? and j.id = n.journey_id
+     )
+     select id from ended`,
+    [reason, tenantId, pgArray(enrollmentIds), tenantId],
+  );
+  if (queued) await nudgeOutbox(em);
+  return ended.map((e) => e.id);
+}
+
+/** Ends every ACTIVE enrolment of these customers (a merge's loser, a deleted profile). */
+export async function exitCustomersEnrollments(em: EntityManager, tenantId: string, customerIds: string[], reason: string): Promise<string[]> {
+  if (!customerIds.length) return [];
+  const rows = await em.execute<{ id: string }[]>(
+    `select id from journey_enrollments where tenant_id = ? and customer_id = any(?::uuid[]) and status = 'ACTIVE'`,
+    [tenantId, pgArray(customerIds)],
+  );
+  return exitEnrollments(em, tenantId, rows.map((r) => r.id), reason);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reactions (called from domain/reactions.ts and the segment membership writers, in the change's
+// own transaction).
+
+/**
+ * Activities appended to timelines reach journeys:
+ * 1. running enrolments whose version's `exitOn` is the activity's type end (EXITED, `exitOn:<type>`);
+ * 2. running enrolments whose version listens for the type (exitOn, WAIT untilEvent) get an
+ *    `event` signal, deduplicated by activity id;
+ * 3. unless `enrol` is false (campaign interactions: they reach waiting enrolments but never
+ *    enrol anyone), EVENT-trigger journeys whose current version's `triggerConfig.event` is the
+ *    type and whose `conditions` the metadata contains enrol the customer, idempotent on
+ *    `event:<activityId>`; a customer already running in the journey gets a signal instead.
+ * The caller holds the customers' row locks (afterActivitiesAppended takes them).
+ */
+export async function journeysAfterActivities(em: EntityManager, tenantId: string, activityIds: string[], opts: { enrol: boolean }): Promise<void> {
+  if (!activityIds.length) return;
+  const ids = pgArray(activityIds);
+  const listening = await em.execute<{ enrollment_id: string; activity_id: string; type: string; occurred_at: Date; exit: boolean }[]>(
+    `select e.id as enrollment_id, a.id as activity_id, a.type, a.occurred_at,
+            coalesce(v.trigger_config->>'exitOn' = a.type, false) as exit
+       from activities a
+       join journey_enrollments e on e.tenant_id = a.tenant_id and e.customer_id = a.customer_id and e.status = 'ACTIVE'
+       join journey_versions v on v.tenant_id = e.tenant_id and v.journey_id = e.journey_id and v.version = e.version
+      where a.tenant_id = ? and a.id = any(?::uuid[])
+        and (a.type = any(v.event_types) or v.trigger_config->>'exitOn' = a.type)
+      order by a.occurred_at, a.id`,
+    [tenantId, ids],
+  );
+  const exits = new Map<string, string>();
+  for (const l of listening) if (l.exit && !exits.has(l.enrollment_id)) exits.set(l.enrollment_id, l.type);
+  for (const [enrollmentId, type] of exits) await exitEnrollments(em, tenantId, [enrollmentId], `exitOn:${type}`);
+  let signalled = 0;
+  for (const l of listening) {
+    if (exits.has(l.enrollment_id)) continue;
+    const event: JourneyEvent = { type: l.type, activityId: l.activity_id, occurredAt: new Date(l.occurred_at).toISOString() };
+    signalled += await signalJourneyEnrollments(em, tenantId, { enrollmentIds: [l.enrollment_id] }, 'event', l.activity_id, event);
+  }
+  if (signalled) await nudgeOutbox(em);
+  if (!opts.enrol) return;
+
+  const triggered = await em.execute<{ journey_id: string; customer_id: string; activity_id: string; type: string; occurred_at: Date }[]>(
+    `select j.id as journey_id, a.customer_id, a.id as activity_id, a.type, a.occurred_at
+       from activities a
+       join journeys j on j.tenant_id = a.tenant_id and j.status = 'ACTIVE' and j.current_version >= 1
+       join journey_versions v on v.tenant_id = j.tenant_id and v.journey_id = j.id and v.version = j.current_version
+      where a.tenant_id = ? and a.id = any(?::uuid[]) and v.trigger_type = 'EVENT' and v.trigger_config->>'event' = a.type
+        and coalesce(a.metadata, '{}'::jsonb) @> coalesce(v.trigger_config->'conditions', '{}'::jsonb)
+      order by a.occurred_at, a.id`,
+    [tenantId, ids],
+  );
+  await enrollCustomers(em, tenantId, triggered.map((t) => ({
+    journeyId: t.journey_id,
+    customerId: t.customer_id,
+    idempotencyKey: `event:${t.activity_id}`,
+    event: { type: t.type, activityId: t.activity_id, occurredAt: new Date(t.occurred_at).toISOString() },
+  })));
+}
+
+/**
+ * Segment entries (segment_membership_changes rows, ENTERED) enrol the entering customers in the
+ * ACTIVE SEGMENT_ENTRY journeys of that segment, idempotent on `segment-entry:<change id>`.
+ * Takes no customer locks: segment writers hold the segment's lock (see enrollCustomers).
+ */
+export async function journeysAfterSegmentEntries(em: EntityManager, tenantId: string, changeIds: (string | number)[]): Promise<void> {
+  if (!changeIds.length) return;
+  const entries = await em.execute<{ journey_id: string; customer_id: string; change_id: string }[]>(
+    `select j.id as journey_id, m.customer_id, m.id::text as change_id
+       from segment_membership_changes m
+       join journey_versions v on v.tenant_id = m.tenant_id and v.trigger_type = 'SEGMENT_ENTRY' and v.trigger_config->>'segmentId' = m.segment_id::text
+       join journeys j on j.tenant_id = v.tenant_id and j.id = v.journey_id and j.current_version = v.version and j.status = 'ACTIVE'
+      where m.tenant_id = ? and m.id = any(?::bigint[]) and m.change = 'ENTERED'
+      order by m.id`,
+    [tenantId, pgArray(changeIds.map(String))],
+  );
+  await enrollCustomers(em, tenantId, entries.map((e) => ({ journeyId: e.journey_id, customerId: e.customer_id, idempotencyKey: `segment-entry:${e.change_id}` })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API.
+
+export async function getJourney(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Journey> {
+  const journey = isUuid(id) ? await ctx.em.findOne(Journey, { id, tenantId: ctx.tenantId }) : null;
+  if (!journey) throw notFound('journey', id);
+  return journey;
+}
+
+export interface CustomerRef {
+  id?: string | null;
+  email?: string | null;
+  phone?: string | null;
+  authUserId?: string | null;
+}
+
+/** The live customer a reference names (an id, or identifiers resolved as the identity service does), or 404. */
+async function customerByRef(ctx: ServiceContext, em: EntityManager, ref: CustomerRef | undefined | null): Promise<Customer> {
+  if (!ref || typeof ref !== 'object') throw new AppError('VALIDATION_ERROR', 'customer: give id, email, phone or authUserId', { field: 'customer' });
+  const { id, ...identifiers } = ref;
+  let customer: Customer;
+  if (id !== undefined && id !== null) {
+    if (typeof id !== 'string') throw new AppError('VALIDATION_ERROR', 'customer.id: expected a string', { field: 'customer.id' });
+    customer = await getCustomer({ em, tenantId: ctx.tenantId }, id);
+  } else {
+    const ids = validate(identifiersInput(ctx.config.DEFAULT_PHONE_REGION), identifiers, 'customer');
+    const found = await resolveIn(em, ctx.tenantId, ids, false);
+    if (!found) throw new AppError('RESOURCE_NOT_FOUND', 'no customer has these identifiers', { field: 'customer' });
+    customer = found.profile;
+  }
+  if (!isLive(customer)) throw new AppError('INVALID_STATE', `customer ${customer.id} ${deadState(customer)}`, { field: 'customer' });
+  return customer;
+}
+
+export interface ApiEnrollment {
+  enrollment: JourneyEnrollment;
+  created: boolean;
+}
+
+/**
+ * Enrols one customer through the API (any trigger type, MANUAL included). A new enrolment is
+ * `created`; the same idempotencyKey again, or a customer already running in the journey, answers
+ * the existing enrolment. A journey not ACTIVE is INVALID_STATE; allowReentry false with an
+ * earlier enrolment is CONFLICT naming it (existingId). Without an idempotencyKey one is made up:
+ * the call is then not idempotent (but never starts a second concurrent run).
+ */
+export async function enrollCustomerInJourney(ctx: ServiceContext, journeyId: string, ref: CustomerRef | undefined | null, idempotencyKey?: string | null): Promise<ApiEnrollment> {
+  if (idempotencyKey !== undefined && idempotencyKey !== null && (typeof idempotencyKey !== 'string' || !idempotencyKey.trim() || idempotencyKey.length > 200)) {
+    throw new AppError('VALIDATION_ERROR', 'idempotencyKey: 1 to 200 characters', { field: 'idempotencyKey' });
+  }
+  const key = `api:${idempotencyKey ?? randomUUID()}`;
+  const { id: enrollmentId, created } = await ctx.em.transactional(async (em) => {
+    const journey = await getJourney({ em, tenantId: ctx.tenantId }, journeyId);
+    const customer = await customerByRef(ctx, em, ref);
+    const [result] = await enrollCustomers(em, ctx.tenantId, [{ journeyId: journey.id, customerId: customer.id, idempotencyKey: key }], { lock: true });
+    switch (result!.outcome) {
+      case 'enrolled': return { id: result!.enrollmentId!, created: true };
+      case 'existing':
+      case 'running': return { id: result!.enrollmentId!, created: false };
+      case 'refused':
+        throw new AppError('CONFLICT', `customer ${customer.id} was enrolled in journey ${journey.id} before (enrollment ${result!.enrollmentId}) and the journey does not allow re-entry`, { existingId: result!.enrollmentId });
+      case 'ineligible': {
+        const fresh = await em.refreshOrFail(journey);
+        throw new AppError('INVALID_STATE', `journey ${journey.id} is ${fresh.status}${fresh.status === 'ACTIVE' ? ' but not published' : ''}: only an ACTIVE journey enrols`, { currentStatus: fresh.status });
+      }
+    }
+  });
+  const enrollment = await ctx.em.fork().findOneOrFail(JourneyEnrollment, { id: enrollmentId, tenantId: ctx.tenantId });
+  return { enrollment, created };
+}
+
+/**
+ * Exits the customer's running enrolment in the journey (EXITED, reason `api`). Returns false when
+ * the customer has none running (the journey and customer must exist: 404 otherwise).
+ */
+export async function exitCustomerFromJourney(ctx: ServiceContext, journeyId: string, customerId: string, reason = 'api'): Promise<boolean> {
+  return ctx.em.transactional(async (em) => {
+    const journey = await getJourney({ em, tenantId: ctx.tenantId }, journeyId);
+    const customer = await getCustomer({ em, tenantId: ctx.tenantId }, customerId);
+    const rows = await em.execute<{ id: string }[]>(
+      `select id from journey_enrollments where tenant_id = ? and journey_id = ? and customer_id = ? and status = 'ACTIVE'`,
+      [ctx.tenantId, journey.id, customer.id],
+    );
+    return (await exitEnrollments(em, ctx.tenantId, rows.map((r) => r.id), reason)).length > 0;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads (PostgreSQL only; never Temporal).
+
+const ENROLLMENT_STATUSES: readonly EnrollmentStatus[] = ['ACTIVE', 'COMPLETED', 'EXITED', 'FAILED'];
+
+function checkStatus(status: unknown): EnrollmentStatus | undefined {
+  if (status === undefined || status === null) return undefined;
+  if (!ENROLLMENT_STATUSES.includes(status as EnrollmentStatus)) {
+    throw new AppError('VALIDATION_ERROR', `status: one of ${ENROLLMENT_STATUSES.join(', ')}`, { field: 'status' });
+  }
+  return status as EnrollmentStatus;
+}
+
+/** Newest first (the time-ordered id), Relay cursors; counted only when asked. */
+export async function journeyEnrollmentsConnection(ctx: ServiceContext, journeyId: string, status: unknown, args: PageArgs = {}): Promise<LazyConnection<JourneyEnrollment>> {
+  const journey = await getJourney(ctx, journeyId);
+  const where = { tenantId: ctx.tenantId, journey: journey.id, ...(checkStatus(status) && { status: checkStatus(status) }) };
+  const plan = planPage(args, (key) => key.length === 1 && typeof key[0] === 'string' && isUuid(key[0]));
+  const count = lazyCount(() => ctx.em.count(JourneyEnrollment, where));
+  const rows = await ctx.em.find(
+    JourneyEnrollment,
+    { ...where, ...(plan.cursor && { id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } }) },
+    { orderBy: { id: plan.backwards ? 'asc' : 'desc' }, limit: plan.limit },
+  );
+  return { ...toPage(rows, plan, (e) => [e.id]), totalCount: count };
+}
+
+export async function listJourneyEnrollmentsPage(ctx: ServiceContext, journeyId: string, status: unknown, skip: number, take: number) {
+  const journey = await getJourney(ctx, journeyId);
+  const where = { tenantId: ctx.tenantId, journey: journey.id, ...(checkStatus(status) && { status: checkStatus(status) }) };
+  const [rows, total] = await Promise.all([
+    ctx.em.find(JourneyEnrollment, where, { orderBy: { id: 'desc' }, offset: skip, limit: take }),
+    ctx.em.fork().count(JourneyEnrollment, where),
+  ]);
+  return { rows, total };
+}
+
+/** Step records of many enrolments, each in the order its steps were first reached. */
+export async function stepsOfEnrollments(ctx: { em: EntityManager; tenantId: string }, enrollmentIds: readonly string[]): Promise<Map<string, JourneyEnrollmentStep[]>> {
+  const steps = enrollmentIds.length
+    ? await ctx.em.find(
+      JourneyEnrollmentStep,
+      { tenantId: ctx.tenantId, enrollment: { $in: [...enrollmentIds] } },
+      { orderBy: [{ startedAt: 'asc nulls last' }, { stepNumber: 'asc' }, { id: 'asc' }] as never },
+    )
+    : [];
+  const byEnrollment = new Map<string, JourneyEnrollmentStep[]>(enrollmentIds.map((id) => [id, []]));
+  for (const s of steps) byEnrollment.get((s.enrollment as unknown as { id: string }).id)?.push(s);
+  return byEnrollment;
+}
+
+export function enrollmentStepView(s: JourneyEnrollmentStep) {
+  return {
+    stepId: s.stepId,
+    stepNumber: s.stepNumber ?? null,
+    stepName: s.stepName ?? null,
+    stepType: s.stepType ?? null,
+    status: s.status,
+    outcome: s.outcome ?? null,
+    visits: s.visits,
+    startedAt: s.startedAt ?? null,
+    completedAt: s.completedAt ?? null,
+    error: s.error ?? null,
+  };
+}
+
+const refId = (r: unknown) => (typeof r === 'string' ? r : (r as { id: string }).id);
+
+export function enrollmentView(e: JourneyEnrollment, steps?: JourneyEnrollmentStep[]) {
+  return {
+    id: e.id,
+    journeyId: refId(e.journey),
+    customerId: refId(e.customer),
+    status: e.status,
+    version: e.version,
+    sequence: e.sequence,
+    currentStepId: e.currentStepId ?? null,
+    currentStepNumber: e.currentStepNumber ?? null,
+    waitingUntil: e.waitingUntil ?? null,
+    enrolledAt: e.enrolledAt,
+    completedAt: e.completedAt ?? null,
+    exitedAt: e.exitedAt ?? null,
+    exitReason: e.exitReason ?? null,
+    workflowId: e.workflowId ?? null,
+    ...(steps && { steps: steps.map(enrollmentStepView) }),
+  };
+}
+
+export async function enrollmentViews(ctx: ServiceContext, rows: JourneyEnrollment[]) {
+  const steps = await stepsOfEnrollments(ctx, rows.map((r) => r.id));
+  return rows.map((r) => enrollmentView(r, steps.get(r.id) ?? []));
+}
