@@ -50,6 +50,8 @@ const REST_BODIES: Partial<Record<OperationName, (a: TenantA) => { body: string;
   createTemplate: () => ({ contentType: 'application/json', namesA: false, body: JSON.stringify({ name: 'B', channel: 'SMS', body: 'Hi {{ firstName }}' }) }),
   updateTemplate: () => ({ contentType: 'application/json', namesA: false, body: JSON.stringify({ name: 'B' }) }),
   previewTemplate: (a) => ({ contentType: 'application/json', namesA: true, body: JSON.stringify({ customerId: a.ids.customer }) }),
+  // An upstream system names the customer by id or identifiers; the journey in the path is A's.
+  enrollCustomerInJourney: (a) => ({ contentType: 'application/json', namesA: true, body: JSON.stringify({ customer: { id: a.ids.customer }, idempotencyKey: 'isolation' }) }),
 };
 
 interface TenantA { tenant: string; email: string; phone: string; ids: Record<Resource, string> }

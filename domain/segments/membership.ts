@@ -165,7 +165,6 @@ async function reevaluate(em: EntityManager, tenantId: string, segments: Segment
        select segment_id, sum(d)::int as d
          from (select segment_id, 1 as d from added union all select segment_id, -1 from removed) moved
         group by segment_id
-     )
      ), counted as (
        insert into segment_member_count_deltas (segment_id, delta) select segment_id, d from deltas where d <> 0
      )
