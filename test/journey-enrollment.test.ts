@@ -238,6 +238,25 @@ describe('the outbox hand-off', () => {
     expect(signals.filter((s) => s.name === 'event').length).toBeGreaterThanOrEqual(1);
     expect(signals[0]!.arg).toMatchObject({ type: 'enrolled', activityId: (await enrollments(journeyId))[0].id });
   });
+
+  it('keeps dispatching the other rows when one fails, and tries that one again later', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const { rows: [bad] } = await db.query(
+      `insert into reaction_outbox (tenant_id, kind, key, payload) values ($1, 'no-such-kind', 'x', '{}') returning id`, [tenant],
+    );
+    const journeyId = await journey(tenant);
+    const c = await customer(auth);
+    await call('POST', `/journeys/${journeyId}/enrollments`, auth, { customer: { id: c.id } });
+    await run(journeyWorkflowId(journeyId, c.id, 1));
+    const failed = await until('the bad row marked for a retry', async () => {
+      const { rows: [r] } = await db.query('select attempts, next_attempt_at, last_error, dispatched_at from reaction_outbox where id = $1', [bad.id]);
+      return r.attempts >= 1 && r;
+    });
+    expect(failed).toMatchObject({ dispatched_at: null, last_error: expect.stringContaining('unknown kind') });
+    expect(failed.next_attempt_at.getTime()).toBeGreaterThan(Date.now() - 60_000);
+    await db.query('delete from reaction_outbox where id = $1', [bad.id]);
+  });
 });
 
 describe('POST /journeys/{id}/enrollments', () => {

@@ -228,6 +228,15 @@ export async function exitCustomersEnrollments(em: EntityManager, tenantId: stri
   return exitEnrollments(em, tenantId, rows.map((r) => r.id), reason);
 }
 
+/** Ends every ACTIVE enrolment of a journey (archive). */
+export async function exitJourneyEnrollments(em: EntityManager, tenantId: string, journeyId: string, reason: string): Promise<string[]> {
+  const rows = await em.execute<{ id: string }[]>(
+    `select id from journey_enrollments where tenant_id = ? and journey_id = ? and status = 'ACTIVE'`,
+    [tenantId, journeyId],
+  );
+  return exitEnrollments(em, tenantId, rows.map((r) => r.id), reason);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reactions (called from domain/reactions.ts and the segment membership writers, in the change's
 // own transaction).
