@@ -271,6 +271,11 @@ describe('POST /journeys/{id}/enrollments', () => {
     const again = await call('POST', `/journeys/${journeyId}/enrollments`, auth, { customer: { id: c.id }, idempotencyKey: 'crm-1' });
     expect(again.status).toBe(200);
     expect(again.body.data.id).toBe(first.body.data.id);
+    // The same key for someone else is a mistake, not a replay.
+    const someoneElse = await customer(auth);
+    const misused = await call('POST', `/journeys/${journeyId}/enrollments`, auth, { customer: { id: someoneElse.id }, idempotencyKey: 'crm-1' });
+    expect(misused.status).toBe(409);
+    expect(misused.body.error).toMatchObject({ code: 'CONFLICT', existingId: first.body.data.id });
     const byPhone = await call('POST', `/journeys/${journeyId}/enrollments`, auth, { customer: { phone: '082 111 2233' } });
     expect(byPhone.status).toBe(200);
     expect(byPhone.body.data.id).toBe(first.body.data.id);

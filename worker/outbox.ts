@@ -35,7 +35,7 @@ export interface JourneyEnrollPayload {
  * Hands one committed reaction to Temporal. Repeats are harmless: a workflow id that already ran
  * (or runs) is not started twice, and a signal to an enrolment that has finished is dropped.
  */
-export async function dispatchRow(client: Client, taskQueue: string, row: Row): Promise<void> {
+export async function dispatchRow(client: Client, taskQueue: string, row: Row, startPending: (enrollmentId: string) => Promise<boolean> = async () => false): Promise<void> {
   switch (row.kind) {
     case CAMPAIGN_TRIGGER: {
       const p = row.payload as CampaignTrigger;
@@ -77,8 +77,11 @@ export async function dispatchRow(client: Client, taskQueue: string, row: Row): 
         const handle = client.workflow.getHandle(p.workflowId);
         await (p.arg === undefined ? handle.signal(p.signal) : handle.signal(p.signal, p.arg));
       } catch (err) {
-        // Finished (or never started: its JOURNEY_ENROLL was refused): nothing left to tell.
         if (!(err instanceof WorkflowNotFoundError)) throw err;
+        // Not started yet (its JOURNEY_ENROLL row waits, or another dispatcher holds it): the
+        // signal must not overtake the start, so it waits too. Otherwise the run has finished:
+        // nothing left to tell.
+        if (await startPending(row.key.split(':')[0]!)) throw new Error(`workflow ${p.workflowId} is not started yet`, { cause: err });
       }
       return;
     }
@@ -114,7 +117,27 @@ export function startOutboxDispatcher({ orm, config, log }: ActivityDeps): Outbo
           order by created_at limit ? for update skip locked`,
         [BATCH],
       );
-      const outcomes = await Promise.allSettled(rows.map((row) => dispatchRow(client, config.TEMPORAL_TASK_QUEUE, row)));
+      // Rows of one workflow go in order (its start before its signals); workflows in parallel.
+      const startPending = async (enrollmentId: string) =>
+        (await orm.em.fork().execute<{ n: number }[]>(
+          `select count(*)::int as n from reaction_outbox where kind = ? and key = ? and dispatched_at is null`, [JOURNEY_ENROLL, enrollmentId],
+        ))[0]!.n > 0;
+      const byWorkflow = new Map<string, number[]>();
+      rows.forEach((row, i) => {
+        const wf = (row.payload as { workflowId?: string }).workflowId ?? row.id;
+        byWorkflow.set(wf, [...(byWorkflow.get(wf) ?? []), i]);
+      });
+      const outcomes: PromiseSettledResult<void>[] = new Array(rows.length);
+      await Promise.all([...byWorkflow.values()].map(async (indexes) => {
+        for (const i of indexes) {
+          try {
+            await dispatchRow(client, config.TEMPORAL_TASK_QUEUE, rows[i]!, startPending);
+            outcomes[i] = { status: 'fulfilled', value: undefined };
+          } catch (reason) {
+            outcomes[i] = { status: 'rejected', reason };
+          }
+        }
+      }));
       const done: string[] = [];
       for (const [i, outcome] of outcomes.entries()) {
         const row = rows[i]!;

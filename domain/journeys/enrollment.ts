@@ -372,7 +372,13 @@ export async function enrollCustomerInJourney(ctx: ServiceContext, journeyId: st
     const [result] = await enrollCustomers(em, ctx.tenantId, [{ journeyId: journey.id, customerId: customer.id, idempotencyKey: key }], { lock: true });
     switch (result!.outcome) {
       case 'enrolled': return { id: result!.enrollmentId!, created: true };
-      case 'existing':
+      case 'existing': {
+        const [{ customer_id }] = (await em.execute<{ customer_id: string }[]>('select customer_id from journey_enrollments where id = ?', [result!.enrollmentId])) as [{ customer_id: string }];
+        if (customer_id !== customer.id) {
+          throw new AppError('CONFLICT', `idempotencyKey: already used for enrollment ${result!.enrollmentId} of another customer`, { field: 'idempotencyKey', existingId: result!.enrollmentId });
+        }
+        return { id: result!.enrollmentId!, created: false };
+      }
       case 'running': return { id: result!.enrollmentId!, created: false };
       case 'refused':
         throw new AppError('CONFLICT', `customer ${customer.id} was enrolled in journey ${journey.id} before (enrollment ${result!.enrollmentId}) and the journey does not allow re-entry`, { existingId: result!.enrollmentId });
