@@ -363,6 +363,19 @@ describe('segment entries, merges and deletes', () => {
     await run(journeyWorkflowId(journeyId, gold.id, 1));
   });
 
+  it('enrols customers a refresh workflow finds entering a DYNAMIC segment', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const segment = (await call('POST', '/segments', auth, { name: 'Eagles', type: 'DYNAMIC', criteria: { field: 'membershipTier', op: 'eq', value: 'EAGLE' } })).body.data;
+    const journeyId = await journey(tenant, { triggerType: 'SEGMENT_ENTRY', triggerConfig: { segmentId: segment.id } });
+    const c = await customer(auth, { membershipTier: 'EAGLE' });
+    expect(await enrollments(journeyId)).toEqual([]);
+    const refreshed = await call('POST', `/segments/${segment.id}/refresh`, auth);
+    expect(refreshed.body.data).toMatchObject({ added: 1 });
+    expect((await enrollments(journeyId)).map((e) => e.customer_id)).toEqual([c.id]);
+    await run(journeyWorkflowId(journeyId, c.id, 1));
+  });
+
   it('ends the loser\'s running enrolments on a merge and keeps the totals exact', async () => {
     const tenant = newTenant();
     const auth = await token(tenant);
