@@ -5,7 +5,7 @@ import { Customer, Journey, JourneyEnrollment, JourneyEnrollmentStep } from '../
 import type { EnrollmentStatus } from '../../db/entities/enums.js';
 import { liveCustomer, pgArray } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
-import { journeyWorkflowId, type JourneyEnrollmentInput, type JourneyEvent } from '../../workflows/journey.js';
+import { journeyWorkflowId, type JourneyEvent } from '../../workflows/journey.js';
 import type { ServiceContext } from '../context.js';
 import { getCustomer, isLive, isUuid, deadState } from '../customers/customers.js';
 import { resolveIn } from '../customers/resolve.js';
@@ -130,44 +130,43 @@ async function enrollRound(em: EntityManager, tenantId: string, round: EnrollCan
   }
 
   if (inserts.length) {
-    // A concurrent writer that got there first (same key, or an ACTIVE one, or the same sequence)
-    // wins; this candidate then reads what it wrote.
+    // One statement: the rows, the journeys' totals, and the outbox rows that start their runs
+    // (payload {workflowId, input: JourneyEnrollmentInput, event?}). A concurrent writer that got
+    // there first (same key, an ACTIVE one, the same sequence) wins; this candidate then reads
+    // what it wrote.
     const written = await em.execute<{ id: string }[]>(
-      `insert into journey_enrollments (id, tenant_id, journey_id, customer_id, status, version, sequence, workflow_id, idempotency_key)
-       select t.id, ?, t.journey_id, t.customer_id, 'ACTIVE', t.version, t.sequence, t.workflow_id, t.idem
-         from unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::text[], ?::text[]) as t(id, journey_id, customer_id, version, sequence, workflow_id, idem)
-       on conflict do nothing
-       returning id`,
+      `with t as (
+         select * from unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::text[], ?::text[], ?::jsonb[])
+           as t(id, journey_id, customer_id, version, sequence, workflow_id, idem, event)
+       ), ins as (
+         insert into journey_enrollments (id, tenant_id, journey_id, customer_id, status, version, sequence, workflow_id, idempotency_key)
+         select t.id, ?, t.journey_id, t.customer_id, 'ACTIVE', t.version, t.sequence, t.workflow_id, t.idem from t
+         on conflict do nothing
+         returning id, journey_id, customer_id, version, workflow_id
+       ), counted as (
+         update journeys j set total_enrolled = j.total_enrolled + n.c, updated_at = now()
+           from (select journey_id, count(*)::int as c from ins group by journey_id) n
+          where j.tenant_id = ? and j.id = n.journey_id
+       ), queued as (
+         insert into reaction_outbox (id, tenant_id, kind, key, payload)
+         select gen_random_uuid(), ?, ?, ins.id::text,
+                jsonb_build_object(
+                  'workflowId', ins.workflow_id,
+                  'input', jsonb_build_object('tenantId', ?::text, 'journeyId', ins.journey_id, 'customerId', ins.customer_id, 'enrollmentId', ins.id, 'version', ins.version)
+                ) || case when t.event is null then '{}'::jsonb else jsonb_build_object('event', t.event) end
+           from ins join t on t.id = ins.id
+         on conflict (tenant_id, kind, key) do nothing
+       )
+       select id from ins`,
       [
-        tenantId,
         pgArray(inserts.map((i) => i.id)), pgArray(inserts.map((i) => i.candidate.journeyId)), pgArray(inserts.map((i) => i.candidate.customerId)),
         pgArray(inserts.map((i) => i.version)), pgArray(inserts.map((i) => i.sequence)), pgArray(inserts.map((i) => i.workflowId)),
-        pgArray(inserts.map((i) => i.candidate.idempotencyKey)),
+        pgArray(inserts.map((i) => i.candidate.idempotencyKey)), pgArray(inserts.map((i) => (i.candidate.event ? JSON.stringify(i.candidate.event) : null))),
+        tenantId, tenantId, tenantId, JOURNEY_ENROLL, tenantId,
       ],
     );
     const done = new Set(written.map((w) => w.id));
-    const inserted = inserts.filter((i) => done.has(i.id));
-    if (inserted.length) {
-      await em.execute(
-        `update journeys j set total_enrolled = j.total_enrolled + n.c, updated_at = now()
-           from (select journey_id, count(*)::int as c from unnest(?::uuid[]) as t(journey_id) group by journey_id) n
-          where j.tenant_id = ? and j.id = n.journey_id`,
-        [pgArray(inserted.map((i) => i.candidate.journeyId)), tenantId],
-      );
-      const payloads = inserted.map((i) => {
-        const input: JourneyEnrollmentInput = {
-          tenantId, journeyId: i.candidate.journeyId, customerId: i.candidate.customerId, enrollmentId: i.id, version: i.version,
-        };
-        return JSON.stringify({ workflowId: i.workflowId, input, ...(i.candidate.event && { event: i.candidate.event }) });
-      });
-      await em.execute(
-        `insert into reaction_outbox (id, tenant_id, kind, key, payload)
-         select gen_random_uuid(), ?, ?, t.key, t.payload::jsonb from unnest(?::text[], ?::text[]) as t(key, payload)
-         on conflict (tenant_id, kind, key) do nothing`,
-        [tenantId, JOURNEY_ENROLL, pgArray(inserted.map((i) => i.id)), pgArray(payloads)],
-      );
-      await nudgeOutbox(em);
-    }
+    if (done.size) await nudgeOutbox(em);
     for (const i of inserts) {
       if (done.has(i.id)) {
         results.push({ candidate: i.candidate, outcome: 'enrolled', enrollmentId: i.id });
