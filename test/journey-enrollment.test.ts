@@ -155,6 +155,29 @@ describe('enrolment from upstream events', () => {
     expect(signalled[1]).toEqual({ name: 'event', arg: { type: 'membership.joined', activityId: res.body.data.results[0].activityId, occurredAt: expect.any(String) } });
   });
 
+  it('enrols in a journey built and activated through the API, on the version it published', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const created = (await call('POST', '/journeys', auth, { name: 'Welcome', triggerType: 'EVENT', triggerConfig: { event: 'member.signed_up' } })).body.data;
+    const steps = (await call('GET', `/journeys/${created.id}/steps`, auth)).body.data as { id: string; type: string }[];
+    const trigger = steps.find((st) => st.type === 'TRIGGER') ?? (await call('POST', `/journeys/${created.id}/steps`, auth, { type: 'TRIGGER', config: {} })).body.data;
+    const wait = (await call('POST', `/journeys/${created.id}/steps`, auth, { type: 'WAIT', config: { duration: 'P3D' }, afterStepId: trigger.id })).body.data;
+    await call('POST', `/journeys/${created.id}/steps`, auth, { type: 'END', config: {}, afterStepId: wait.id });
+    // Not active yet: the event enrols no one.
+    const email = `api-${randomUUID().slice(0, 8)}@journey.test`;
+    await call('POST', '/events', auth, upstream(email, { type: 'member.signed_up' }));
+    expect(await enrollments(created.id)).toEqual([]);
+    expect((await call('POST', `/journeys/${created.id}/activate`, auth)).status).toBe(200);
+    await call('POST', '/events', auth, upstream(email, { type: 'member.signed_up' }));
+    const [e, ...more] = await enrollments(created.id);
+    expect(more).toEqual([]);
+    expect(e).toMatchObject({ status: 'ACTIVE', version: 1 });
+    await run(e.workflow_id);
+    const listed = await call('GET', `/journeys/${created.id}/enrollments`, auth);
+    expect(listed.body.data.map((x: { id: string }) => x.id)).toEqual([e.id]);
+    expect((await call('GET', `/journeys/${created.id}`, auth)).body.data.totalEnrolled).toBe(1);
+  });
+
   it('enrols no one when the transaction that stored the event rolls back', async () => {
     const tenant = newTenant();
     const auth = await token(tenant);

@@ -199,7 +199,7 @@ export async function nudgeOutbox(em: EntityManager): Promise<void> {
  */
 export async function exitEnrollments(em: EntityManager, tenantId: string, enrollmentIds: string[], reason: string): Promise<string[]> {
   if (!enrollmentIds.length) return [];
-  const queued = await signalJourneyEnrollments(em, tenantId, { enrollmentIds }, 'exit', `exit:${reason}`, { reason });
+  await signalJourneyEnrollments(em, tenantId, { enrollmentIds }, 'exit', `exit:${reason}`, { reason });
   const ended = await em.execute<{ id: string }[]>(
     `with ended as (
        update journey_enrollments set status = 'EXITED', exited_at = now(), exit_reason = ?, waiting_until = null, updated_at = now()
@@ -213,7 +213,6 @@ export async function exitEnrollments(em: EntityManager, tenantId: string, enrol
      select id from ended`,
     [reason, tenantId, pgArray(enrollmentIds), tenantId],
   );
-  if (queued) await nudgeOutbox(em);
   return ended.map((e) => e.id);
 }
 
@@ -268,13 +267,11 @@ export async function journeysAfterActivities(em: EntityManager, tenantId: strin
   const exits = new Map<string, string>();
   for (const l of listening) if (l.exit && !exits.has(l.enrollment_id)) exits.set(l.enrollment_id, l.type);
   for (const [enrollmentId, type] of exits) await exitEnrollments(em, tenantId, [enrollmentId], `exitOn:${type}`);
-  let signalled = 0;
   for (const l of listening) {
     if (exits.has(l.enrollment_id)) continue;
     const event: JourneyEvent = { type: l.type, activityId: l.activity_id, occurredAt: new Date(l.occurred_at).toISOString() };
-    signalled += await signalJourneyEnrollments(em, tenantId, { enrollmentIds: [l.enrollment_id] }, 'event', l.activity_id, event);
+    await signalJourneyEnrollments(em, tenantId, { enrollmentIds: [l.enrollment_id] }, 'event', l.activity_id, event);
   }
-  if (signalled) await nudgeOutbox(em);
   if (!opts.enrol) return;
 
   const triggered = await em.execute<{ journey_id: string; customer_id: string; activity_id: string; type: string; occurred_at: Date }[]>(
@@ -317,7 +314,7 @@ export async function journeysAfterSegmentEntries(em: EntityManager, tenantId: s
 // ---------------------------------------------------------------------------------------------
 // The API.
 
-export async function getJourney(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Journey> {
+async function journeyOf(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Journey> {
   const journey = isUuid(id) ? await ctx.em.findOne(Journey, { id, tenantId: ctx.tenantId }) : null;
   if (!journey) throw notFound('journey', id);
   return journey;
@@ -366,7 +363,7 @@ export async function enrollCustomerInJourney(ctx: ServiceContext, journeyId: st
   }
   const key = `api:${idempotencyKey ?? randomUUID()}`;
   const { id: enrollmentId, created } = await ctx.em.transactional(async (em) => {
-    const journey = await getJourney({ em, tenantId: ctx.tenantId }, journeyId);
+    const journey = await journeyOf({ em, tenantId: ctx.tenantId }, journeyId);
     const customer = await customerByRef(ctx, em, ref);
     const [result] = await enrollCustomers(em, ctx.tenantId, [{ journeyId: journey.id, customerId: customer.id, idempotencyKey: key }], { lock: true });
     switch (result!.outcome) {
@@ -397,7 +394,7 @@ export async function enrollCustomerInJourney(ctx: ServiceContext, journeyId: st
  */
 export async function exitCustomerFromJourney(ctx: ServiceContext, journeyId: string, customerId: string, reason = 'api'): Promise<boolean> {
   return ctx.em.transactional(async (em) => {
-    const journey = await getJourney({ em, tenantId: ctx.tenantId }, journeyId);
+    const journey = await journeyOf({ em, tenantId: ctx.tenantId }, journeyId);
     const customer = await getCustomer({ em, tenantId: ctx.tenantId }, customerId);
     const rows = await em.execute<{ id: string }[]>(
       `select id from journey_enrollments where tenant_id = ? and journey_id = ? and customer_id = ? and status = 'ACTIVE'`,
@@ -422,7 +419,7 @@ function checkStatus(status: unknown): EnrollmentStatus | undefined {
 
 /** Newest first (the time-ordered id), Relay cursors; counted only when asked. */
 export async function journeyEnrollmentsConnection(ctx: ServiceContext, journeyId: string, status: unknown, args: PageArgs = {}): Promise<LazyConnection<JourneyEnrollment>> {
-  const journey = await getJourney(ctx, journeyId);
+  const journey = await journeyOf(ctx, journeyId);
   const where = { tenantId: ctx.tenantId, journey: journey.id, ...(checkStatus(status) && { status: checkStatus(status) }) };
   const plan = planPage(args, (key) => key.length === 1 && typeof key[0] === 'string' && isUuid(key[0]));
   const count = lazyCount(() => ctx.em.count(JourneyEnrollment, where));
@@ -435,7 +432,7 @@ export async function journeyEnrollmentsConnection(ctx: ServiceContext, journeyI
 }
 
 export async function listJourneyEnrollmentsPage(ctx: ServiceContext, journeyId: string, status: unknown, skip: number, take: number) {
-  const journey = await getJourney(ctx, journeyId);
+  const journey = await journeyOf(ctx, journeyId);
   const where = { tenantId: ctx.tenantId, journey: journey.id, ...(checkStatus(status) && { status: checkStatus(status) }) };
   const [rows, total] = await Promise.all([
     ctx.em.find(JourneyEnrollment, where, { orderBy: { id: 'desc' }, offset: skip, limit: take }),

@@ -44,5 +44,7 @@ export async function signalJourneyEnrollments(
      returning id`,
     [JOURNEY_SIGNAL, signal, dedupe, signal, arg === undefined ? null : JSON.stringify(arg), tenantId, value],
   );
+  // Wakes listening dispatchers (worker/outbox.ts) at commit.
+  if (rows.length) await em.execute(`select pg_notify('reaction_outbox', '')`);
   return rows.length;
 }
