@@ -5,6 +5,7 @@ import type { Channel, JourneyStepType } from '../db/entities/enums.js';
 import { LIVE_CUSTOMER } from '../db/sql.js';
 import { audienceInsert } from '../domain/campaigns/audience.js';
 import { updateCustomer } from '../domain/customers/customers.js';
+import { journeysAfterSegmentEntries } from '../domain/journeys/enrollment.js';
 import { afterCustomersChanged } from '../domain/reactions.js';
 import { compileCriteria } from '../domain/segments/criteria.js';
 import type { ConditionConfig, SendConfig, UpdateConfig, VersionStep, WaitConfig } from '../domain/journeys/steps.js';
@@ -247,10 +248,12 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
               [segmentId, input.customerId, input.tenantId],
             );
             if (added.length) {
-              await em.execute(
-                `insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause) values (?, ?, ?, 'ENTERED', 'journey')`,
+              const [entry] = await em.execute<{ id: string }[]>(
+                `insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause) values (?, ?, ?, 'ENTERED', 'journey') returning id::text`,
                 [input.tenantId, segmentId, input.customerId],
               );
+              // The entry enrols in the segment's SEGMENT_ENTRY journeys, like any other.
+              await journeysAfterSegmentEntries(em, input.tenantId, [entry!.id]);
               await em.execute('insert into segment_member_count_deltas (segment_id, delta) values (?, 1)', [segmentId]);
               // SMART segments that read this one's membership.
               await afterCustomersChanged(em, input.tenantId, [input.customerId], 'journey');

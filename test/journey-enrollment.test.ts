@@ -399,6 +399,27 @@ describe('segment entries, merges and deletes', () => {
     await run(journeyWorkflowId(journeyId, c.id, 1));
   });
 
+  it('enrols customers a journey\'s UPDATE step adds to a STATIC segment', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const fans = (await call('POST', '/segments', auth, { name: 'Fans', type: 'STATIC' })).body.data;
+    const follow = await journey(tenant, { triggerType: 'SEGMENT_ENTRY', triggerConfig: { segmentId: fans.id } });
+    const adder = (await call('POST', '/journeys', auth, { name: 'Adder', triggerType: 'MANUAL', triggerConfig: {} })).body.data;
+    const steps = (await call('GET', `/journeys/${adder.id}/steps`, auth)).body.data as { id: string; type: string }[];
+    const trigger = steps.find((st) => st.type === 'TRIGGER') ?? (await call('POST', `/journeys/${adder.id}/steps`, auth, { type: 'TRIGGER', config: {} })).body.data;
+    const update = (await call('POST', `/journeys/${adder.id}/steps`, auth, { type: 'UPDATE', config: { addToSegment: fans.id }, afterStepId: trigger.id })).body.data;
+    await call('POST', `/journeys/${adder.id}/steps`, auth, { type: 'END', config: {}, afterStepId: update.id });
+    expect((await call('POST', `/journeys/${adder.id}/activate`, auth)).status).toBe(200);
+    const c = await customer(auth);
+    expect((await call('POST', `/journeys/${adder.id}/enrollments`, auth, { customer: { id: c.id } })).status).toBe(201);
+    const [e] = await until('the entry enrolled', async () => {
+      const rows = await enrollments(follow);
+      return rows.length > 0 && rows;
+    }, 60_000);
+    expect(e).toMatchObject({ customer_id: c.id, status: 'ACTIVE' });
+    expect(e.idempotency_key).toMatch(/^segment-entry:\d+$/);
+  });
+
   it('ends the loser\'s running enrolments on a merge and keeps the totals exact', async () => {
     const tenant = newTenant();
     const auth = await token(tenant);
