@@ -275,6 +275,9 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
      */
     async finishJourneyEnrollment(input: EnrollmentRef & { status: EndStatus; reason?: string | null; at: string; last: StepDone | null }): Promise<boolean> {
       return orm.em.fork().transactional(async (em) => {
+        // The journey row first, then the enrolment's: the order archiveJourney (and every journey
+        // action) takes them in. The other way round, an archive running at the same moment deadlocks.
+        await em.execute('select id from journeys where tenant_id = ? and id = ? for no key update', [input.tenantId, input.journeyId]);
         const enrollment = await lockEnrollment(em, input);
         if (enrollment?.status !== 'ACTIVE') return false;
         if (input.last) await completeStep(em, input, input.last);

@@ -1,0 +1,78 @@
+import { MockActivityEnvironment } from '@temporalio/testing';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createActivities } from '../activities/index.js';
+import { openOrm, type Orm } from '../db/orm.js';
+import { createLogger } from '../platform/logger.js';
+import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
+import { enrollmentRow, graph, insertCustomer, insertEnrollment, insertJourney, journeyTotals, stepRecords } from './support/journey-fixtures.js';
+import { until } from './support/until.js';
+
+// The journey interpreter's activities against what else ends enrolments (archive, API exit) at the
+// same time, on real PostgreSQL, without Temporal (MockActivityEnvironment): lock order, totals,
+// step records.
+
+let orm: Orm;
+let db: pg.Client;
+let api: TestApi;
+let activities: ReturnType<typeof createActivities>;
+
+beforeAll(async () => {
+  const config = testConfig();
+  orm = await openOrm(config.DATABASE_URL!);
+  activities = createActivities({ orm, config, log: createLogger('silent') });
+  db = new pg.Client({ connectionString: inject('databaseUrl') });
+  await db.connect();
+  api = await startTestApi({ RATE_LIMIT_WRITE: '100000', RATE_LIMIT_READ: '100000' });
+});
+afterAll(async () => {
+  await api?.close();
+  await db?.end();
+  await orm?.close();
+});
+
+const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A) => new MockActivityEnvironment().run(fn, ...args);
+
+async function simpleJourney() {
+  const tenant = newTenant();
+  const { steps, ids } = graph({ trigger: { type: 'TRIGGER' }, wait: { type: 'WAIT', config: { duration: 'P1D' } }, end: { type: 'END' } });
+  const journey = await insertJourney(db, tenant, steps);
+  const e = await insertEnrollment(db, journey, await insertCustomer(db, tenant));
+  const ref = { tenantId: tenant, journeyId: journey.journeyId, enrollmentId: e.enrollmentId };
+  return { tenant, journey, e, ids, ref };
+}
+
+describe('ending an enrolment while its journey is archived', () => {
+  it('finishJourneyEnrollment takes the journey row before the enrolment row (archive\'s order): no deadlock, totals exact', async () => {
+    const { journey, e, ref } = await simpleJourney();
+    // archiveJourney's transaction: the journey row FOR UPDATE first, then the enrolments.
+    const archive = new pg.Client({ connectionString: inject('databaseUrl') });
+    await archive.connect();
+    try {
+      await archive.query('begin');
+      await archive.query('select id from journeys where id = $1 for update', [journey.journeyId]);
+      const finishing = run(activities.finishJourneyEnrollment, { ...ref, status: 'COMPLETED', at: new Date().toISOString(), last: null });
+      // The workflow's end is now waiting for a lock the archive holds.
+      await until('the finish to wait on a lock', async () => {
+        const { rows } = await db.query(
+          `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> $1 and query ilike '%journey%'`,
+          [(archive as unknown as { processID: number }).processID],
+        );
+        return rows.length > 0;
+      });
+      // The archive goes on: with the enrolment row held by the finish, this would deadlock.
+      const ended = await archive.query(
+        `update journey_enrollments set status = 'EXITED', exit_reason = 'archived', exited_at = now() where id = $1 and status = 'ACTIVE' returning id`,
+        [e.enrollmentId],
+      );
+      await archive.query('update journeys set total_exited = total_exited + $2 where id = $1', [journey.journeyId, ended.rowCount]);
+      await archive.query('commit');
+      expect(ended.rowCount).toBe(1);
+      expect(await finishing).toBe(false);
+    } finally {
+      await archive.end();
+    }
+    expect(await enrollmentRow(db, e.enrollmentId)).toMatchObject({ status: 'EXITED', exit_reason: 'archived' });
+    expect(await journeyTotals(db, journey.journeyId)).toEqual({ total_enrolled: 1, total_completed: 0, total_exited: 1 });
+  });
+});
