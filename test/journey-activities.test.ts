@@ -76,3 +76,26 @@ describe('ending an enrolment while its journey is archived', () => {
     expect(await journeyTotals(db, journey.journeyId)).toEqual({ total_enrolled: 1, total_completed: 0, total_exited: 1 });
   });
 });
+
+describe('archiveJourney', () => {
+  it('closes the step each running enrolment was at (no step record left ACTIVE, so stats show nobody at it)', async () => {
+    const { tenant, journey, e, ids, ref } = await simpleJourney();
+    const at = new Date().toISOString();
+    const step = (id: string, stepNumber: number, type: 'TRIGGER' | 'WAIT') => ({ id, stepNumber, type, name: null });
+    await run(activities.enterJourneyStep, { ...ref, step: step(ids.trigger, 1, 'TRIGGER'), visit: 1, at, previous: null });
+    await run(activities.enterJourneyStep, {
+      ...ref, step: step(ids.wait, 2, 'WAIT'), visit: 1, at, previous: { stepId: ids.trigger, status: 'COMPLETED', outcome: null, at },
+    });
+    const auth = await token(tenant);
+    const archived = await api.call('POST', `/api/v1/journeys/${journey.journeyId}/archive`, { auth });
+    expect(archived.status, JSON.stringify(archived.body)).toBe(200);
+    expect(await enrollmentRow(db, e.enrollmentId)).toMatchObject({ status: 'EXITED', exit_reason: 'archived' });
+    const records = await stepRecords(db, e.enrollmentId);
+    expect(records.map((r) => [r.step_type, r.status, r.outcome])).toEqual([['TRIGGER', 'COMPLETED', null], ['WAIT', 'SKIPPED', 'EXITED']]);
+    expect(records[1]!.completed_at).not.toBeNull();
+    const stats = await api.call('GET', `/api/v1/journeys/${journey.journeyId}/stats`, { auth });
+    expect(stats.body.data.steps.find((s: { stepId: string }) => s.stepId === ids.wait)).toMatchObject({ entered: 1, active: 0, skipped: 1 });
+    // The workflow, at its next step, finds the enrolment ended and stops without touching anything.
+    expect(await run(activities.enterJourneyStep, { ...ref, step: step(ids.end, 3, 'WAIT'), visit: 1, at, previous: null })).toMatchObject({ enrollment: 'EXITED' });
+  });
+});

@@ -448,6 +448,15 @@ export async function archiveJourney(ctx: ServiceContext, id: string): Promise<J
         where tenant_id = ? and journey_id = ? and status = 'ACTIVE' returning id`,
       [ctx.tenantId, j.id],
     );
+    if (ended.length) {
+      // The step each was at is closed as the workflow's own end would close it: the workflow, finding
+      // its enrolment ended, stops without touching its records.
+      await em.execute(
+        `update journey_enrollment_steps set status = 'SKIPPED', outcome = coalesce(outcome, 'EXITED'), completed_at = now()
+          where tenant_id = ? and enrollment_id = any(?::uuid[]) and status = 'ACTIVE'`,
+        [ctx.tenantId, pgArray(ended.map((r) => r.id))],
+      );
+    }
     await em.execute(
       `update journeys set status = ?, total_exited = total_exited + ?, updated_at = now() where tenant_id = ? and id = ?`,
       [targetStatus('archive'), ended.length, ctx.tenantId, j.id],
