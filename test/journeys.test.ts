@@ -291,6 +291,29 @@ describe('journey builder', () => {
     expect(await steps(t.auth, journey.id)).toHaveLength(50);
   });
 
+  it('refuses deleting a template or segment an ACTIVE or PAUSED journey runs on (CONFLICT, as campaigns do); once archived, they go', async () => {
+    const t = await tenantWith();
+    const w = await welcome(t);
+    const id = w.journey.id;
+    // The segment is named inside the CONDITION's criteria (a segment reference), the template by a SEND.
+    await ok(call('PATCH', `/journeys/${id}/steps/${w.condition.id}`, t.auth, { config: { criteria: { segment: t.segment, op: 'in' } } }));
+    await ok(call('POST', `/journeys/${id}/activate`, t.auth));
+    const refused = async (status: string) => {
+      for (const path of [`/templates/${t.sms}`, `/segments/${t.segment}`]) {
+        const res = await call('DELETE', path, t.auth);
+        expect(res.status, `${status}: DELETE ${path}: ${JSON.stringify(res.body)}`).toBe(409);
+        expect(res.body.error).toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`journey "Welcome series" (${id}, ${status})`) });
+      }
+      const gql = await api.graphql(t.auth, `mutation { deleteSegment(id: "${t.segment}") }`);
+      expect(gql.body.errors?.[0]?.extensions?.code, JSON.stringify(gql.body)).toBe('CONFLICT');
+    };
+    await refused('ACTIVE');
+    await ok(call('POST', `/journeys/${id}/pause`, t.auth));
+    await refused('PAUSED');
+    await ok(call('POST', `/journeys/${id}/archive`, t.auth));
+    for (const path of [`/templates/${t.sms}`, `/templates/${t.email}`, `/segments/${t.segment}`]) expect((await call('DELETE', path, t.auth)).status, path).toBe(200);
+  });
+
   it('lists journeys by status, and keeps tenants apart', async () => {
     const t = await tenantWith();
     const draft = await createJourney(t.auth, { name: 'Draft one', triggerType: 'MANUAL', triggerConfig: null });

@@ -184,7 +184,11 @@ export function structuralFaults(graph: JourneyGraph, limits?: CriteriaLimits): 
   return faults;
 }
 
-/** Templates and segments the graph names: each exists in the tenant and fits its use. */
+/**
+ * Templates and segments the graph names: each exists in the tenant and fits its use. Read FOR SHARE:
+ * a delete running at the same time (deleteTemplate locks the row) either finds this version using
+ * it, or goes first and this finds it gone.
+ */
 export async function referenceFaults(em: EntityManager, tenantId: string, graph: JourneyGraph): Promise<GraphFault[]> {
   const faults: GraphFault[] = [];
   const templateUses: { id: string; field: string; channel: string }[] = [];
@@ -221,10 +225,10 @@ export async function referenceFaults(em: EntityManager, tenantId: string, graph
   const segmentIds = [...new Set(segmentUses.map((u) => u.id))];
   const [templates, segments] = await Promise.all([
     templateIds.length
-      ? em.execute<{ id: string; channel: string }[]>('select id, channel from message_templates where tenant_id = ? and id = any(?::uuid[])', [tenantId, pgArray(templateIds)])
+      ? em.execute<{ id: string; channel: string }[]>('select id, channel from message_templates where tenant_id = ? and id = any(?::uuid[]) for share', [tenantId, pgArray(templateIds)])
       : [],
     segmentIds.length
-      ? em.execute<{ id: string; type: string }[]>('select id, type from segments where tenant_id = ? and id = any(?::uuid[])', [tenantId, pgArray(segmentIds)])
+      ? em.execute<{ id: string; type: string }[]>('select id, type from segments where tenant_id = ? and id = any(?::uuid[]) for share', [tenantId, pgArray(segmentIds)])
       : [],
   ]);
   const templateById = new Map(templates.map((t) => [t.id, t]));

@@ -6,6 +6,7 @@ import { SegmentType } from '../../db/entities/enums.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { customersConnection, isUuid, stripUndefined } from '../customers/customers.js';
+import { journeysUsing, usedBy } from '../journeys/usage.js';
 import { counted, type PageArgs } from '../pagination.js';
 import { nonEmptyUpdate, optional, validate } from '../validate.js';
 import { compileCriteria } from './criteria.js';
@@ -186,6 +187,9 @@ export async function deleteSegment(ctx: ServiceContext, id: string): Promise<bo
   if (users.length) {
     throw new AppError('CONFLICT', `segment ${segment.id} is used in the criteria of ${users.map((u) => `"${u.name}" (${u.id})`).join(', ')}`);
   }
+  // A journey's trigger, CONDITION or UPDATE step that still runs on it (as for a template).
+  const journeys = await journeysUsing(ctx.em, ctx.tenantId, segment.id);
+  if (journeys.length) throw new AppError('CONFLICT', `segment ${segment.id} is used by ${usedBy(journeys)}`);
   await stopSegmentWork(ctx, segment.id);
   await ctx.em.remove(segment).flush();
   return true;

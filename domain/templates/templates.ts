@@ -6,6 +6,7 @@ import { publicBaseUrl } from '../../platform/config.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { getCustomer, isUuid, stripUndefined } from '../customers/customers.js';
+import { journeysUsing, usedBy } from '../journeys/usage.js';
 import { nonEmptyUpdate, optional, validate } from '../validate.js';
 import { compileTemplate, recipientVariables, templateLimits, TemplateError, type RenderableTemplate, type RenderedMessage } from './render.js';
 
@@ -112,7 +113,7 @@ export async function updateTemplate(ctx: ServiceContext, id: string, input: unk
   return template;
 }
 
-/** Refused (CONFLICT) while a campaign that has not finished uses the template. */
+/** Refused (CONFLICT) while a campaign that has not finished, or a journey still running on it, uses the template. */
 export async function deleteTemplate(ctx: ServiceContext, id: string): Promise<boolean> {
   await ctx.em.transactional(async (em) => {
     // Locked, so a campaign taking the template up (which reads it FOR SHARE) waits for this to end.
@@ -128,6 +129,9 @@ export async function deleteTemplate(ctx: ServiceContext, id: string): Promise<b
     if (users.length) {
       throw new AppError('CONFLICT', `template ${template.id} is used by ${users.map((c) => `"${c.name}" (${c.id}, ${c.status})`).join(', ')}`);
     }
+    // A journey's SEND steps too (activation reads the template FOR SHARE, so this lock orders them).
+    const journeys = await journeysUsing(em, ctx.tenantId, template.id);
+    if (journeys.length) throw new AppError('CONFLICT', `template ${template.id} is used by ${usedBy(journeys)}`);
     em.remove(template);
   });
   return true;
