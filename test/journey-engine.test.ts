@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { DateTime } from 'luxon';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -470,6 +471,95 @@ describe('SPLIT, CONDITION on a segment, UPDATE, versions', () => {
     const { rows: changes } = await db.query(`select segment_id, change from segment_membership_changes where customer_id = $1`, [member]);
     expect(changes).toEqual(expect.arrayContaining([{ segment_id: fans!.id, change: 'ENTERED' }, { segment_id: advocates!.id, change: 'ENTERED' }]));
   });
+});
+
+describe('events that come before the workflow can judge them', () => {
+  // The interpreter alone, on activities that hold where the test says: an event is signalled while
+  // the version loads / while the WAIT starts, then the activity answers.
+  it('an exitOn event during the version\'s load exits; an untilEvent event during the WAIT\'s start continues the wait early', async () => {
+    const queue = `early-${randomUUID().slice(0, 8)}`;
+    const { steps, ids } = graph({
+      trigger: { type: 'TRIGGER' },
+      booked: { type: 'WAIT', config: { untilEvent: 'booking.created', timeout: 'P7D' } },
+      end: { type: 'END' },
+    });
+    const gates = new Map<string, { opened: Promise<void>; open: () => void; reached: Promise<void>; reach: () => void }>();
+    const gate = (key: string) => {
+      let g = gates.get(key);
+      if (!g) {
+        let open!: () => void;
+        let reach!: () => void;
+        const opened = new Promise<void>((r) => { open = r; });
+        const reached = new Promise<void>((r) => { reach = r; });
+        g = { opened, open, reached, reach };
+        gates.set(key, g);
+      }
+      return g;
+    };
+    const holding = new Set<string>();
+    const held = async (key: string) => {
+      if (!holding.has(key)) return;
+      const g = gate(key);
+      g.reach();
+      await g.opened;
+    };
+    const done: Record<string, { stepId: string; outcome: string | null }[]> = {};
+    const ends: Record<string, { status: string; reason: string | null | undefined }> = {};
+    const activities = {
+      loadJourneyVersion: async (i: { enrollmentId: string }) => {
+        await held(`load:${i.enrollmentId}`);
+        return { steps, timezone: null, exitOn: 'member.cancelled', triggerActivityId: 'trigger' };
+      },
+      enterJourneyStep: async (i: { enrollmentId: string; previous: { stepId: string; outcome: string | null } | null }) => {
+        if (i.previous) (done[i.enrollmentId] ??= []).push({ stepId: i.previous.stepId, outcome: i.previous.outcome });
+        return { enrollment: 'ACTIVE', journey: 'ACTIVE' };
+      },
+      startJourneyWait: async (i: { enrollmentId: string; at: string }) => {
+        await held(`wait:${i.enrollmentId}`);
+        return { until: new Date(Date.parse(i.at) + 7 * 86_400_000).toISOString() };
+      },
+      finishJourneyEnrollment: async (i: { enrollmentId: string; status: string; reason?: string | null; last: { stepId: string; outcome: string | null } | null }) => {
+        if (i.last) (done[i.enrollmentId] ??= []).push({ stepId: i.last.stepId, outcome: i.last.outcome });
+        ends[i.enrollmentId] = { status: i.status, reason: i.reason };
+        return true;
+      },
+    };
+    const mockWorker = await Worker.create({
+      connection: env.nativeConnection, taskQueue: queue, activities,
+      workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+    });
+    await mockWorker.runUntil(async () => {
+      const begin = async (enrollmentId: string) => {
+        const input: JourneyEnrollmentInput = { tenantId: 't', journeyId: randomUUID(), customerId: randomUUID(), enrollmentId, version: 1 };
+        return env.client.workflow.signalWithStart(journeyEnrollmentWorkflow, {
+          workflowId: `early-${enrollmentId}`, taskQueue: queue, args: [input],
+          signal: journeyEventSignal, signalArgs: [{ type: 'member.joined', activityId: 'trigger', occurredAt: new Date().toISOString() }],
+        });
+      };
+      // 1. exitOn while the version loads.
+      const leaver = randomUUID();
+      holding.add(`load:${leaver}`);
+      const a = await begin(leaver);
+      await gate(`load:${leaver}`).reached;
+      await a.signal(journeyEventSignal, { type: 'member.cancelled', activityId: randomUUID(), occurredAt: new Date().toISOString() });
+      gate(`load:${leaver}`).open();
+      expect(await a.result()).toBe('EXITED');
+      expect(ends[leaver]).toEqual({ status: 'EXITED', reason: 'event:member.cancelled' });
+      expect(done[leaver]).toBeUndefined();
+      if (RECORD) writeFileSync(path.join(HISTORIES, 'early-exit-on.json'), historyToFile(await a.fetchHistory()));
+
+      // 2. untilEvent while the WAIT starts.
+      const booker = randomUUID();
+      holding.add(`wait:${booker}`);
+      const b = await begin(booker);
+      await gate(`wait:${booker}`).reached;
+      await b.signal(journeyEventSignal, { type: 'booking.created', activityId: randomUUID(), occurredAt: new Date().toISOString() });
+      gate(`wait:${booker}`).open();
+      expect(await b.result()).toBe('COMPLETED');
+      expect(done[booker]).toEqual([{ stepId: ids.trigger, outcome: null }, { stepId: ids.booked, outcome: 'EVENT' }, { stepId: ids.end, outcome: null }]);
+      if (RECORD) writeFileSync(path.join(HISTORIES, 'early-until-event.json'), historyToFile(await b.fetchHistory()));
+    });
+  }, 120_000);
 });
 
 const ids0 = () => Array.from({ length: 50 }, () => randomUUID());

@@ -1,5 +1,5 @@
 import {
-  ActivityFailure, ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
+  ActivityFailure, ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, log, patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { EndStatus, StepDone } from '../activities/journeys.js';
@@ -88,8 +88,14 @@ export interface JourneyCarry {
 class StepFailed extends Error {}
 
 export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, carried?: JourneyCarry): Promise<string> {
+  // Events that came before the workflow could judge them are kept, not dropped: an exitOn event
+  // before the version is loaded, an untilEvent event while the WAIT is being started. Runs begun
+  // before this change replay as they ran (they dropped them).
+  const keepEarlyEvents = patched('journey-early-events');
   const ref = { tenantId: input.tenantId, journeyId: input.journeyId, enrollmentId: input.enrollmentId };
   const now = () => new Date().toISOString();
+  /** Events received before the version (and so exitOn) was known. */
+  let early: JourneyEvent[] | null = carried ? null : [];
 
   let paused = carried?.paused ?? false;
   let exit: { reason: string } | undefined;
@@ -106,6 +112,10 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
     if (seen.includes(event.activityId)) return;
     seen.push(event.activityId);
     if (seen.length > SEEN_EVENTS) seen.splice(0, seen.length - SEEN_EVENTS);
+    if (keepEarlyEvents && early !== null) {
+      early.push(event);
+      return;
+    }
     if (exitOn !== null && event.type === exitOn) exit ??= { reason: `event:${event.type}` };
     else if (waitingFor !== null && event.type === waitingFor) eventCame = true;
   });
@@ -136,6 +146,10 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
       const trigger = loaded.steps.find((s) => s.type === 'TRIGGER') ?? null;
       state = { steps: loaded.steps, timezone: loaded.timezone, exitOn: loaded.exitOn, stepId: trigger?.id ?? null, previous: null, visits: {}, paused, seen };
       exitOn = loaded.exitOn;
+      // An exitOn event that came while the version was loading (not the one that enrolled the customer).
+      const exitEvent = early?.find((e) => exitOn !== null && e.type === exitOn && e.activityId !== loaded.triggerActivityId);
+      if (exitEvent) exit ??= { reason: `event:${exitEvent.type}` };
+      early = null;
       if (!trigger) return end('FAILED', 'the version has no TRIGGER step', null);
     } catch (err) {
       return end('FAILED', failureMessage(err), null);
@@ -209,11 +223,18 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
         }
         case 'WAIT': {
           const config = step.config as WaitConfig;
+          // Listening from the step's start: the event may come while the wait is being started.
+          if (keepEarlyEvents) {
+            waitingFor = config.untilEvent ?? null;
+            eventCame = false;
+          }
           const { until } = await acts.startJourneyWait({ ...ref, customerId: input.customerId, config, at: now(), timezone: state.timezone });
           if (until === null) return 'ENDED';
           position.waitingUntil = until;
-          waitingFor = config.untilEvent ?? null;
-          eventCame = false;
+          if (!keepEarlyEvents) {
+            waitingFor = config.untilEvent ?? null;
+            eventCame = false;
+          }
           const ms = Date.parse(until) - Date.now();
           if (ms > 0) await condition(() => eventCame || exit !== undefined, ms);
           if (config.untilEvent !== undefined) outcome = eventCame ? 'EVENT' : 'TIMEOUT';
