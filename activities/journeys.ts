@@ -150,8 +150,8 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
       if (!prepared) return { outcome: 'ENDED' };
       const read = async () => {
         const [row] = await em.execute<{ status: string; skip_reason: string | null; send_at: Date | null }[]>(
-          'select status, skip_reason, send_at from campaign_deliveries where campaign_id = ? and run_key = ? and customer_id = ? and channel = ?',
-          [prepared.id, runKey, input.customerId, input.config.channel],
+          'select status, skip_reason, send_at from campaign_deliveries where tenant_id = ? and campaign_id = ? and run_key = ? and customer_id = ? and channel = ?',
+          [input.tenantId, prepared.id, runKey, input.customerId, input.config.channel],
         );
         return row;
       };

@@ -291,6 +291,27 @@ describe('journey builder', () => {
     expect(await steps(t.auth, journey.id)).toHaveLength(50);
   });
 
+  it('refuses a WAIT until a date PostgreSQL cannot hold, and at first activation one already passed (REST and GraphQL)', async () => {
+    const t = await tenantWith();
+    const journey = await createJourney(t.auth);
+    const trigger = await addStep(t.auth, journey.id, { type: 'TRIGGER', config: {} });
+    // Year 0 (and a date whose atLocalTime moves it past 9999) would leave every enrolment retrying its wait's write forever.
+    for (const until of ['0000-01-01T00:00:00Z', '9999-12-31T23:00:00Z']) {
+      expectInvalid(await call('POST', `/journeys/${journey.id}/steps`, t.auth, { type: 'WAIT', config: { until } }), 'input.config.until');
+      const gql = await api.graphql(t.auth, 'mutation($journeyId: ID!, $input: CreateJourneyStepInput!) { addJourneyStep(journeyId: $journeyId, input: $input) { id } }', {
+        journeyId: journey.id, input: { type: 'WAIT', config: { until, atLocalTime: '09:00' } },
+      });
+      expect(gql.body.errors?.[0]?.extensions, JSON.stringify(gql.body)).toMatchObject({ code: 'VALIDATION_ERROR', field: 'input.config.until' });
+    }
+    const wait = await addStep(t.auth, journey.id, { type: 'WAIT', config: { until: '2020-01-01T09:00:00Z' }, afterStepId: trigger.id });
+    await addStep(t.auth, journey.id, { type: 'END', config: {}, afterStepId: wait.id });
+    const res = await call('POST', `/journeys/${journey.id}/activate`, t.auth);
+    expectInvalid(res, 'steps[1].config.until');
+    expect(res.body.error.faults).toEqual([{ field: 'steps[1].config.until', message: expect.stringContaining('has already passed') }]);
+    await ok(call('PATCH', `/journeys/${journey.id}/steps/${wait.id}`, t.auth, { config: { until: new Date(Date.now() + 86_400_000).toISOString() } }));
+    expect(await ok(call('POST', `/journeys/${journey.id}/activate`, t.auth))).toMatchObject({ status: 'ACTIVE', currentVersion: 1 });
+  });
+
   it('refuses deleting a template or segment an ACTIVE or PAUSED journey runs on (CONFLICT, as campaigns do); once archived, they go', async () => {
     const t = await tenantWith();
     const w = await welcome(t);

@@ -258,6 +258,25 @@ export async function referenceFaults(em: EntityManager, tenantId: string, graph
   return faults;
 }
 
+/**
+ * WAIT steps whose `until` has passed at `now`: at a first activation a mistake (every enrolment
+ * would pass the wait at once). Not judged on later edits, so a journey whose date has gone by can
+ * still be edited.
+ */
+export function pastUntilFaults(graph: JourneyGraph, now: Date): GraphFault[] {
+  const faults: GraphFault[] = [];
+  graph.steps.forEach((s, i) => {
+    const until = (s.config as { until?: unknown }).until;
+    if (s.type !== 'WAIT' || typeof until !== 'string') return;
+    const at = Date.parse(until);
+    if (Number.isFinite(at) && at <= now.getTime()) {
+      const field = `steps[${i}].config.until`;
+      faults.push({ field, message: `${field}: ${until} has already passed; a WAIT until a date needs a date still to come` });
+    }
+  });
+  return faults;
+}
+
 /** Every fault of the graph: structure first, then what it names. */
 export async function graphFaults(em: EntityManager, tenantId: string, graph: JourneyGraph, limits?: CriteriaLimits): Promise<GraphFault[]> {
   return [...structuralFaults(graph, limits), ...(await referenceFaults(em, tenantId, graph))];

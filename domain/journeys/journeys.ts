@@ -9,7 +9,7 @@ import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { isUuid } from '../customers/customers.js';
 import { assertCleanJson, nonEmptyUpdate, optional, validate } from '../validate.js';
-import { configFaults, eventTypesOf, graphError, graphFaults, triggerFaults, type JourneyGraph } from './graph.js';
+import { configFaults, eventTypesOf, graphError, graphFaults, pastUntilFaults, triggerFaults, type JourneyGraph } from './graph.js';
 import { signalJourneyEnrollments } from './outbox.js';
 import { assertEditable, assertJourneyTransition, targetStatus } from './state.js';
 import { journeyTimeZone, TRIGGER_TYPES, type VersionStep } from './steps.js';
@@ -217,9 +217,10 @@ async function workingCopy(em: EntityManager, tenantId: string, journey: Journey
  * unchanged): the frozen steps and the event types its enrolments listen for. The first
  * publication creates the journey's JOURNEY campaign, whose delivery rows carry the SEND steps.
  */
-async function publish(ctx: ServiceContext, em: EntityManager, journey: Journey): Promise<void> {
+async function publish(ctx: ServiceContext, em: EntityManager, journey: Journey, opts: { firstActivation?: boolean } = {}): Promise<void> {
   const graph = await workingCopy(em, ctx.tenantId, journey);
   const faults = await graphFaults(em, ctx.tenantId, graph, limitsOf(ctx));
+  if (opts.firstActivation) faults.push(...pastUntilFaults(graph, new Date()));
   if (faults.length) throw graphError(journey.id, faults);
   const snapshot = {
     triggerType: graph.triggerType, triggerConfig: graph.triggerConfig ?? null, allowReentry: journey.allowReentry,
@@ -412,7 +413,7 @@ export async function activateJourney(ctx: ServiceContext, id: string): Promise<
   const { journey } = await withJourney(ctx, id, async (em, j) => {
     assertJourneyTransition(j.id, j.status, 'activate');
     const resuming = j.status === 'PAUSED';
-    await publish(ctx, em, j);
+    await publish(ctx, em, j, { firstActivation: j.status === 'DRAFT' });
     j.status = targetStatus('activate');
     j.activatedAt = new Date();
     j.updatedAt = new Date();

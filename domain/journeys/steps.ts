@@ -30,7 +30,11 @@ export const sendStep = z.object({ channel: z.enum(Channel).exclude(['SOCIAL']),
 export const waitStep = z
   .object({
     duration: isoDuration.optional(),
-    until: z.iso.datetime({ offset: true }).optional(),
+    // Years 1 to 9998: PostgreSQL holds the end (waitingUntil), also after atLocalTime moves it a day on.
+    until: z.iso.datetime({ offset: true }).refine((v) => {
+      const year = new Date(v).getUTCFullYear();
+      return year >= 1 && year <= 9998;
+    }, { message: 'a date-time between the years 1 and 9998' }).optional(),
     untilEvent: eventType.optional(),
     timeout: isoDuration.optional(),
     atLocalTime: localTime.optional(),
