@@ -54,13 +54,19 @@ export type EndStatus = 'COMPLETED' | 'EXITED' | 'FAILED';
 const nonRetryable = (message: string, type: string) => ApplicationFailure.nonRetryable(message, type);
 
 /** Locks the enrolment row for this transaction; its status, or null when it does not exist. */
-async function lockEnrollment(em: EntityManager, ref: EnrollmentRef): Promise<{ status: string; customer_id: string } | null> {
+async function lockEnrollment(em: EntityManager, ref: EnrollmentRef, opts: { nowait?: boolean } = {}): Promise<{ status: string; customer_id: string } | null> {
   const [row] = await em.execute<{ status: string; customer_id: string }[]>(
-    'select status, customer_id from journey_enrollments where tenant_id = ? and id = ? for no key update',
+    `select status, customer_id from journey_enrollments where tenant_id = ? and id = ? for no key update${opts.nowait ? ' nowait' : ''}`,
     [ref.tenantId, ref.enrollmentId],
   );
   return row ?? null;
 }
+
+/** PostgreSQL's lock_not_available (a NOWAIT lock held by another transaction). */
+const lockNotAvailable = (err: unknown): boolean => {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) if (e.code === '55P03') return true;
+  return false;
+};
 
 async function completeStep(em: EntityManager, ref: EnrollmentRef, done: StepDone): Promise<void> {
   await em.execute(
@@ -71,6 +77,37 @@ async function completeStep(em: EntityManager, ref: EnrollmentRef, done: StepDon
 }
 
 export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns: ReturnType<typeof campaignActivities>) {
+  /** One attempt at the end (finishJourneyEnrollment): the journey row, then the enrolment's without waiting. */
+  async function finishOnce(input: EnrollmentRef & { status: EndStatus; reason?: string | null; at: string; last: StepDone | null }): Promise<boolean> {
+    return orm.em.fork().transactional(async (em) => {
+      await em.execute('select id from journeys where tenant_id = ? and id = ? for no key update', [input.tenantId, input.journeyId]);
+      const enrollment = await lockEnrollment(em, input, { nowait: true });
+      if (enrollment?.status !== 'ACTIVE') return false;
+      if (input.last) await completeStep(em, input, input.last);
+      await em.execute(
+        `update journey_enrollment_steps set status = 'SKIPPED', outcome = coalesce(outcome, ?), completed_at = ?::timestamptz
+          where tenant_id = ? and enrollment_id = ? and status = 'ACTIVE'`,
+        [input.status, input.at, input.tenantId, input.enrollmentId],
+      );
+      const ended = await em.execute<{ id: string }[]>(
+        `update journey_enrollments
+            set status = ?, waiting_until = null, updated_at = now(),
+                completed_at = case when ? = 'COMPLETED' then ?::timestamptz else completed_at end,
+                exited_at = case when ? <> 'COMPLETED' then ?::timestamptz else exited_at end,
+                exit_reason = ?
+          where tenant_id = ? and id = ? and status = 'ACTIVE' returning id`,
+        [input.status, input.status, input.at, input.status, input.at, input.reason ?? null, input.tenantId, input.enrollmentId],
+      );
+      if (!ended.length) return false;
+      await em.execute(
+        `update journeys set total_completed = total_completed + ?, total_exited = total_exited + ?, updated_at = now() where tenant_id = ? and id = ?`,
+        [input.status === 'COMPLETED' ? 1 : 0, input.status === 'COMPLETED' ? 0 : 1, input.tenantId, input.journeyId],
+      );
+      log.info({ journeyId: input.journeyId, enrollmentId: input.enrollmentId, status: input.status, reason: input.reason }, 'journey enrolment ended');
+      return true;
+    });
+  }
+
   return {
     /** The enrolment's version, frozen: its steps, zone and exitOn. Once per workflow run chain. */
     async loadJourneyVersion(input: EnrollmentRef & { version: number }): Promise<LoadedVersion> {
@@ -274,35 +311,17 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
      * transaction. False when it had ended already (someone else ended it; totals untouched).
      */
     async finishJourneyEnrollment(input: EnrollmentRef & { status: EndStatus; reason?: string | null; at: string; last: StepDone | null }): Promise<boolean> {
-      return orm.em.fork().transactional(async (em) => {
-        // The journey row first, then the enrolment's: the order archiveJourney (and every journey
-        // action) takes them in. The other way round, an archive running at the same moment deadlocks.
-        await em.execute('select id from journeys where tenant_id = ? and id = ? for no key update', [input.tenantId, input.journeyId]);
-        const enrollment = await lockEnrollment(em, input);
-        if (enrollment?.status !== 'ACTIVE') return false;
-        if (input.last) await completeStep(em, input, input.last);
-        await em.execute(
-          `update journey_enrollment_steps set status = 'SKIPPED', outcome = coalesce(outcome, ?), completed_at = ?::timestamptz
-            where tenant_id = ? and enrollment_id = ? and status = 'ACTIVE'`,
-          [input.status, input.at, input.tenantId, input.enrollmentId],
-        );
-        const ended = await em.execute<{ id: string }[]>(
-          `update journey_enrollments
-              set status = ?, waiting_until = null, updated_at = now(),
-                  completed_at = case when ? = 'COMPLETED' then ?::timestamptz else completed_at end,
-                  exited_at = case when ? <> 'COMPLETED' then ?::timestamptz else exited_at end,
-                  exit_reason = ?
-            where tenant_id = ? and id = ? and status = 'ACTIVE' returning id`,
-          [input.status, input.status, input.at, input.status, input.at, input.reason ?? null, input.tenantId, input.enrollmentId],
-        );
-        if (!ended.length) return false;
-        await em.execute(
-          `update journeys set total_completed = total_completed + ?, total_exited = total_exited + ?, updated_at = now() where tenant_id = ? and id = ?`,
-          [input.status === 'COMPLETED' ? 1 : 0, input.status === 'COMPLETED' ? 0 : 1, input.tenantId, input.journeyId],
-        );
-        log.info({ journeyId: input.journeyId, enrollmentId: input.enrollmentId, status: input.status, reason: input.reason }, 'journey enrolment ended');
-        return true;
-      });
+      // Both rows are taken, and others take them in both orders: archiveJourney (and every journey
+      // action) the journey's then the enrolments'; an exit elsewhere (API, exitOn, merge, delete) the
+      // enrolment's then the journey's totals. So the journey row first (waiting), then the enrolment's
+      // without waiting: held by an exit in progress, this attempt gives up (releasing the journey row)
+      // and the activity's retry finds the enrolment ended. Neither order can deadlock with it.
+      try {
+        return await finishOnce(input);
+      } catch (err) {
+        if (lockNotAvailable(err)) throw ApplicationFailure.retryable(`enrolment ${input.enrollmentId} is being ended elsewhere; retrying`, 'EnrollmentBusy');
+        throw err;
+      }
     },
   };
 }

@@ -77,6 +77,41 @@ describe('ending an enrolment while its journey is archived', () => {
   });
 });
 
+describe('ending an enrolment while it is exited elsewhere', () => {
+  it('finishJourneyEnrollment never waits for the enrolment while holding the journey: an exit (enrolment, then journey) goes through; the retry finds it ended', async () => {
+    const { journey, e, ref } = await simpleJourney();
+    // exitEnrollments' order (an API exit, exitOn, a merge, a delete): the enrolment row, then the journey's totals.
+    const exit = new pg.Client({ connectionString: inject('databaseUrl') });
+    await exit.connect();
+    const pid = (exit as unknown as { processID: number }).processID;
+    try {
+      await exit.query('begin');
+      const ended = await exit.query(`update journey_enrollments set status = 'EXITED', exit_reason = 'api', exited_at = now() where id = $1 and status = 'ACTIVE' returning id`, [e.enrollmentId]);
+      const finishing = run(activities.finishJourneyEnrollment, { ...ref, status: 'COMPLETED', at: new Date().toISOString(), last: null }).then((v) => ({ v }), (err: Error) => ({ err }));
+      // Either the finish answers (gave up at once), or it waits on a lock while holding the journey row.
+      const first = await Promise.race([
+        finishing,
+        until('the finish to wait on a lock', async () => {
+          const { rows } = await db.query(
+            `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> $1 and query ilike '%journey%'`, [pid],
+          );
+          return rows.length > 0 ? { waiting: true } : undefined;
+        }),
+      ]);
+      // The exit bumps the journey's totals: deadlocks if the finish holds the journey row and waits.
+      await exit.query('update journeys set total_exited = total_exited + $2 where id = $1', [journey.journeyId, ended.rowCount]);
+      await exit.query('commit');
+      expect(first).toMatchObject({ err: { message: expect.stringContaining('being ended elsewhere') } });
+    } finally {
+      await exit.end();
+    }
+    // Temporal retries the activity: the enrolment has ended, totals untouched by the finish.
+    expect(await run(activities.finishJourneyEnrollment, { ...ref, status: 'COMPLETED', at: new Date().toISOString(), last: null })).toBe(false);
+    expect(await enrollmentRow(db, e.enrollmentId)).toMatchObject({ status: 'EXITED', exit_reason: 'api' });
+    expect(await journeyTotals(db, journey.journeyId)).toEqual({ total_enrolled: 1, total_completed: 0, total_exited: 1 });
+  });
+});
+
 describe('archiveJourney', () => {
   it('closes the step each running enrolment was at (no step record left ACTIVE, so stats show nobody at it)', async () => {
     const { tenant, journey, e, ids, ref } = await simpleJourney();
