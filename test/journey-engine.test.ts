@@ -514,6 +514,10 @@ describe('events that come before the workflow can judge them', () => {
         if (i.previous) (done[i.enrollmentId] ??= []).push({ stepId: i.previous.stepId, outcome: i.previous.outcome });
         return { enrollment: 'ACTIVE', journey: 'ACTIVE' };
       },
+      sendJourneyMessage: async (i: { enrollmentId: string }) => {
+        await held(`send:${i.enrollmentId}`);
+        return { outcome: 'SENT' };
+      },
       startJourneyWait: async (i: { enrollmentId: string; at: string }) => {
         await held(`wait:${i.enrollmentId}`);
         return { until: new Date(Date.parse(i.at) + 7 * 86_400_000).toISOString() };
@@ -559,6 +563,43 @@ describe('events that come before the workflow can judge them', () => {
       expect(done[booker]).toEqual([{ stepId: ids.trigger, outcome: null }, { stepId: ids.booked, outcome: 'EVENT' }, { stepId: ids.end, outcome: null }]);
       if (RECORD) writeFileSync(path.join(HISTORIES, 'early-until-event.json'), historyToFile(await b.fetchHistory()));
     });
+  }, 120_000);
+
+  it('an exit that comes while a message is being sent ends the enrolment with the SEND recorded done (SENT), not skipped', async () => {
+    const queue = `exit-send-${randomUUID().slice(0, 8)}`;
+    const { steps, ids } = graph({ trigger: { type: 'TRIGGER' }, hello: { type: 'SEND', config: { channel: 'SMS', templateId: randomUUID() } }, end: { type: 'END' } });
+    let reach!: () => void;
+    let open!: () => void;
+    const reached = new Promise<void>((r) => { reach = r; });
+    const opened = new Promise<void>((r) => { open = r; });
+    let ended: { status: string; reason?: string | null; last: unknown } | undefined;
+    const mockWorker = await Worker.create({
+      connection: env.nativeConnection, taskQueue: queue,
+      workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+      activities: {
+        loadJourneyVersion: async () => ({ steps, timezone: null, exitOn: null, triggerActivityId: 'trigger' }),
+        enterJourneyStep: async () => ({ enrollment: 'ACTIVE', journey: 'ACTIVE' }),
+        sendJourneyMessage: async () => {
+          reach();
+          await opened;
+          return { outcome: 'SENT' };
+        },
+        finishJourneyEnrollment: async (i: { status: string; reason?: string | null; last: unknown }) => {
+          ended = { status: i.status, reason: i.reason, last: i.last };
+          return true;
+        },
+      },
+    });
+    await mockWorker.runUntil(async () => {
+      const enrollmentId = randomUUID();
+      const input: JourneyEnrollmentInput = { tenantId: 't', journeyId: randomUUID(), customerId: randomUUID(), enrollmentId, version: 1 };
+      const h = await env.client.workflow.start(journeyEnrollmentWorkflow, { workflowId: `exit-send-${enrollmentId}`, taskQueue: queue, args: [input] });
+      await reached;
+      await h.signal(exitJourneySignal, { reason: 'api' });
+      open();
+      expect(await h.result()).toBe('EXITED');
+    });
+    expect(ended).toMatchObject({ status: 'EXITED', reason: 'api', last: { stepId: ids.hello, status: 'COMPLETED', outcome: 'SENT' } });
   }, 120_000);
 });
 

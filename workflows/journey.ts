@@ -272,8 +272,10 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
     }
     const exited = exitRequest();
     if (exited) {
-      // Exited during the step (a wait cut short): the step is closed by the end.
-      return end('EXITED', exited.reason, null);
+      // Exited during the step. A wait cut short (or a send held back and never made) is closed by the
+      // end as SKIPPED; a step that did its work (a message sent, a profile updated) is recorded done.
+      const cutShort = step.type === 'WAIT' || (step.type === 'SEND' && outcome === null);
+      return end('EXITED', exited.reason, cutShort ? null : { stepId, status: 'COMPLETED', outcome, at: now() });
     }
     state.previous = { stepId, status: 'COMPLETED', outcome, at: now() };
     state.stepId = next;
