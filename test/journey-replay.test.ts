@@ -9,7 +9,8 @@ import { installTestRuntime } from './support/stack.js';
 // Interpreter changes must not break running enrolments: the recorded histories of every step type
 // (SEND sent and skipped, WAIT for a duration, until an event early and on timeout, at a local time,
 // CONDITION both ways, SPLIT, UPDATE, END, exit by signal and by exitOn, pause/resume, a run that
-// continued as new) are replayed against the current workflow code. A change that would take a
+// continued as new, events that came before the workflow could judge them: patched
+// 'journey-early-events') are replayed against the current workflow code. A change that would take a
 // recorded enrolment down another path fails here with a determinism error.
 //
 // Re-record (after an intended, compatible change, or to add a case):
