@@ -13,8 +13,10 @@ import { installTestRuntime } from './support/stack.js';
 // 'journey-early-events') are replayed against the current workflow code. A change that would take a
 // recorded enrolment down another path fails here with a determinism error.
 //
-// Re-record (after an intended, compatible change, or to add a case):
-//   RECORD_HISTORIES=1 npx vitest run test/journey-engine.test.ts
+// Record the current interpreter's histories beside the earlier ones (never over them):
+//   RECORD_HISTORIES=<label> npx vitest run test/journey-engine.test.ts
+// 'journey-local-activities': histories without a label ran the steps as regular activities, those
+// labelled `local` as local activities.
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'histories', 'journey');
 

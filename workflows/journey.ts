@@ -1,5 +1,6 @@
 import {
-  ActivityFailure, ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, log, patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
+  ActivityFailure, ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, log, patched, proxyActivities, proxyLocalActivities, setHandler,
+  upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { EndStatus, StepDone } from '../activities/journeys.js';
@@ -8,8 +9,8 @@ import { splitYes } from '../domain/journeys/split.js';
 import { CustomerId, JourneyId, TenantId } from '../platform/search-attributes.js';
 
 // One enrolment of one customer in one journey, interpreting the step graph of the journey version
-// it started on. CONTRACT (shared by the enrolment dispatcher and the interpreter; the body is
-// being built): the id, the input, the signals and the query below.
+// it started on. The dispatcher (worker/outbox.ts) starts it with signalWithStart under the id
+// below; the API, archive, merges and events reach it through the signals; ops read the query.
 
 /** `journey-<journeyId>-<customerId>` for a customer's first enrolment; re-entries add `-<sequence>`. */
 export const journeyWorkflowId = (journeyId: string, customerId: string, sequence: number) =>
@@ -52,8 +53,16 @@ export const currentStepQuery = defineQuery<JourneyPosition>('currentStep');
 // every instant is the workflow's clock. PostgreSQL holds what reads show (per-step records, the
 // current step, waitingUntil, the end); the workflow holds only where the enrolment is.
 
-const acts = proxyActivities<Activities>({
+const remote = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+// The steps' short database work (load the version, enter a step, start a wait, judge a condition,
+// update the profile, end) runs as local activities: in the worker, within the workflow task, with a
+// marker in history instead of a server round trip each, so an enrolment costs the server a few
+// tasks rather than a dozen. The send stays a regular activity (heartbeats, minutes, any worker).
+const local = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 const sender = proxyActivities<Activities>({
@@ -92,6 +101,8 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
   // before the version is loaded, an untilEvent event while the WAIT is being started. Runs begun
   // before this change replay as they ran (they dropped them).
   const keepEarlyEvents = patched('journey-early-events');
+  // Runs begun with regular activities replay with them.
+  const acts = patched('journey-local-activities') ? local : remote;
   const ref = { tenantId: input.tenantId, journeyId: input.journeyId, enrollmentId: input.enrollmentId };
   const now = () => new Date().toISOString();
   /** Events received before the version (and so exitOn) was known. */
