@@ -1,7 +1,9 @@
 // A worker that runs only the baseline workflow (noop-workflow.ts), in its own process so its
 // memory can be measured beside the platform worker's; answers on PORT once it polls.
 import { createServer } from 'node:http';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! });
 const worker = await Worker.create({
