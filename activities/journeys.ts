@@ -272,6 +272,13 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
     async applyJourneyUpdate(input: EnrollmentRef & { customerId: string; config: UpdateConfig }): Promise<'DONE' | 'ENDED'> {
       try {
         return await orm.em.fork().transactional(async (em) => {
+          // The lock order of every writer (domain/journeys/enrollment.ts): the customer's row (the
+          // update takes it; an event's reactions take it first too), the journey's, then the
+          // enrolment's. The journey row FOR KEY SHARE: it waits for an archive (FOR UPDATE) in
+          // progress, and the update's reactions may still end enrolments or count new ones in this
+          // or other journeys (FOR NO KEY UPDATE, which KEY SHARE holders never block).
+          await em.execute('select 1 from customers where tenant_id = ? and id = ? for no key update', [input.tenantId, input.customerId]);
+          await em.execute('select 1 from journeys where tenant_id = ? and id = ? for key share', [input.tenantId, input.journeyId]);
           const enrollment = await lockEnrollment(em, input);
           if (enrollment?.status !== 'ACTIVE') return 'ENDED';
           if (input.config.set) await updateCustomer({ tenantId: input.tenantId, em, config }, input.customerId, input.config.set);
@@ -311,11 +318,11 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
      * transaction. False when it had ended already (someone else ended it; totals untouched).
      */
     async finishJourneyEnrollment(input: EnrollmentRef & { status: EndStatus; reason?: string | null; at: string; last: StepDone | null }): Promise<boolean> {
-      // Both rows are taken, and others take them in both orders: archiveJourney (and every journey
-      // action) the journey's then the enrolments'; an exit elsewhere (API, exitOn, merge, delete) the
-      // enrolment's then the journey's totals. So the journey row first (waiting), then the enrolment's
-      // without waiting: held by an exit in progress, this attempt gives up (releasing the journey row)
-      // and the activity's retry finds the enrolment ended. Neither order can deadlock with it.
+      // The lock order of every writer (domain/journeys/enrollment.ts): the journey row first
+      // (waiting), then the enrolment's. That one without waiting all the same: an UPDATE step of
+      // this enrolment holds it under the journey row's KEY SHARE (which this lock does not wait
+      // for); held, this attempt gives up (releasing the journey row) and the activity's retry comes
+      // back, finding it ACTIVE or ended.
       try {
         return await finishOnce(input);
       } catch (err) {

@@ -80,7 +80,7 @@ describe('ending an enrolment while its journey is archived', () => {
 describe('ending an enrolment while it is exited elsewhere', () => {
   it('finishJourneyEnrollment never waits for the enrolment while holding the journey: an exit (enrolment, then journey) goes through; the retry finds it ended', async () => {
     const { journey, e, ref } = await simpleJourney();
-    // exitEnrollments' order (an API exit, exitOn, a merge, a delete): the enrolment row, then the journey's totals.
+    // Someone else holds the enrolment row (an UPDATE step under the journey row's KEY SHARE; here a bare update), then wants the journey's.
     const exit = new pg.Client({ connectionString: inject('databaseUrl') });
     await exit.connect();
     const pid = (exit as unknown as { processID: number }).processID;
@@ -108,6 +108,79 @@ describe('ending an enrolment while it is exited elsewhere', () => {
     // Temporal retries the activity: the enrolment has ended, totals untouched by the finish.
     expect(await run(activities.finishJourneyEnrollment, { ...ref, status: 'COMPLETED', at: new Date().toISOString(), last: null })).toBe(false);
     expect(await enrollmentRow(db, e.enrollmentId)).toMatchObject({ status: 'EXITED', exit_reason: 'api' });
+    expect(await journeyTotals(db, journey.journeyId)).toEqual({ total_enrolled: 1, total_completed: 0, total_exited: 1 });
+  });
+});
+
+/** Runs `pending` until it is waiting on a row lock held by the connection `holder` (or has answered). */
+async function waitingOnLock<T>(holder: pg.Client, what: string, pending: Promise<T>): Promise<void> {
+  const pid = (holder as unknown as { processID: number }).processID;
+  let settled = false;
+  void pending.then(() => (settled = true), () => (settled = true));
+  await until(what, async () => {
+    if (settled) return true;
+    const { rows } = await db.query(
+      `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and $1 = any(pg_blocking_pids(pid))`, [pid],
+    );
+    return rows.length > 0;
+  });
+}
+
+describe('an exit elsewhere while the journey is archived', () => {
+  it('the API exit (exitEnrollments: exitOn, merge and delete too) takes the journey row before the enrolment (archive\'s order): no deadlock, totals exact', async () => {
+    const { tenant, journey, e } = await simpleJourney();
+    const customerId = (await db.query<{ customer_id: string }>('select customer_id from journey_enrollments where id = $1', [e.enrollmentId])).rows[0]!.customer_id;
+    // archiveJourney's transaction: the journey row FOR UPDATE first, then the enrolments.
+    const archive = new pg.Client({ connectionString: inject('databaseUrl') });
+    await archive.connect();
+    const auth = await token(tenant);
+    try {
+      await archive.query('begin');
+      await archive.query('select id from journeys where id = $1 for update', [journey.journeyId]);
+      const exiting = api.call('DELETE', `/api/v1/journeys/${journey.journeyId}/enrollments/${customerId}`, { auth });
+      await waitingOnLock(archive, 'the exit to wait for the archive', exiting);
+      // The archive goes on: had the exit taken the enrolment row first, this would deadlock.
+      const ended = await archive.query(
+        `update journey_enrollments set status = 'EXITED', exit_reason = 'archived', exited_at = now() where id = $1 and status = 'ACTIVE' returning id`,
+        [e.enrollmentId],
+      );
+      await archive.query(`update journeys set status = 'ARCHIVED', total_exited = total_exited + $2 where id = $1`, [journey.journeyId, ended.rowCount]);
+      await archive.query('commit');
+      expect(ended.rowCount).toBe(1);
+      // The exit then finds nothing running.
+      const exited = await exiting;
+      expect(exited.status, JSON.stringify(exited.body)).toBe(404);
+    } finally {
+      await archive.end();
+    }
+    expect(await enrollmentRow(db, e.enrollmentId)).toMatchObject({ status: 'EXITED', exit_reason: 'archived' });
+    expect(await journeyTotals(db, journey.journeyId)).toEqual({ total_enrolled: 1, total_completed: 0, total_exited: 1 });
+  });
+
+  it('an UPDATE step takes the journey row before the enrolment: it waits for an archive in progress, then finds the enrolment ended and changes nothing', async () => {
+    const { journey, e, ref } = await simpleJourney();
+    const customerId = (await db.query<{ customer_id: string }>('select customer_id from journey_enrollments where id = $1', [e.enrollmentId])).rows[0]!.customer_id;
+    const archive = new pg.Client({ connectionString: inject('databaseUrl') });
+    await archive.connect();
+    try {
+      await archive.query('begin');
+      await archive.query('select id from journeys where id = $1 for update', [journey.journeyId]);
+      const updating = run(activities.applyJourneyUpdate, { ...ref, customerId, config: { set: { lifecycleStage: 'ADVOCATE' } } });
+      await waitingOnLock(archive, 'the UPDATE step to wait for the archive', updating);
+      // Had the step taken the enrolment row first, the archive would wait for it here.
+      const ended = await archive.query(
+        `update journey_enrollments set status = 'EXITED', exit_reason = 'archived', exited_at = now() where id = $1 and status = 'ACTIVE' returning id`,
+        [e.enrollmentId],
+      );
+      await archive.query(`update journeys set status = 'ARCHIVED', total_exited = total_exited + $2 where id = $1`, [journey.journeyId, ended.rowCount]);
+      await archive.query('commit');
+      expect(ended.rowCount).toBe(1);
+      expect(await updating).toBe('ENDED');
+    } finally {
+      await archive.end();
+    }
+    const { rows } = await db.query<{ lifecycle_stage: string }>('select lifecycle_stage from customers where id = $1', [customerId]);
+    expect(rows[0]!.lifecycle_stage).not.toBe('ADVOCATE');
     expect(await journeyTotals(db, journey.journeyId)).toEqual({ total_enrolled: 1, total_completed: 0, total_exited: 1 });
   });
 });

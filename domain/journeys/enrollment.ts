@@ -22,6 +22,12 @@ import { JOURNEY_ENROLL, signalJourneyEnrollments } from './outbox.js';
 // Ending: ACTIVE → EXITED is one conditional UPDATE that bumps journeys.total_exited in the same
 // statement, so totals stay exact whoever ends an enrolment (the API, exitOn, a merge, a delete).
 // The `exit` signal is queued first: signalJourneyEnrollments picks ACTIVE rows only.
+//
+// Lock order, everywhere (so no two of them can deadlock): the customers' rows (whoever takes them:
+// events, merges, profile updates, an UPDATE step), then the JOURNEY rows (in id order), then the
+// enrolment rows. archiveJourney (and every journey action) holds the journey row FOR UPDATE while
+// it ends enrolments; the workflow's end (finishJourneyEnrollment) takes the journey row, then its
+// enrolment's; an exit here takes the affected journeys' rows before touching any enrolment.
 
 export interface EnrollCandidate {
   journeyId: string;
@@ -193,12 +199,19 @@ export async function nudgeOutbox(em: EntityManager): Promise<void> {
 }
 
 /**
- * Ends the given ACTIVE enrolments as EXITED with `reason`: the `exit` signal is queued first,
- * then one conditional UPDATE ends them and bumps total_exited by exactly those it ended.
- * Returns the ids it ended.
+ * Ends the given ACTIVE enrolments as EXITED with `reason`: their journeys' rows are locked first
+ * (FOR NO KEY UPDATE, in id order: the lock order at the top of this file), then the `exit` signal
+ * is queued and one conditional UPDATE ends them and bumps total_exited by exactly those it ended
+ * (one ended meanwhile, by an archive or the workflow's end, is left alone). Returns the ids it ended.
  */
 export async function exitEnrollments(em: EntityManager, tenantId: string, enrollmentIds: string[], reason: string): Promise<string[]> {
   if (!enrollmentIds.length) return [];
+  await em.execute(
+    `select j.id from journeys j
+      where j.tenant_id = ? and j.id in (select e.journey_id from journey_enrollments e where e.tenant_id = ? and e.id = any(?::uuid[]))
+      order by j.id for no key update of j`,
+    [tenantId, tenantId, pgArray(enrollmentIds)],
+  );
   await signalJourneyEnrollments(em, tenantId, { enrollmentIds }, 'exit', `exit:${reason}`, { reason });
   const ended = await em.execute<{ id: string }[]>(
     `with ended as (
