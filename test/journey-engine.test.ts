@@ -318,7 +318,7 @@ describe('exit, pause and resume', () => {
     await waiting(e);
     await env.client.workflow.getHandle(e.workflowId).signal(journeyEventSignal, { type: 'member.cancelled', activityId: randomUUID(), occurredAt: new Date().toISOString() });
     expect(await finish(e, 'exit-on-event')).toBe('EXITED');
-    expect(await enrollmentRow(db, e.enrollmentId)).toMatchObject({ status: 'EXITED', exit_reason: 'event:member.cancelled' });
+    expect(await enrollmentRow(db, e.enrollmentId)).toMatchObject({ status: 'EXITED', exit_reason: 'exitOn:member.cancelled' });
   });
 
   it('pause holds the enrolment before its next step (the wait runs out), resume goes on', async () => {
@@ -553,7 +553,7 @@ describe('events that come before the workflow can judge them', () => {
       await a.signal(journeyEventSignal, { type: 'member.cancelled', activityId: randomUUID(), occurredAt: new Date().toISOString() });
       gate(`load:${leaver}`).open();
       expect(await a.result()).toBe('EXITED');
-      expect(ends[leaver]).toEqual({ status: 'EXITED', reason: 'event:member.cancelled' });
+      expect(ends[leaver]).toEqual({ status: 'EXITED', reason: 'exitOn:member.cancelled' });
       // Nothing past the TRIGGER was reached (with local activities the TRIGGER may be done within the
       // same workflow task as the load, before the signal is delivered).
       expect((done[leaver] ?? []).map((d) => d.stepId).filter((id) => id !== ids.trigger)).toEqual([]);

@@ -127,7 +127,7 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
       early.push(event);
       return;
     }
-    if (exitOn !== null && event.type === exitOn) exit ??= { reason: `event:${event.type}` };
+    if (exitOn !== null && event.type === exitOn) exit ??= { reason: `exitOn:${event.type}` };
     else if (waitingFor !== null && event.type === waitingFor) eventCame = true;
   });
   setHandler(exitJourneySignal, ({ reason }) => {
@@ -159,7 +159,7 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
       exitOn = loaded.exitOn;
       // An exitOn event that came while the version was loading (not the one that enrolled the customer).
       const exitEvent = early?.find((e) => exitOn !== null && e.type === exitOn && e.activityId !== loaded.triggerActivityId);
-      if (exitEvent) exit ??= { reason: `event:${exitEvent.type}` };
+      if (exitEvent) exit ??= { reason: `exitOn:${exitEvent.type}` };
       early = null;
       if (!trigger) return end('FAILED', 'the version has no TRIGGER step', null);
     } catch (err) {
