@@ -206,12 +206,7 @@ export async function nudgeOutbox(em: EntityManager): Promise<void> {
  */
 export async function exitEnrollments(em: EntityManager, tenantId: string, enrollmentIds: string[], reason: string): Promise<string[]> {
   if (!enrollmentIds.length) return [];
-  await em.execute(
-    `select j.id from journeys j
-      where j.tenant_id = ? and j.id in (select e.journey_id from journey_enrollments e where e.tenant_id = ? and e.id = any(?::uuid[]))
-      order by j.id for no key update of j`,
-    [tenantId, tenantId, pgArray(enrollmentIds)],
-  );
+  await lockJourneysOf(em, tenantId, enrollmentIds);
   await signalJourneyEnrollments(em, tenantId, { enrollmentIds }, 'exit', `exit:${reason}`, { reason });
   const ended = await em.execute<{ id: string }[]>(
     `with ended as (
@@ -227,6 +222,16 @@ export async function exitEnrollments(em: EntityManager, tenantId: string, enrol
     [reason, tenantId, pgArray(enrollmentIds), tenantId],
   );
   return ended.map((e) => e.id);
+}
+
+/** Locks the journeys' rows of these enrolments (FOR NO KEY UPDATE, in id order: the lock order above). */
+async function lockJourneysOf(em: EntityManager, tenantId: string, enrollmentIds: string[]): Promise<void> {
+  await em.execute(
+    `select j.id from journeys j
+      where j.tenant_id = ? and j.id in (select e.journey_id from journey_enrollments e where e.tenant_id = ? and e.id = any(?::uuid[]))
+      order by j.id for no key update of j`,
+    [tenantId, tenantId, pgArray(enrollmentIds)],
+  );
 }
 
 /** Ends every ACTIVE enrolment of these customers (a merge's loser, a deleted profile). */
@@ -279,6 +284,8 @@ export async function journeysAfterActivities(em: EntityManager, tenantId: strin
   );
   const exits = new Map<string, string>();
   for (const l of listening) if (l.exit && !exits.has(l.enrollment_id)) exits.set(l.enrollment_id, l.type);
+  // Their journeys all at once, in id order (each exit below would otherwise lock its own in turn).
+  if (exits.size) await lockJourneysOf(em, tenantId, [...exits.keys()]);
   for (const [enrollmentId, type] of exits) await exitEnrollments(em, tenantId, [enrollmentId], `exitOn:${type}`);
   for (const l of listening) {
     if (exits.has(l.enrollment_id)) continue;
