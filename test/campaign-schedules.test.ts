@@ -1,16 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DateTime } from 'luxon';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openOrm, type Orm } from '../db/orm.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
-import { startTimeSkippingEnvironment } from '../scripts/temporal-test-server.js';
-import { createLogger } from '../platform/logger.js';
-import { createWorker, type WorkerHandle } from '../worker/worker.js';
-import { installTestRuntime, startTestStack, type TestStack } from './support/stack.js';
-import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+import { startTimeSkippingStack, type TimeSkippingStack } from './support/time-skipping-stack.js';
+import { newTenant, token, type TestApi } from './support/api.js';
 import { until } from './support/until.js';
 
 // Scheduled campaigns. ONE_TIME on Temporal's time-skipping test server: a campaign months ahead
@@ -20,38 +16,20 @@ import { until } from './support/until.js';
 
 const ZONES = { london: 'Europe/London', newYork: 'America/New_York', sydney: 'Australia/Sydney' } as const;
 
-let ts: Awaited<ReturnType<typeof startTimeSkippingEnvironment>>;
+let stack: TimeSkippingStack;
 let env: TestWorkflowEnvironment;
 let messaging: MessagingServer;
 let api: TestApi;
-let orm: Orm;
-let worker: WorkerHandle;
-let running: Promise<void>;
 let db: pg.Client;
 
 beforeAll(async () => {
-  installTestRuntime();
   messaging = await startMessagingServer();
-  ts = await startTimeSkippingEnvironment();
-  env = ts.env;
-  const taskQueue = `schedules-${randomUUID().slice(0, 8)}`;
-  const overrides = { TEMPORAL_ADDRESS: ts.address, TEMPORAL_TASK_QUEUE: taskQueue, MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, RATE_LIMIT_CAMPAIGN: '1000' };
-  api = await startTestApi(overrides);
-  const config = testConfig({ ...overrides, PUBLIC_BASE_URL: api.url });
-  orm = await openOrm(config.DATABASE_URL!);
-  worker = await createWorker(config, { orm, config, log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') }, { connection: env.nativeConnection, taskQueue });
-  running = worker.run();
-  db = new pg.Client({ connectionString: inject('databaseUrl') });
-  await db.connect();
+  stack = await startTimeSkippingStack('schedules', { MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, RATE_LIMIT_CAMPAIGN: '1000' });
+  ({ env, api, db } = stack);
 }, 240_000);
 
 afterAll(async () => {
-  await api?.close();
-  await worker?.shutdown();
-  await running;
-  await ts?.stop();
-  await orm?.close();
-  await db?.end();
+  await stack?.stop();
   await messaging?.close();
 });
 

@@ -6,29 +6,27 @@ import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporal
 import { Worker } from '@temporalio/worker';
 import { DateTime } from 'luxon';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities/index.js';
-import { openOrm, type Orm } from '../db/orm.js';
+import type { Orm } from '../db/orm.js';
 import { splitBucket, splitYes } from '../domain/journeys/split.js';
 import { wakeAt } from '../domain/journeys/wait.js';
 import type { Config } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { CustomerId, JourneyId, TenantId } from '../platform/search-attributes.js';
 import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
-import { startTimeSkippingEnvironment } from '../scripts/temporal-test-server.js';
 import {
   currentStepQuery, exitJourneySignal, journeyEnrollmentWorkflow, journeyEventSignal, pauseJourneySignal, resumeJourneySignal,
   type JourneyEnrollmentInput,
 } from '../workflows/journey.js';
-import { createWorker, type WorkerHandle } from '../worker/worker.js';
-import { newTenant, startTestApi, testConfig, type TestApi } from './support/api.js';
+import { newTenant, type TestApi } from './support/api.js';
 import {
   enrollmentRow, graph, insertCustomer, insertEnrollment, insertJourney, insertTemplate, insertVersion, journeyTotals, stepRecords,
   type EnrollmentRows, type JourneyRows,
 } from './support/journey-fixtures.js';
 import { historyToFile } from './support/histories.js';
 import { startSmtpSink, type SmtpSink } from './support/smtp.js';
-import { installTestRuntime } from './support/stack.js';
+import { startTimeSkippingStack, type TimeSkippingStack } from './support/time-skipping-stack.js';
 import { until } from './support/until.js';
 
 // The journey interpreter on Temporal's time-skipping test server, with the real worker, PostgreSQL,
@@ -49,45 +47,27 @@ function saveHistory(name: string, history: Parameters<typeof historyToFile>[0])
   writeFileSync(path.join(HISTORIES, `${name}-${RECORD}.json`), historyToFile(history));
 }
 
-let ts: Awaited<ReturnType<typeof startTimeSkippingEnvironment>>;
+let stack: TimeSkippingStack;
 let env: TestWorkflowEnvironment;
 let messaging: MessagingServer;
 let smtp: SmtpSink;
 let api: TestApi;
 let orm: Orm;
-let worker: WorkerHandle;
-let running: Promise<void>;
 let db: pg.Client;
 let taskQueue: string;
 let config: Config;
 
 beforeAll(async () => {
-  installTestRuntime();
   messaging = await startMessagingServer();
   smtp = await startSmtpSink();
-  ts = await startTimeSkippingEnvironment();
-  env = ts.env;
-  taskQueue = `journeys-${randomUUID().slice(0, 8)}`;
-  const overrides = {
-    TEMPORAL_ADDRESS: ts.address, TEMPORAL_TASK_QUEUE: taskQueue, MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey,
-    SMTP_URL: smtp.url, RATE_LIMIT_CAMPAIGN: '1000',
-  };
-  api = await startTestApi(overrides);
-  config = testConfig({ ...overrides, PUBLIC_BASE_URL: api.url });
-  orm = await openOrm(config.DATABASE_URL!);
-  worker = await createWorker(config, { orm, config, log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') }, { connection: env.nativeConnection, taskQueue });
-  running = worker.run();
-  db = new pg.Client({ connectionString: inject('databaseUrl') });
-  await db.connect();
+  stack = await startTimeSkippingStack('journeys', {
+    MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, SMTP_URL: smtp.url, RATE_LIMIT_CAMPAIGN: '1000',
+  });
+  ({ env, api, orm, db, taskQueue, config } = stack);
 }, 240_000);
 
 afterAll(async () => {
-  await api?.close();
-  await worker?.shutdown();
-  await running;
-  await ts?.stop();
-  await orm?.close();
-  await db?.end();
+  await stack?.stop();
   await smtp?.close();
   await messaging?.close();
 });

@@ -1,15 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openOrm, type Orm } from '../db/orm.js';
-import { createLogger } from '../platform/logger.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
-import { startTimeSkippingEnvironment } from '../scripts/temporal-test-server.js';
 import { journeyWorkflowId } from '../workflows/journey.js';
-import { createWorker, type WorkerHandle } from '../worker/worker.js';
-import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
+import { newTenant, token, type TestApi } from './support/api.js';
 import { startSmtpSink, type SmtpSink } from './support/smtp.js';
-import { installTestRuntime } from './support/stack.js';
+import { startTimeSkippingStack, type TimeSkippingStack } from './support/time-skipping-stack.js';
 import { until } from './support/until.js';
 
 // The welcome journey the way a club runs it, through nothing but the public API and an upstream
@@ -18,43 +14,27 @@ import { until } from './support/until.js';
 // back over REST and GraphQL. The pieces have their own tests (journeys, journey-enrollment,
 // journey-engine); this one checks they meet.
 
-let ts: Awaited<ReturnType<typeof startTimeSkippingEnvironment>>;
+let stack: TimeSkippingStack;
 let messaging: MessagingServer;
 let smtp: SmtpSink;
 let api: TestApi;
-let orm: Orm;
-let worker: WorkerHandle;
-let running: Promise<void>;
 let db: pg.Client;
 
 beforeAll(async () => {
-  installTestRuntime();
   messaging = await startMessagingServer();
   smtp = await startSmtpSink();
-  ts = await startTimeSkippingEnvironment();
-  const taskQueue = `welcome-${randomUUID().slice(0, 8)}`;
-  const overrides = {
-    TEMPORAL_ADDRESS: ts.address, TEMPORAL_TASK_QUEUE: taskQueue, MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey,
-    SMTP_URL: smtp.url, RATE_LIMIT_WRITE: '100000', RATE_LIMIT_READ: '100000',
-  };
-  api = await startTestApi(overrides);
-  // This file's worker relays the outbox (only its own tenants' rows matter to it; others' starts
-  // go to this file's task queue and are never run, as in any shared database).
-  const config = testConfig({ ...overrides, PUBLIC_BASE_URL: api.url, OUTBOX_DISPATCH: 'true', OUTBOX_POLL_MS: '200' });
-  orm = await openOrm(config.DATABASE_URL!);
-  worker = await createWorker(config, { orm, config, log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') }, { connection: ts.env.nativeConnection, taskQueue });
-  running = worker.run();
-  db = new pg.Client({ connectionString: inject('databaseUrl') });
-  await db.connect();
+  stack = await startTimeSkippingStack(
+    'welcome',
+    { MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, SMTP_URL: smtp.url, RATE_LIMIT_WRITE: '100000', RATE_LIMIT_READ: '100000' },
+    // This file's worker relays the outbox (other files' rows it starts go to its task queue and are
+    // never run, as in any shared database).
+    { OUTBOX_DISPATCH: 'true', OUTBOX_POLL_MS: '200' },
+  );
+  ({ api, db } = stack);
 }, 240_000);
 
 afterAll(async () => {
-  await api?.close();
-  await worker?.shutdown();
-  await running;
-  await ts?.stop();
-  await orm?.close();
-  await db?.end();
+  await stack?.stop();
   await smtp?.close();
   await messaging?.close();
 });
@@ -107,7 +87,7 @@ describe('a welcome journey, end to end', () => {
     // Rita opens hers (the tracking pixel); then three days pass on the workflow clock.
     const pixel = /<img src="([^"]+)" width="1" height="1"/.exec(mail.html as string)?.[1];
     expect((await fetch(pixel!.replace(/&amp;/g, '&'))).status).toBe(200);
-    for (const c of [rita, sam]) expect(await ts.env.client.workflow.getHandle(journeyWorkflowId(journey.id, c.id, 1)).result()).toBe('COMPLETED');
+    for (const c of [rita, sam]) expect(await stack.env.client.workflow.getHandle(journeyWorkflowId(journey.id, c.id, 1)).result()).toBe('COMPLETED');
 
     // Sam alone got the text; Rita went YES to END, Sam NO to the nudge.
     expect(messaging.messages.filter((m) => m.message.tenantId === tenant).map((m) => m.message.content.body)).toEqual(['Did you see our welcome, Sam?']);
