@@ -85,6 +85,41 @@ const Env = z.object({
   GRAPHQL_COST_PER_POINT: positiveInt(100),
   // Steps one journey may have: bounds graph validation, versions, and what Journey.steps costs.
   JOURNEY_MAX_STEPS: positiveInt(50),
+  // Social platforms (README: "Social connections"): each platform's app credentials, its
+  // authorisation page and its API root (the platform's own paths below it). Tests and
+  // `npm run social-fakes` point them at the fake platforms of test/support/social/.
+  FACEBOOK_CLIENT_ID: optional,
+  FACEBOOK_CLIENT_SECRET: optional,
+  FACEBOOK_AUTH_URL: z.url().default('https://www.facebook.com/v21.0/dialog/oauth'),
+  FACEBOOK_API_URL: z.url().default('https://graph.facebook.com'),
+  // Instagram business accounts connect through the Facebook login (a Meta app of its own, or the same).
+  INSTAGRAM_CLIENT_ID: optional,
+  INSTAGRAM_CLIENT_SECRET: optional,
+  INSTAGRAM_AUTH_URL: z.url().default('https://www.facebook.com/v21.0/dialog/oauth'),
+  INSTAGRAM_API_URL: z.url().default('https://graph.facebook.com'),
+  TWITTER_CLIENT_ID: optional,
+  TWITTER_CLIENT_SECRET: optional,
+  TWITTER_AUTH_URL: z.url().default('https://twitter.com/i/oauth2/authorize'),
+  TWITTER_API_URL: z.url().default('https://api.x.com'),
+  // LinkedIn's token and revocation endpoints sit next to its authorisation page (oauth/v2/accessToken, oauth/v2/revoke).
+  LINKEDIN_CLIENT_ID: optional,
+  LINKEDIN_CLIENT_SECRET: optional,
+  LINKEDIN_AUTH_URL: z.url().default('https://www.linkedin.com/oauth/v2/authorization'),
+  LINKEDIN_API_URL: z.url().default('https://api.linkedin.com'),
+  TIKTOK_CLIENT_ID: optional,
+  TIKTOK_CLIENT_SECRET: optional,
+  TIKTOK_AUTH_URL: z.url().default('https://www.tiktok.com/v2/auth/authorize/'),
+  TIKTOK_API_URL: z.url().default('https://open.tiktokapis.com'),
+  // Each request to a platform waits at most this long; a write without an answer is then an unknown outcome.
+  SOCIAL_TIMEOUT_MS: positiveInt(30_000),
+  // AES-256-GCM key of the stored OAuth tokens: 32 bytes, base64. Unset outside production: generated
+  // into $CRM_DATA_DIR. SOCIAL_TOKEN_KEYS_OLD: earlier keys (comma-separated), still read after a rotation.
+  SOCIAL_TOKEN_KEY: optional,
+  SOCIAL_TOKEN_KEYS_OLD: optional,
+  // Signs the OAuth `state`. Unset: derived from JWT_SECRET (a JWKS-only deployment must set it).
+  SOCIAL_STATE_SECRET: z.string().min(32).optional(),
+  // The refresh workflow refreshes a token this long before it expires.
+  SOCIAL_REFRESH_MARGIN_MS: positiveInt(5 * 60_000),
   // Unset: the API serves /metrics on PORT. Set: only on this port (e.g. reachable by the scraper alone).
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   METRICS_TOKEN: optional, // when set, /metrics takes `Authorization: Bearer <METRICS_TOKEN>`

@@ -1,0 +1,151 @@
+import type { SocialPlatform } from '../../db/entities/enums.js';
+import { InvalidGrantError, OutcomeUnknownError, RateLimitedError, SocialApiError, TokenExpiredError } from './types.js';
+
+// One request to a platform, with its answer mapped onto the contract's errors. Every client goes
+// through here, so the mapping (and keeping tokens out of messages) is written once.
+
+export interface SocialRequest {
+  method: 'GET' | 'POST' | 'DELETE';
+  url: string;
+  /** A bearer token (Authorization header), never put in the URL. */
+  token?: string;
+  headers?: Record<string, string>;
+  form?: Record<string, string | undefined>;
+  json?: unknown;
+  body?: FormData;
+  /** A request that changes something: without an answer its outcome is unknown. */
+  write?: boolean;
+  /** An OAuth token endpoint: a refused grant is an InvalidGrantError. */
+  tokenEndpoint?: boolean;
+  /** Values that must never appear in an error message (tokens, codes, secrets sent in the request). */
+  secrets?: (string | null | undefined)[];
+}
+
+export interface SocialResponse {
+  status: number;
+  headers: Headers;
+  body: any;
+}
+
+const DEFAULT_RETRY_AFTER_MS = 60_000;
+
+/** `Retry-After` (seconds or an HTTP date), else a reset header in epoch seconds (X's `x-rate-limit-reset`). */
+export function retryAfterMs(headers: Headers, now = Date.now()): number {
+  const retryAfter = headers.get('retry-after');
+  if (retryAfter) {
+    const seconds = Number(retryAfter);
+    if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+    const at = Date.parse(retryAfter);
+    if (Number.isFinite(at)) return Math.max(0, at - now);
+  }
+  const reset = Number(headers.get('x-rate-limit-reset') ?? headers.get('x-ratelimit-reset'));
+  if (reset > 0) return Math.max(0, reset * 1000 - now);
+  return DEFAULT_RETRY_AFTER_MS;
+}
+
+/** The platform's own words for an error, from whichever shape its body has. */
+export function platformMessage(body: any, status: number): string {
+  const e = body?.error;
+  const candidates = [
+    body?.error_description,
+    typeof e === 'object' ? e?.message : undefined,
+    typeof e === 'object' ? e?.error_user_msg : undefined,
+    body?.detail,
+    body?.errors?.[0]?.message,
+    body?.message,
+    body?.title,
+    typeof e === 'string' ? e : undefined,
+  ];
+  const found = candidates.find((c) => typeof c === 'string' && c.trim() !== '');
+  return (found as string | undefined)?.slice(0, 500) ?? `HTTP ${status}`;
+}
+
+function errorCode(body: any): string | undefined {
+  const e = body?.error;
+  if (typeof e === 'string') return e;
+  if (e && typeof e === 'object' && e.code !== undefined) return String(e.code);
+  return undefined;
+}
+
+// Tokens a platform refuses as expired or invalid, whatever the HTTP status: Graph API's OAuthException
+// 190 (often a 400), TikTok's access_token_invalid, LinkedIn's and X's 401.
+const TOKEN_ERRORS = new Set(['190', '102', '463', '467', 'access_token_invalid', 'invalid_token', 'expired_token']);
+const CLIENT_ERRORS = new Set(['invalid_client', 'unauthorized_client', 'invalid_scope']);
+
+export class SocialHttp {
+  constructor(readonly platform: SocialPlatform, private readonly timeoutMs: number) {}
+
+  async call(req: SocialRequest): Promise<SocialResponse> {
+    const headers: Record<string, string> = { accept: 'application/json', ...req.headers };
+    if (req.token) headers.authorization = `Bearer ${req.token}`;
+    let body: string | FormData | undefined;
+    if (req.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(Object.entries(req.form).filter((e): e is [string, string] => e[1] !== undefined)).toString();
+    } else if (req.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(req.json);
+    } else if (req.body) {
+      body = req.body;
+    }
+    const secrets = [req.token, ...(req.secrets ?? []), ...Object.values(req.form ?? {})].filter((s): s is string => !!s && s.length >= 8);
+    const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join('[redacted]'), text);
+    const what = `${req.method} ${new URL(req.url).pathname}`;
+
+    let response: Response;
+    let parsed: any;
+    try {
+      response = await fetch(req.url, { method: req.method, headers, body, signal: AbortSignal.timeout(this.timeoutMs), redirect: 'manual' });
+      const text = await response.text();
+      try {
+        parsed = text ? JSON.parse(text) : {};
+      } catch {
+        parsed = { message: text.slice(0, 200) };
+      }
+    } catch (err) {
+      const reason = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError') ? `no answer within ${this.timeoutMs} ms` : 'the connection failed';
+      const message = `${this.platform} ${what}: ${reason}`;
+      if (req.write) throw new OutcomeUnknownError(this.platform, message);
+      throw new SocialApiError(this.platform, message, null, true);
+    }
+
+    // An OAuth token endpoint may refuse with a 200 carrying `error` (TikTok).
+    const failed = response.status >= 400 || (req.tokenEndpoint && typeof parsed?.error === 'string');
+    if (!failed) return { status: response.status, headers: response.headers, body: parsed };
+
+    const code = errorCode(parsed);
+    const message = scrub(`${this.platform} ${what}: ${platformMessage(parsed, response.status)}`);
+    const status = response.status;
+    if (status === 429 || code === 'rate_limit_exceeded' || code === '4' || code === '32' || code === '613') {
+      throw new RateLimitedError(this.platform, retryAfterMs(response.headers));
+    }
+    if (req.tokenEndpoint) {
+      if (status >= 500) throw new SocialApiError(this.platform, message, status, true);
+      if (code && CLIENT_ERRORS.has(code)) throw new SocialApiError(this.platform, message, status, false);
+      throw new InvalidGrantError(this.platform, message);
+    }
+    if (status === 401 || (code && TOKEN_ERRORS.has(code))) throw new TokenExpiredError(this.platform, message);
+    if (status >= 500) {
+      if (req.write) throw new OutcomeUnknownError(this.platform, message, status);
+      throw new SocialApiError(this.platform, message, status, true);
+    }
+    throw new SocialApiError(this.platform, message, status, false);
+  }
+}
+
+/** `expires_in` seconds from now, or null. */
+export const expiresIn = (seconds: unknown): Date | null =>
+  typeof seconds === 'number' && seconds > 0 ? new Date(Date.now() + seconds * 1000) : typeof seconds === 'string' && Number(seconds) > 0 ? new Date(Date.now() + Number(seconds) * 1000) : null;
+
+/** Scopes as platforms return them: space- or comma-separated. */
+export const scopeList = (scope: unknown): string[] => (typeof scope === 'string' ? scope.split(/[\s,]+/).filter(Boolean) : []);
+
+/** Text compared with links ignored: platforms rewrite them (X's t.co) when they store a post. */
+export const sameText = (a: string | null | undefined, b: string): boolean => {
+  const norm = (s: string) => s.replace(/https?:\/\/\S+/g, 'URL').replace(/\s+/g, ' ').trim();
+  return typeof a === 'string' && norm(a) === norm(b);
+};
+
+export const joinUrl = (root: string, path: string) => `${root.replace(/\/+$/, '')}${path}`;
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
