@@ -5,7 +5,7 @@ import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep, Journey
 import { EventPromotion } from './promotion.js';
 import { RateLimitCounter } from './rate-limit.js';
 import { Segment, SegmentMember, SegmentMemberCountDelta, SegmentMembershipChange, SegmentSyncedMember } from './segment.js';
-import { SocialConnection, SocialPost } from './social.js';
+import { SocialConnection, SocialOAuthState, SocialPost } from './social.js';
 
 export * from './campaign.js';
 export * from './club.js';
@@ -21,6 +21,6 @@ export const entities = [
   Segment, SegmentMember, SegmentMembershipChange, SegmentMemberCountDelta, SegmentSyncedMember,
   MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction, ReactionOutbox,
   Journey, JourneyStep, JourneyVersion, JourneyEnrollment, JourneyEnrollmentStep,
-  SocialConnection, SocialPost, EventPromotion,
+  SocialConnection, SocialOAuthState, SocialPost, EventPromotion,
   RateLimitCounter,
 ];

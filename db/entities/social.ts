@@ -20,6 +20,8 @@ export const SocialConnection = defineEntity({
     refreshTokenEncrypted: p.text().nullable().hidden(),
     tokenExpiry: p.datetime().nullable(),
     lastUsedAt: p.datetime().nullable(),
+    // Why the connection is inactive (a refused refresh, a disconnect); null while active.
+    statusReason: p.text().nullable(),
   },
   uniques: [
     { name: 'social_connections_tenant_id_uniq', properties: ['tenantId', 'id'] },
@@ -27,6 +29,22 @@ export const SocialConnection = defineEntity({
   ],
 });
 export type SocialConnection = InferEntity<typeof SocialConnection>;
+
+// A pending OAuth authorisation: the row behind one signed `state`, deleted (consumed) by the
+// completion that uses it. The PKCE code_verifier stays here, encrypted, never in the state.
+export const SocialOAuthState = defineEntity({
+  name: 'SocialOAuthState',
+  tableName: 'social_oauth_states',
+  properties: {
+    ...tenantOwned,
+    clubId: p.string().length(100),
+    platform: p.enum(SocialPlatform),
+    redirectUri: p.text(),
+    codeVerifierEncrypted: p.text().nullable().hidden(),
+    expiresAt: p.datetime().index('social_oauth_states_expires_at_idx'),
+  },
+});
+export type SocialOAuthState = InferEntity<typeof SocialOAuthState>;
 
 export const SocialPost = defineEntity({
   name: 'SocialPost',
