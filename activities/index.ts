@@ -5,6 +5,7 @@ import { campaignActivities } from './campaigns.js';
 import { journeyActivities } from './journeys.js';
 import { scoringActivities } from './scoring.js';
 import { segmentActivities } from './segments.js';
+import { socialConnectionActivities } from './social-connections.js';
 
 export interface ActivityDeps {
   orm: Orm;
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...campaigns,
     // A journey's SEND steps go through the campaigns' sender (one channel pool and send rate).
     ...journeyActivities(deps, campaigns),
+    ...socialConnectionActivities(deps),
   };
 }
 

@@ -5,3 +5,4 @@ export { customerScoringWorkflow, scoreAllTenantsWorkflow } from './customer-sco
 export { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from './segment-refresh.js';
 export { segmentSyncWorkflow } from './segment-sync.js';
 export { journeyEnrollmentWorkflow } from './journey.js';
+export { socialTokenRefreshWorkflow } from './social-token-refresh.js';

@@ -11,10 +11,6 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 // respect (auth, scope, rate limit, OpenAPI entry) and answers 501 NOT_IMPLEMENTED; a capability
 // lands by moving its rows into a router of its own.
 const PENDING: [Method, string, OperationName, string][] = [
-  ['get', '/social/connections', 'socialConnections', 'Social'],
-  ['post', '/social/connections/initiate', 'initiateSocialConnection', 'Social'],
-  ['post', '/social/connections/complete', 'completeSocialConnection', 'Social'],
-  ['delete', '/social/connections/{id}', 'disconnectSocial', 'Social'],
   ['get', '/social/posts', 'socialPosts', 'Social'],
   ['post', '/social/posts', 'createSocialPost', 'Social'],
   ['patch', '/social/posts/{id}', 'updateSocialPost', 'Social'],

@@ -22,6 +22,7 @@ export const SocialConnection = defineEntity({
     lastUsedAt: p.datetime().nullable(),
     // Why the connection is inactive (a refused refresh, a disconnect); null while active.
     statusReason: p.text().nullable(),
+    tokensRefreshedAt: p.datetime().nullable(),
   },
   uniques: [
     { name: 'social_connections_tenant_id_uniq', properties: ['tenantId', 'id'] },

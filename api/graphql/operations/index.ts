@@ -6,6 +6,7 @@ import { customerOperations, customerTypeResolvers } from './customers.js';
 import { journeyOperations, journeyTypeResolvers } from './journeys.js';
 import { journeyEnrollmentOperations, journeyEnrollmentTypeResolvers } from './journey-enrollments.js';
 import { segmentOperations } from './segments.js';
+import { socialConnectionOperations } from './social-connections.js';
 
 // Root fields implemented so far, by domain; every other field answers NOT_IMPLEMENTED.
 export const implementedOperations: Partial<Record<OperationName, RootResolver>> = {
@@ -14,6 +15,7 @@ export const implementedOperations: Partial<Record<OperationName, RootResolver>>
   ...campaignOperations,
   ...journeyOperations,
   ...journeyEnrollmentOperations,
+  ...socialConnectionOperations,
 };
 
 // Field resolvers of object types (relationships, computed fields).
