@@ -3,6 +3,7 @@ import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { SocialConnection } from '../../db/entities/index.js';
+import { pgArray } from '../../db/sql.js';
 import { SocialPlatform } from '../../db/entities/enums.js';
 import type { Config } from '../../platform/config.js';
 import { AppError, notFound } from '../../platform/errors.js';
@@ -49,7 +50,7 @@ export const listInput = z.object({
 });
 
 /** The key states are signed with: SOCIAL_STATE_SECRET, else derived from the JWT secret under a label of its own. */
-function stateKey(config: Config): Uint8Array {
+export function oauthStateKey(config: Config): Uint8Array {
   const secret = config.SOCIAL_STATE_SECRET ?? jwtSecret(config);
   if (!secret) {
     throw new Error('social connections need a key to sign OAuth states: set SOCIAL_STATE_SECRET (at least 32 characters); ' +
@@ -85,7 +86,7 @@ export async function initiateSocialConnection(ctx: ServiceContext, raw: unknown
     .setAudience(STATE_AUDIENCE)
     .setIssuedAt()
     .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
-    .sign(stateKey(ctx.config));
+    .sign(oauthStateKey(ctx.config));
   const codeChallenge = verifier ? createHash('sha256').update(verifier).digest('base64url') : undefined;
   return { authUrl: client.authorizationUrl({ state, redirectUri: input.redirectUri, codeChallenge }), state };
 }
@@ -96,7 +97,7 @@ const badState = (message: string) => new AppError('VALIDATION_ERROR', `input.st
 async function consumeState(ctx: ServiceContext, state: string, platform: SocialPlatform) {
   let claims;
   try {
-    ({ payload: claims } = await jwtVerify(state, stateKey(ctx.config), { audience: STATE_AUDIENCE, algorithms: ['HS256'] }));
+    ({ payload: claims } = await jwtVerify(state, oauthStateKey(ctx.config), { audience: STATE_AUDIENCE, algorithms: ['HS256'] }));
   } catch (err) {
     if (err instanceof joseErrors.JWTExpired) throw badState('expired: a state is valid for 10 minutes; initiate the connection again');
     throw badState('not a state this platform issued');
@@ -157,7 +158,7 @@ export async function completeSocialConnection(ctx: ServiceContext, raw: unknown
       returning id`,
     [
       uuidv7(), ctx.tenantId, row.club_id, input.platform, account.accountId, account.accountName.slice(0, 255), account.accountType?.slice(0, 100) ?? null,
-      account.permissions, cipher.encrypt(stored.accessToken), stored.refreshToken ? cipher.encrypt(stored.refreshToken) : null, stored.expiresAt ?? null,
+      pgArray(account.permissions), cipher.encrypt(stored.accessToken), stored.refreshToken ? cipher.encrypt(stored.refreshToken) : null, stored.expiresAt ?? null,
     ],
   );
   await startTokenRefresh(ctx.temporal, ctx.config, ctx.tenantId, saved!.id);

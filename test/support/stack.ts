@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
 import { activityDbTimeouts, openOrm } from '../../db/orm.js';
-import { createLogger } from '../../platform/logger.js';
+import { createLogger, type Logger } from '../../platform/logger.js';
 import { installTemporalLogging } from '../../worker/main.js';
 import { createWorker, type WorkerHandle } from '../../worker/worker.js';
 import { startTestApi, testConfig, type TestApi } from './api.js';
@@ -29,14 +29,14 @@ export interface TestStack {
  * The API plus a real worker on a task queue of this file's own, against the suite's Temporal
  * server: workflows started through the API run here, not in another file's worker.
  */
-export async function startTestStack(overrides: Record<string, string> = {}): Promise<TestStack> {
+export async function startTestStack(overrides: Record<string, string> = {}, options: { log?: Logger } = {}): Promise<TestStack> {
   const taskQueue = `test-${randomUUID().slice(0, 8)}`;
   const env = { TEMPORAL_TASK_QUEUE: taskQueue, ...overrides };
-  const api = await startTestApi(env);
+  const api = await startTestApi(env, { log: options.log });
   // Tracking links in what the worker sends point at this API (its port is known only now).
   const config = testConfig({ PUBLIC_BASE_URL: api.url, ...env });
   const orm = await openOrm(config.DATABASE_URL!, activityDbTimeouts(config));
-  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  const log = options.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   installTestRuntime();
   const worker: WorkerHandle = await createWorker(config, { orm, config, log });
   const running = worker.run();

@@ -57,6 +57,8 @@ export interface FakePlatformState {
   pages: { id: string; name: string; category: string; instagram?: { id: string; username: string } }[];
   /** Seconds an access token lives. */
   accessTokenTtl: number;
+  /** Off: code exchanges issue no refresh token (as a reconnect sometimes does). */
+  issueRefreshTokens: boolean;
   codes: Map<string, { redirectUri: string; challenge: string | null; scopes: string[]; used: boolean }>;
   tokens: Map<string, FakeToken>;
   posts: FakePost[];
@@ -124,6 +126,7 @@ function newPlatform(platform: SocialPlatform, n: number): FakePlatformState {
       ]
       : [],
     accessTokenTtl: platform === 'LINKEDIN' ? 5_184_000 : platform === 'TIKTOK' ? 86_400 : 7_200,
+    issueRefreshTokens: true,
     codes: new Map(),
     tokens: new Map(),
     posts: [],
@@ -434,7 +437,7 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
             ? rotate(state, f.refresh_token)
             : (() => {
               const grant = redeemCode(state, f.code, f.redirect_uri, f.code_verifier);
-              return issue(state, grant.scopes, grant.scopes.includes('offline.access'));
+              return issue(state, grant.scopes, state.issueRefreshTokens && grant.scopes.includes('offline.access'));
             })();
           const scopes = state.tokens.get(issued.access)!.scopes;
           return { status: 200, body: { token_type: 'bearer', expires_in: issued.ttl, access_token: issued.access, scope: scopes.join(' '), ...(issued.refresh ? { refresh_token: issued.refresh } : {}) } };
@@ -510,7 +513,7 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
         endpoint: f.grant_type === 'refresh_token' ? 'refresh' : 'token',
         apply: () => {
           checkClient(state, f.client_id, f.client_secret);
-          const issued = f.grant_type === 'refresh_token' ? rotate(state, f.refresh_token) : issue(state, redeemCode(state, f.code, f.redirect_uri, undefined).scopes, true);
+          const issued = f.grant_type === 'refresh_token' ? rotate(state, f.refresh_token) : issue(state, redeemCode(state, f.code, f.redirect_uri, undefined).scopes, state.issueRefreshTokens);
           const scopes = state.tokens.get(issued.access)!.scopes;
           return {
             status: 200,
@@ -585,7 +588,7 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
         endpoint: f.grant_type === 'refresh_token' ? 'refresh' : 'token',
         apply: () => {
           checkClient(state, f.client_key, f.client_secret);
-          const issued = f.grant_type === 'refresh_token' ? rotate(state, f.refresh_token) : issue(state, redeemCode(state, f.code, f.redirect_uri, f.code_verifier).scopes, true);
+          const issued = f.grant_type === 'refresh_token' ? rotate(state, f.refresh_token) : issue(state, redeemCode(state, f.code, f.redirect_uri, f.code_verifier).scopes, state.issueRefreshTokens);
           const scopes = state.tokens.get(issued.access)!.scopes;
           return {
             status: 200,
