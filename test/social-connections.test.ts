@@ -340,6 +340,22 @@ describe('reconnecting, refreshing, disconnecting', () => {
   });
 });
 
+describe('token key rotation', () => {
+  it('a connection stored under the old key is read with it in SOCIAL_TOKEN_KEYS_OLD, and moves to the new key on use', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const connection = await connect(auth, tenant, 'FACEBOOK');
+    const before = await stored(connection.id);
+    const access = tokenCipher(config()).decrypt(before.access_token_encrypted);
+    const rotated = testConfig({ ...env(), SOCIAL_TOKEN_KEY: randomBytes(32).toString('base64'), SOCIAL_TOKEN_KEYS_OLD: TOKEN_KEY });
+    expect((await publishCredentials(orm.em.fork(), rotated, tenant, connection.id)).accessToken).toBe(access);
+    const after = await stored(connection.id);
+    expect(after.access_token_encrypted.split(':')[0]).toBe(tokenCipher(rotated).keyId);
+    expect(tokenCipher(rotated).decrypt(after.access_token_encrypted)).toBe(access);
+    expect(() => tokenCipher(config()).decrypt(after.access_token_encrypted)).toThrow(/neither SOCIAL_TOKEN_KEY nor in SOCIAL_TOKEN_KEYS_OLD/);
+  });
+});
+
 describe('secrets', () => {
   it('no token, code or verifier appears in any answer or log line', async () => {
     const secrets = PLATFORMS.flatMap((p) => [...fakes.platforms[p].tokens.keys(), ...fakes.platforms[p].codes.keys()]);

@@ -61,7 +61,24 @@ export async function publishCredentials(em: EntityManager, config: Config, tena
     ? await em.execute<ConnectionRow[]>(`update social_connections set last_used_at = now() where tenant_id = ? and id = ? returning ${COLUMNS}`, [tenantId, connectionId])
     : [];
   usable(row, connectionId);
-  return credentials(config, row);
+  const found = credentials(config, row);
+  await reencryptIfStale(em, config, tenantId, row);
+  return found;
+}
+
+/**
+ * After a key rotation, tokens that are never refreshed (Facebook and Instagram Page tokens) move to
+ * the current key on their next use; conditional, so a concurrent refresh's new tokens are kept.
+ */
+async function reencryptIfStale(em: EntityManager, config: Config, tenantId: string, row: ConnectionRow & { access_token_encrypted: string }) {
+  const cipher = tokenCipher(config);
+  if (!cipher.isStale(row.access_token_encrypted) && !(row.refresh_token_encrypted && cipher.isStale(row.refresh_token_encrypted))) return;
+  const again = (value: string | null) => (value ? cipher.encrypt(cipher.decrypt(value)) : null);
+  await em.execute(
+    `update social_connections set access_token_encrypted = ?, refresh_token_encrypted = ?
+      where tenant_id = ? and id = ? and access_token_encrypted = ? and refresh_token_encrypted is not distinct from ?`,
+    [again(row.access_token_encrypted), again(row.refresh_token_encrypted), tenantId, row.id, row.access_token_encrypted, row.refresh_token_encrypted],
+  );
 }
 
 export type RefreshOutcome =
