@@ -207,6 +207,18 @@ describe.each(['TWITTER', 'TIKTOK'] as const)('%s PKCE', (platform) => {
   });
 });
 
+describe('TIKTOK publishing', () => {
+  it('a failure while waiting for an accepted video is an OutcomeUnknownError, and findPublished finds the video', async () => {
+    const c = client('TIKTOK');
+    const { account, publishToken } = await connect(c);
+    const since = new Date(Date.now() - 1000);
+    const request = post('TIKTOK');
+    fakes.fail('TIKTOK', 'status', { kind: 'server-error', status: 502 });
+    expect(await caught(c.publish(account.accountId, publishToken.accessToken, request))).toBeInstanceOf(OutcomeUnknownError);
+    expect(await c.findPublished(account.accountId, publishToken.accessToken, request, since)).not.toBeNull();
+  });
+});
+
 describe('Retry-After', () => {
   it('reads seconds, an HTTP date, and X\'s x-rate-limit-reset', async () => {
     const now = Date.parse('2026-11-26T10:00:00Z');

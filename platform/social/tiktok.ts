@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import { expiresIn, joinUrl, sameText, scopeList, SocialHttp, sleep } from './http.js';
 import {
-  OutcomeUnknownError, SocialApiError, type PostMetrics, type PublishedPost, type PublishRequest, type SocialAccount, type SocialPlatformClient,
+  OutcomeUnknownError, SocialApiError, TokenExpiredError, type PostMetrics, type PublishedPost, type PublishRequest, type SocialAccount, type SocialPlatformClient,
   type TokenSet,
 } from './types.js';
 
@@ -90,6 +90,17 @@ export class TikTokClient implements SocialPlatformClient {
       },
     });
     const publishId = String(init.body.data?.publish_id);
+    try {
+      return await this.untilPublished(accessToken, publishId);
+    } catch (err) {
+      // The video was accepted: whatever goes wrong while waiting for it, it may yet appear, so
+      // the caller checks findPublished before any retry.
+      if (err instanceof SocialApiError && !err.retryable && !(err instanceof TokenExpiredError)) throw err;
+      throw new OutcomeUnknownError('TIKTOK', err instanceof Error ? err.message : 'TIKTOK: the post status is unknown');
+    }
+  }
+
+  private async untilPublished(accessToken: string, publishId: string): Promise<PublishedPost> {
     for (let i = 0; i < STATUS_POLLS; i++) {
       const status = await this.http.call({ method: 'POST', url: this.api('/v2/post/publish/status/fetch/'), token: accessToken, json: { publish_id: publishId } });
       const data = status.body.data ?? {};
@@ -100,7 +111,6 @@ export class TikTokClient implements SocialPlatformClient {
       if (data.status === 'FAILED') throw new SocialApiError('TIKTOK', `TIKTOK: the video was not posted (${data.fail_reason ?? 'failed'})`, null, false);
       await sleep(STATUS_POLL_MS);
     }
-    // Still processing: it may yet appear, so the caller checks findPublished before any retry.
     throw new OutcomeUnknownError('TIKTOK', 'TIKTOK: the video was still processing');
   }
 
