@@ -167,7 +167,8 @@ export async function completeSocialConnection(ctx: ServiceContext, raw: unknown
 }
 
 export async function getSocialConnection(ctx: ServiceContext, id: string): Promise<SocialConnection> {
-  const connection = await ctx.em.findOne(SocialConnection, { tenantId: ctx.tenantId, id: uuidOrNull(id) ?? '00000000-0000-0000-0000-000000000000' }, { refresh: true });
+  const key = uuidOrNull(id);
+  const connection = key ? await ctx.em.findOne(SocialConnection, { tenantId: ctx.tenantId, id: key }, { refresh: true }) : null;
   if (!connection) throw notFound('social connection', id);
   return connection;
 }
