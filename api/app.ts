@@ -17,6 +17,7 @@ import { customerRoutes } from './rest/customers.js';
 import { journeyRoutes } from './rest/journeys.js';
 import { pendingRoutes } from './rest/not-implemented.js';
 import { socialConnectionRoutes } from './rest/social-connections.js';
+import { analyticsRoutes } from './rest/analytics.js';
 import { segmentRoutes } from './rest/segments.js';
 import { templateRoutes } from './rest/templates.js';
 import { webhookRoutes } from './rest/webhooks.js';
@@ -44,6 +45,7 @@ export function restApi(deps: AppDeps) {
   v1.route('/', templateRoutes(deps));
   v1.route('/', socialConnectionRoutes(deps));
   v1.route('/', webhookRoutes(deps));
+  v1.route('/', analyticsRoutes(deps));
   v1.route('/', pendingRoutes(deps));
   v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   return v1;

@@ -20,10 +20,6 @@ const PENDING: [Method, string, OperationName, string][] = [
   ['post', '/promotions', 'createEventPromotion', 'Promotions'],
   ['patch', '/promotions/{id}', 'updateEventPromotion', 'Promotions'],
   ['post', '/promotions/{id}/execute', 'executeEventPromotion', 'Promotions'],
-  ['get', '/analytics/engagement', 'engagementAnalytics', 'Analytics'],
-  ['get', '/analytics/campaigns', 'campaignAnalytics', 'Analytics'],
-  ['get', '/analytics/journeys', 'journeyAnalytics', 'Analytics'],
-  ['get', '/analytics/social', 'socialAnalytics', 'Analytics'],
 ];
 
 export function pendingRoutes(deps: AppDeps) {

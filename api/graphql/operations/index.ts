@@ -1,6 +1,7 @@
 import type { IResolvers } from '@graphql-tools/utils';
 import type { OperationName } from '../../../domain/operations.js';
 import type { RootResolver } from '../resolvers.js';
+import { analyticsOperations } from './analytics.js';
 import { campaignOperations } from './campaigns.js';
 import { customerOperations, customerTypeResolvers } from './customers.js';
 import { journeyOperations, journeyTypeResolvers } from './journeys.js';
@@ -16,6 +17,7 @@ export const implementedOperations: Partial<Record<OperationName, RootResolver>>
   ...journeyOperations,
   ...journeyEnrollmentOperations,
   ...socialConnectionOperations,
+  ...analyticsOperations,
 };
 
 // Field resolvers of object types (relationships, computed fields).
