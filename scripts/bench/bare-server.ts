@@ -1,5 +1,6 @@
-// The baseline of the read benchmark: plain Hono + pg doing the SELECTs that GET /customers does
-// (a page of 25 newest live customers of a tenant and their total), with no auth, rate limit or ORM.
+// The baselines of the read benchmarks: plain Hono + pg with no auth, rate limit or ORM, doing the
+// SELECTs that GET /customers does (a page of 25 newest live customers of a tenant and their total),
+// or one `select 1` (the floor under any report's round trip: HTTP, a pooled connection, a query).
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import pg from 'pg';
@@ -17,5 +18,7 @@ app.get('/customers', async (c) => {
   ]);
   return c.json({ data: rows.rows, meta: { total: count.rows[0].n, skip: 0, take, hasMore: take < count.rows[0].n } });
 });
+
+app.get('/select1', async (c) => c.json({ data: (await pool.query('select 1 as one')).rows[0] }));
 
 serve({ fetch: app.fetch, port: Number(process.env.PORT), hostname: '127.0.0.1' }, () => process.stdout.write('ready\n'));
