@@ -96,6 +96,11 @@ export const CampaignDelivery = defineEntity({
     // A journey SEND step's message (its campaign is the journey's JOURNEY campaign).
     journeyEnrollmentId: p.uuid().nullable(),
     journeyStepId: p.uuid().nullable(),
+    // Its first OPENED, CLICKED and CONVERTED interaction: kept by the analytics migration's trigger
+    // on campaign_interactions, so the delivery rollup is a function of delivery rows alone.
+    openedAt: p.datetime().nullable(),
+    clickedAt: p.datetime().nullable(),
+    convertedAt: p.datetime().nullable(),
   },
   uniques: [
     { name: 'campaign_deliveries_tenant_id_uniq', properties: ['tenantId', 'id'] },
@@ -108,6 +113,8 @@ export const CampaignDelivery = defineEntity({
     // Frequency caps: what a customer was sent in the last day.
     { name: 'campaign_deliveries_customer_sent_idx', properties: ['tenantId', 'customer', 'sentAt'] },
     { name: 'campaign_deliveries_journey_step_idx', properties: ['tenantId', 'journeyStepId'], where: 'journey_step_id is not null' },
+    // Analytics: a time window's part-hours, by when each message was sent.
+    { name: 'campaign_deliveries_tenant_sent_idx', expression: 'create index "campaign_deliveries_tenant_sent_idx" on "campaign_deliveries" ("tenant_id", (coalesce(sent_at, created_at)))' },
   ],
 });
 export type CampaignDelivery = InferEntity<typeof CampaignDelivery>;
@@ -136,6 +143,8 @@ export const CampaignInteraction = defineEntity({
     { name: 'campaign_interactions_recent_idx', properties: ['tenantId', 'campaign', 'occurredAt'] },
     // Conversions: a customer's recent clicks.
     { name: 'campaign_interactions_customer_idx', properties: ['tenantId', 'customer', 'type', 'occurredAt'] },
+    // A delivery's interactions of a type (its opened/clicked/converted flags).
+    { name: 'campaign_interactions_delivery_idx', properties: ['delivery', 'type'], where: 'delivery_id is not null' },
   ],
 });
 export type CampaignInteraction = InferEntity<typeof CampaignInteraction>;

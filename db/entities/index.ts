@@ -1,3 +1,4 @@
+import { AnalyticsActivityHours, AnalyticsCustomerTotals, AnalyticsDeliveryHours } from './analytics.js';
 import { Campaign, CampaignDelivery, CampaignInteraction, MessageTemplate, ReactionOutbox } from './campaign.js';
 import { Club } from './club.js';
 import { Activity, Customer, Note } from './customer.js';
@@ -7,6 +8,7 @@ import { RateLimitCounter } from './rate-limit.js';
 import { Segment, SegmentMember, SegmentMemberCountDelta, SegmentMembershipChange, SegmentSyncedMember } from './segment.js';
 import { SocialConnection, SocialOAuthState, SocialPost } from './social.js';
 
+export * from './analytics.js';
 export * from './campaign.js';
 export * from './club.js';
 export * from './customer.js';
@@ -23,4 +25,5 @@ export const entities = [
   Journey, JourneyStep, JourneyVersion, JourneyEnrollment, JourneyEnrollmentStep,
   SocialConnection, SocialOAuthState, SocialPost, EventPromotion,
   RateLimitCounter,
+  AnalyticsCustomerTotals, AnalyticsActivityHours, AnalyticsDeliveryHours,
 ];

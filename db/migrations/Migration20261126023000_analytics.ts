@@ -140,14 +140,14 @@ export class Migration20261126023000_analytics extends Migration {
     this.addSql(`create trigger campaign_interactions_flag_delete after delete on campaign_interactions referencing old table as old_rows for each statement execute function campaign_interactions_flag_delete();`);
 
     this.addSql(`create table "analytics_customer_totals" ("tenant_id" varchar(100) not null, "status" text not null, "lifecycle_stage" text not null, "slot" smallint not null,
-      "customers" bigint not null default 0, "engagement_sum" bigint not null default 0, "engagement_count" bigint not null default 0,
-      "churn_risk_sum" bigint not null default 0, "churn_risk_count" bigint not null default 0, "at_risk" bigint not null default 0,
+      "customers" bigint not null, "engagement_sum" bigint not null, "engagement_count" bigint not null,
+      "churn_risk_sum" bigint not null, "churn_risk_count" bigint not null, "at_risk" bigint not null,
       primary key ("tenant_id", "status", "lifecycle_stage", "slot"));`);
     this.addSql(`create table "analytics_activity_hours" ("tenant_id" varchar(100) not null, "hour" timestamptz not null, "slot" smallint not null,
-      "activities" bigint not null default 0, primary key ("tenant_id", "hour", "slot"));`);
+      "activities" bigint not null, primary key ("tenant_id", "hour", "slot"));`);
     this.addSql(`create table "analytics_delivery_hours" ("tenant_id" varchar(100) not null, "hour" timestamptz not null, "campaign_id" uuid not null, "channel" text not null, "slot" smallint not null,
-      "sent" bigint not null default 0, "delivered" bigint not null default 0, "bounced" bigint not null default 0,
-      "opened" bigint not null default 0, "clicked" bigint not null default 0, "converted" bigint not null default 0,
+      "sent" bigint not null, "delivered" bigint not null, "bounced" bigint not null,
+      "opened" bigint not null, "clicked" bigint not null, "converted" bigint not null,
       primary key ("tenant_id", "hour", "campaign_id", "channel", "slot"));`);
 
     for (const r of [CUSTOMERS, ACTIVITIES, DELIVERIES]) {
