@@ -20,8 +20,8 @@ async function seed(db: pg.Client, tenant: string, sizes: { customers: number; a
   const chunk = 1_000_000;
   for (let from = 0; from < sizes.customers; from += chunk) {
     await step(`customers ${from}..`, `
-      insert into customers (tenant_id, email, status, lifecycle_stage, engagement_score, churn_risk_score, created_at)
-      select $1::varchar, 'm' || g || '@' || $1::text || '.example.com',
+      insert into customers (id, tenant_id, email, status, lifecycle_stage, engagement_score, churn_risk_score, created_at)
+      select uuidv7(), $1::varchar, 'm' || g || '@' || $1::text || '.example.com',
              case when g % 100 < 90 then 'ACTIVE' when g % 100 < 95 then 'INACTIVE' when g % 100 < 98 then 'MERGED' else 'DELETED' end,
              (array['SUBSCRIBER', 'LEAD', 'CUSTOMER', 'MEMBER', 'ADVOCATE', 'CHURNED'])[1 + g % 6],
              case when g % 10 = 0 then null else (g * 37) % 101 end, case when g % 10 = 0 then null else (g * 53) % 101 end,
@@ -31,12 +31,13 @@ async function seed(db: pg.Client, tenant: string, sizes: { customers: number; a
   await db.query(`create temp table bench_ids as select row_number() over () - 1 as n, id from customers where tenant_id = $1`, [tenant]);
   await db.query('create unique index on bench_ids (n)');
   for (let from = 0; from < sizes.activities; from += chunk) {
-    // Over two years, one every few minutes, each on a customer of its own.
+    // Over two years, one every few minutes, round the customers; ids by time as the API makes
+    // them (uuidv7), in customer order so each chunk walks the timeline index once.
     await step(`activities ${from}..`, `
-      insert into activities (tenant_id, customer_id, type, category, title, occurred_at)
-      select $1, c.id, 'booking.created', (array['MEMBERSHIP', 'BOOKING', 'ENGAGEMENT', 'GOLF', 'FINANCIAL'])[1 + g % 5], 'Booked',
+      insert into activities (id, tenant_id, customer_id, type, category, title, occurred_at)
+      select uuidv7(), $1, c.id, 'booking.created', (array['MEMBERSHIP', 'BOOKING', 'ENGAGEMENT', 'GOLF', 'FINANCIAL'])[1 + g % 5], 'Booked',
              now() - (g::bigint * 730 * 86400 / $4) * interval '1 second'
-        from generate_series($2::int, $3::int) g join bench_ids c on c.n = g % $5`,
+        from generate_series($2::int, $3::int) g join bench_ids c on c.n = g % $5 order by c.id`,
       [tenant, from, Math.min(from + chunk, sizes.activities) - 1, sizes.activities, sizes.customers]);
   }
   await step('campaigns and journeys', `
