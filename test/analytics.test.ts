@@ -168,6 +168,9 @@ describe('campaignAnalytics', () => {
     await interact(d[0]!, 'CONVERTED');
     await interact(d[6]!, 'CLICKED');
     await interact(d[1]!, 'UNSUBSCRIBED');
+    // Another tenant's campaign and messages count nowhere here.
+    const other = newTenant();
+    await interact(await delivery(other, await seedCampaign(db, other), 'EMAIL', 'DELIVERED', at('2026-11-20T09:10:00Z')), 'OPENED');
 
     const stats = await campaignStats(orm.em.fork(), tenant, campaignId);
     const data = await get(tenant, 'campaigns');
@@ -363,6 +366,9 @@ describe('rollups', () => {
     expect(customers[0]).toEqual(customers[1]);
     expect(activities[0]).toEqual(activities[1]);
     expect(deliveries[0]).toEqual(deliveries[1]);
+    // Concurrent transactions added to rows of their own.
+    const { rows: [spread] } = await db.query(`select count(distinct writer)::int as n from analytics_activity_hours where tenant_id = $1`, [tenant]);
+    expect(spread.n).toBeGreaterThan(1);
     // And the test wrote what it meant to: something of everything.
     expect(customers[1]!.map((r) => r.status)).toEqual(expect.arrayContaining(['ACTIVE', 'INACTIVE', 'MERGED', 'DELETED']));
     expect(deliveries[1]!.reduce((n, r) => n + r.opened, 0)).toBeGreaterThan(0);

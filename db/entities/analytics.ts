@@ -2,7 +2,7 @@ import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 
 // The analytics rollups (domain/analytics/analytics.ts). Only the statement-level triggers of the
 // analytics migration write them, in the transaction of the write they count; each row is one
-// writer slot's share (pg_backend_pid() % 8), so readers sum a key's slots.
+// writing backend's share (`writer`: its pid; 0 for the backfill), so readers sum a key's writers.
 
 const count = () => p.bigint('number');
 
@@ -14,7 +14,7 @@ export const AnalyticsCustomerTotals = defineEntity({
     tenantId: p.string().length(100).primary(),
     status: p.text().primary(),
     lifecycleStage: p.text().primary(),
-    slot: p.smallint().primary(),
+    writer: p.integer().primary(),
     customers: count(),
     engagementSum: count(),
     engagementCount: count(),
@@ -32,7 +32,7 @@ export const AnalyticsActivityHours = defineEntity({
   properties: {
     tenantId: p.string().length(100).primary(),
     hour: p.datetime().primary(),
-    slot: p.smallint().primary(),
+    writer: p.integer().primary(),
     activities: count(),
   },
 });
@@ -47,7 +47,7 @@ export const AnalyticsDeliveryHours = defineEntity({
     hour: p.datetime().primary(),
     campaignId: p.uuid().primary(),
     channel: p.text().primary(),
-    slot: p.smallint().primary(),
+    writer: p.integer().primary(),
     sent: count(),
     delivered: count(),
     bounced: count(),

@@ -3,8 +3,10 @@ import { Migration } from '@mikro-orm/migrations';
 // Analytics rollups: counts that a report would otherwise scan millions of rows for, kept by
 // statement-level triggers (transition tables, one set-based write per statement) in the same
 // transaction as the write that changes them, whoever writes (services, COPY imports, cascades).
-// Each write adds to the rows of its own slot (the backend's pid modulo SLOTS), so concurrent
-// writers of one tenant rarely wait on one row; readers sum the slots.
+// Each write adds to rows of its own: `writer` is the writing backend's pid, so two concurrent
+// transactions never touch one rollup row (no waiting on a tenant's hot row, and no deadlock
+// between statements that add to several rows); readers sum a key's writers. The backfill is
+// writer 0.
 //  - analytics_customer_totals: customers per status and lifecycle stage, with the sums and counts
 //    of engagement and churn-risk scores (for the averages) and how many are at risk (churn ≥ 70).
 //  - analytics_activity_hours: activities per UTC hour of occurred_at.
@@ -14,8 +16,7 @@ import { Migration } from '@mikro-orm/migrations';
 //    converted are flags on the delivery (opened_at...: its first such interaction, kept by a
 //    trigger on campaign_interactions), so the rollup is a function of delivery rows alone.
 
-const SLOTS = 8;
-const slot = `(pg_backend_pid() % ${SLOTS})::smallint`;
+const writer = 'pg_backend_pid()';
 
 interface Rollup {
   table: string;
@@ -76,15 +77,15 @@ function contributions(r: Rollup, from: string, sign: 1 | -1): string {
 }
 
 /** One INSERT … ON CONFLICT adding the net change of the statement, in key order (no deadlocks between writers). */
-function upsert(r: Rollup, from: string, slotSql: string): string {
+function upsert(r: Rollup, from: string, writerSql: string): string {
   const m = Object.keys(r.measures);
-  return `insert into ${r.table} as t (${[...r.key, 'slot', ...m].join(', ')})
-    select ${r.key.join(', ')}, ${slotSql}, ${m.map((x) => `sum(${x})`).join(', ')}
+  return `insert into ${r.table} as t (${[...r.key, 'writer', ...m].join(', ')})
+    select ${r.key.join(', ')}, ${writerSql}, ${m.map((x) => `sum(${x})`).join(', ')}
       from (${from}) d
      group by ${r.key.join(', ')}
     having ${m.map((x) => `sum(${x}) <> 0`).join(' or ')}
      order by ${r.key.join(', ')}
-    on conflict (${[...r.key, 'slot'].join(', ')}) do update set ${m.map((x) => `${x} = t.${x} + excluded.${x}`).join(', ')}`;
+    on conflict (${[...r.key, 'writer'].join(', ')}) do update set ${m.map((x) => `${x} = t.${x} + excluded.${x}`).join(', ')}`;
 }
 
 function triggers(r: Rollup): string[] {
@@ -96,7 +97,7 @@ function triggers(r: Rollup): string[] {
     update: `${contributions(r, 'old_rows', -1)} union all ${contributions(r, 'new_rows', 1)}`,
   };
   return (['insert', 'update', 'delete'] as const).flatMap((op) => [
-    `${body(`${fn(op)}()`)}${upsert(r, sources[op], slot)}; return null; end $$;`,
+    `${body(`${fn(op)}()`)}${upsert(r, sources[op], writer)}; return null; end $$;`,
     `create trigger ${fn(op)} after ${op} on ${r.source} referencing ${op === 'insert' ? 'new table as new_rows' : op === 'delete' ? 'old table as old_rows' : 'old table as old_rows new table as new_rows'} for each statement execute function ${fn(op)}();`,
   ]);
 }
@@ -118,16 +119,22 @@ export class Migration20261126023000_analytics extends Migration {
               from campaign_interactions where delivery_id is not null and type in ('OPENED', 'CLICKED', 'CONVERTED') group by delivery_id) i
      where d.id = i.delivery_id;`);
 
-    // The flags: set by an interaction's arrival (the first one counts; the delivery row's lock
-    // orders concurrent first opens), recounted from what remains when interactions go.
+    // The flags: set by an interaction's arrival (the first one counts; the delivery row's lock,
+    // taken in id order like receipts take it, orders concurrent first opens), recounted from what
+    // remains when interactions go.
     this.addSql(`create function campaign_interactions_flag_insert() returns trigger language plpgsql as $$ begin
+      with n as (
+        select delivery_id, min(occurred_at) filter (where type = 'OPENED') as opened_at, min(occurred_at) filter (where type = 'CLICKED') as clicked_at,
+               min(occurred_at) filter (where type = 'CONVERTED') as converted_at
+          from new_rows where delivery_id is not null and type in ('OPENED', 'CLICKED', 'CONVERTED') group by delivery_id
+      ), unset as (
+        select d.id from campaign_deliveries d join n on d.id = n.delivery_id
+         where (d.opened_at is null and n.opened_at is not null) or (d.clicked_at is null and n.clicked_at is not null) or (d.converted_at is null and n.converted_at is not null)
+         order by d.id for no key update of d
+      )
       update campaign_deliveries d
          set opened_at = coalesce(d.opened_at, n.opened_at), clicked_at = coalesce(d.clicked_at, n.clicked_at), converted_at = coalesce(d.converted_at, n.converted_at)
-        from (select delivery_id, min(occurred_at) filter (where type = 'OPENED') as opened_at, min(occurred_at) filter (where type = 'CLICKED') as clicked_at,
-                     min(occurred_at) filter (where type = 'CONVERTED') as converted_at
-                from new_rows where delivery_id is not null and type in ('OPENED', 'CLICKED', 'CONVERTED') group by delivery_id) n
-       where d.id = n.delivery_id
-         and ((d.opened_at is null and n.opened_at is not null) or (d.clicked_at is null and n.clicked_at is not null) or (d.converted_at is null and n.converted_at is not null));
+        from n where d.id = n.delivery_id and d.id in (select id from unset);
       return null; end $$;`);
     this.addSql(`create trigger campaign_interactions_flag_insert after insert on campaign_interactions referencing new table as new_rows for each statement execute function campaign_interactions_flag_insert();`);
     this.addSql(`create function campaign_interactions_flag_delete() returns trigger language plpgsql as $$ begin
@@ -139,19 +146,19 @@ export class Migration20261126023000_analytics extends Migration {
       return null; end $$;`);
     this.addSql(`create trigger campaign_interactions_flag_delete after delete on campaign_interactions referencing old table as old_rows for each statement execute function campaign_interactions_flag_delete();`);
 
-    this.addSql(`create table "analytics_customer_totals" ("tenant_id" varchar(100) not null, "status" text not null, "lifecycle_stage" text not null, "slot" smallint not null,
+    this.addSql(`create table "analytics_customer_totals" ("tenant_id" varchar(100) not null, "status" text not null, "lifecycle_stage" text not null, "writer" int not null,
       "customers" bigint not null, "engagement_sum" bigint not null, "engagement_count" bigint not null,
       "churn_risk_sum" bigint not null, "churn_risk_count" bigint not null, "at_risk" bigint not null,
-      primary key ("tenant_id", "status", "lifecycle_stage", "slot"));`);
-    this.addSql(`create table "analytics_activity_hours" ("tenant_id" varchar(100) not null, "hour" timestamptz not null, "slot" smallint not null,
-      "activities" bigint not null, primary key ("tenant_id", "hour", "slot"));`);
-    this.addSql(`create table "analytics_delivery_hours" ("tenant_id" varchar(100) not null, "hour" timestamptz not null, "campaign_id" uuid not null, "channel" text not null, "slot" smallint not null,
+      primary key ("tenant_id", "status", "lifecycle_stage", "writer"));`);
+    this.addSql(`create table "analytics_activity_hours" ("tenant_id" varchar(100) not null, "hour" timestamptz not null, "writer" int not null,
+      "activities" bigint not null, primary key ("tenant_id", "hour", "writer"));`);
+    this.addSql(`create table "analytics_delivery_hours" ("tenant_id" varchar(100) not null, "hour" timestamptz not null, "campaign_id" uuid not null, "channel" text not null, "writer" int not null,
       "sent" bigint not null, "delivered" bigint not null, "bounced" bigint not null,
       "opened" bigint not null, "clicked" bigint not null, "converted" bigint not null,
-      primary key ("tenant_id", "hour", "campaign_id", "channel", "slot"));`);
+      primary key ("tenant_id", "hour", "campaign_id", "channel", "writer"));`);
 
     for (const r of [CUSTOMERS, ACTIVITIES, DELIVERIES]) {
-      this.addSql(`${upsert(r, contributions(r, r.source, 1), '0::smallint')};`);
+      this.addSql(`${upsert(r, contributions(r, r.source, 1), '0')};`);
       for (const sql of triggers(r)) this.addSql(sql);
     }
   }
