@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { openOrm, type Orm } from '../db/orm.js';
 import type { Channel, InteractionType } from '../db/entities/enums.js';
+import { foldRollups } from '../domain/analytics/fold.js';
 import { recordInteractions } from '../domain/campaigns/interactions.js';
 import { applyDeliveryReceipts } from '../domain/campaigns/receipts.js';
 import { campaignStats } from '../domain/campaigns/stats.js';
@@ -373,6 +374,17 @@ describe('rollups', () => {
     expect(customers[1]!.map((r) => r.status)).toEqual(expect.arrayContaining(['ACTIVE', 'INACTIVE', 'MERGED', 'DELETED']));
     expect(deliveries[1]!.reduce((n, r) => n + r.opened, 0)).toBeGreaterThan(0);
     expect(deliveries[1]!.reduce((n, r) => n + r.converted, 0)).toBeGreaterThan(0);
+
+    // Folding (with each tenant's scoring) leaves one row per key and the same sums.
+    const before = await get(tenant, 'engagement');
+    expect(await foldRollups(orm.em.fork(), tenant)).toBeGreaterThan(0);
+    const folded = await rollupsAndRecounts(tenant);
+    expect(folded.customers[0]).toEqual(folded.customers[1]);
+    expect(folded.activities[0]).toEqual(folded.activities[1]);
+    expect(folded.deliveries[0]).toEqual(folded.deliveries[1]);
+    const { rows: [left] } = await db.query(`select count(*)::int as n from analytics_activity_hours where tenant_id = $1 and writer <> 0`, [tenant]);
+    expect(left.n).toBe(0);
+    expect({ ...(await get(tenant, 'engagement')), generatedAt: null }).toEqual({ ...before, generatedAt: null });
 
     const stats = await campaignStats(orm.em.fork(), tenant, campaignId);
     expect(await get(tenant, 'campaigns')).toMatchObject({
