@@ -6,6 +6,8 @@ import { journeyActivities } from './journeys.js';
 import { scoringActivities } from './scoring.js';
 import { segmentActivities } from './segments.js';
 import { socialConnectionActivities } from './social-connections.js';
+import { socialMetricsActivities } from './social-metrics.js';
+import { socialPostActivities } from './social-posts.js';
 
 export interface ActivityDeps {
   orm: Orm;
@@ -21,6 +23,8 @@ export function createActivities(deps: ActivityDeps) {
     ...segmentActivities(deps),
     ...scoringActivities(deps),
     ...campaigns,
+    ...socialPostActivities(deps),
+    ...socialMetricsActivities(deps),
     // A journey's SEND steps go through the campaigns' sender (one channel pool and send rate).
     ...journeyActivities(deps, campaigns),
     ...socialConnectionActivities(deps),

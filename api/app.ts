@@ -19,6 +19,7 @@ import { pendingRoutes } from './rest/not-implemented.js';
 import { socialConnectionRoutes } from './rest/social-connections.js';
 import { analyticsRoutes } from './rest/analytics.js';
 import { segmentRoutes } from './rest/segments.js';
+import { socialPostRoutes } from './rest/social-posts.js';
 import { templateRoutes } from './rest/templates.js';
 import { webhookRoutes } from './rest/webhooks.js';
 import { trackingRoutes } from './tracking.js';
@@ -42,6 +43,7 @@ export function restApi(deps: AppDeps) {
   v1.route('/', campaignRoutes(deps));
   v1.route('/', journeyRoutes(deps));
   v1.route('/', journeyEnrollmentRoutes(deps));
+  v1.route('/', socialPostRoutes(deps));
   v1.route('/', templateRoutes(deps));
   v1.route('/', socialConnectionRoutes(deps));
   v1.route('/', webhookRoutes(deps));

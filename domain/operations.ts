@@ -82,6 +82,7 @@ export const OPERATIONS = {
   // Social
   socialConnections: read,
   socialPosts: read,
+  socialPost: read,
   initiateSocialConnection: write('crm:social'),
   completeSocialConnection: write('crm:social'),
   disconnectSocial: write('crm:social'),

@@ -3,22 +3,36 @@ import type { Config } from '../platform/config.js';
 import type { scheduledSegmentRefreshWorkflow } from '../workflows/segment-refresh.js';
 
 export const SCORING_SCHEDULE_ID = 'customer-scoring';
+export const SOCIAL_METRICS_SCHEDULE_ID = 'social-metrics';
 
 /**
  * Platform-wide schedules, created once (idempotently) by the worker at start. Nightly scoring of
- * every tenant at 02:00 UTC; ops can pause it or trigger it from the Temporal UI.
+ * every tenant at 02:00 UTC; hourly social post metrics. Ops can pause them or trigger them from
+ * the Temporal UI.
  */
 export async function ensurePlatformSchedules(client: Client, config: Config): Promise<void> {
-  try {
-    await client.schedule.create({
+  const schedules: Parameters<Client['schedule']['create']>[0][] = [
+    {
       scheduleId: SCORING_SCHEDULE_ID,
       spec: { calendars: [{ hour: 2, minute: 0 }] },
       action: { type: 'startWorkflow', workflowType: 'scoreAllTenantsWorkflow', workflowId: 'customer-scoring-all', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
       state: { note: 'Engagement, churn-risk and lifetime-value scores for every tenant, then SMART segments' },
-    });
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    },
+    {
+      scheduleId: SOCIAL_METRICS_SCHEDULE_ID,
+      spec: { intervals: [{ every: '1 hour' }] },
+      action: { type: 'startWorkflow', workflowType: 'socialMetricsWorkflow', workflowId: 'social-metrics-all', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      state: { note: 'Likes, comments, shares and reach of the social posts published in the last 30 days' },
+    },
+  ];
+  for (const schedule of schedules) {
+    try {
+      await client.schedule.create(schedule);
+    } catch (err) {
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    }
   }
 }
 

@@ -1,10 +1,11 @@
 import { defineSearchAttributeKey, SearchAttributeType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   ActivityCancellationType, ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineUpdate,
-  isCancellation, log, ParentClosePolicy, proxyActivities, setHandler, startChild, workflowInfo,
+  isCancellation, log, ParentClosePolicy, patched, proxyActivities, setHandler, startChild, workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { CampaignId, TenantId } from '../platform/search-attributes.js';
+import { publishSocialPosts } from './social-post.js';
 
 // One run of a campaign: `campaign-<id>` for ONE_TIME, `campaign-<id>-<runKey>` for each RECURRING
 // occurrence and each TRIGGERED event. Waits for scheduledAt, snapshots the audience into delivery
@@ -12,7 +13,7 @@ import { CampaignId, TenantId } from '../platform/search-attributes.js';
 // PostgreSQL holds every delivery's state; the workflow holds only where the run is, so its history
 // stays small at any audience size (and continues as new past a few hundred events).
 
-const { transitionCampaign, snapshotAudience, finishRun } = proxyActivities<Activities>({
+const { transitionCampaign, snapshotAudience, finishRun, prepareCampaignPosts } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
@@ -51,6 +52,8 @@ export interface CampaignRunProgress {
   skipped: number;
   slices: number;
   nextSendAt: string | null;
+  /** SOCIAL: the campaign's posts, once published (or failed). */
+  socialPosts?: number;
 }
 
 export const campaignProgress = defineQuery<CampaignRunProgress>('progress');
@@ -147,6 +150,14 @@ export async function campaignWorkflow(input: CampaignRunInput, carried?: Campai
   }
   while (progress.phase === 'snapshot') {
     if (progress.cancelled) return finish();
+    // SOCIAL: one post per active connection of the club, published before the messages go (so
+    // the campaign completes once its posts are PUBLISHED or FAILED too). A rerun finds them made.
+    if (progress.socialPosts === undefined && input.kind !== 'TRIGGERED' && patched('campaign-social-posts')) {
+      const posts = await prepareCampaignPosts(ref);
+      if (posts.length) await Promise.race([publishSocialPosts(input.tenantId, posts), condition(() => progress.cancelled)]);
+      progress.socialPosts = posts.length;
+      continue;
+    }
     const snapshot = await interruptible('snapshot', () =>
       snapshotAudience({ ...ref, runKey: input.runKey, customerId: input.customerId, asOf: new Date().toISOString() }));
     if (!snapshot) continue;

@@ -6,3 +6,5 @@ export { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from './segme
 export { segmentSyncWorkflow } from './segment-sync.js';
 export { journeyEnrollmentWorkflow } from './journey.js';
 export { socialTokenRefreshWorkflow } from './social-token-refresh.js';
+export { socialPostWorkflow } from './social-post.js';
+export { socialMetricsWorkflow } from './social-metrics.js';

@@ -6,6 +6,7 @@ import { clubsByIds, enrollmentsOfCustomers, segmentsOfCustomers } from '../../d
 import { activityCounts, timelinePages } from '../../domain/customers/timeline.js';
 import { stepsOfJourneys } from '../../domain/journeys/journeys.js';
 import type { PageArgs } from '../../domain/pagination.js';
+import { connectionsByIds } from '../../domain/social/posts.js';
 
 type Batch<V> = (ctx: ServiceContext, ids: readonly string[]) => Promise<Map<string, V>>;
 type PagedBatch<V> = (ctx: ServiceContext, ids: readonly string[], args: PageArgs) => Promise<Map<string, V>>;
@@ -55,6 +56,7 @@ export function createLoaders(ctx: ServiceContext, listSize: number) {
     members: paged(segmentMemberPages),
     memberCount: byId(segmentMemberCounts),
     journeySteps: byId((c, ids) => stepsOfJourneys(c.em, c.tenantId, ids)),
+    socialConnection: byId(connectionsByIds),
   };
 }
 

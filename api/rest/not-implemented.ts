@@ -11,11 +11,6 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 // respect (auth, scope, rate limit, OpenAPI entry) and answers 501 NOT_IMPLEMENTED; a capability
 // lands by moving its rows into a router of its own.
 const PENDING: [Method, string, OperationName, string][] = [
-  ['get', '/social/posts', 'socialPosts', 'Social'],
-  ['post', '/social/posts', 'createSocialPost', 'Social'],
-  ['patch', '/social/posts/{id}', 'updateSocialPost', 'Social'],
-  ['post', '/social/posts/{id}/schedule', 'scheduleSocialPost', 'Social'],
-  ['post', '/social/posts/{id}/publish', 'publishSocialPost', 'Social'],
   ['get', '/promotions', 'eventPromotions', 'Promotions'],
   ['post', '/promotions', 'createEventPromotion', 'Promotions'],
   ['patch', '/promotions/{id}', 'updateEventPromotion', 'Promotions'],

@@ -68,7 +68,21 @@ export const SocialPost = defineEntity({
     shares: p.integer().default(0),
     reach: p.integer().default(0),
     error: p.text().nullable(),
+    // The platform call in flight or whose answer was lost (see activities/social-posts.ts).
+    publishAttemptId: p.uuid().nullable(),
+    publishAttemptAt: p.datetime().nullable(),
+    /** The business key of posts made by createClubPosts (one per key and connection). */
+    sourceKey: p.string().length(200).nullable(),
+    metricsUpdatedAt: p.datetime().nullable(),
   },
-  indexes: [{ name: 'social_posts_tenant_status_idx', properties: ['tenantId', 'status', 'scheduledAt'] }],
+  indexes: [
+    { name: 'social_posts_tenant_status_idx', properties: ['tenantId', 'status', 'scheduledAt'] },
+    { name: 'social_posts_published_idx', properties: ['connection', 'publishedAt'], where: `status = 'PUBLISHED'` },
+  ],
+  uniques: [
+    // One post per connection in a campaign, and per business key: reruns create nothing twice.
+    { name: 'social_posts_campaign_connection_uniq', properties: ['tenantId', 'campaign', 'connection'], where: 'campaign_id is not null' },
+    { name: 'social_posts_source_key_uniq', properties: ['tenantId', 'sourceKey', 'connection'], where: 'source_key is not null' },
+  ],
 });
 export type SocialPost = InferEntity<typeof SocialPost>;

@@ -2,7 +2,8 @@ import type { Campaign } from '../../db/entities/index.js';
 import { pgArray } from '../../db/sql.js';
 
 // The audience snapshot of one run as a single INSERT … SELECT: every member (or the one triggered
-// customer) × every channel of the campaign becomes a delivery row, PENDING or SKIPPED with the
+// customer) × every messaging channel of the campaign (SOCIAL publishes posts, to no one in
+// particular) becomes a delivery row, PENDING or SKIPPED with the
 // reason, and with the instant it may go (`send_at`) when time zones or quiet hours say so. Nothing
 // is loaded into Node, whatever the audience's size.
 
@@ -69,7 +70,7 @@ export function audienceInsert(campaign: Campaign, runKey: string, customerId: s
     sql,
     params: [
       campaign.id, runKey, journey?.enrollmentId ?? null, journey?.stepId ?? null,
-      ...(customerId ? [customerId] : []), campaign.tenantId, pgArray(journey ? [journey.channel] : campaign.channels), campaignZone,
+      ...(customerId ? [customerId] : []), campaign.tenantId, pgArray(journey ? [journey.channel] : campaign.channels.filter((c) => c !== 'SOCIAL')), campaignZone,
       ...baseParams, now.toISOString(), ...quietParams,
       ...(customerId ? [] : [campaign.segment?.id ?? null, campaign.tenantId]),
     ],

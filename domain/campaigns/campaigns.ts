@@ -5,6 +5,7 @@ import { AppError, notFound } from '../../platform/errors.js';
 import { cancelCampaignRun, campaignRunId, pauseCampaignRun, resumeCampaignRun } from '../../workflows/campaign.js';
 import type { ServiceContext } from '../context.js';
 import { isUuid, stripUndefined } from '../customers/customers.js';
+import { assertSocialCampaign } from '../social/club-posts.js';
 import { compileTemplate, recipientVariables } from '../templates/render.js';
 import { validate } from '../validate.js';
 import {
@@ -150,11 +151,14 @@ export async function updateCampaign(ctx: ServiceContext, id: string, input: unk
  * renders (a syntax error or a filter that throws is caught here, not mid-send).
  */
 async function assertSendable(ctx: ServiceContext, campaign: Campaign): Promise<void> {
-  if (campaign.type !== 'TRIGGERED' && !campaign.segment) {
+  const messages = (campaign.channels as Channel[]).filter((c) => c !== 'SOCIAL');
+  // A SOCIAL-only campaign has no recipients: its posts are its audience.
+  if (campaign.type !== 'TRIGGERED' && messages.length && !campaign.segment) {
     throw new AppError('VALIDATION_ERROR', 'segmentId: a campaign needs a segment before it is scheduled or executed', { field: 'segmentId' });
   }
+  if (messages.length < campaign.channels.length) await assertSocialCampaign(ctx.em, campaign);
   const needed = new Map<'emailTemplateId' | 'smsTemplateId', Channel[]>();
-  for (const channel of campaign.channels as Channel[]) {
+  for (const channel of messages) {
     const field = channel === 'EMAIL' ? 'emailTemplateId' : 'smsTemplateId';
     needed.set(field, [...(needed.get(field) ?? []), channel]);
   }

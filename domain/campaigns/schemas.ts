@@ -33,8 +33,9 @@ const triggerConditions = z.record(z.string().min(1).max(100), z.union([z.string
   .refine((c) => Object.keys(c).length <= 20, { message: 'at most 20 conditions' });
 
 const eventType = z.string().regex(ACTIVITY_TYPE_PATTERN, 'lower-case words joined by ".", "_" or "-"').max(200);
-// SOCIAL is published through social posts, not sent to recipients.
-const channels = z.array(z.enum(Channel).exclude(['SOCIAL'])).min(1).max(5)
+// SOCIAL publishes the campaign's social posts (one per active connection of its club), not
+// messages to recipients (domain/social/club-posts.ts).
+const channels = z.array(z.enum(Channel)).min(1).max(6)
   .refine((c) => new Set(c).size === c.length, { message: 'each channel once' });
 const id = z.string().trim().min(1).max(100);
 

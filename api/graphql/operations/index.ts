@@ -8,6 +8,7 @@ import { journeyOperations, journeyTypeResolvers } from './journeys.js';
 import { journeyEnrollmentOperations, journeyEnrollmentTypeResolvers } from './journey-enrollments.js';
 import { segmentOperations } from './segments.js';
 import { socialConnectionOperations } from './social-connections.js';
+import { socialPostOperations, socialPostTypeResolvers } from './social-posts.js';
 
 // Root fields implemented so far, by domain; every other field answers NOT_IMPLEMENTED.
 export const implementedOperations: Partial<Record<OperationName, RootResolver>> = {
@@ -18,7 +19,9 @@ export const implementedOperations: Partial<Record<OperationName, RootResolver>>
   ...journeyEnrollmentOperations,
   ...socialConnectionOperations,
   ...analyticsOperations,
+  ...socialPostOperations,
 };
 
 // Field resolvers of object types (relationships, computed fields).
-export const typeResolvers: IResolvers[] = [customerTypeResolvers as IResolvers, journeyTypeResolvers as IResolvers, journeyEnrollmentTypeResolvers as IResolvers];
+export const typeResolvers: IResolvers[] = [customerTypeResolvers as IResolvers, journeyTypeResolvers as IResolvers, journeyEnrollmentTypeResolvers as IResolvers,
+  socialPostTypeResolvers as IResolvers];
