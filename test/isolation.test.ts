@@ -158,6 +158,9 @@ function argValue(operation: string, name: string, type: GraphQLInputType, requi
       if (name === 'tenantId') return tenantB;
       if (name === 'email') return a.email;
       if (name === 'phone' || name === 'phoneNumber') return required ? a.phone : undefined;
+      // A social post's media and hashtags are checked before its connection: valid ones.
+      if (name === 'mediaUrls') return required ? 'https://cdn.example.com/isolation.mp4' : undefined;
+      if (name === 'hashtags') return required ? 'isolation' : undefined;
       return required ? `isolation ${randomUUID().slice(0, 8)}` : undefined;
     case 'Int': case 'Float': return required ? 1 : undefined;
     case 'Boolean': return required ? false : undefined;
