@@ -25,7 +25,9 @@ export type FakeFault =
   /** The request takes effect, and the answer comes `ms` later (beyond a client's timeout). */
   | { kind: 'delay'; ms: number }
   /** A 5xx; with `apply` the request took effect first. */
-  | { kind: 'server-error'; status?: number; apply?: boolean };
+  | { kind: 'server-error'; status?: number; apply?: boolean }
+  /** The platform's definite refusal (400 in its own error shape) with `message`; nothing takes effect. */
+  | { kind: 'refused'; message: string };
 
 export interface FakePost {
   id: string;
@@ -698,6 +700,7 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
       if (fault?.kind === 'rate-limit') return send(res, rateLimited(platform, fault));
       if (fault?.kind === 'expired-token') return send(res, invalidToken(platform));
       if (fault?.kind === 'invalid-grant') return send(res, invalidGrant(platform, 'The grant was revoked by the user'));
+      if (fault?.kind === 'refused') return send(res, badRequest(platform, fault.message));
       if (fault?.kind === 'server-error' && !fault.apply) return send(res, { status: fault.status ?? 500, body: { message: 'Internal Server Error' } });
       let answer: Answer;
       try {
