@@ -3,7 +3,7 @@ import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOrm } from '../db/orm.js';
 import { createLogger } from '../platform/logger.js';
-import { ensurePlatformSchedules, migrateSegmentRefreshSchedules, SCORING_SCHEDULE_ID } from '../worker/schedules.js';
+import { ensurePlatformSchedules, migrateSegmentRefreshSchedules, SCORING_SCHEDULE_ID, SOCIAL_METRICS_SCHEDULE_ID } from '../worker/schedules.js';
 import { createWorker } from '../worker/worker.js';
 import type { customerScoringWorkflow, scoreAllTenantsWorkflow } from '../workflows/customer-scoring.js';
 import { newTenant, testConfig, token } from './support/api.js';
@@ -66,6 +66,10 @@ describe('customer scoring', () => {
     const described = await stack.client.schedule.getHandle(SCORING_SCHEDULE_ID).describe();
     expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'scoreAllTenantsWorkflow' });
     expect(described.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }] });
+    // Beside it, hourly social post metrics (the workflow itself: test/social-publishing.test.ts).
+    const metrics = await stack.client.schedule.getHandle(SOCIAL_METRICS_SCHEDULE_ID).describe();
+    expect(metrics.action).toMatchObject({ type: 'startWorkflow', workflowType: 'socialMetricsWorkflow', workflowId: 'social-metrics-all' });
+    expect(metrics.spec.intervals).toMatchObject([{ every: 3_600_000 }]);
   });
 
   it('moves segment refresh schedules made before scheduledSegmentRefreshWorkflow to it at worker start', async () => {
