@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SocialPlatform } from '../db/entities/enums.js';
+import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
 import type { socialMetricsWorkflow } from '../workflows/social-metrics.js';
 import type { SocialPostOutcome } from '../workflows/social-post.js';
 import { newTenant, token, type TestApi } from './support/api.js';
@@ -19,12 +20,14 @@ let stack: TimeSkippingStack;
 let env: TestWorkflowEnvironment;
 let api: TestApi;
 let fakes: SocialFakes;
+let messaging: MessagingServer;
 const workflowIds = new Set<string>();
 
 beforeAll(async () => {
   fakes = await startSocialFakes();
+  messaging = await startMessagingServer();
   stack = await startTimeSkippingStack('social', {
-    ...fakes.env, SOCIAL_TOKEN_KEY: randomBytes(32).toString('base64'), RATE_LIMIT_SOCIAL: '1000', RATE_LIMIT_WRITE: '1000', RATE_LIMIT_CAMPAIGN: '1000',
+    ...fakes.env, MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, SOCIAL_TOKEN_KEY: randomBytes(32).toString('base64'), RATE_LIMIT_SOCIAL: '1000', RATE_LIMIT_WRITE: '1000', RATE_LIMIT_CAMPAIGN: '1000',
     WORKFLOW_RESULT_WAIT_MS: '5000',
   });
   ({ env, api } = stack);
@@ -32,6 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await fakes?.close();
+  await messaging?.close();
 });
 
 const call = (method: string, path: string, auth: string, body?: unknown) => api.call(method, `/api/v1${path}`, { auth, body });
@@ -269,6 +273,32 @@ describe('SOCIAL as a campaign channel', () => {
     }
     expect(postsAt('TWITTER', x.accountId)).toHaveLength(0);
     expect(postsAt('INSTAGRAM', elsewhere.accountId)).toHaveLength(0);
+  });
+});
+
+describe('SOCIAL beside messaging channels', () => {
+  it('a campaign on SMS and SOCIAL sends its messages and publishes its post, then completes', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const fb = await connect(auth, tenant, 'FACEBOOK', 'club_8');
+    const { rows: [member] } = await stack.db.query<{ id: string }>(
+      `insert into customers (tenant_id, first_name, phone_number, membership_tier, sms_opt_in) values ($1, 'Sam', '+15550001234', 'GOLD', true) returning id`, [tenant]);
+    const segment = (await call('POST', '/segments', auth, { name: 'Gold', type: 'STATIC', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } })).body.data;
+    expect(segment.memberCount).toBe(1);
+    const template = (await call('POST', '/templates', auth, { name: 'Open day', channel: 'SMS', body: 'Open day on Saturday, {{ firstName }}' })).body.data;
+    const campaign = (await call('POST', '/campaigns', auth, {
+      name: 'Open day', type: 'ONE_TIME', channels: ['SMS', 'SOCIAL'], clubId: 'club_8', segmentId: segment.id, smsTemplateId: template.id,
+    })).body.data;
+    const draft = await createPost(auth, fb.id, 'Open day on Saturday', { campaignId: campaign.id });
+    expect((await call('POST', `/campaigns/${campaign.id}/execute`, auth)).body.data.status).toBe('ACTIVE');
+    workflowIds.add(`campaign-${campaign.id}`);
+    workflowIds.add(`social-post-${draft.id}`);
+    await env.client.workflow.getHandle(`campaign-${campaign.id}`).result();
+    expect((await call('GET', `/campaigns/${campaign.id}`, auth)).body.data).toMatchObject({ status: 'COMPLETED', targetCount: 1, sentCount: 1 });
+    const { rows } = await stack.db.query('select customer_id, channel, status from campaign_deliveries where campaign_id = $1', [campaign.id]);
+    expect(rows).toEqual([{ customer_id: member!.id, channel: 'SMS', status: 'SENT' }]);
+    expect((await call('GET', `/social/posts/${draft.id}`, auth)).body.data.status).toBe('PUBLISHED');
+    expect(postsAt('FACEBOOK', fb.accountId).map((p) => p.text)).toEqual(['Open day on Saturday']);
   });
 });
 

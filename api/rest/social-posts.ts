@@ -1,7 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { SocialPlatform, SocialPostStatus } from '../../db/entities/enums.js';
 import type { SocialPost as SocialPostEntity } from '../../db/entities/index.js';
-import type { ServiceContext } from '../../domain/context.js';
 import {
   createSocialPost, getSocialPost, listSocialPostsPage, publishSocialPost, scheduleSocialPost, socialPostView, updateSocialPost,
 } from '../../domain/social/posts.js';
@@ -50,7 +49,7 @@ export function socialPostRoutes(deps: AppDeps) {
   const app = router();
   const tags = ['Social'];
   const invalidState = { 409: conflict[409] };
-  const body = (ctx: ServiceContext, post: SocialPostEntity) => serialize(one(SocialPost), { data: socialPostView(post) });
+  const body = (post: SocialPostEntity) => serialize(one(SocialPost), { data: socialPostView(post) });
 
   app.openapi(
     createRoute({
@@ -79,7 +78,7 @@ export function socialPostRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const ctx = c.get('ctx');
-      return c.json(body(ctx, await createSocialPost(ctx, c.req.valid('json'))), 201);
+      return c.json(body(await createSocialPost(ctx, c.req.valid('json'))), 201);
     },
   );
 
@@ -90,7 +89,7 @@ export function socialPostRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const ctx = c.get('ctx');
-      return c.json(body(ctx, await getSocialPost(ctx, c.req.valid('param').id)), 200);
+      return c.json(body(await getSocialPost(ctx, c.req.valid('param').id)), 200);
     },
   );
 
@@ -102,7 +101,7 @@ export function socialPostRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const ctx = c.get('ctx');
-      return c.json(body(ctx, await updateSocialPost(ctx, c.req.valid('param').id, c.req.valid('json'))), 200);
+      return c.json(body(await updateSocialPost(ctx, c.req.valid('param').id, c.req.valid('json'))), 200);
     },
   );
 
@@ -117,7 +116,7 @@ export function socialPostRoutes(deps: AppDeps) {
       // Validated already (scheduledAt is a Date now); the service takes the wire form.
       const input = c.req.valid('json') as { scheduledAt?: Date } | undefined;
       const post = await scheduleSocialPost(ctx, c.req.valid('param').id, input && { scheduledAt: input.scheduledAt?.toISOString() ?? input.scheduledAt });
-      return c.json(body(ctx, post), 200);
+      return c.json(body(post), 200);
     },
   );
 
@@ -129,7 +128,7 @@ export function socialPostRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const ctx = c.get('ctx');
-      return c.json(body(ctx, await publishSocialPost(ctx, c.req.valid('param').id)), 200);
+      return c.json(body(await publishSocialPost(ctx, c.req.valid('param').id)), 200);
     },
   );
   return app;
