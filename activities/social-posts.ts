@@ -59,18 +59,19 @@ async function withToken<T>(em: EntityManager, deps: ActivityDeps, ref: PostRef,
 export function socialPostActivities(deps: ActivityDeps) {
   const { orm, config, log } = deps;
 
-  const finish = async (em: EntityManager, ref: PostRef, attemptId: string | null, set: { published?: PublishedPost; at?: Date; error?: string; keepAttempt?: boolean }) => {
+  const finish = async (em: EntityManager, ref: PostRef, attemptId: string | null, set: { published?: PublishedPost; at?: Date; error?: string }) => {
     const [row] = set.published
       ? await em.execute<{ status: SocialPostStatus }[]>(
         `update social_posts set status = 'PUBLISHED', platform_post_id = ?, platform_url = ?, published_at = ?, error = null,
                 publish_attempt_id = null, publish_attempt_at = null, updated_at = now()
           where tenant_id = ? and id = ? and status = 'PUBLISHING' and publish_attempt_id is not distinct from ?::uuid returning status`,
         [set.published.platformPostId, set.published.platformUrl, set.at ?? new Date(), ref.tenantId, ref.postId, attemptId])
+      // An attempt still recorded is one whose outcome is unknown (definite answers clear theirs at
+      // once): it stays, so publishing this post again asks the platform about it first.
       : await em.execute<{ status: SocialPostStatus }[]>(
-        `update social_posts set status = 'FAILED', error = ?, updated_at = now(),
-                publish_attempt_id = case when ? then publish_attempt_id end, publish_attempt_at = case when ? then publish_attempt_at end
+        `update social_posts set status = 'FAILED', error = ?, updated_at = now()
           where tenant_id = ? and id = ? and status = 'PUBLISHING' returning status`,
-        [set.error ?? 'failed', !!set.keepAttempt, !!set.keepAttempt, ref.tenantId, ref.postId]);
+        [set.error ?? 'failed', ref.tenantId, ref.postId]);
     if (row) return row.status;
     const [current] = await em.execute<{ status: SocialPostStatus }[]>('select status from social_posts where tenant_id = ? and id = ?', [ref.tenantId, ref.postId]);
     return current?.status ?? 'GONE';
@@ -104,7 +105,7 @@ export function socialPostActivities(deps: ActivityDeps) {
       // When it was published, on the run's clock (a time-skipping test server's runs ahead).
       const skew = ref.asOf ? Math.max(0, Date.parse(ref.asOf) - Date.now()) : 0;
       const at = () => new Date(Date.now() + skew);
-      const fail = (error: string, keepAttempt = false) => finish(em, ref, post.publish_attempt_id, { error, keepAttempt }).then((status) => ({ status }) as PublishOutcome);
+      const fail = (error: string) => finish(em, ref, null, { error }).then((status) => ({ status }) as PublishOutcome);
 
       const [connection] = await em.execute<{ platform: SocialPlatform }[]>(
         'select platform from social_connections where tenant_id = ? and id = ?', [ref.tenantId, post.connection_id]);
@@ -112,14 +113,14 @@ export function socialPostActivities(deps: ActivityDeps) {
       const parts = { content: post.content, hashtags: post.hashtags, linkUrl: post.link_url, mediaUrls: post.media_urls };
       // The post may have been edited since it was checked; what is sent is checked as it is now.
       const faults = platformFaults(connection.platform, parts, 'post');
-      if (faults.length) return fail(faults.map((f) => f.message).join('; '), true);
+      if (faults.length) return fail(faults.map((f) => f.message).join('; '));
       const request = composePost(parts);
 
       let state: { creds: PublishCredentials; refreshed: boolean };
       try {
         state = { creds: await publishCredentials(em, config, ref.tenantId, post.connection_id), refreshed: false };
       } catch (err) {
-        if (err instanceof AppError) return fail(err.message, true);
+        if (err instanceof AppError) return fail(err.message);
         throw err;
       }
       const client = socialClient(config, connection.platform);
@@ -179,7 +180,7 @@ export function socialPostActivities(deps: ActivityDeps) {
 
     /** The run gave up (attempts spent): FAILED, the attempt's record kept for a later publish to check. */
     async failSocialPost(ref: PostRef & { error: string }): Promise<SocialPostStatus | 'GONE'> {
-      return finish(orm.em.fork(), ref, null, { error: ref.error, keepAttempt: true });
+      return finish(orm.em.fork(), ref, null, { error: ref.error });
     },
 
     /**

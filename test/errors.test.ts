@@ -25,13 +25,13 @@ describe('error envelopes and request ids', () => {
   });
 
   it('answers operations that have not landed with NOT_IMPLEMENTED, in REST and GraphQL', async () => {
-    const rest = await api.call('POST', '/api/v1/social/posts/abc/publish', { auth });
+    const rest = await api.call('POST', '/api/v1/promotions/abc/execute', { auth });
     expect(rest.status).toBe(501);
     expect(rest.body.error.code).toBe('NOT_IMPLEMENTED');
 
-    const gql = await api.graphql(auth, 'mutation { publishSocialPost(id: "p1") { id } }');
+    const gql = await api.graphql(auth, 'mutation { executeEventPromotion(id: "p1") { campaignId } }');
     expect(gql.status).toBe(200);
-    expect(gql.body.errors[0]).toMatchObject({ path: ['publishSocialPost'], extensions: { code: 'NOT_IMPLEMENTED' } });
+    expect(gql.body.errors[0]).toMatchObject({ path: ['executeEventPromotion'], extensions: { code: 'NOT_IMPLEMENTED' } });
   });
 
   it('gives GraphQL syntax, validation and variable errors VALIDATION_ERROR', async () => {
