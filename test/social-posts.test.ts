@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openOrm } from '../db/orm.js';
+import { createClubPosts } from '../domain/social/club-posts.js';
 import { newTenant, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { until } from './support/until.js';
@@ -213,5 +215,32 @@ describe('SOCIAL as a campaign channel: what must hold before it runs', () => {
     const twice = await call('POST', '/social/posts', auth, { connectionId: fb, campaignId, content: 'Two' });
     expect(twice.status).toBe(409);
     expect(twice.body.error).toMatchObject({ code: 'CONFLICT', field: 'input.campaignId' });
+  });
+});
+
+describe('createClubPosts (for promotions)', () => {
+  it('makes one post per active connection of the club, once per key, a copy its platform refuses FAILED', async () => {
+    const { tenant } = await tenantWith();
+    const fb = await connection(tenant, 'FACEBOOK', { clubId: 'club-5' });
+    const li = await connection(tenant, 'LINKEDIN', { clubId: 'club-5' });
+    const tiktok = await connection(tenant, 'TIKTOK', { clubId: 'club-5' });
+    await connection(tenant, 'TWITTER', { clubId: 'club-5', isActive: false });
+    await connection(tenant, 'FACEBOOK', { clubId: 'club-6' });
+    const orm = await openOrm(inject('databaseUrl'));
+    try {
+      const input = { tenantId: tenant, clubId: 'club-5', content: 'Club night on Friday', hashtags: ['#ClubNight', 'clubnight'], key: 'promotion-1-announce' };
+      const first = await createClubPosts(orm.em.fork(), input);
+      expect(first).toHaveLength(3);
+      expect(await createClubPosts(orm.em.fork(), input)).toEqual(first);
+      const { rows } = await db.query('select connection_id, status, hashtags, error, source_key from social_posts where tenant_id = $1 order by created_at, id', [tenant]);
+      expect(rows.map((r) => r.connection_id)).toEqual([fb, li, tiktok]);
+      expect(rows.map((r) => r.status)).toEqual(['DRAFT', 'DRAFT', 'FAILED']);
+      expect(rows[0].hashtags).toEqual(['ClubNight']);
+      expect(rows[2].error).toMatch(/^not publishable on TIKTOK: post\.mediaUrls: TikTok needs a video/);
+      // Another key is another set of posts.
+      expect(await createClubPosts(orm.em.fork(), { ...input, key: 'promotion-1-reminder-3' })).toHaveLength(3);
+    } finally {
+      await orm.close();
+    }
   });
 });
