@@ -171,13 +171,30 @@ describe('publishing now', () => {
   it('an expired token is refreshed once, then the post is published', async () => {
     const { auth, connection } = await tenantWith('TWITTER');
     const { id } = await createPost(auth, connection.id, 'Members\' evening');
-    fakes.expireAccessTokens('TWITTER');
-    const refreshes = requests('TWITTER', 'refresh');
+    const stored = async () => (await stack.db.query('select access_token_encrypted from social_connections where id = $1', [connection.id])).rows[0].access_token_encrypted;
+    const before = await stored();
+    // X refuses this connection's token as expired once (other connections of the file are left alone).
+    fakes.fail('TWITTER', 'publish', { kind: 'expired-token' });
+    const publishes = requests('TWITTER', 'publish');
     const res = await call('POST', `/social/posts/${id}/publish`, auth);
     workflowIds.add(`social-post-${id}`);
     expect(res.body.data.status).toBe('PUBLISHED');
-    expect(requests('TWITTER', 'refresh') - refreshes).toBe(1);
+    expect(requests('TWITTER', 'publish') - publishes).toBe(2);
+    expect(await stored()).not.toBe(before);
     expect(postsAt('TWITTER', connection.accountId)).toHaveLength(1);
+  });
+
+  it('a token refused again after the refresh fails the post, naming it', async () => {
+    const { auth, connection } = await tenantWith('TWITTER');
+    const { id } = await createPost(auth, connection.id, 'Captain\'s drive-in');
+    fakes.fail('TWITTER', 'publish', { kind: 'expired-token' }, 2);
+    const publishes = requests('TWITTER', 'publish');
+    const res = await call('POST', `/social/posts/${id}/publish`, auth);
+    workflowIds.add(`social-post-${id}`);
+    expect(res.body.data.status).toBe('FAILED');
+    expect(res.body.data.error).toMatch(/after refreshing the token once/);
+    expect(requests('TWITTER', 'publish') - publishes).toBe(2);
+    expect(postsAt('TWITTER', connection.accountId)).toHaveLength(0);
   });
 
   it('a lost answer: the next attempt finds the post the platform made, and publishes nothing twice', async () => {
