@@ -4,10 +4,12 @@ import { Server as HttpServer } from 'node:http';
 import pg from 'pg';
 import type { Options } from '@mikro-orm/postgresql';
 import { apiDbTimeouts, openOrm, pgPoolTimeouts } from '../db/orm.js';
+import { stateSecretWarning } from '../domain/social/connections.js';
 import { createTokenVerifier } from '../platform/auth.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
 import { jwtSecret, requireTokenKeys } from '../platform/jwt-secret.js';
 import { createLogger, type Logger } from '../platform/logger.js';
+import { tokenKeyWarning } from '../platform/social/token-cipher.js';
 import { ApiMetrics } from '../platform/metrics.js';
 import { RateLimits } from '../platform/rate-limit.js';
 import { exitWithSupervisor, reportReady, runMain } from '../platform/supervision.js';
@@ -85,6 +87,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     const config = loadConfig();
     requireTokenKeys(config);
     const log = createLogger(config.LOG_LEVEL);
+    // Social platforms are optional: without their keys the API runs, and says so once here.
+    for (const warning of [tokenKeyWarning(config), stateSecretWarning(config)]) if (warning) log.warn(warning);
     const api = await startApi(config, log);
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= api.close());

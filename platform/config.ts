@@ -4,6 +4,10 @@ const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).def
 const optional = z.string().trim().min(1).optional();
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+/** An AES-256 key as operators write it (`openssl rand -base64 32`): 32 bytes in base64. */
+export const isTokenKey = (text: string) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(text) && Buffer.from(text, 'base64').length === 32;
+const TOKEN_KEY_FORMAT = 'must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)';
+
 // Every environment variable the platform's processes read; the README's table lists these and the
 // tooling's own (CRM_CACHE_DIR, TEST_LOG_LEVEL, BENCH_*).
 const Env = z.object({
@@ -114,8 +118,9 @@ const Env = z.object({
   SOCIAL_TIMEOUT_MS: positiveInt(30_000),
   // AES-256-GCM key of the stored OAuth tokens: 32 bytes, base64. Unset outside production: generated
   // into $CRM_DATA_DIR. SOCIAL_TOKEN_KEYS_OLD: earlier keys (comma-separated), still read after a rotation.
-  SOCIAL_TOKEN_KEY: optional,
-  SOCIAL_TOKEN_KEYS_OLD: optional,
+  // A malformed key stops the processes at start: every token operation would fail with it.
+  SOCIAL_TOKEN_KEY: optional.refine((v) => v === undefined || isTokenKey(v), TOKEN_KEY_FORMAT),
+  SOCIAL_TOKEN_KEYS_OLD: optional.refine((v) => v === undefined || v.split(',').map((k) => k.trim()).filter(Boolean).every(isTokenKey), `each (comma-separated) ${TOKEN_KEY_FORMAT}`),
   // Signs the OAuth `state`. Unset: derived from JWT_SECRET (a JWKS-only deployment must set it).
   SOCIAL_STATE_SECRET: z.string().min(32).optional(),
   // The refresh workflow refreshes a token this long before it expires.

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../platform/config.js';
-import { keyIdOf, tokenCipher } from '../platform/social/token-cipher.js';
+import { keyIdOf, tokenCipher, tokenKeyWarning } from '../platform/social/token-cipher.js';
 
 // The cipher of stored OAuth tokens: AES-256-GCM, key ids, rotation, and the development key.
 
@@ -34,11 +34,20 @@ describe('token cipher', () => {
     expect(() => cipher.decrypt([id, iv, tag, flipped.toString('base64url')].join(':'))).toThrow();
   });
 
-  it('refuses a key that is not 32 bytes of base64', () => {
+  it('a key that is not 32 bytes of base64 stops the processes at start (loadConfig), naming the variable', () => {
     for (const bad of [randomBytes(16).toString('base64'), 'not base64 at all!', randomBytes(33).toString('base64')]) {
-      expect(() => tokenCipher(config({ SOCIAL_TOKEN_KEY: bad }))).toThrow(/SOCIAL_TOKEN_KEY must be 32 bytes in base64/);
+      expect(() => config({ SOCIAL_TOKEN_KEY: bad })).toThrow(/^Invalid environment: SOCIAL_TOKEN_KEY: must be 32 bytes in base64/);
     }
-    expect(() => tokenCipher(config({ SOCIAL_TOKEN_KEY: key(), SOCIAL_TOKEN_KEYS_OLD: 'short' }))).toThrow(/SOCIAL_TOKEN_KEYS_OLD must be 32 bytes/);
+    expect(() => config({ SOCIAL_TOKEN_KEY: key(), SOCIAL_TOKEN_KEYS_OLD: `${key()},short` })).toThrow(/SOCIAL_TOKEN_KEYS_OLD: each \(comma-separated\) must be 32 bytes/);
+  });
+
+  it('refuses a value whose GCM tag was cut short or whose IV is not 12 bytes, and never names the value', () => {
+    const cipher = tokenCipher(config({ SOCIAL_TOKEN_KEY: key() }));
+    const [id, iv, tag, ct] = cipher.encrypt('secret-token-value').split(':');
+    const short = Buffer.from(tag!, 'base64url').subarray(0, 4).toString('base64url');
+    for (const bad of [[id, iv, short, ct], [id, Buffer.alloc(1).toString('base64url'), tag, ct], [id, iv, tag, ct, 'x']]) {
+      expect(() => cipher.decrypt(bad.join(':'))).toThrow(new RegExp(`^a stored social token \\(key ${id}\\) is malformed$`));
+    }
   });
 
   it('rotates: the new key writes, old keys in SOCIAL_TOKEN_KEYS_OLD still read; an unknown key id names the id, not the value', () => {
@@ -60,6 +69,20 @@ describe('token cipher', () => {
     const stored = readFileSync(path.join(dir, 'social-token-key'), 'utf8').trim();
     expect(Buffer.from(stored, 'base64')).toHaveLength(32);
     expect(tokenCipher(loadConfig({ CRM_DATA_DIR: dir })).decrypt(first.encrypt('t'))).toBe('t');
-    expect(() => tokenCipher(loadConfig({ CRM_DATA_DIR: dataDir(), NODE_ENV: 'production' }))).toThrow(/NODE_ENV=production requires SOCIAL_TOKEN_KEY/);
+  });
+
+  it('without a usable key: 503 SERVICE_UNAVAILABLE naming what to set, and a warning for the start', () => {
+    const production = loadConfig({ CRM_DATA_DIR: dataDir(), NODE_ENV: 'production' });
+    expect(() => tokenCipher(production)).toThrow(expect.objectContaining({ code: 'SERVICE_UNAVAILABLE', status: 503, message: expect.stringMatching(/NODE_ENV=production requires SOCIAL_TOKEN_KEY/) }));
+    expect(tokenKeyWarning(production)).toMatch(/^SOCIAL_TOKEN_KEY is not set: social connections, posts and refreshes answer 503/);
+    expect(tokenKeyWarning(loadConfig({ NODE_ENV: 'production', SOCIAL_TOKEN_KEY: key() }))).toBeUndefined();
+    expect(tokenKeyWarning(loadConfig({}))).toBeUndefined();
+
+    const dir = dataDir();
+    writeFileSync(path.join(dir, 'social-token-key'), 'truncated\n');
+    expect(() => tokenCipher(loadConfig({ CRM_DATA_DIR: dir }))).toThrow(expect.objectContaining({ code: 'SERVICE_UNAVAILABLE', message: expect.stringMatching(/social-token-key is not 32 bytes in base64/) }));
+
+    const rotatedAway = tokenCipher(loadConfig({ SOCIAL_TOKEN_KEY: key() })).encrypt('t');
+    expect(() => tokenCipher(loadConfig({ SOCIAL_TOKEN_KEY: key() })).decrypt(rotatedAway)).toThrow(expect.objectContaining({ code: 'SERVICE_UNAVAILABLE' }));
   });
 });

@@ -5,6 +5,7 @@ import { activityDbTimeouts, openOrm } from '../db/orm.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
 import { createTemporalClient } from '../platform/temporal.js';
 import { createLogger, type Logger } from '../platform/logger.js';
+import { tokenKeyWarning } from '../platform/social/token-cipher.js';
 import { workerTelemetry } from './metrics.js';
 import { requireTokenKeys } from '../platform/jwt-secret.js';
 import { exitWithSupervisor, reportReady, runMain } from '../platform/supervision.js';
@@ -50,6 +51,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     // Same rule as the API: a deployment configured without token keys must not half-run.
     requireTokenKeys(config);
     const log = createLogger(config.LOG_LEVEL);
+    const keyWarning = tokenKeyWarning(config);
+    if (keyWarning) log.warn(keyWarning);
     installTemporalLogging(log, workerTelemetry(config));
     const running = await startWorker(config, log);
     // The SDK's worker shuts down gracefully on SIGINT/SIGTERM by itself.
