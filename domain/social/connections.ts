@@ -27,11 +27,12 @@ const STATE_AUDIENCE = 'crm:social-oauth-state';
 const httpUrl = z.string().max(2000).refine((value) => {
   try {
     const url = new URL(value);
-    return (url.protocol === 'https:' || url.protocol === 'http:') && !!url.hostname;
+    // RFC 6749 §3.1.2: a redirection URI has no fragment; credentials in it only serve to mislead.
+    return (url.protocol === 'https:' || url.protocol === 'http:') && !!url.hostname && !url.hash && !value.includes('#') && !url.username && !url.password;
   } catch {
     return false;
   }
-}, { message: 'an absolute http(s) URL' });
+}, { message: 'an absolute http(s) URL, without a fragment or credentials' });
 
 export const initiateInput = z.object({
   tenantId: z.string().optional(),
@@ -49,13 +50,16 @@ export const listInput = z.object({
   clubId: optional(z.string().max(100)),
 });
 
+const STATE_SECRET_MISSING = 'SOCIAL_STATE_SECRET is not set (at least 32 characters); it may only be left unset when JWT_SECRET is, from which it is then derived';
+
+/** The warning the API logs at start when connecting would answer 503. */
+export const stateSecretWarning = (config: Config) => (config.SOCIAL_STATE_SECRET || config.JWT_SECRET || !config.JWT_JWKS_URL ? undefined : STATE_SECRET_MISSING);
+
 /** The key states are signed with: SOCIAL_STATE_SECRET, else derived from the JWT secret under a label of its own. */
 export function oauthStateKey(config: Config): Uint8Array {
   const secret = config.SOCIAL_STATE_SECRET ?? jwtSecret(config);
-  if (!secret) {
-    throw new Error('social connections need a key to sign OAuth states: set SOCIAL_STATE_SECRET (at least 32 characters); ' +
-      'it may only be left unset when JWT_SECRET is set, from which it is then derived.');
-  }
+  // An operator's omission, not the request's fault: 503 naming what to set (logged at start too).
+  if (!secret) throw new AppError('SERVICE_UNAVAILABLE', `social connections are unavailable: ${STATE_SECRET_MISSING}`);
   return new Uint8Array(hkdfSync('sha256', secret, '', `crm social oauth state v1 (${config.SOCIAL_STATE_SECRET ? 'state' : 'jwt'} secret)`, 32));
 }
 
@@ -202,7 +206,12 @@ export async function disconnectSocial(ctx: ServiceContext, id: string): Promise
     )
     : [];
   if (!old) throw notFound('social connection', id);
-  await stopTokenRefresh(ctx.temporal, key!);
+  try {
+    await stopTokenRefresh(ctx.temporal, key!);
+  } catch (err) {
+    // The disconnect stands: the workflow finds the connection inactive when it next wakes, and ends.
+    ctx.log.warn({ connectionId: key, error: err instanceof Error ? err.message : String(err) }, 'social disconnect: the token refresh workflow was not stopped');
+  }
   if (old.access) {
     const cipher = tokenCipher(ctx.config);
     try {
