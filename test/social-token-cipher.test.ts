@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import { loadConfig } from '../platform/config.js';
+import { LOG_REDACT } from '../platform/logger.js';
 import { keyIdOf, tokenCipher, tokenKeyWarning } from '../platform/social/token-cipher.js';
 
 // The cipher of stored OAuth tokens: AES-256-GCM, key ids, rotation, and the development key.
@@ -84,5 +86,13 @@ describe('token cipher', () => {
 
     const rotatedAway = tokenCipher(loadConfig({ SOCIAL_TOKEN_KEY: key() })).encrypt('t');
     expect(() => tokenCipher(loadConfig({ SOCIAL_TOKEN_KEY: key() })).decrypt(rotatedAway)).toThrow(expect.objectContaining({ code: 'SERVICE_UNAVAILABLE' }));
+  });
+
+  it('the logger censors a token passed under its usual names, should one ever be logged by mistake', () => {
+    const lines: string[] = [];
+    const log = pino({ redact: LOG_REDACT }, { write: (line: string) => lines.push(line) });
+    log.warn({ accessToken: 'tok-a', tokens: { refresh_token: 'tok-r' }, req: { headers: { authorization: 'Bearer tok-b' } } }, 'oops');
+    expect(lines.join('')).not.toMatch(/tok-/);
+    expect(lines.join('')).toContain('[redacted]');
   });
 });
