@@ -4,7 +4,7 @@ import type { SocialPlatform } from '../db/entities/enums.js';
 import {
   InvalidGrantError, OutcomeUnknownError, RateLimitedError, socialClient, SocialApiError, TokenExpiredError, type SocialPlatformClient, type TokenSet,
 } from '../platform/social/index.js';
-import { retryAfterMs } from '../platform/social/http.js';
+import { oauthTokens, retryAfterMs } from '../platform/social/http.js';
 import { testConfig } from './support/api.js';
 import { startSocialFakes, type SocialFakes } from './support/social/fake-platforms.js';
 
@@ -244,5 +244,14 @@ describe('Retry-After', () => {
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/Missing message or attachment/);
     expect(err.message).not.toContain(publishToken.accessToken);
+  });
+});
+
+describe('token responses', () => {
+  it('a token response without an access_token is refused, never stored as "undefined"', () => {
+    for (const body of [{}, { access_token: '' }, { access_token: 42 }, null]) {
+      expect(() => oauthTokens('TWITTER', body)).toThrow(new SocialApiError('TWITTER', 'TWITTER: the token endpoint answered without an access_token', null, false));
+    }
+    expect(oauthTokens('TIKTOK', { access_token: 'a', refresh_token: '', expires_in: 60, scope: 'x,y' })).toMatchObject({ accessToken: 'a', refreshToken: null, scopes: ['x', 'y'] });
   });
 });

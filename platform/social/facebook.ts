@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { expiresIn, joinUrl, sameText, SocialHttp, sleep } from './http.js';
+import { joinUrl, oauthTokens, sameText, SocialHttp, sleep } from './http.js';
 import {
   SocialApiError, type PostMetrics, type PublishedPost, type PublishRequest, type SocialAccount, type SocialPlatformClient, type TokenSet,
 } from './types.js';
@@ -62,7 +62,7 @@ abstract class GraphClient implements SocialPlatformClient {
         grant_type: 'fb_exchange_token', client_id: this.clientId, client_secret: this.clientSecret, fb_exchange_token: String(short.body.access_token),
       }),
     });
-    return { accessToken: String(long.body.access_token), refreshToken: null, expiresAt: expiresIn(long.body.expires_in) };
+    return oauthTokens(this.platform, long.body);
   }
 
   protected async grantedAndPages(token: TokenSet): Promise<{ permissions: string[]; pages: GraphPage[] }> {

@@ -1,5 +1,5 @@
 import type { SocialPlatform } from '../../db/entities/enums.js';
-import { InvalidGrantError, OutcomeUnknownError, RateLimitedError, SocialApiError, TokenExpiredError } from './types.js';
+import { InvalidGrantError, OutcomeUnknownError, RateLimitedError, SocialApiError, TokenExpiredError, type TokenSet } from './types.js';
 
 // One request to a platform, with its answer mapped onto the contract's errors. Every client goes
 // through here, so the mapping (and keeping tokens out of messages) is written once.
@@ -134,11 +134,27 @@ export class SocialHttp {
 }
 
 /** `expires_in` seconds from now, or null. */
-export const expiresIn = (seconds: unknown): Date | null =>
+const expiresIn = (seconds: unknown): Date | null =>
   typeof seconds === 'number' && seconds > 0 ? new Date(Date.now() + seconds * 1000) : typeof seconds === 'string' && Number(seconds) > 0 ? new Date(Date.now() + Number(seconds) * 1000) : null;
 
 /** Scopes as platforms return them: space- or comma-separated. */
 export const scopeList = (scope: unknown): string[] => (typeof scope === 'string' ? scope.split(/[\s,]+/).filter(Boolean) : []);
+
+/**
+ * An OAuth 2.0 token response (RFC 6749 §5.1), as X, LinkedIn and TikTok send it. One without an
+ * access token is refused here: stored, it would be the string "undefined".
+ */
+export function oauthTokens(platform: SocialPlatform, body: any): TokenSet {
+  if (typeof body?.access_token !== 'string' || body.access_token === '') {
+    throw new SocialApiError(platform, `${platform}: the token endpoint answered without an access_token`, null, false);
+  }
+  return {
+    accessToken: body.access_token,
+    refreshToken: typeof body.refresh_token === 'string' && body.refresh_token !== '' ? body.refresh_token : null,
+    expiresAt: expiresIn(body.expires_in),
+    scopes: scopeList(body.scope),
+  };
+}
 
 /** Text compared with links ignored: platforms rewrite them (X's t.co) when they store a post. */
 export const sameText = (a: string | null | undefined, b: string): boolean => {

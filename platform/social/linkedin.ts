@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { expiresIn, joinUrl, sameText, scopeList, SocialHttp } from './http.js';
+import { joinUrl, oauthTokens, sameText, SocialHttp } from './http.js';
 import type { PostMetrics, PublishedPost, PublishRequest, SocialAccount, SocialPlatformClient, TokenSet } from './types.js';
 
 // LinkedIn: OAuth 2.0 (3-legged) with Sign In with OpenID Connect for the member, the versioned
@@ -44,16 +44,12 @@ export class LinkedInClient implements SocialPlatformClient {
     return url.toString();
   }
 
-  private tokens(body: any): TokenSet {
-    return { accessToken: String(body.access_token), refreshToken: body.refresh_token ?? null, expiresAt: expiresIn(body.expires_in), scopes: scopeList(body.scope) };
-  }
-
   async exchangeCode({ code, redirectUri }: { code: string; redirectUri: string }): Promise<TokenSet> {
     const answer = await this.http.call({
       method: 'POST', url: this.oauth('accessToken'), tokenEndpoint: true,
       form: { grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: this.clientId, client_secret: this.clientSecret },
     });
-    return this.tokens(answer.body);
+    return oauthTokens('LINKEDIN', answer.body);
   }
 
   async account(token: TokenSet): Promise<SocialAccount> {
@@ -66,7 +62,7 @@ export class LinkedInClient implements SocialPlatformClient {
       method: 'POST', url: this.oauth('accessToken'), tokenEndpoint: true,
       form: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: this.clientId, client_secret: this.clientSecret },
     });
-    return this.tokens(answer.body);
+    return oauthTokens('LINKEDIN', answer.body);
   }
 
   async revoke(token: TokenSet): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { expiresIn, joinUrl, sameText, scopeList, SocialHttp, sleep } from './http.js';
+import { joinUrl, oauthTokens, sameText, SocialHttp, sleep } from './http.js';
 import {
   OutcomeUnknownError, SocialApiError, TokenExpiredError, type PostMetrics, type PublishedPost, type PublishRequest, type SocialAccount, type SocialPlatformClient,
   type TokenSet,
@@ -41,16 +41,12 @@ export class TikTokClient implements SocialPlatformClient {
     return url.toString();
   }
 
-  private tokens(body: any): TokenSet {
-    return { accessToken: String(body.access_token), refreshToken: body.refresh_token ?? null, expiresAt: expiresIn(body.expires_in), scopes: scopeList(body.scope) };
-  }
-
   async exchangeCode({ code, redirectUri, codeVerifier }: { code: string; redirectUri: string; codeVerifier?: string }): Promise<TokenSet> {
     const answer = await this.http.call({
       method: 'POST', url: this.api('/v2/oauth/token/'), tokenEndpoint: true,
       form: { client_key: this.clientKey, client_secret: this.clientSecret, code, grant_type: 'authorization_code', redirect_uri: redirectUri, code_verifier: codeVerifier },
     });
-    return this.tokens(answer.body);
+    return oauthTokens('TIKTOK', answer.body);
   }
 
   async account(token: TokenSet): Promise<SocialAccount> {
@@ -67,7 +63,7 @@ export class TikTokClient implements SocialPlatformClient {
       method: 'POST', url: this.api('/v2/oauth/token/'), tokenEndpoint: true,
       form: { client_key: this.clientKey, client_secret: this.clientSecret, grant_type: 'refresh_token', refresh_token: refreshToken },
     });
-    return this.tokens(answer.body);
+    return oauthTokens('TIKTOK', answer.body);
   }
 
   async revoke(token: TokenSet): Promise<boolean> {

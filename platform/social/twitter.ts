@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { expiresIn, joinUrl, sameText, scopeList, SocialHttp } from './http.js';
+import { joinUrl, oauthTokens, sameText, SocialHttp } from './http.js';
 import { SocialApiError, type PostMetrics, type PublishedPost, type PublishRequest, type SocialAccount, type SocialPlatformClient, type TokenSet } from './types.js';
 
 // X (Twitter) API v2 with OAuth 2.0 Authorization Code + PKCE (S256) as a confidential client:
@@ -41,16 +41,12 @@ export class TwitterClient implements SocialPlatformClient {
     return url.toString();
   }
 
-  private tokens(body: any): TokenSet {
-    return { accessToken: String(body.access_token), refreshToken: body.refresh_token ?? null, expiresAt: expiresIn(body.expires_in), scopes: scopeList(body.scope) };
-  }
-
   async exchangeCode({ code, redirectUri, codeVerifier }: { code: string; redirectUri: string; codeVerifier?: string }): Promise<TokenSet> {
     const answer = await this.http.call({
       method: 'POST', url: this.api('/2/oauth2/token'), tokenEndpoint: true, headers: this.basic, secrets: [this.clientSecret],
       form: { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: codeVerifier, client_id: this.clientId },
     });
-    return this.tokens(answer.body);
+    return oauthTokens('TWITTER', answer.body);
   }
 
   async account(token: TokenSet): Promise<SocialAccount> {
@@ -64,7 +60,7 @@ export class TwitterClient implements SocialPlatformClient {
       method: 'POST', url: this.api('/2/oauth2/token'), tokenEndpoint: true, headers: this.basic, secrets: [this.clientSecret],
       form: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: this.clientId },
     });
-    return this.tokens(answer.body);
+    return oauthTokens('TWITTER', answer.body);
   }
 
   /** Revokes the refresh token (the grant) and the access token. */
