@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { refreshConnection } from '../domain/social/credentials.js';
+import { AppError } from '../platform/errors.js';
 import { RateLimitedError, SocialApiError } from '../platform/social/index.js';
 import type { TokenRefreshInput } from '../workflows/social-token-refresh.js';
 import type { ActivityDeps } from './index.js';
@@ -29,7 +30,7 @@ export function socialConnectionActivities({ orm, config, log }: ActivityDeps) {
       return { inMs: Math.max(0, expiry.getTime() - config.SOCIAL_REFRESH_MARGIN_MS - Date.now()), expiry: expiry.toISOString() };
     },
 
-    /** Refreshes (once, under the row lock) and answers the next refresh; null when the connection went inactive. */
+    /** Refreshes (once, under the row lock) and answers the next refresh; null when the connection is (or went) inactive or is gone. */
     async refreshSocialToken({ tenantId, connectionId, seenExpiry }: TokenRefreshInput & { seenExpiry: string }): Promise<{ expiry: string | null } | null> {
       try {
         const outcome = await refreshConnection(orm.em.fork(), config, tenantId, connectionId, { expiry: new Date(seenExpiry) });
@@ -39,6 +40,8 @@ export function socialConnectionActivities({ orm, config, log }: ActivityDeps) {
         }
         return { expiry: outcome.credentials.expiresAt?.toISOString() ?? null };
       } catch (err) {
+        // Disconnected (or gone) meanwhile: nothing to refresh, and retrying would never succeed.
+        if (err instanceof AppError && (err.code === 'INVALID_STATE' || err.code === 'RESOURCE_NOT_FOUND')) return null;
         if (err instanceof RateLimitedError) {
           throw ApplicationFailure.create({ message: err.message, type: 'RateLimited', nextRetryDelay: err.retryAfterMs });
         }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { decodeJwt, SignJWT } from 'jose';
 import pg from 'pg';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialPlatform } from '../db/entities/enums.js';
 import { openOrm, type Orm } from '../db/orm.js';
 import { oauthStateKey } from '../domain/social/connections.js';
+import { socialConnectionActivities } from '../activities/social-connections.js';
 import { publishCredentials, refreshCredentials } from '../domain/social/credentials.js';
 import { tokenCipher } from '../platform/social/token-cipher.js';
 import { newTenant, startTestApi, testConfig, token } from './support/api.js';
@@ -207,7 +208,12 @@ describe('the state', () => {
         i: { tenantId: tenant, clubId: 'c', platform: 'TWITTER', redirectUri },
       });
       expect(res.body.errors[0].extensions.code).toBe('VALIDATION_ERROR');
-      expect(res.body.errors[0].message).toBe('input.redirectUri: an absolute http(s) URL');
+      expect(res.body.errors[0].message).toBe('input.redirectUri: an absolute http(s) URL, without a fragment or credentials');
+    }
+    for (const redirectUri of ['https://club.example/cb#frag', 'https://club.example/cb#', 'https://user:pw@club.example/cb', 'https://evil@club.example/cb']) {
+      const res = await call('POST', '/api/v1/social/connections/initiate', auth, { clubId: 'c', platform: 'TWITTER', redirectUri });
+      expect(res.status, redirectUri).toBe(400);
+      expect(res.body.error.message).toBe('redirectUri: an absolute http(s) URL, without a fragment or credentials');
     }
     const bare = await startTestApi({ SOCIAL_TOKEN_KEY: TOKEN_KEY });
     try {
@@ -217,6 +223,70 @@ describe('the state', () => {
     } finally {
       await bare.close();
     }
+  });
+});
+
+describe('attacks on the flow', () => {
+  it('completing one state twice at once: exactly one wins, the other is told it was used', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const { authUrl, state } = await initiate(auth, tenant, 'TWITTER');
+    const { code } = await fakes.authorize(authUrl);
+    const body = { platform: 'TWITTER', code, state };
+    const results = await Promise.all([1, 2, 3].map(() => call('POST', '/api/v1/social/connections/complete', auth, body)));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 400, 400]);
+    for (const lost of results.filter((r) => r.status === 400)) expect(lost.body.error.message).toMatch(/^input\.state: already used/);
+    expect((await db.query('select 1 from social_connections where tenant_id = $1', [tenant])).rowCount).toBe(1);
+  });
+
+  it('parameters that try to smuggle OAuth parameters into authUrl stay one encoded value', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const redirectUri = 'https://club.example/cb?x=1&state=evil&client_id=evil&redirect_uri=https://evil.example';
+    const clubId = 'c&state=evil&code_challenge=evil';
+    const res = await call('POST', '/api/v1/social/connections/initiate', auth, { clubId, platform: 'TIKTOK', redirectUri });
+    expect(res.status).toBe(200);
+    const url = new URL(res.body.data.authUrl);
+    expect(url.searchParams.getAll('state')).toEqual([res.body.data.state]);
+    expect(url.searchParams.getAll('client_key')).toEqual([fakes.platforms.TIKTOK.clientId]);
+    expect(url.searchParams.getAll('redirect_uri')).toEqual([redirectUri]);
+    expect(url.searchParams.getAll('code_challenge')).toHaveLength(1);
+    expect(url.searchParams.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+    // And the connection completes for the club as sent.
+    const back = await fakes.authorize(res.body.data.authUrl);
+    const done = await call('POST', '/api/v1/social/connections/complete', auth, { platform: 'TIKTOK', code: back.code, state: back.state });
+    expect(done.body.data.clubId).toBe(clubId);
+  });
+
+  it('a megabyte of code or state is a 4xx naming the field (REST: the body\'s field; GraphQL: input.code), never a 500', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const { state } = await initiate(auth, tenant, 'LINKEDIN');
+    const huge = 'A'.repeat(1024 * 1024);
+    const code = await call('POST', '/api/v1/social/connections/complete', auth, { platform: 'LINKEDIN', code: huge, state });
+    expect(code.status).toBe(400);
+    expect(code.body.error.message).toMatch(/^code: /);
+    const st = await call('POST', '/api/v1/social/connections/complete', auth, { platform: 'LINKEDIN', code: 'c', state: huge });
+    expect(st.status).toBe(400);
+    expect(st.body.error.message).toMatch(/^state: /);
+    const g = await gql(auth, `mutation($i: CompleteSocialConnectionInput!) { completeSocialConnection(input: $i) { id } }`, { i: { platform: 'LINKEDIN', code: huge, state } });
+    expect(g.body.errors[0].extensions.code).toBe('VALIDATION_ERROR');
+    expect(g.body.errors[0].message).toMatch(/^input\.code: /);
+    const r = await call('POST', '/api/v1/social/connections/initiate', auth, { clubId: 'c', platform: 'LINKEDIN', redirectUri: `https://club.example/${huge}` });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toMatch(/^redirectUri: /);
+    // None of that used the state up.
+    expect((await db.query('select 1 from social_oauth_states where id = $1', [decodeJwt(state).jti])).rowCount).toBe(1);
+  });
+
+  it('PKCE S256 as RFC 7636 §4.2: the challenge is BASE64URL(SHA256(ASCII(verifier))), the verifier 43 unreserved characters', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const { authUrl, state } = await initiate(auth, tenant, 'TWITTER');
+    const pending = (await db.query('select code_verifier_encrypted from social_oauth_states where id = $1', [decodeJwt(state).jti])).rows[0];
+    const verifier = tokenCipher(config()).decrypt(pending.code_verifier_encrypted);
+    expect(verifier).toMatch(/^[A-Za-z0-9\-._~]{43,128}$/);
+    expect(new URL(authUrl).searchParams.get('code_challenge')).toBe(createHash('sha256').update(verifier, 'ascii').digest('base64url'));
   });
 });
 
@@ -340,6 +410,53 @@ describe('reconnecting, refreshing, disconnecting', () => {
   });
 });
 
+describe('refresh against disconnect and a lost answer', () => {
+  it('a disconnect while a refresh is in flight waits for it and deletes (and revokes) its new tokens; the workflow\'s refresh then ends', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const connection = await connect(auth, tenant, 'TWITTER');
+    const cipher = tokenCipher(config());
+    const oldAccess = cipher.decrypt((await stored(connection.id)).access_token_encrypted);
+    const refreshes = () => fakes.platforms.TWITTER.requests.filter((r) => r.endpoint === 'refresh').length;
+    const count = refreshes();
+    // The platform rotates at once but answers late: the refresh holds the row while it waits.
+    fakes.fail('TWITTER', 'refresh', { kind: 'delay', ms: 1500 });
+    const refreshing = refreshCredentials(orm.em.fork(), config(), tenant, connection.id, oldAccess);
+    await until('the refresh reached the platform', async () => refreshes() > count);
+    const disconnected = await call('DELETE', `/api/v1/social/connections/${connection.id}`, auth);
+    const refreshed = await refreshing;
+    expect(disconnected.status).toBe(200);
+    // The refresh committed first; the disconnect then found its tokens, revoked and deleted them.
+    expect(fakes.platforms.TWITTER.revoked).toContain(refreshed.accessToken);
+    const row = await stored(connection.id);
+    expect([row.access_token_encrypted, row.refresh_token_encrypted, row.is_active, row.status_reason]).toEqual([null, null, false, 'disconnected']);
+
+    // Refreshing a disconnected connection changes nothing; the workflow's activity answers "done"
+    // instead of retrying for ever (even if the workflow was not stopped).
+    await expect(refreshCredentials(orm.em.fork(), config(), tenant, connection.id)).rejects.toMatchObject({ code: 'INVALID_STATE' });
+    const activities = socialConnectionActivities({ orm, config: config(), log: pino({ level: 'silent' }) });
+    expect(await activities.refreshSocialToken({ tenantId: tenant, connectionId: connection.id, seenExpiry: new Date().toISOString() })).toBeNull();
+    expect(await activities.socialTokenRefreshDue({ tenantId: tenant, connectionId: connection.id })).toBeNull();
+    expect(await activities.refreshSocialToken({ tenantId: newTenant(), connectionId: connection.id, seenExpiry: new Date().toISOString() })).toBeNull();
+    const after = await stored(connection.id);
+    expect([after.access_token_encrypted, after.refresh_token_encrypted, after.is_active]).toEqual([null, null, false]);
+  });
+
+  it('the documented window: the platform rotated but its answer was lost, so the old refresh token (now dead) is kept and the next refresh marks the connection inactive', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const connection = await connect(auth, tenant, 'TWITTER');
+    const before = await stored(connection.id);
+    fakes.fail('TWITTER', 'refresh', { kind: 'lost-answer' });
+    await expect(refreshCredentials(orm.em.fork(), config(), tenant, connection.id)).rejects.toMatchObject({ name: 'SocialApiError', retryable: true });
+    // Nothing half-written: the row is as it was.
+    expect(await stored(connection.id)).toEqual(before);
+    await expect(refreshCredentials(orm.em.fork(), config(), tenant, connection.id)).rejects.toMatchObject({ code: 'INVALID_STATE' });
+    const listed = (await call('GET', '/api/v1/social/connections?platform=TWITTER', auth)).body.data[0];
+    expect(listed).toMatchObject({ id: connection.id, isActive: false, statusReason: expect.stringMatching(/^refresh refused: /) });
+  });
+});
+
 describe('token key rotation', () => {
   it('a connection stored under the old key is read with it in SOCIAL_TOKEN_KEYS_OLD, and moves to the new key on use', async () => {
     const tenant = newTenant();
@@ -358,7 +475,7 @@ describe('token key rotation', () => {
 
 describe('secrets', () => {
   it('no token, code or verifier appears in any answer or log line', async () => {
-    const secrets = PLATFORMS.flatMap((p) => [...fakes.platforms[p].tokens.keys(), ...fakes.platforms[p].codes.keys()]);
+    const secrets = PLATFORMS.flatMap((p) => [...fakes.platforms[p].tokens.keys(), ...fakes.platforms[p].codes.keys(), fakes.platforms[p].clientSecret]);
     expect(secrets.length).toBeGreaterThan(30);
     expect(answers.length).toBeGreaterThan(30);
     expect(logLines.length).toBeGreaterThan(10);
