@@ -10,6 +10,7 @@ import { audienceInsert } from '../domain/campaigns/audience.js';
 import { recordInteractions, type InteractionInput } from '../domain/campaigns/interactions.js';
 import { canTransition, transition, type CampaignAction } from '../domain/campaigns/state.js';
 import { applyTracking, trackingKey, unsubscribeUrl } from '../domain/campaigns/tracking.js';
+import { campaignVariables } from '../domain/promotions/sends.js';
 import { compileTemplate, recipientVariables, type RecipientRow, type RenderedMessage } from '../domain/templates/render.js';
 import { ChannelError, type OutboundMessage } from '../platform/channels/channel.js';
 import { createChannelSenders } from '../platform/channels/index.js';
@@ -199,6 +200,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       const campaign = await loadCampaign(em, input);
       // Names the attempt and the worker process holding the rows, for whoever looks at them.
       const claim = `${ctx.info.workflowExecution?.workflowId ?? input.campaignId}/${ctx.info.activityId}#${ctx.info.attempt}@${hostname()}:${process.pid}`;
+      const variables = await campaignVariables(em, campaign.tenantId, campaign.id);
       const templates = new Map<Channel, ReturnType<typeof compileTemplate>>();
       const templateFor = async (channel: Channel) => {
         let t = templates.get(channel);
@@ -310,7 +312,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         let message: OutboundMessage;
         try {
           const unsubscribe = unsubscribeUrl({ baseUrl, key, deliveryId: row.delivery_id });
-          const rendered: RenderedMessage = await (await templateFor(row.channel)).render(recipientVariables(row, unsubscribe));
+          const rendered: RenderedMessage = await (await templateFor(row.channel)).render(recipientVariables(row, unsubscribe, variables));
           message = {
             deliveryId: row.delivery_id, tenantId: campaign.tenantId, campaignId: campaign.id, channel: row.channel,
             to: { customerId: row.id, email: row.email, phoneNumber: row.phoneNumber },

@@ -3,6 +3,7 @@ import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { campaignActivities } from './campaigns.js';
 import { journeyActivities } from './journeys.js';
+import { promotionActivities } from './promotions.js';
 import { scoringActivities } from './scoring.js';
 import { segmentActivities } from './segments.js';
 import { socialConnectionActivities } from './social-connections.js';
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...campaigns,
     ...socialPostActivities(deps),
     ...socialMetricsActivities(deps),
+    ...promotionActivities(deps),
     // A journey's SEND steps go through the campaigns' sender (one channel pool and send rate).
     ...journeyActivities(deps, campaigns),
     ...socialConnectionActivities(deps),

@@ -92,6 +92,7 @@ export const OPERATIONS = {
   publishSocialPost: { scope: 'crm:social', rate: 'social' },
   // Promotions
   eventPromotions: read,
+  eventPromotion: read,
   createEventPromotion: write('crm:campaigns'),
   updateEventPromotion: write('crm:campaigns'),
   executeEventPromotion: { scope: 'crm:campaigns', rate: 'campaign' },

@@ -4,6 +4,8 @@ import { enqueueTriggeredCampaigns } from './campaigns/triggers.js';
 import { recordConversions } from './campaigns/conversions.js';
 import { INTERACTION_CAUSE } from './campaigns/interactions.js';
 import { journeysAfterActivities } from './journeys/enrollment.js';
+import { signalPromotions } from './promotions/outbox.js';
+import type { SourceRef } from './promotions/sources.js';
 import { reevaluateSmartSegments } from './segments/membership.js';
 
 // The hand-off points from customers to what reacts to them. Every entry point (REST, GraphQL,
@@ -61,4 +63,12 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
  */
 export async function afterCustomersChanged(em: EntityManager, tenantId: string, customerIds: string[], cause: string): Promise<void> {
   await reevaluateSmartSegments(em, tenantId, customerIds, cause);
+}
+
+/**
+ * After upstream events changed promotion sources (a competition moved, a club event cancelled):
+ * the automatic promotions of those sources re-read their plans, through the outbox.
+ */
+export async function afterPromotionSourcesChanged(em: EntityManager, tenantId: string, sources: SourceRef[]): Promise<void> {
+  if (sources.length) await signalPromotions(em, tenantId, { sources });
 }

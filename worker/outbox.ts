@@ -5,6 +5,7 @@ import type { ActivityDeps } from '../activities/index.js';
 import { startTriggeredRun } from '../domain/campaigns/workflows.js';
 import { CAMPAIGN_TRIGGER, type CampaignTrigger } from '../domain/campaigns/triggers.js';
 import { JOURNEY_ENROLL, JOURNEY_SIGNAL, type JourneySignalPayload } from '../domain/journeys/outbox.js';
+import { PROMOTION_SIGNAL, type PromotionSignalPayload } from '../domain/promotions/outbox.js';
 import { CustomerId, JourneyId, TenantId } from '../platform/search-attributes.js';
 import { createTemporalClient } from '../platform/temporal.js';
 import type { JourneyEnrollmentInput, JourneyEvent } from '../workflows/journey.js';
@@ -85,6 +86,19 @@ export async function dispatchRow(client: Client, taskQueue: string, row: Row, s
       }
       return;
     }
+    case PROMOTION_SIGNAL: {
+      // Tells a running promotion workflow to re-read its plan, or starts it (again): one that has
+      // ended for good reads that it has nothing to do and ends at once.
+      const p = row.payload as PromotionSignalPayload;
+      await client.workflow.signalWithStart('eventPromotionWorkflow', {
+        workflowId: p.workflowId,
+        taskQueue,
+        args: [p.input],
+        signal: 'planChanged',
+        typedSearchAttributes: [{ key: TenantId, value: p.input.tenantId }],
+      });
+      return;
+    }
     default:
       throw new Error(`reaction outbox: unknown kind ${row.kind}`);
   }
@@ -92,8 +106,8 @@ export async function dispatchRow(client: Client, taskQueue: string, row: Row, s
 
 /**
  * Relays committed reactions (reaction_outbox) to Temporal, in every worker process: triggered
- * campaign runs, journey enrolments (signalWithStart) and journey signals. Rows are taken with
- * SKIP LOCKED, so workers share the work, and marked dispatched only once Temporal has them; a
+ * campaign runs, journey enrolments (signalWithStart), journey signals and promotion signals
+ * (signalWithStart). Rows are taken with SKIP LOCKED, so workers share the work, and marked dispatched only once Temporal has them; a
  * crash in between hands the same row over again, which the workflow id makes harmless. A row
  * that fails is logged and tried again later (backing off), without holding up the others.
  * Writers `pg_notify('reaction_outbox')` in their transaction, so a dispatcher listening wakes at

@@ -8,3 +8,4 @@ export { journeyEnrollmentWorkflow } from './journey.js';
 export { socialTokenRefreshWorkflow } from './social-token-refresh.js';
 export { socialPostWorkflow } from './social-post.js';
 export { socialMetricsWorkflow } from './social-metrics.js';
+export { eventPromotionWorkflow } from './event-promotion.js';

@@ -2,7 +2,7 @@ import DataLoader from 'dataloader';
 import type { ServiceContext } from '../../domain/context.js';
 import { segmentMemberCounts, segmentMemberPages } from '../../domain/customers/customers.js';
 import { notesOfCustomers } from '../../domain/customers/notes.js';
-import { clubsByIds, enrollmentsOfCustomers, segmentsOfCustomers } from '../../domain/customers/relations.js';
+import { clubsByIds, enrollmentsOfCustomers, segmentsByIds, segmentsOfCustomers } from '../../domain/customers/relations.js';
 import { activityCounts, timelinePages } from '../../domain/customers/timeline.js';
 import { stepsOfJourneys } from '../../domain/journeys/journeys.js';
 import type { PageArgs } from '../../domain/pagination.js';
@@ -49,6 +49,7 @@ export function createLoaders(ctx: ServiceContext, listSize: number) {
   return {
     club: byId(clubsByIds),
     notes: byId((c, ids) => notesOfCustomers(c, ids, listSize)),
+    segment: byId(segmentsByIds),
     segments: byId((c, ids) => segmentsOfCustomers(c, ids, listSize)),
     enrollments: byId((c, ids) => enrollmentsOfCustomers(c, ids, listSize)),
     activities: paged(timelinePages),

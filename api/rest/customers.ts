@@ -8,7 +8,7 @@ import { addNote, customerNotesPage, deleteNote, noteView, updateNote } from '..
 import { resolveCustomer } from '../../domain/customers/resolve.js';
 import { createCustomerInput, customerFields, identifiersInput, noteInput, noteUpdate, updateCustomerInput } from '../../domain/customers/schemas.js';
 import { customerTimeline } from '../../domain/customers/timeline.js';
-import { ingestEvents, upstreamEvent, MAX_BATCH } from '../../domain/events/ingest.js';
+import { ingestEvents, upstreamEventFields, MAX_BATCH } from '../../domain/events/ingest.js';
 import { AppError } from '../../platform/errors.js';
 import { validate } from '../../domain/validate.js';
 import type { AppDeps } from '../env.js';
@@ -28,8 +28,13 @@ export function customerRoutes(deps: AppDeps) {
   const region = deps.config.DEFAULT_PHONE_REGION;
   // Bodies the domain parses itself, per item, so they are documented but not validated here.
   // A default makes a field optional to send; generators would read `default` as always present.
-  const Event = upstreamEvent(region, deps.config.MAX_EVENT_METADATA_BYTES)
-    .extend({ createCustomer: z.boolean().optional().openapi({ description: 'Default true; false appends only to a known profile' }) })
+  const Event = upstreamEventFields(region, deps.config.MAX_EVENT_METADATA_BYTES)
+    .extend({
+      customer: upstreamEventFields(region, deps.config.MAX_EVENT_METADATA_BYTES).shape.customer.openapi({
+        description: 'Required, except on competition.*, club_event.* and special_event.* events (promotion sources: README, "Event promotions"), which leave it out',
+      }),
+      createCustomer: z.boolean().optional().openapi({ description: 'Default true; false appends only to a known profile' }),
+    })
     .openapi('Event');
   const ImportRow = customerFields(region).openapi('ImportRow');
   app.openAPIRegistry.register('Event', Event);

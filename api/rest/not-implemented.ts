@@ -10,12 +10,7 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 // The REST surface of capabilities that have not landed yet. Each route is real in every other
 // respect (auth, scope, rate limit, OpenAPI entry) and answers 501 NOT_IMPLEMENTED; a capability
 // lands by moving its rows into a router of its own.
-const PENDING: [Method, string, OperationName, string][] = [
-  ['get', '/promotions', 'eventPromotions', 'Promotions'],
-  ['post', '/promotions', 'createEventPromotion', 'Promotions'],
-  ['patch', '/promotions/{id}', 'updateEventPromotion', 'Promotions'],
-  ['post', '/promotions/{id}/execute', 'executeEventPromotion', 'Promotions'],
-];
+const PENDING: [Method, string, OperationName, string][] = [];
 
 export function pendingRoutes(deps: AppDeps) {
   const app = router();

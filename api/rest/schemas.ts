@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import {
-  ActivityCategory, CampaignStatus, CampaignType, Channel, CustomerStatus, InteractionType, LifecycleStage, NoteType, SegmentType,
+  ActivityCategory, CampaignStatus, CampaignType, Channel, CustomerStatus, InteractionType, LifecycleStage, NoteType, PromotionSourceType, SegmentType,
 } from '../../db/entities/enums.js';
 import { TemplateChannel } from '../../domain/templates/templates.js';
 
@@ -141,6 +141,39 @@ export const Campaign = z
   })
   .openapi('Campaign');
 
+export const EventPromotion = z
+  .object({
+    id: uuid,
+    tenantId: z.string(),
+    clubId: z.string(),
+    sourceType: z.enum(PromotionSourceType),
+    sourceId: z.string(),
+    autoPromote: z.boolean(),
+    channels: z.array(z.enum(Channel)),
+    announceAt: timestamp.nullable(),
+    reminderDays: z.array(z.number().int()).openapi({ description: 'Days before the event, at its local time of day in the club\'s zone' }),
+    segmentId: uuid.nullable(),
+    emailTemplateId: z.string().nullable(),
+    smsTemplateId: z.string().nullable().openapi({ description: 'The text template, for SMS, PUSH, WHATSAPP and IN_APP' }),
+    socialContent: z.string().nullable().openapi({ description: 'Liquid, with `event`: the social posts of SOCIAL' }),
+    lastPromotedAt: timestamp.nullable(),
+    isActive: z.boolean(),
+    event: z
+      .object({
+        title: z.string(), description: z.string().nullable(), clubId: z.string(), startsAt: timestamp, endsAt: timestamp.nullable(), location: z.string().nullable(),
+        url: z.string(), imageUrl: z.string().nullable(), cancelled: z.boolean(), updatedAt: timestamp.openapi({ description: 'occurredAt of the event this state comes from' }),
+      })
+      .nullable()
+      .openapi({ description: 'The source as its latest upstream event describes it; null until one arrives' }),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .openapi('EventPromotion');
+
+export const ExecutePromotionResult = z
+  .object({ promotionId: uuid, executedAt: timestamp, recipientCount: z.number().int(), campaignId: uuid.nullable() })
+  .openapi('ExecutePromotionResult');
+
 const channelCounts = z.record(z.string(), z.number().int());
 
 export const CampaignStats = z
@@ -242,7 +275,9 @@ export const IngestReport = z
     results: z.array(
       z.object({
         index: z.number().int(),
-        status: z.enum(['created', 'duplicate', 'rejected']),
+        status: z.enum(['created', 'duplicate', 'rejected', 'superseded']).openapi({
+          description: 'superseded: an event of a promotion source older than the state held (README, "Event promotions")',
+        }),
         activityId: uuid.optional(),
         customerId: uuid.optional(),
         error: z.object({ code: z.string(), message: z.string(), field: z.string().optional() }).optional(),

@@ -3,7 +3,7 @@ import { Campaign, CampaignDelivery, CampaignInteraction, MessageTemplate, React
 import { Club } from './club.js';
 import { Activity, Customer, Note } from './customer.js';
 import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep, JourneyVersion } from './journey.js';
-import { EventPromotion } from './promotion.js';
+import { EventPromotion, PromotionSend, PromotionSource } from './promotion.js';
 import { RateLimitCounter } from './rate-limit.js';
 import { Segment, SegmentMember, SegmentMemberCountDelta, SegmentMembershipChange, SegmentSyncedMember } from './segment.js';
 import { SocialConnection, SocialOAuthState, SocialPost } from './social.js';
@@ -23,7 +23,7 @@ export const entities = [
   Segment, SegmentMember, SegmentMembershipChange, SegmentMemberCountDelta, SegmentSyncedMember,
   MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction, ReactionOutbox,
   Journey, JourneyStep, JourneyVersion, JourneyEnrollment, JourneyEnrollmentStep,
-  SocialConnection, SocialOAuthState, SocialPost, EventPromotion,
+  SocialConnection, SocialOAuthState, SocialPost, EventPromotion, PromotionSource, PromotionSend,
   RateLimitCounter,
   AnalyticsCustomerTotals, AnalyticsActivityHours, AnalyticsDeliveryHours,
 ];

@@ -26,3 +26,54 @@ export const EventPromotion = defineEntity({
   indexes: [{ name: 'event_promotions_tenant_club_idx', properties: ['tenantId', 'clubId'] }],
 });
 export type EventPromotion = InferEntity<typeof EventPromotion>;
+
+// The latest known state of each competition, club event or special event, as upstream systems
+// describe them through `POST /events` (domain/promotions/sources.ts). One row a source; an event
+// older than the one stored (`occurredAt`, then its id) changes nothing.
+export const PromotionSource = defineEntity({
+  name: 'PromotionSource',
+  tableName: 'promotion_sources',
+  properties: {
+    ...tenantOwned,
+    sourceType: p.enum(PromotionSourceType),
+    sourceId: p.string().length(200),
+    clubId: p.string().length(100),
+    title: p.string().length(500),
+    description: p.text().nullable(),
+    startsAt: p.datetime(),
+    endsAt: p.datetime().nullable(),
+    location: p.string().length(500).nullable(),
+    url: p.text(),
+    imageUrl: p.text().nullable(),
+    cancelledAt: p.datetime().nullable(),
+    // The event this state comes from: its time orders events; its id tells a resend apart.
+    occurredAt: p.datetime(),
+    sourceService: p.string().length(100),
+    sourceEventId: p.string().length(200),
+  },
+  uniques: [{ name: 'promotion_sources_source_uniq', properties: ['tenantId', 'sourceType', 'sourceId'] }],
+});
+export type PromotionSource = InferEntity<typeof PromotionSource>;
+
+// One announcement, reminder or manual run of a promotion: its key is unique, so a send already
+// made is never made again (a workflow retried, continued or restarted, a double click). It holds
+// the campaign it created and the event as the campaign's templates see it (`{{ event.title }}`).
+export const PromotionSend = defineEntity({
+  name: 'PromotionSend',
+  tableName: 'promotion_sends',
+  properties: {
+    ...tenantOwned,
+    promotionId: p.uuid(),
+    key: p.string().length(300),
+    kind: p.enum(['ANNOUNCE', 'REMINDER', 'MANUAL'] as const),
+    campaignId: p.uuid().nullable(),
+    recipientCount: p.integer().default(0),
+    event: p.json<Record<string, unknown>>(),
+  },
+  uniques: [{ name: 'promotion_sends_key_uniq', properties: ['tenantId', 'key'] }],
+  indexes: [
+    { name: 'promotion_sends_promotion_idx', properties: ['tenantId', 'promotionId', 'createdAt'] },
+    { name: 'promotion_sends_campaign_idx', properties: ['tenantId', 'campaignId'] },
+  ],
+});
+export type PromotionSend = InferEntity<typeof PromotionSend>;

@@ -7,6 +7,7 @@ import { Migration20261125233000_journeys } from './Migration20261125233000_jour
 import { Migration20261125234500_outbox_retry } from './Migration20261125234500_outbox_retry.js';
 import { Migration20261126020000_social_connections } from './Migration20261126020000_social_connections.js';
 import { Migration20261126021000_social_posts } from './Migration20261126021000_social_posts.js';
+import { Migration20261126022000_promotions } from './Migration20261126022000_promotions.js';
 import { Migration20261126023000_analytics } from './Migration20261126023000_analytics.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
@@ -20,5 +21,6 @@ export const migrations = [
   { name: 'Migration20261125234500_outbox_retry', class: Migration20261125234500_outbox_retry },
   { name: 'Migration20261126020000_social_connections', class: Migration20261126020000_social_connections },
   { name: 'Migration20261126021000_social_posts', class: Migration20261126021000_social_posts },
+  { name: 'Migration20261126022000_promotions', class: Migration20261126022000_promotions },
   { name: 'Migration20261126023000_analytics', class: Migration20261126023000_analytics },
 ];

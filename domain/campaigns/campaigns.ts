@@ -71,11 +71,15 @@ async function templateOf(ctx: ServiceContext, field: 'emailTemplateId' | 'smsTe
   if (!id) return null;
   const template = isUuid(id) ? await ctx.em.findOne(MessageTemplate, { id: id.toLowerCase(), tenantId: ctx.tenantId }) : null;
   if (!template) throw new AppError('VALIDATION_ERROR', `${field}: template ${id} not found`, { field });
-  const email = template.channel === 'EMAIL';
-  if ((field === 'emailTemplateId') !== email || template.channel === 'SOCIAL') {
-    throw new AppError('VALIDATION_ERROR', `${field}: template ${id} is a ${template.channel} template; ${field === 'emailTemplateId' ? 'an EMAIL' : 'a text (SMS, PUSH, WHATSAPP, IN_APP)'} template is needed`, { field });
-  }
+  assertTemplateFits(template, field === 'emailTemplateId', field);
   return template;
+}
+
+/** A template for email is an EMAIL one; for the other channels a text (SMS, PUSH, WHATSAPP, IN_APP) one. */
+export function assertTemplateFits(template: MessageTemplate, forEmail: boolean, field: string): void {
+  if (forEmail !== (template.channel === 'EMAIL') || template.channel === 'SOCIAL') {
+    throw new AppError('VALIDATION_ERROR', `${field}: template ${template.id} is a ${template.channel} template; ${forEmail ? 'an EMAIL' : 'a text (SMS, PUSH, WHATSAPP, IN_APP)'} template is needed`, { field });
+  }
 }
 
 export async function createCampaign(ctx: ServiceContext, input: unknown): Promise<Campaign> {

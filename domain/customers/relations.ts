@@ -14,6 +14,14 @@ export async function clubsByIds(ctx: ServiceContext, ids: readonly string[]): P
   return byId;
 }
 
+/** The tenant's segments by id (an id of none answers null): `EventPromotion.segment`. */
+export async function segmentsByIds(ctx: ServiceContext, ids: readonly string[]): Promise<Map<string, Segment | null>> {
+  const segments = await ctx.em.find(Segment, { tenantId: ctx.tenantId, id: { $in: [...ids] } });
+  const byId = new Map<string, Segment | null>(segments.map((s) => [s.id, s]));
+  for (const id of ids) if (!byId.has(id)) byId.set(id, null);
+  return byId;
+}
+
 /** The first `limit` segments each customer is a member of, by name. */
 export async function segmentsOfCustomers(ctx: ServiceContext, customerIds: readonly string[], limit: number): Promise<Map<string, Segment[]>> {
   const memberships = await ctx.em.execute<{ customer_id: string; segment_id: string }[]>(

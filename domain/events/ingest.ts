@@ -7,6 +7,8 @@ import { deadState, getCustomer, isLive } from '../customers/customers.js';
 import { emailField, phoneField } from '../customers/identifiers.js';
 import { resolveInTransaction } from '../customers/resolve.js';
 import { appendActivities, type NewActivity } from '../customers/timeline.js';
+import { afterPromotionSourcesChanged } from '../reactions.js';
+import { isSourceEvent, recordSourceEvents, sourceEventKind, sourceMetadata, type SourceEvent } from '../promotions/sources.js';
 import { dateRangeMessage, inDateRange } from '../validate.js';
 
 export const MAX_BATCH = 1000;
@@ -20,13 +22,16 @@ const jsonBytes = (value: unknown) => {
   }
 };
 
-export const upstreamEvent = (region: string, maxMetadataBytes: number) =>
+/** The fields of an upstream event (documented as such); `upstreamEvent` adds the rules across them. */
+export const upstreamEventFields = (region: string, maxMetadataBytes: number) =>
   z.object({
     type: z.string().regex(ACTIVITY_TYPE_PATTERN, 'lower-case words joined by ".", "_" or "-"').max(200),
     occurredAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)).refine(inDateRange, dateRangeMessage),
+    // Required, except on the events of promotion sources, which are about a club (below).
     customer: z
       .object({ id: z.string().optional(), email: emailField.optional(), phone: phoneField(region).optional(), authUserId: z.string().trim().min(1).max(100).optional() })
-      .refine((c) => c.id || c.email || c.phone || c.authUserId, { message: 'give one of id, email, phone, authUserId' }),
+      .refine((c) => c.id || c.email || c.phone || c.authUserId, { message: 'give one of id, email, phone, authUserId' })
+      .optional(),
     category: z.enum(ActivityCategory),
     title: z.string().trim().min(1).max(500),
     description: z.string().max(10_000).nullish(),
@@ -40,11 +45,32 @@ export const upstreamEvent = (region: string, maxMetadataBytes: number) =>
     createCustomer: z.boolean().default(true),
   });
 
-type UpstreamEvent = z.output<ReturnType<typeof upstreamEvent>>;
+export const upstreamEvent = (region: string, maxMetadataBytes: number) =>
+  upstreamEventFields(region, maxMetadataBytes).superRefine((event, issues) => {
+    if (!isSourceEvent(event.type)) {
+      if (!event.customer) issues.addIssue({ code: 'custom', path: ['customer'], message: 'required: give one of id, email, phone, authUserId' });
+      return;
+    }
+    if (event.customer) {
+      issues.addIssue({ code: 'custom', path: ['customer'], message: `a ${event.type} event describes a club's event, not a customer: leave customer out` });
+    }
+    const metadata = sourceMetadata.safeParse(event.metadata ?? {});
+    if (!metadata.success) {
+      for (const issue of metadata.error.issues) issues.addIssue({ ...issue, code: 'custom', path: ['metadata', ...issue.path] } as never);
+      return;
+    }
+    const { sourceType } = sourceEventKind(event.type);
+    if (metadata.data.sourceType && metadata.data.sourceType !== sourceType) {
+      issues.addIssue({ code: 'custom', path: ['metadata', 'sourceType'], message: `a ${event.type} event is about a ${sourceType}` });
+    }
+  });
+
+type UpstreamEvent = z.output<ReturnType<typeof upstreamEventFields>>;
 
 export interface EventResult {
   index: number;
-  status: 'created' | 'duplicate' | 'rejected';
+  /** `superseded`: an event of a promotion source older than the one the platform holds. */
+  status: 'created' | 'duplicate' | 'rejected' | 'superseded';
   activityId?: string;
   customerId?: string;
   error?: { code: string; message: string; field?: string };
@@ -54,7 +80,7 @@ const MAX_MERGE_HOPS = 10;
 
 /** The live profile an event belongs to: by id (following merges), or by identity resolution. */
 async function customerFor(ctx: ServiceContext, event: UpstreamEvent): Promise<string> {
-  const { id, email, phone, authUserId } = event.customer;
+  const { id, email, phone, authUserId } = event.customer!;
   if (id) {
     let customer = await getCustomer(ctx, id);
     for (let hop = 0; customer.status === 'MERGED' && customer.mergedIntoId && hop < MAX_MERGE_HOPS; hop++) {
@@ -72,7 +98,10 @@ async function customerFor(ctx: ServiceContext, event: UpstreamEvent): Promise<s
  * Stores upstream events on their customers' timelines. Idempotent on (sourceService,
  * sourceEventId): a re-sent event is acknowledged as `duplicate` and not stored twice. Items are
  * judged one by one; the valid ones of a batch are kept whatever the others hold. Stored
- * activities hand off to `afterActivitiesAppended` (domain/reactions.ts).
+ * activities hand off to `afterActivitiesAppended` (domain/reactions.ts). Events of promotion
+ * sources (`competition.*`, `club_event.*`, `special_event.*`) carry no customer: they update the
+ * source's state (domain/promotions/sources.ts) in the same transaction, and hand off to
+ * `afterPromotionSourcesChanged`.
  */
 export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promise<EventResult[]> {
   if (items.length > MAX_BATCH) {
@@ -81,6 +110,7 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
   const schema = upstreamEvent(ctx.config.DEFAULT_PHONE_REGION, ctx.config.MAX_EVENT_METADATA_BYTES);
   const results: EventResult[] = [];
   const pending: { index: number; activity: NewActivity }[] = [];
+  const sources: { index: number; event: SourceEvent }[] = [];
   const resolvedBy = new Map<string, Promise<string>>();
 
   const parsedItems = items.map((item) => schema.safeParse(item));
@@ -102,6 +132,10 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
       continue;
     }
     const event = parsed.data;
+    if (isSourceEvent(event.type)) {
+      sources.push({ index, event: { ...event, metadata: sourceMetadata.parse(event.metadata) } });
+      continue;
+    }
     const storedFor = known.get(`${event.sourceService}\u0000${event.sourceEventId}`);
     if (storedFor) {
       results[index] = { index, status: 'duplicate', customerId: storedFor };
@@ -126,7 +160,12 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
     }
   }
 
-  const appended = await ctx.em.transactional((em) => appendActivities(em, ctx.tenantId, pending.map((p) => p.activity)));
+  const { appended, outcomes } = await ctx.em.transactional(async (em) => {
+    const recorded = await recordSourceEvents(em, ctx.tenantId, sources.map((s) => s.event));
+    await afterPromotionSourcesChanged(em, ctx.tenantId, recorded.changed);
+    return { appended: await appendActivities(em, ctx.tenantId, pending.map((p) => p.activity)), outcomes: recorded.outcomes };
+  });
+  sources.forEach(({ index }, i) => (results[index] = { index, status: outcomes[i]! }));
   pending.forEach(({ index, activity }, i) => {
     const stored = appended[i];
     results[index] = stored

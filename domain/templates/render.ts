@@ -63,9 +63,10 @@ export const templateLimits = (config: Config): TemplateLimits => ({
 /**
  * The variables of one recipient: the customer's fields at the top level (`{{ firstName }}`) and
  * under `customer`, the home club as `club` ({id, name, timezone}; null without one), and
- * `unsubscribe_url`.
+ * `unsubscribe_url`. `campaign`: what the campaign gives all its recipients (a promotion's
+ * `event`: domain/promotions/sends.ts#campaignVariables); the recipient's own fields win.
  */
-export function recipientVariables(r: RecipientRow, unsubscribeUrl: string): Record<string, unknown> {
+export function recipientVariables(r: RecipientRow, unsubscribeUrl: string, campaign: Record<string, unknown> = {}): Record<string, unknown> {
   const customer = {
     id: r.id,
     email: r.email,
@@ -80,7 +81,7 @@ export function recipientVariables(r: RecipientRow, unsubscribeUrl: string): Rec
     homeClubId: r.homeClubId,
   };
   const club = r.homeClubId ? { id: r.homeClubId, name: r.clubName, timezone: r.clubTimezone } : null;
-  return { ...customer, customer, club, unsubscribe_url: unsubscribeUrl };
+  return { ...campaign, ...customer, customer, club, unsubscribe_url: unsubscribeUrl };
 }
 
 // Reading a file is what these tags do; message templates have none to read.

@@ -6,6 +6,7 @@ import { campaignOperations } from './campaigns.js';
 import { customerOperations, customerTypeResolvers } from './customers.js';
 import { journeyOperations, journeyTypeResolvers } from './journeys.js';
 import { journeyEnrollmentOperations, journeyEnrollmentTypeResolvers } from './journey-enrollments.js';
+import { promotionOperations, promotionTypeResolvers } from './promotions.js';
 import { segmentOperations } from './segments.js';
 import { socialConnectionOperations } from './social-connections.js';
 import { socialPostOperations, socialPostTypeResolvers } from './social-posts.js';
@@ -20,8 +21,11 @@ export const implementedOperations: Partial<Record<OperationName, RootResolver>>
   ...socialConnectionOperations,
   ...analyticsOperations,
   ...socialPostOperations,
+  ...promotionOperations,
 };
 
 // Field resolvers of object types (relationships, computed fields).
-export const typeResolvers: IResolvers[] = [customerTypeResolvers as IResolvers, journeyTypeResolvers as IResolvers, journeyEnrollmentTypeResolvers as IResolvers,
-  socialPostTypeResolvers as IResolvers];
+export const typeResolvers: IResolvers[] = [
+  customerTypeResolvers as IResolvers, journeyTypeResolvers as IResolvers, journeyEnrollmentTypeResolvers as IResolvers, socialPostTypeResolvers as IResolvers,
+  promotionTypeResolvers as IResolvers,
+];
