@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { condition, continueAsNew, defineSignal, log, ParentClosePolicy, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, defineQuery, defineSignal, log, ParentClosePolicy, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { PromotionWorkflowInput } from '../domain/promotions/outbox.js';
 import { CampaignId, TenantId } from '../platform/search-attributes.js';
@@ -18,12 +18,16 @@ const { promotionStep, sendPromotion } = proxyActivities<Activities>({
 });
 
 export const planChanged = defineSignal('planChanged');
+/** When the workflow wakes next (ISO; null: when told of a change). */
+export const nextWake = defineQuery<string | null>('nextWake');
 
 export async function eventPromotionWorkflow(input: PromotionWorkflowInput): Promise<string> {
   let changed = false;
+  let wake: string | null = null;
   setHandler(planChanged, () => {
     changed = true;
   });
+  setHandler(nextWake, () => wake);
   for (;;) {
     // A change told during the read wakes the wait below at once.
     changed = false;
@@ -39,6 +43,7 @@ export async function eventPromotionWorkflow(input: PromotionWorkflowInput): Pro
     if (step.due.length) continue;
     // Each wake costs a few events; the next run starts from the plan, as this one does.
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 500) await continueAsNew<typeof eventPromotionWorkflow>(input);
+    wake = step.nextAt;
     if (step.nextAt) await condition(() => changed, Math.max(1000, Date.parse(step.nextAt) - Date.now()));
     else await condition(() => changed);
   }

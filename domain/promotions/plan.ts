@@ -62,5 +62,6 @@ export function planStep(p: PlanPromotion, source: PlanSource | null, zone: stri
   const lastReminder = past.filter((s) => s.kind === 'REMINDER').at(-1);
   const due = past.filter((s) => !sent.has(s.key) && (s.kind === 'ANNOUNCE' || s === lastReminder));
   const next = sends.find((s) => s.at.getTime() > now.getTime() && !sent.has(s.key));
-  return { due, nextAt: next?.at ?? null };
+  // Nothing left to send: wake when the event begins, to end.
+  return { due, nextAt: next?.at ?? source.startsAt };
 }

@@ -37,18 +37,18 @@ export async function listEventPromotionsPage(ctx: ServiceContext, filter: unkno
 // Another tenant's segment or template is no more found than one that does not exist.
 async function segmentOf(ctx: ServiceContext, id: string): Promise<Segment> {
   const segment = isUuid(id) ? await ctx.em.findOne(Segment, { id: id.toLowerCase(), tenantId: ctx.tenantId }) : null;
-  if (!segment) throw new AppError('RESOURCE_NOT_FOUND', `input.segmentId: segment ${id} not found`, { field: 'input.segmentId' });
+  if (!segment) throw new AppError('RESOURCE_NOT_FOUND', `segmentId: segment ${id} not found`, { field: 'segmentId' });
   return segment;
 }
 
 async function templateOf(ctx: ServiceContext, field: 'emailTemplateId' | 'smsTemplateId', id: string): Promise<MessageTemplate> {
   const template = isUuid(id) ? await ctx.em.findOne(MessageTemplate, { id: id.toLowerCase(), tenantId: ctx.tenantId }) : null;
-  if (!template) throw new AppError('RESOURCE_NOT_FOUND', `input.${field}: template ${id} not found`, { field: `input.${field}` });
-  assertTemplateFits(template, field === 'emailTemplateId', `input.${field}`);
+  if (!template) throw new AppError('RESOURCE_NOT_FOUND', `${field}: template ${id} not found`, { field });
+  assertTemplateFits(template, field === 'emailTemplateId', field);
   return template;
 }
 
-const invalid = (field: string, message: string) => new AppError('VALIDATION_ERROR', `input.${field}: ${message}`, { field: `input.${field}` });
+const invalid = (field: string, message: string) => new AppError('VALIDATION_ERROR', `${field}: ${message}`, { field });
 
 /**
  * What a promotion needs to send on its channels: EMAIL an email template, SMS, PUSH, WHATSAPP and
@@ -71,7 +71,7 @@ function assertChannelsServed(p: Pick<EventPromotion, 'channels' | 'emailTemplat
 }
 
 const sourceTaken = (sourceType: string, sourceId: string) =>
-  new AppError('CONFLICT', `a promotion of ${sourceType} ${sourceId} exists already: update it instead (one promotion per source)`, { field: 'input.sourceId' });
+  new AppError('CONFLICT', `a promotion of ${sourceType} ${sourceId} exists already: update it instead (one promotion per source)`, { field: 'sourceId' });
 
 export async function createEventPromotion(ctx: ServiceContext, input: unknown): Promise<EventPromotion> {
   const data = validate(createEventPromotionInput, input, 'input');
@@ -84,7 +84,7 @@ export async function createEventPromotion(ctx: ServiceContext, input: unknown):
   assertChannelsServed(fields);
   const promotion = ctx.em.create(EventPromotion, {
     id: uuidv7(), tenantId: ctx.tenantId, clubId: data.clubId, sourceType: data.sourceType, sourceId: data.sourceId,
-    autoPromote: data.autoPromote ?? false, announceAt: data.announceAt ?? null, reminderDays: data.reminderDays ?? [], segment,
+    autoPromote: data.autoPromote ?? false, announceAt: data.announceAt ? new Date(data.announceAt) : null, reminderDays: data.reminderDays ?? [], segment,
     channels: fields.channels, emailTemplateId: fields.emailTemplateId, smsTemplateId: fields.smsTemplateId, socialContent: fields.socialContent,
   } as never);
   try {
@@ -113,7 +113,8 @@ export async function updateEventPromotion(ctx: ServiceContext, id: string, inpu
   const email = data.emailTemplateId === undefined ? undefined : data.emailTemplateId ? (await templateOf(ctx, 'emailTemplateId', data.emailTemplateId)).id : null;
   const sms = data.smsTemplateId === undefined ? undefined : data.smsTemplateId ? (await templateOf(ctx, 'smsTemplateId', data.smsTemplateId)).id : null;
   const changes = stripUndefined({
-    autoPromote: data.autoPromote, channels: data.channels, reminderDays: data.reminderDays, isActive: data.isActive, announceAt: data.announceAt,
+    autoPromote: data.autoPromote, channels: data.channels, reminderDays: data.reminderDays, isActive: data.isActive,
+    announceAt: data.announceAt === undefined ? undefined : data.announceAt && new Date(data.announceAt),
     segment, emailTemplateId: email, smsTemplateId: sms, socialContent: data.socialContent,
   });
   assertChannelsServed({

@@ -71,7 +71,7 @@ export async function findSend(em: EntityManager, tenantId: string, key: string)
   const [row] = await em.execute<{ key: string; campaign_id: string | null; recipient_count: number; created_at: Date }[]>(
     'select key, campaign_id, recipient_count, created_at from promotion_sends where tenant_id = ? and key = ?', [tenantId, key],
   );
-  return row ? { key: row.key, campaignId: row.campaign_id, recipientCount: row.recipient_count, created: false, createdAt: row.created_at } : null;
+  return row ? { key: row.key, campaignId: row.campaign_id, recipientCount: row.recipient_count, created: false, createdAt: new Date(row.created_at) } : null;
 }
 
 /**
@@ -113,5 +113,5 @@ export async function makeSend(
   }
   await em.execute('update promotion_sends set campaign_id = ?, recipient_count = ? where id = ?', [campaignId, recipientCount, inserted[0]!.id]);
   await em.execute('update event_promotions set last_promoted_at = now(), updated_at = now() where tenant_id = ? and id = ?', [tenantId, promotion.id]);
-  return { key, campaignId, recipientCount, created: true, createdAt: inserted[0]!.created_at };
+  return { key, campaignId, recipientCount, created: true, createdAt: new Date(inserted[0]!.created_at) };
 }
