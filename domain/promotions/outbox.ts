@@ -22,8 +22,8 @@ export interface PromotionSignalPayload {
 }
 
 /**
- * Queues a `planChanged` signal for the automatic, active promotions in scope (given ones: those
- * among them still automatic and active, or were before the change; or every promotion of changed sources).
+ * Queues `planChanged` for the given promotions (the caller knows they run, or should), or for
+ * the automatic, active promotions of changed sources.
  */
 export async function signalPromotions(
   em: EntityManager,
