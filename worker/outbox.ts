@@ -109,10 +109,9 @@ export async function dispatchRow(client: Client, taskQueue: string, row: Row, s
  * campaign runs, journey enrolments (signalWithStart), journey signals and promotion signals
  * (signalWithStart). Rows are taken with SKIP LOCKED, so workers share the work, and marked
  * dispatched only once Temporal has them; a crash in between hands the same row over again, which
- * the workflow id makes harmless. A row
- * that fails is logged and tried again later (backing off), without holding up the others.
- * Writers `pg_notify('reaction_outbox')` in their transaction, so a dispatcher listening wakes at
- * commit instead of at its next poll (OUTBOX_POLL_MS).
+ * the workflow id makes harmless. A row that fails is logged and tried again later (backing
+ * off), without holding up the others. Writers `pg_notify('reaction_outbox')` in their
+ * transaction, so a dispatcher listening wakes at commit instead of at its next poll (OUTBOX_POLL_MS).
  */
 export function startOutboxDispatcher({ orm, config, log }: ActivityDeps): OutboxDispatcher {
   const client = createTemporalClient(config);
