@@ -24,7 +24,7 @@ export function sourceEventKind(type: string): { sourceType: PromotionSourceType
 const instant = z.iso.datetime({ offset: true }).transform((s) => new Date(s)).refine(inDateRange, dateRangeMessage);
 const webUrl = z.url({ protocol: /^https?$/, message: 'an http(s) URL' }).max(2000);
 
-/** The metadata of a source event; other fields are kept by the activity log only. */
+/** The metadata of a source event (README, "Event promotions"); other fields are not kept. */
 export const sourceMetadata = z.object({
   sourceType: z.enum(['COMPETITION', 'CLUB_EVENT', 'SPECIAL']).optional(),
   sourceId: z.string().trim().min(1).max(200),
