@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DateTime } from 'luxon';
 import pg from 'pg';
@@ -7,6 +7,7 @@ import { startMessagingServer, type MessagingServer } from '../scripts/messaging
 import { nextWake } from '../workflows/event-promotion.js';
 import { newTenant, token, type TestApi } from './support/api.js';
 import { startSmtpSink, type SmtpSink } from './support/smtp.js';
+import { startSocialFakes, type SocialFakes } from './support/social/fake-platforms.js';
 import { startTimeSkippingStack, type TimeSkippingStack } from './support/time-skipping-stack.js';
 import { until } from './support/until.js';
 
@@ -21,15 +22,17 @@ let stack: TimeSkippingStack;
 let env: TestWorkflowEnvironment;
 let smtp: SmtpSink;
 let messaging: MessagingServer;
+let fakes: SocialFakes;
 let api: TestApi;
 let db: pg.Client;
 
 beforeAll(async () => {
   messaging = await startMessagingServer();
   smtp = await startSmtpSink();
+  fakes = await startSocialFakes();
   stack = await startTimeSkippingStack(
     'promotions',
-    { MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, SMTP_URL: smtp.url, RATE_LIMIT_WRITE: '100000', RATE_LIMIT_READ: '100000', RATE_LIMIT_CAMPAIGN: '100000' },
+    { ...fakes.env, SOCIAL_TOKEN_KEY: randomBytes(32).toString('base64'), MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, SMTP_URL: smtp.url, RATE_LIMIT_WRITE: '100000', RATE_LIMIT_READ: '100000', RATE_LIMIT_CAMPAIGN: '100000' },
     { OUTBOX_DISPATCH: 'true', OUTBOX_POLL_MS: '200' },
   );
   ({ env, api, db } = stack);
@@ -39,6 +42,7 @@ afterAll(async () => {
   await stack?.stop();
   await smtp?.close();
   await messaging?.close();
+  await fakes?.close();
 });
 
 type Call = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
@@ -362,5 +366,30 @@ describe('executeEventPromotion', () => {
     expect(gql.body.data.executeEventPromotion).toMatchObject({ promotionId: promotion.id, recipientCount: 2 });
     expect(gql.body.data.executeEventPromotion.campaignId).not.toBe(campaignId);
     expect((await sends(promotion.id)).map((s) => s.key)).toHaveLength(2);
+  }, 120_000);
+
+  it('with SOCIAL, posts the rendered content on each active connection of the club, through the campaign\'s run', async () => {
+    const c = await club();
+    const accounts: Record<string, string> = {};
+    for (const platform of ['FACEBOOK', 'LINKEDIN'] as const) {
+      const initiated = await c.ok('POST', '/social/connections/initiate', { tenantId: c.tenant, clubId: 'club_london', platform, redirectUri: 'https://club.example/social/callback' }, 200);
+      const back = await fakes.authorize(initiated.authUrl);
+      accounts[platform] = (await c.ok('POST', '/social/connections/complete', { platform, code: back.code, state: back.state }, 200)).accountId;
+    }
+    await c.ok('POST', '/events', sourceEvent('club_event.created', 'gala', '2026-11-01T10:00:00Z', { title: 'Gala dinner', url: 'https://club.example/gala' }), 200);
+    const promotion = await c.ok('POST', '/promotions', {
+      clubId: 'club_london', sourceType: 'CLUB_EVENT', sourceId: 'gala', channels: ['EMAIL', 'SOCIAL'], segmentId: c.segmentId, emailTemplateId: c.emailTemplateId,
+      socialContent: '{{ event.title }} on {{ event.date }} at {{ event.time }}',
+    });
+    const { campaignId, recipientCount } = await c.ok('POST', `/promotions/${promotion.id}/execute`, undefined, 200);
+    expect(recipientCount).toBe(2);
+    await until('the campaign done', async () => (await c.ok('GET', `/campaigns/${campaignId}`)).status === 'COMPLETED');
+    const { rows } = await db.query('select content, link_url, status from social_posts where tenant_id = $1 and campaign_id = $2', [c.tenant, campaignId]);
+    expect(rows).toEqual(Array(2).fill({ content: 'Gala dinner on Saturday 3 April 2027 at 09:00', link_url: 'https://club.example/gala', status: 'PUBLISHED' }));
+    for (const [platform, accountId] of Object.entries(accounts)) {
+      const published = fakes.platforms[platform as 'FACEBOOK'].posts.filter((p) => p.accountId === accountId && p.text.includes('Gala dinner on Saturday 3 April 2027'));
+      expect(published, platform).toHaveLength(1);
+    }
+    expect((await c.ok('GET', `/campaigns/${campaignId}`)).sentCount).toBe(2);
   }, 120_000);
 });

@@ -154,9 +154,6 @@ export async function sourcesOf(ctx: ServiceContext, promotions: EventPromotion[
   }));
 }
 
-/** A manual run still going makes a second click join it instead of sending again. */
-const MANUAL_JOIN_SECONDS = 60;
-
 export interface ExecutePromotionResult {
   promotionId: string;
   executedAt: Date;
@@ -167,8 +164,8 @@ export interface ExecutePromotionResult {
 /**
  * Sends the promotion now, whatever its schedule: one campaign (and social posts) like an
  * announcement, under the key `<id>:manual:<requestId>`. A double click joins the first: while
- * the campaign of the latest manual run is still sending (or, without one, for a minute), execute
- * answers that run again and starts nothing new. The event must be known and not cancelled, the
+ * the campaign of the latest manual run is still sending (its posts publishing), execute answers
+ * that run again and starts nothing new. The event must be known and not cancelled, the
  * promotion active.
  */
 export async function executeEventPromotion(ctx: ServiceContext, id: string): Promise<ExecutePromotionResult> {
@@ -196,11 +193,10 @@ export async function executeEventPromotion(ctx: ServiceContext, id: string): Pr
 
 async function latestManualInFlight(em: EntityManager, tenantId: string, promotionId: string): Promise<SendRecord | null> {
   const [row] = await em.execute<{ key: string }[]>(
-    `select s.key from promotion_sends s left join campaigns c on c.tenant_id = s.tenant_id and c.id = s.campaign_id
-      where s.tenant_id = ? and s.promotion_id = ? and s.kind = 'MANUAL'
-        and (c.status in ('SCHEDULED', 'ACTIVE', 'PAUSED') or (s.campaign_id is null and s.created_at > now() - make_interval(secs => ?)))
+    `select s.key from promotion_sends s join campaigns c on c.tenant_id = s.tenant_id and c.id = s.campaign_id
+      where s.tenant_id = ? and s.promotion_id = ? and s.kind = 'MANUAL' and c.status in ('SCHEDULED', 'ACTIVE', 'PAUSED')
       order by s.created_at desc limit 1`,
-    [tenantId, promotionId, MANUAL_JOIN_SECONDS],
+    [tenantId, promotionId],
   );
   return row ? findSend(em, tenantId, row.key) : null;
 }

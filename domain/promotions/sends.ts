@@ -2,9 +2,12 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { DateTime } from 'luxon';
 import { v7 as uuidv7 } from 'uuid';
 import { Campaign, type EventPromotion, type PromotionSource } from '../../db/entities/index.js';
+import { createClubPosts } from '../social/club-posts.js';
+import { compileTemplate } from '../templates/render.js';
 
-// One announcement, reminder or manual run of a promotion: a ONE_TIME campaign to its segment on
-// its messaging channels, ACTIVE at once (its run `campaign-<id>` is started by the caller: the
+// One announcement, reminder or manual run of a promotion: a ONE_TIME campaign on its channels (to
+// its segment; SOCIAL: a post per active connection of its club, socialContent rendered with the
+// event), ACTIVE at once (its run `campaign-<id>` is started by the caller: the
 // promotion's workflow as a child, executeEventPromotion through the campaign service), recorded
 // under the send's key first, so that a key is sent once whoever asks and however often.
 
@@ -75,9 +78,10 @@ export async function findSend(em: EntityManager, tenantId: string, key: string)
 }
 
 /**
- * Makes the send of `key` once, in the caller's transaction: the key's row, the campaign (if the
- * promotion has messaging channels), `lastPromotedAt`. Sent before (the unique key): that send.
- * `recipientCount`: the segment's members now, whom the campaign's run addresses (its targetCount).
+ * Makes the send of `key` once, in the caller's transaction: the key's row, the campaign (with its
+ * social posts), `lastPromotedAt`. Sent before (the unique key): that send.
+ * `recipientCount`: the segment's members now, whom the campaign's messages address (its targetCount; 0
+ * for SOCIAL alone).
  */
 export async function makeSend(
   em: EntityManager, promotion: EventPromotion, source: PromotionSource, zone: string, key: string, kind: SendKind, days?: number,
@@ -90,20 +94,17 @@ export async function makeSend(
     [uuidv7(), tenantId, promotion.id, key, kind, JSON.stringify(event)],
   );
   if (!inserted.length) return (await findSend(em, tenantId, key))!;
-  const channels = messagingChannels(promotion.channels);
   const segmentId = promotion.segment?.id ?? null;
-  let campaignId: string | null = null;
+  const campaign = em.create(Campaign, {
+    id: uuidv7(), tenantId, clubId: promotion.clubId, name: `${source.title}: ${NAMES[kind](days)}`,
+    description: `Event promotion ${promotion.id} (${source.sourceType} ${source.sourceId}), ${key}`,
+    type: 'ONE_TIME', status: 'ACTIVE', startedAt: new Date(), channels: promotion.channels, segment: segmentId,
+    emailTemplateId: promotion.emailTemplateId ?? null, smsTemplateId: promotion.smsTemplateId ?? null, timezone: zone,
+    createdBy: `event-promotion:${promotion.id}`,
+  } as never);
+  await em.persist(campaign).flush();
   let recipientCount = 0;
-  if (channels.length && segmentId) {
-    const campaign = em.create(Campaign, {
-      id: uuidv7(), tenantId, clubId: promotion.clubId, name: `${source.title}: ${NAMES[kind](days)}`,
-      description: `Event promotion ${promotion.id} (${source.sourceType} ${source.sourceId}), ${key}`,
-      type: 'ONE_TIME', status: 'ACTIVE', startedAt: new Date(), channels, segment: segmentId,
-      emailTemplateId: promotion.emailTemplateId ?? null, smsTemplateId: promotion.smsTemplateId ?? null, timezone: zone,
-      createdBy: `event-promotion:${promotion.id}`,
-    } as never);
-    await em.persist(campaign).flush();
-    campaignId = campaign.id;
+  if (messagingChannels(promotion.channels).length && segmentId) {
     const [count] = await em.execute<{ n: number }[]>(
       `select count(*)::int as n from segment_members m join customers c on c.tenant_id = m.tenant_id and c.id = m.customer_id
         where m.tenant_id = ? and m.segment_id = ?`,
@@ -111,7 +112,16 @@ export async function makeSend(
     );
     recipientCount = count!.n;
   }
-  await em.execute('update promotion_sends set campaign_id = ?, recipient_count = ? where id = ?', [campaignId, recipientCount, inserted[0]!.id]);
+  if (promotion.channels.includes('SOCIAL') && promotion.socialContent) {
+    // The campaign's posts, one per active connection of the club; its run publishes them
+    // (workflows/campaign.ts) before its messages go.
+    const content = (await compileTemplate({ channel: 'SOCIAL', subject: null, body: promotion.socialContent, textBody: null }).render({ event })).body.trim();
+    await createClubPosts(em, {
+      tenantId, clubId: promotion.clubId, campaignId: campaign.id, key: `promotion:${key}`, content,
+      linkUrl: source.url, mediaUrls: source.imageUrl ? [source.imageUrl] : [],
+    });
+  }
+  await em.execute('update promotion_sends set campaign_id = ?, recipient_count = ? where id = ?', [campaign.id, recipientCount, inserted[0]!.id]);
   await em.execute('update event_promotions set last_promoted_at = now(), updated_at = now() where tenant_id = ? and id = ?', [tenantId, promotion.id]);
-  return { key, campaignId, recipientCount, created: true, createdAt: new Date(inserted[0]!.created_at) };
+  return { key, campaignId: campaign.id, recipientCount, created: true, createdAt: new Date(inserted[0]!.created_at) };
 }
