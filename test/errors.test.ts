@@ -24,16 +24,6 @@ describe('error envelopes and request ids', () => {
     expect(res.body).toEqual({ error: { code: 'RESOURCE_NOT_FOUND', message: expect.any(String), requestId: res.headers.get('x-request-id') } });
   });
 
-  it('answers operations that have not landed with NOT_IMPLEMENTED, in REST and GraphQL', async () => {
-    const rest = await api.call('POST', '/api/v1/promotions/abc/execute', { auth });
-    expect(rest.status).toBe(501);
-    expect(rest.body.error.code).toBe('NOT_IMPLEMENTED');
-
-    const gql = await api.graphql(auth, 'mutation { executeEventPromotion(id: "p1") { campaignId } }');
-    expect(gql.status).toBe(200);
-    expect(gql.body.errors[0]).toMatchObject({ path: ['executeEventPromotion'], extensions: { code: 'NOT_IMPLEMENTED' } });
-  });
-
   it('gives GraphQL syntax, validation and variable errors VALIDATION_ERROR', async () => {
     const syntax = await api.graphql(auth, '{ customers(');
     expect(syntax.body.errors[0].extensions.code).toBe('VALIDATION_ERROR');
