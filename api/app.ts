@@ -15,7 +15,6 @@ import { campaignRoutes } from './rest/campaigns.js';
 import { journeyEnrollmentRoutes } from './rest/journey-enrollments.js';
 import { customerRoutes } from './rest/customers.js';
 import { journeyRoutes } from './rest/journeys.js';
-import { pendingRoutes } from './rest/not-implemented.js';
 import { analyticsRoutes } from './rest/analytics.js';
 import { promotionRoutes } from './rest/promotions.js';
 import { segmentRoutes } from './rest/segments.js';
@@ -50,7 +49,6 @@ export function restApi(deps: AppDeps) {
   v1.route('/', webhookRoutes(deps));
   v1.route('/', analyticsRoutes(deps));
   v1.route('/', promotionRoutes(deps));
-  v1.route('/', pendingRoutes(deps));
   v1.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   return v1;
 }

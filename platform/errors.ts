@@ -59,8 +59,6 @@ export function asAppError(err: unknown): AppError | undefined {
 export const notFound = (resource: string, id: string) =>
   new AppError('RESOURCE_NOT_FOUND', `${resource} ${id} not found`);
 
-export const notImplemented = (operation: string) =>
-  new AppError('NOT_IMPLEMENTED', `${operation} is not implemented yet`);
 
 /** One message naming every offending field, e.g. `email: Invalid email address; take: ...`. */
 export function fromZod(error: ZodError, prefix?: string): AppError {

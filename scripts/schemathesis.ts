@@ -1,8 +1,7 @@
 // `npm run schemathesis`: property-based fuzzing of the REST API from its own OpenAPI document.
 // Starts the whole stack on embedded defaults in a throwaway data folder (PostgreSQL, Temporal dev
 // server, worker, API), runs Schemathesis against /api/v1/openapi.json with a token of a fresh
-// tenant, and fails on any 5xx other than 501 NOT_IMPLEMENTED (operations not built yet). Bounded in
-// time: SCHEMATHESIS_MAX_EXAMPLES per operation, SCHEMATHESIS_TIMEOUT_S for the whole run.
+// tenant, and fails on any 5xx. Bounded in time: SCHEMATHESIS_MAX_EXAMPLES per operation, SCHEMATHESIS_TIMEOUT_S for the whole run.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';

@@ -2,7 +2,6 @@ import type { IResolvers } from '@graphql-tools/utils';
 import { parse, type ObjectTypeDefinitionNode } from 'graphql';
 import { assertTenant, authorize } from '../../domain/context.js';
 import { isOperation, type OperationName } from '../../domain/operations.js';
-import { notImplemented } from '../../platform/errors.js';
 import type { GraphQLContext } from './context.js';
 import { forgetLoaded } from './loaders.js';
 import { typeDefs } from './schema.js';
@@ -20,7 +19,8 @@ function rootFields(typeName: 'Query' | 'Mutation'): string[] {
 
 /**
  * Every root field gets the same guard: scope from the operation catalogue, then any `tenantId`
- * argument must be the token's. Fields whose capability has not landed answer NOT_IMPLEMENTED.
+ * argument must be the token's. A root field without an implementation stops the start, like one
+ * missing from the catalogue: the schema is served whole.
  */
 export function rootResolvers(implemented: Partial<Record<OperationName, RootResolver>>): IResolvers {
   const build = (typeName: 'Query' | 'Mutation') =>
@@ -28,6 +28,7 @@ export function rootResolvers(implemented: Partial<Record<OperationName, RootRes
       rootFields(typeName).map((field) => {
         if (!isOperation(field)) throw new Error(`${typeName}.${field} is missing from domain/operations.ts`);
         const impl = implemented[field];
+        if (!impl) throw new Error(`${typeName}.${field} has no resolver in api/graphql/operations/`);
         const resolver = (_parent: unknown, args: Record<string, any>, ctx: GraphQLContext) => {
           ctx.signal.throwIfAborted(); // mutations run one after another: none starts once the client has gone
           // What an earlier mutation of the request loaded may have changed since.
@@ -35,7 +36,6 @@ export function rootResolvers(implemented: Partial<Record<OperationName, RootRes
           authorize(ctx.principal, field);
           assertTenant(ctx.principal, args.tenantId);
           assertTenant(ctx.principal, args.input?.tenantId, 'input.tenantId');
-          if (!impl) throw notImplemented(field);
           return impl(args, ctx);
         };
         return [field, resolver];

@@ -11,7 +11,7 @@ import { segmentOperations } from './segments.js';
 import { socialConnectionOperations } from './social-connections.js';
 import { socialPostOperations, socialPostTypeResolvers } from './social-posts.js';
 
-// Root fields implemented so far, by domain; every other field answers NOT_IMPLEMENTED.
+// Every root field's resolver, by domain.
 export const implementedOperations: Partial<Record<OperationName, RootResolver>> = {
   ...customerOperations,
   ...segmentOperations,
