@@ -6,6 +6,7 @@ import { startTriggeredRun } from '../domain/campaigns/workflows.js';
 import { CAMPAIGN_TRIGGER, type CampaignTrigger } from '../domain/campaigns/triggers.js';
 import { JOURNEY_ENROLL, JOURNEY_SIGNAL, type JourneySignalPayload } from '../domain/journeys/outbox.js';
 import { PROMOTION_SIGNAL, type PromotionSignalPayload } from '../domain/promotions/outbox.js';
+import { SOCIAL_TOKEN_REFRESH, startTokenRefresh, type TokenRefreshPayload } from '../domain/social/workflows.js';
 import { CustomerId, JourneyId, TenantId } from '../platform/search-attributes.js';
 import { createTemporalClient } from '../platform/temporal.js';
 import type { JourneyEnrollmentInput, JourneyEvent } from '../workflows/journey.js';
@@ -99,6 +100,10 @@ export async function dispatchRow(client: Client, taskQueue: string, row: Row, s
       });
       return;
     }
+    case SOCIAL_TOKEN_REFRESH:
+      // signalWithStart: a reconnect wakes the running workflow; a finished one starts again.
+      await startTokenRefresh(client, taskQueue, row.payload as TokenRefreshPayload);
+      return;
     default:
       throw new Error(`reaction outbox: unknown kind ${row.kind}`);
   }
@@ -106,12 +111,13 @@ export async function dispatchRow(client: Client, taskQueue: string, row: Row, s
 
 /**
  * Relays committed reactions (reaction_outbox) to Temporal, in every worker process: triggered
- * campaign runs, journey enrolments (signalWithStart), journey signals and promotion signals
- * (signalWithStart). Rows are taken with SKIP LOCKED, so workers share the work, and marked
- * dispatched only once Temporal has them; a crash in between hands the same row over again, which
- * the workflow id makes harmless. A row that fails is logged and tried again later (backing
- * off), without holding up the others. Writers `pg_notify('reaction_outbox')` in their
- * transaction, so a dispatcher listening wakes at commit instead of at its next poll (OUTBOX_POLL_MS).
+ * campaign runs, journey enrolments (signalWithStart), journey signals, promotion signals and
+ * social token refresh workflows (both signalWithStart). Rows are taken with SKIP LOCKED, so
+ * workers share the work, and marked dispatched only once Temporal has them; a crash in between
+ * hands the same row over again, which the workflow id makes harmless. A row that fails is logged
+ * and tried again later (backing off), without holding up the others. Writers
+ * `pg_notify('reaction_outbox')` in their transaction, so a dispatcher listening wakes at commit
+ * instead of at its next poll (OUTBOX_POLL_MS).
  */
 export function startOutboxDispatcher({ orm, config, log }: ActivityDeps): OutboxDispatcher {
   const client = createTemporalClient(config);

@@ -12,7 +12,7 @@ import { InvalidGrantError, socialClient, SocialApiError, type SocialPlatformCli
 import { tokenCipher } from '../../platform/social/token-cipher.js';
 import type { ServiceContext } from '../context.js';
 import { optional, validate } from '../validate.js';
-import { startTokenRefresh, stopTokenRefresh } from './workflows.js';
+import { enqueueTokenRefresh, stopTokenRefresh } from './workflows.js';
 
 // Connecting a club's social accounts (OAuth 2.0 authorisation code flow). `initiate` hands out the
 // platform's authorisation URL and a `state`: a JWT signed with a key of its own, naming a row of
@@ -108,8 +108,8 @@ async function consumeState(ctx: ServiceContext, state: string, platform: Social
   }
   if (claims.tid !== ctx.tenantId) throw badState('issued to another tenant');
   if (claims.platform !== platform) throw badState(`issued for ${String(claims.platform)}, not ${platform}`);
-  const [row] = await ctx.em.execute<{ club_id: string; redirect_uri: string; code_verifier_encrypted: string | null; expires_at: Date }[]>(
-    `delete from social_oauth_states where id = ? and tenant_id = ? and platform = ? returning club_id, redirect_uri, code_verifier_encrypted, expires_at`,
+  const [row] = await ctx.em.execute<{ id: string; club_id: string; redirect_uri: string; code_verifier_encrypted: string | null; expires_at: Date }[]>(
+    `delete from social_oauth_states where id = ? and tenant_id = ? and platform = ? returning id, club_id, redirect_uri, code_verifier_encrypted, expires_at`,
     [claims.jti, ctx.tenantId, platform],
   );
   if (!row) throw badState('already used (a state completes one connection)');
@@ -149,25 +149,29 @@ export async function completeSocialConnection(ctx: ServiceContext, raw: unknown
   }
   const stored = account.publishToken ?? tokens;
   // Reconnecting the same account updates its row in place; a refresh token the platform did not
-  // send again is kept (a still valid one must not be lost).
-  const [saved] = await ctx.em.execute<{ id: string }[]>(
-    `insert into social_connections (id, tenant_id, club_id, platform, account_id, account_name, account_type, is_active, permissions,
-        access_token_encrypted, refresh_token_encrypted, token_expiry, tokens_refreshed_at, status_reason)
-      values (?, ?, ?, ?, ?, ?, ?, true, ?::text[], ?, ?, ?, null, null)
-      on conflict (tenant_id, platform, account_id) do update set
-        club_id = excluded.club_id, account_name = excluded.account_name, account_type = excluded.account_type, is_active = true,
-        permissions = excluded.permissions, access_token_encrypted = excluded.access_token_encrypted,
-        refresh_token_encrypted = coalesce(excluded.refresh_token_encrypted, social_connections.refresh_token_encrypted),
-        token_expiry = excluded.token_expiry, tokens_refreshed_at = null, status_reason = null, updated_at = now()
-      returning id`,
-    [
-      uuidv7(), ctx.tenantId, row.club_id, input.platform, account.accountId, account.accountName.slice(0, 255), account.accountType?.slice(0, 100) ?? null,
-      pgArray(account.permissions), cipher.encrypt(stored.accessToken), stored.refreshToken ? cipher.encrypt(stored.refreshToken) : null, stored.expiresAt ?? null,
-    ],
-  );
-  await startTokenRefresh(ctx.temporal, ctx.config, ctx.tenantId, saved!.id);
-  ctx.log.info({ connectionId: saved!.id, platform: input.platform }, 'social account connected');
-  return getSocialConnection(ctx, saved!.id);
+  // send again is kept (a still valid one must not be lost). The refresh workflow is started from
+  // the outbox, committed with the connection: Temporal being down does not fail the connection.
+  const saved = await ctx.em.transactional(async (em) => {
+    const [upserted] = await em.execute<{ id: string }[]>(
+      `insert into social_connections (id, tenant_id, club_id, platform, account_id, account_name, account_type, is_active, permissions,
+          access_token_encrypted, refresh_token_encrypted, token_expiry, tokens_refreshed_at, status_reason)
+        values (?, ?, ?, ?, ?, ?, ?, true, ?::text[], ?, ?, ?, null, null)
+        on conflict (tenant_id, platform, account_id) do update set
+          club_id = excluded.club_id, account_name = excluded.account_name, account_type = excluded.account_type, is_active = true,
+          permissions = excluded.permissions, access_token_encrypted = excluded.access_token_encrypted,
+          refresh_token_encrypted = coalesce(excluded.refresh_token_encrypted, social_connections.refresh_token_encrypted),
+          token_expiry = excluded.token_expiry, tokens_refreshed_at = null, status_reason = null, updated_at = now()
+        returning id`,
+      [
+        uuidv7(), ctx.tenantId, row.club_id, input.platform, account.accountId, account.accountName.slice(0, 255), account.accountType?.slice(0, 100) ?? null,
+        pgArray(account.permissions), cipher.encrypt(stored.accessToken), stored.refreshToken ? cipher.encrypt(stored.refreshToken) : null, stored.expiresAt ?? null,
+      ],
+    );
+    await enqueueTokenRefresh(em, ctx.tenantId, upserted!.id, row.id);
+    return upserted!;
+  });
+  ctx.log.info({ connectionId: saved.id, platform: input.platform }, 'social account connected');
+  return getSocialConnection(ctx, saved.id);
 }
 
 export async function getSocialConnection(ctx: ServiceContext, id: string): Promise<SocialConnection> {
