@@ -2,11 +2,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { decodeJwt, SignJWT } from 'jose';
 import pg from 'pg';
+import { createServer } from 'node:net';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialPlatform } from '../db/entities/enums.js';
 import { openOrm, type Orm } from '../db/orm.js';
 import { oauthStateKey } from '../domain/social/connections.js';
+import { SOCIAL_TOKEN_REFRESH } from '../domain/social/workflows.js';
 import { socialConnectionActivities } from '../activities/social-connections.js';
 import { publishCredentials, refreshCredentials } from '../domain/social/credentials.js';
 import { tokenCipher } from '../platform/social/token-cipher.js';
@@ -17,7 +20,8 @@ import { until } from './support/until.js';
 
 // Connecting social accounts through the API, against the fake platforms, with PostgreSQL and the
 // Temporal dev server: the OAuth flow of all five platforms, state misuse, PKCE, reconnecting,
-// refresh rotation, a refused grant, disconnecting, and tokens kept out of every answer and log line.
+// refresh rotation, a refused grant, disconnecting, the refresh workflow started through the outbox
+// (also while the API cannot reach Temporal), and tokens kept out of every answer and log line.
 
 const PLATFORMS: SocialPlatform[] = ['FACEBOOK', 'INSTAGRAM', 'TWITTER', 'LINKEDIN', 'TIKTOK'];
 const REDIRECT = 'https://club.example/social/callback';
@@ -40,7 +44,8 @@ beforeAll(async () => {
       done();
     },
   });
-  stack = await startTestStack(env(), { log: pino({ level: 'debug' }, sink) });
+  // This file's worker relays the outbox: complete starts the refresh workflow through it.
+  stack = await startTestStack({ ...env(), OUTBOX_DISPATCH: 'true', OUTBOX_POLL_MS: '200' }, { log: pino({ level: 'debug' }, sink) });
   db = new pg.Client({ connectionString: config().DATABASE_URL });
   await db.connect();
   orm = await openOrm(config().DATABASE_URL!);
@@ -83,7 +88,19 @@ async function connect(auth: string, tenant: string, platform: SocialPlatform) {
 const stored = async (id: string) =>
   (await db.query('select access_token_encrypted, refresh_token_encrypted, is_active, status_reason, token_expiry from social_connections where id = $1', [id])).rows[0];
 
-const workflowStatus = async (id: string) => (await stack.client.workflow.getHandle(`social-token-refresh-${id}`).describe()).status.name;
+/** The refresh workflow's status; undefined while its start waits in the outbox. */
+async function workflowStatus(id: string): Promise<string | undefined> {
+  try {
+    return (await stack.client.workflow.getHandle(`social-token-refresh-${id}`).describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+const refreshRunning = (id: string) => until('refresh workflow running', async () => (await workflowStatus(id)) === 'RUNNING');
+
+const outboxRows = async (tenant: string) =>
+  (await db.query('select key, payload, dispatched_at from reaction_outbox where tenant_id = $1 and kind = $2 order by created_at', [tenant, SOCIAL_TOKEN_REFRESH])).rows;
 
 describe.each(PLATFORMS)('%s: initiate → authorise → complete', (platform) => {
   it('stores the connection with its tokens encrypted, and starts the refresh workflow where tokens expire', async () => {
@@ -133,7 +150,7 @@ describe.each(PLATFORMS)('%s: initiate → authorise → complete', (platform) =
 
     // Tokens that expire are kept fresh by the workflow; Page tokens do not expire.
     if (platform === 'FACEBOOK' || platform === 'INSTAGRAM') await until('refresh workflow ended', async () => (await workflowStatus(connection.id)) === 'COMPLETED');
-    else expect(await workflowStatus(connection.id)).toBe('RUNNING');
+    else await refreshRunning(connection.id);
 
     // The credentials publishing uses: the same token, decrypted.
     const em = orm.em.fork();
@@ -387,7 +404,7 @@ describe('reconnecting, refreshing, disconnecting', () => {
     const row = await stored(connection.id);
     const access = cipher.decrypt(row.access_token_encrypted);
     const refresh = cipher.decrypt(row.refresh_token_encrypted);
-    expect(await workflowStatus(connection.id)).toBe('RUNNING');
+    await refreshRunning(connection.id);
 
     const res = await call('DELETE', `/api/v1/social/connections/${connection.id}`, auth);
     expect(res.status).toBe(200);
@@ -406,7 +423,59 @@ describe('reconnecting, refreshing, disconnecting', () => {
     // Reconnecting the account reactivates the same connection.
     const again = await connect(auth, tenant, 'TWITTER');
     expect(again).toMatchObject({ id: connection.id, isActive: true, statusReason: null });
-    expect(await workflowStatus(connection.id)).toBe('RUNNING');
+    await refreshRunning(connection.id);
+  });
+});
+
+describe('the refresh workflow, through the outbox', () => {
+  it('complete queues its start with the connection (ids only); the dispatcher starts it, and a reconnect wakes the running one', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const connection = await connect(auth, tenant, 'TWITTER');
+    const [queued, ...more] = await outboxRows(tenant);
+    expect(more).toEqual([]);
+    expect(queued.key).toMatch(new RegExp(`^${connection.id}:[0-9a-f-]{36}$`));
+    expect(queued.payload).toEqual({ workflowId: `social-token-refresh-${connection.id}`, tenantId: tenant, connectionId: connection.id });
+    await refreshRunning(connection.id);
+    await until('row dispatched', async () => (await outboxRows(tenant))[0].dispatched_at);
+    const handle = stack.client.workflow.getHandle(`social-token-refresh-${connection.id}`);
+    const { runId } = await handle.describe();
+
+    // Reconnecting queues a row of its own, which signals the same run: its tokens changed.
+    const signals = async () => (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'tokensChanged').length;
+    const before = await signals();
+    expect((await connect(auth, tenant, 'TWITTER')).id).toBe(connection.id);
+    expect(await outboxRows(tenant)).toHaveLength(2);
+    await until('reconnect signalled', async () => (await signals()) > before);
+    expect(await handle.describe()).toMatchObject({ runId, status: { name: 'RUNNING' } });
+  });
+
+  it('an API that cannot reach Temporal still answers the connection; the workflow starts from the outbox row', async () => {
+    // A port nobody listens on: the API's Temporal client cannot connect.
+    const closed = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    const cut = await startTestApi({ ...env(), TEMPORAL_TASK_QUEUE: stack.taskQueue, TEMPORAL_ADDRESS: `127.0.0.1:${closed}` });
+    try {
+      const tenant = newTenant();
+      const auth = await token(tenant);
+      const initiated = await cut.call('POST', '/api/v1/social/connections/initiate', { auth, body: { tenantId: tenant, clubId: 'club_1', platform: 'LINKEDIN', redirectUri: REDIRECT } });
+      const back = await fakes.authorize(initiated.body.data.authUrl);
+      const res = await cut.call('POST', '/api/v1/social/connections/complete', { auth, body: { platform: 'LINKEDIN', code: back.code, state: back.state } });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const connection = res.body.data;
+      expect(connection).toMatchObject({ tenantId: tenant, platform: 'LINKEDIN', isActive: true });
+      expect(await stored(connection.id)).toMatchObject({ is_active: true });
+      // Committed with the connection, the row is relayed by the worker, which reaches Temporal.
+      expect((await outboxRows(tenant)).map((r) => r.payload)).toEqual([{ workflowId: `social-token-refresh-${connection.id}`, tenantId: tenant, connectionId: connection.id }]);
+      await refreshRunning(connection.id);
+      await until('row dispatched', async () => (await outboxRows(tenant))[0].dispatched_at);
+    } finally {
+      await cut.close();
+    }
   });
 });
 

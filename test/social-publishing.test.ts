@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SocialPlatform } from '../db/entities/enums.js';
+import { SOCIAL_TOKEN_REFRESH } from '../domain/social/workflows.js';
 import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
 import type { socialMetricsWorkflow } from '../workflows/social-metrics.js';
 import type { SocialPostOutcome } from '../workflows/social-post.js';
 import { newTenant, token, type TestApi } from './support/api.js';
+import { relayOutbox } from './support/outbox.js';
 import { startSocialFakes, type SocialFakes } from './support/social/fake-platforms.js';
 import { startTimeSkippingStack, type TimeSkippingStack } from './support/time-skipping-stack.js';
 import { until } from './support/until.js';
@@ -47,6 +49,8 @@ async function connect(auth: string, tenant: string, platform: SocialPlatform, c
   const back = await fakes.authorize(initiated.body.data.authUrl);
   const completed = await call('POST', '/social/connections/complete', auth, { platform, code: back.code, state: back.state });
   expect(completed.status, JSON.stringify(completed.body)).toBe(200);
+  // The refresh workflow's start waits in the outbox; relayed to this file's server.
+  await relayOutbox(stack.db, env.client, stack.taskQueue, tenant, SOCIAL_TOKEN_REFRESH);
   workflowIds.add(`social-token-refresh-${completed.body.data.id}`);
   return completed.body.data;
 }

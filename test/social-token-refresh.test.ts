@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SOCIAL_TOKEN_REFRESH } from '../domain/social/workflows.js';
 import { tokenCipher } from '../platform/social/token-cipher.js';
 import { newTenant, token } from './support/api.js';
+import { relayOutbox } from './support/outbox.js';
 import { startSocialFakes, type SocialFakes } from './support/social/fake-platforms.js';
 import { startTimeSkippingStack, type TimeSkippingStack } from './support/time-skipping-stack.js';
 import { until } from './support/until.js';
@@ -28,6 +30,8 @@ async function connect(auth: string, tenant: string) {
   const { code, state } = await fakes.authorize(initiated.body.data.authUrl);
   const completed = await stack.api.call('POST', '/api/v1/social/connections/complete', { auth, body: { platform: 'TWITTER', code, state } });
   expect(completed.status, JSON.stringify(completed.body)).toBe(200);
+  // Complete queued the workflow's start in the outbox; relayed to this file's server.
+  expect(await relayOutbox(stack.db, stack.env.client, stack.taskQueue, tenant, SOCIAL_TOKEN_REFRESH)).toBe(1);
   return completed.body.data as { id: string };
 }
 
