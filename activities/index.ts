@@ -1,6 +1,7 @@
 import type { Orm } from '../db/orm.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { analyticsActivities } from './analytics.js';
 import { campaignActivities } from './campaigns.js';
 import { journeyActivities } from './journeys.js';
 import { promotionActivities } from './promotions.js';
@@ -30,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     // A journey's SEND steps go through the campaigns' sender (one channel pool and send rate).
     ...journeyActivities(deps, campaigns),
     ...socialConnectionActivities(deps),
+    ...analyticsActivities(deps),
   };
 }
 

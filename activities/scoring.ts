@@ -1,7 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { Segment } from '../db/entities/index.js';
 import { liveCustomer } from '../db/sql.js';
-import { foldRollups } from '../domain/analytics/fold.js';
 import { evaluateMembership } from '../domain/segments/membership.js';
 import { OUTBOUND_ACTIVITY_TYPES } from '../domain/reactions.js';
 import type { ActivityDeps } from './index.js';
@@ -72,8 +71,6 @@ export function scoringActivities({ orm }: ActivityDeps) {
         after = batch.last;
         ctx.heartbeat({ after, scored });
       }
-      // The nightly pass over the tenant is also when its analytics rollups are compacted.
-      await foldRollups(em, tenantId);
       return { scored };
     },
 

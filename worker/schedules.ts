@@ -4,10 +4,11 @@ import type { scheduledSegmentRefreshWorkflow } from '../workflows/segment-refre
 
 export const SCORING_SCHEDULE_ID = 'customer-scoring';
 export const SOCIAL_METRICS_SCHEDULE_ID = 'social-metrics';
+export const ANALYTICS_FOLD_SCHEDULE_ID = 'analytics-rollup-fold';
 
 /**
  * Platform-wide schedules, created once (idempotently) by the worker at start. Nightly scoring of
- * every tenant at 02:00 UTC; hourly social post metrics. Ops can pause them or trigger them from
+ * every tenant at 02:00 UTC; hourly social post metrics; hourly folding of the analytics rollups. Ops can pause them or trigger them from
  * the Temporal UI.
  */
 export async function ensurePlatformSchedules(client: Client, config: Config): Promise<void> {
@@ -25,6 +26,13 @@ export async function ensurePlatformSchedules(client: Client, config: Config): P
       action: { type: 'startWorkflow', workflowType: 'socialMetricsWorkflow', workflowId: 'social-metrics-all', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
       state: { note: 'Likes, comments, shares and reach of the social posts published in the last 30 days' },
+    },
+    {
+      scheduleId: ANALYTICS_FOLD_SCHEDULE_ID,
+      spec: { intervals: [{ every: '1 hour' }] },
+      action: { type: 'startWorkflow', workflowType: 'analyticsFoldWorkflow', workflowId: 'analytics-rollup-fold-all', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [] },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      state: { note: 'Folds each tenant\'s analytics rollup rows (one per writing connection) into one per key' },
     },
   ];
   for (const schedule of schedules) {

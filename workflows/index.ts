@@ -9,3 +9,4 @@ export { socialTokenRefreshWorkflow } from './social-token-refresh.js';
 export { socialPostWorkflow } from './social-post.js';
 export { socialMetricsWorkflow } from './social-metrics.js';
 export { eventPromotionWorkflow } from './event-promotion.js';
+export { analyticsFoldWorkflow } from './analytics-fold.js';

@@ -4,7 +4,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 // and pools open new connections all the time, so a key gathers rows. Folding moves a tenant's
 // rows into writer 0 (never a backend pid): rows a writer holds in a transaction still open are
 // skipped (SKIP LOCKED: the fold never waits, so it cannot deadlock with writers), and a writer
-// whose row went simply adds a new one. Sums are unchanged. Run with each tenant's scoring.
+// whose row went simply adds a new one. Sums are unchanged. Run hourly for every tenant with rows
+// to fold (the `analytics-rollup-fold` schedule, workflows/analytics-fold.ts), so a key never
+// gathers more than about an hour of connections.
 const ROLLUPS: { table: string; key: string[]; measures: string[] }[] = [
   {
     table: 'analytics_customer_totals',
@@ -38,4 +40,14 @@ export async function foldRollups(em: EntityManager, tenantId: string): Promise<
     folded += row?.n ?? 0;
   }
   return folded;
+}
+
+/** Tenants (after `after`, in order) that have rollup rows not yet folded. */
+export async function tenantsToFold(em: EntityManager, after: string, limit: number): Promise<string[]> {
+  const rows = await em.execute<{ tenant_id: string }[]>(
+    `select tenant_id from (${ROLLUPS.map(({ table }) => `select distinct tenant_id from ${table} where writer <> 0 and tenant_id > ?`).join(' union ')}) t
+      order by tenant_id limit ?`,
+    [...ROLLUPS.map(() => after), limit],
+  );
+  return rows.map((r) => r.tenant_id);
 }
