@@ -91,16 +91,21 @@ export function socialPostActivities(deps: ActivityDeps) {
      * wait, and the run waits that long before calling again. Definite refusals: FAILED with the
      * platform's message. No answer: thrown, so the activity's retry checks that attempt first.
      */
-    async publishSocialPost(ref: PostRef & { asOf?: string }): Promise<PublishOutcome> {
+    async publishSocialPost(ref: PostRef & { asOf?: string; scheduledAt?: string }): Promise<PublishOutcome> {
       const em = orm.em.fork();
+      // A run woken by its timer (`scheduledAt`: what it slept until, to the millisecond) claims the
+      // post only if it is still SCHEDULED for then or earlier: a reschedule committed as the timer
+      // fired moves the publish, it does not lose to it. A publish now (or one claimed already) takes it as it is.
       const [post] = await em.execute<Claimed[]>(
         `update social_posts set status = 'PUBLISHING', error = null, updated_at = now()
-          where tenant_id = ? and id = ? and status in ('DRAFT', 'SCHEDULED', 'FAILED', 'PUBLISHING')
+          where tenant_id = ? and id = ? and (status = 'PUBLISHING'
+             or (?::timestamptz is null and status in ('DRAFT', 'SCHEDULED', 'FAILED'))
+             or (status = 'SCHEDULED' and scheduled_at < ?::timestamptz + interval '1 millisecond'))
           returning connection_id, content, media_urls, hashtags, link_url, publish_attempt_id, publish_attempt_at`,
-        [ref.tenantId, ref.postId]);
+        [ref.tenantId, ref.postId, ref.scheduledAt ?? null, ref.scheduledAt ?? null]);
       if (!post) {
         const [row] = await em.execute<{ status: SocialPostStatus }[]>('select status from social_posts where tenant_id = ? and id = ?', [ref.tenantId, ref.postId]);
-        return { status: row?.status === 'PUBLISHED' ? 'PUBLISHED' : 'GONE' };
+        return { status: row ? row.status as Exclude<SocialPostStatus, 'PUBLISHING'> : 'GONE' };
       }
       // When it was published, on the run's clock (a time-skipping test server's runs ahead).
       const skew = ref.asOf ? Math.max(0, Date.parse(ref.asOf) - Date.now()) : 0;
@@ -193,9 +198,11 @@ export function socialPostActivities(deps: ActivityDeps) {
       const [source] = await em.execute<{ club_id: string | null; content: string; media_urls: string[]; hashtags: string[]; link_url: string | null }[]>(
         `select c.club_id, p.content, p.media_urls, p.hashtags, p.link_url
            from campaigns c join social_posts p on p.tenant_id = c.tenant_id and p.campaign_id = c.id
-          where c.tenant_id = ? and c.id = ? order by p.created_at, p.id limit 1`,
+          where c.tenant_id = ? and c.id = ? and 'SOCIAL' = any(c.channels) order by p.created_at, p.id limit 1`,
         [ref.tenantId, ref.campaignId]);
-      if (source?.club_id) {
+      // A post merely attributed to a campaign without SOCIAL is not the campaign's to publish.
+      if (!source) return [];
+      if (source.club_id) {
         await createClubPosts(em, {
           tenantId: ref.tenantId, clubId: source.club_id, campaignId: ref.campaignId, key: `campaign-${ref.campaignId}`,
           content: source.content, mediaUrls: source.media_urls, hashtags: source.hashtags, linkUrl: source.link_url,

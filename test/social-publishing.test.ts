@@ -128,6 +128,20 @@ describe('scheduled posts', () => {
     expect((await post(id)).published_at.getTime()).toBeGreaterThanOrEqual(second.getTime());
   });
 
+  it('a reschedule committed as the timer fires moves the publish: the run woken for the old time does not take the post', async () => {
+    const { auth, connection } = await tenantWith('FACEBOOK');
+    const { id } = await createPost(auth, connection.id, 'Greens reopen');
+    const first = await daysAhead(1);
+    const second = new Date(first.getTime() + 86_400_000);
+    await call('POST', `/social/posts/${id}/schedule`, auth, { scheduledAt: first.toISOString() });
+    await timers(id, 1);
+    // The reschedule's row is committed; its signal has not reached the run when the timer fires.
+    await stack.db.query('update social_posts set scheduled_at = $2 where id = $1', [id, second]);
+    expect((await outcome(id)).status).toBe('PUBLISHED');
+    expect(postsAt('FACEBOOK', connection.accountId)).toHaveLength(1);
+    expect((await post(id)).published_at.getTime()).toBeGreaterThanOrEqual(second.getTime());
+  });
+
   it('an edit while scheduled is what gets published', async () => {
     const { auth, connection } = await tenantWith('FACEBOOK');
     const { id } = await createPost(auth, connection.id, 'Old text');
@@ -320,6 +334,41 @@ describe('SOCIAL beside messaging channels', () => {
     expect(rows).toEqual([{ customer_id: member!.id, channel: 'SMS', status: 'SENT' }]);
     expect((await call('GET', `/social/posts/${draft.id}`, auth)).body.data.status).toBe('PUBLISHED');
     expect(postsAt('FACEBOOK', fb.accountId).map((p) => p.text)).toEqual(['Open day on Saturday']);
+  });
+});
+
+describe('a post attributed to a campaign without SOCIAL', () => {
+  it('is not the campaign\'s to publish, nor copied to the club\'s connections', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const fb = await connect(auth, tenant, 'FACEBOOK', 'club_9');
+    const li = await connect(auth, tenant, 'LINKEDIN', 'club_9');
+    const template = (await call('POST', '/templates', auth, { name: 'Open day', channel: 'SMS', body: 'Open day on Saturday' })).body.data;
+    const segment = (await call('POST', '/segments', auth, { name: 'Nobody', type: 'STATIC', criteria: { field: 'membershipTier', op: 'eq', value: 'NONE' } })).body.data;
+    const campaign = (await call('POST', '/campaigns', auth, {
+      name: 'Open day', type: 'ONE_TIME', channels: ['SMS'], clubId: 'club_9', segmentId: segment.id, smsTemplateId: template.id,
+    })).body.data;
+    const draft = await createPost(auth, fb.id, 'Still a draft', { campaignId: campaign.id });
+    expect((await call('POST', `/campaigns/${campaign.id}/execute`, auth)).body.data.status).toBe('ACTIVE');
+    workflowIds.add(`campaign-${campaign.id}`);
+    await env.client.workflow.getHandle(`campaign-${campaign.id}`).result();
+    expect((await call('GET', `/campaigns/${campaign.id}`, auth)).body.data.status).toBe('COMPLETED');
+    const posts = (await call('GET', `/social/posts?campaignId=${campaign.id}`, auth)).body.data as { id: string; status: string }[];
+    expect(posts).toEqual([expect.objectContaining({ id: draft.id, status: 'DRAFT' })]);
+    expect(postsAt('FACEBOOK', fb.accountId)).toHaveLength(0);
+    expect(postsAt('LINKEDIN', li.accountId)).toHaveLength(0);
+  });
+});
+
+describe('publishing at once, twice', () => {
+  it('two publishSocialPost calls at the same time publish the post once', async () => {
+    const { auth, connection } = await tenantWith('TWITTER');
+    const { id } = await createPost(auth, connection.id, 'Twilight golf tonight');
+    const answers = await Promise.all([call('POST', `/social/posts/${id}/publish`, auth), call('POST', `/social/posts/${id}/publish`, auth)]);
+    for (const a of answers) expect(a.status, JSON.stringify(a.body)).toBeLessThan(500);
+    expect(answers.some((a) => a.status === 200)).toBe(true);
+    expect((await outcome(id)).status).toBe('PUBLISHED');
+    expect(postsAt('TWITTER', connection.accountId)).toHaveLength(1);
   });
 });
 

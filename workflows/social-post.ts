@@ -59,6 +59,7 @@ export async function socialPostWorkflow(input: SocialPostRunInput): Promise<Soc
     if (round >= ROUNDS_PER_RUN || workflowInfo().continueAsNewSuggested) {
       return continueAsNew<typeof socialPostWorkflow>({ ...ref, publishNow });
     }
+    let due: string | undefined;
     if (!publishNow) {
       changed = false;
       const plan = await readSocialPostSchedule(ref);
@@ -69,11 +70,12 @@ export async function socialPostWorkflow(input: SocialPostRunInput): Promise<Soc
       else {
         const wait = Date.parse(plan.scheduledAt) - Date.now();
         if (wait > 0 && await condition(() => changed || publishNow, wait)) continue; // re-read, or publish now
+        due = publishNow ? undefined : plan.scheduledAt;
       }
     }
     let result;
     try {
-      result = await publishSocialPost({ ...ref, asOf: new Date().toISOString() });
+      result = await publishSocialPost({ ...ref, asOf: new Date().toISOString(), scheduledAt: due });
     } catch (err) {
       // Attempts spent (the platform kept failing): FAILED with its last word. An attempt whose
       // outcome stays unknown keeps its record, so a later publish checks it first.
@@ -81,6 +83,8 @@ export async function socialPostWorkflow(input: SocialPostRunInput): Promise<Soc
       const status = await failSocialPost({ ...ref, error: `publishing failed: ${(cause as Error).message}` });
       return { status, rateLimited };
     }
+    // Still SCHEDULED: rescheduled as the timer fired; sleep on the new time.
+    if (due && result.status === 'SCHEDULED') continue;
     if (result.status !== 'RATE_LIMITED') return { status: result.status, rateLimited };
     // 429: wait what the platform asked, as a durable timer (no activity attempt spent on it).
     rateLimited++;
