@@ -44,7 +44,7 @@ export function socialMetricsActivities({ orm, config, log }: ActivityDeps) {
             order by id limit ?`,
           [input.tenantId, input.connectionId, input.since, progress.after, POSTS_PAGE]);
         for (const post of posts) {
-          let metrics: PostMetrics;
+          let metrics: PostMetrics | undefined;
           try {
             try {
               metrics = await client.metrics(creds.accountId, creds.accessToken, post.platform_post_id);
@@ -59,14 +59,18 @@ export function socialMetricsActivities({ orm, config, log }: ActivityDeps) {
             if (!(err instanceof SocialApiError) || err.retryable || err instanceof TokenExpiredError) throw err;
             progress.failed++;
             log.warn({ tenantId: input.tenantId, postId: post.id, error: err.message }, 'social metrics: the platform refused this post\'s metrics');
-            continue;
           }
-          await em.execute(
-            `update social_posts set likes = ?, comments = ?, shares = ?, reach = ?, metrics_updated_at = now() where tenant_id = ? and id = ?`,
-            [metrics.likes, metrics.comments, metrics.shares, metrics.reach, input.tenantId, post.id]);
-          progress.updated++;
+          if (metrics) {
+            await em.execute(
+              `update social_posts set likes = ?, comments = ?, shares = ?, reach = ?, metrics_updated_at = now() where tenant_id = ? and id = ?`,
+              [metrics.likes, metrics.comments, metrics.shares, metrics.reach, input.tenantId, post.id]);
+            progress.updated++;
+          }
+          // Per post, not per page: a page of slow answers (each up to SOCIAL_TIMEOUT_MS) outlasts
+          // the heartbeat timeout, and a retry would start that page over, never getting past it.
+          progress.after = post.id;
+          ctx.heartbeat({ after: progress.after });
         }
-        if (posts.length) progress.after = posts.at(-1)!.id;
         ctx.heartbeat({ after: progress.after });
         if (posts.length < POSTS_PAGE) return { updated: progress.updated, failed: progress.failed };
       }

@@ -114,10 +114,12 @@ export async function publishSocialPosts(tenantId: string, postIds: readonly str
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return 'FAILED';
     }
     await getExternalWorkflowHandle(workflowId).signal(publishSocialPostNow);
-    for (;;) {
+    // Polled with a growing pause: that run may wait out long 429s, and the caller's history must
+    // not grow by a read every few seconds meanwhile.
+    for (let pause = 5_000; ; pause = Math.min(pause * 2, 300_000)) {
       const { status } = await readSocialPostSchedule({ tenantId, postId });
       if (status !== 'SCHEDULED' && status !== 'DRAFT' && status !== 'PUBLISHING') return status;
-      await sleep('5 seconds');
+      await sleep(pause);
     }
   }));
   return Object.fromEntries(postIds.map((id, i) => [id, outcomes[i]!]));
