@@ -189,6 +189,52 @@ describe('listing', () => {
   });
 });
 
+describe('an attacker\'s inputs', () => {
+  it('huge inputs answer 4xx in the error envelope and write nothing', async () => {
+    const { tenant, auth } = await tenantWith();
+    const connectionId = await connection(tenant, 'FACEBOOK');
+    const manyMedia = await call('POST', '/social/posts', auth, { connectionId, content: 'x', mediaUrls: Array.from({ length: 10_000 }, (_, i) => `${IMAGE}?${i}`) });
+    expect(manyMedia.status).toBe(400);
+    expect(manyMedia.body.error).toMatchObject({ code: 'VALIDATION_ERROR', field: expect.stringMatching(/^(input\.)?mediaUrls$/) });
+    const megabyte = await call('POST', '/social/posts', auth, { connectionId, content: 'a'.repeat(1_000_000) });
+    expect(megabyte.status).toBe(400);
+    expect(megabyte.body.error).toMatchObject({ code: 'VALIDATION_ERROR', field: expect.stringMatching(/^(input\.)?content$/) });
+    const tags = await call('POST', '/social/posts', auth, { connectionId, content: 'x', hashtags: Array.from({ length: 10_000 }, (_, i) => `t${i}`) });
+    expect(tags.body.error).toMatchObject({ code: 'VALIDATION_ERROR', field: expect.stringMatching(/^(input\.)?hashtags$/) });
+    expect((await call('GET', '/social/posts', auth)).body.meta.total).toBe(0);
+  });
+
+  it('another tenant\'s post answers 404 to every operation; a tampered filter or paging is a 4xx', async () => {
+    const owner = await tenantWith();
+    const post = (await call('POST', '/social/posts', owner.auth, { connectionId: await connection(owner.tenant, 'FACEBOOK'), content: 'mine' })).body.data;
+    const other = await tenantWith();
+    const later = new Date(Date.now() + 86_400_000).toISOString();
+    for (const [method, path, body] of [
+      ['GET', `/social/posts/${post.id}`, undefined], ['PATCH', `/social/posts/${post.id}`, { content: 'theirs' }],
+      ['POST', `/social/posts/${post.id}/schedule`, { scheduledAt: later }], ['POST', `/social/posts/${post.id}/publish`, undefined],
+    ] as const) {
+      const res = await call(method, path, other.auth, body);
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(res.body.error.code).toBe('RESOURCE_NOT_FOUND');
+    }
+    expect((await call('GET', `/social/posts/${post.id}`, owner.auth)).body.data).toMatchObject({ status: 'DRAFT', content: 'mine' });
+    expect((await call('GET', `/social/posts?connectionId=${post.connectionId}`, other.auth)).body.meta.total).toBe(0);
+
+    // The spec's socialPosts pages by no cursor (the newest page); its filter and REST's paging are the inputs to tamper.
+    for (const f of [{ connectionId: 'not-an-id' }, { connectionId: post.connectionId, scheduledFrom: 'yesterday' }, { status: 'GONE' }]) {
+      const gql = await stack.api.graphql(other.auth, `query($t: String!, $f: SocialPostFilter) { socialPosts(tenantId: $t, filter: $f) { totalCount } }`, { t: other.tenant, f });
+      const code = gql.body.errors?.[0]?.extensions?.code ?? (gql.body.data?.socialPosts?.totalCount === 0 ? 'EMPTY' : undefined);
+      expect(code, JSON.stringify(f)).toBeDefined();
+      expect(code).not.toBe('INTERNAL_ERROR');
+    }
+    for (const q of ['take=-1', 'take=100000', 'skip=-5', 'skip=abc', 'scheduledFrom=yesterday', 'status=GONE']) {
+      const res = await call('GET', `/social/posts?${q}`, other.auth);
+      expect(res.status, q).toBe(400);
+      expect(res.body.error.code, q).toBe('VALIDATION_ERROR');
+    }
+  });
+});
+
 describe('SOCIAL as a campaign channel: what must hold before it runs', () => {
   it('refuses a SOCIAL campaign without its post, or whose club has no active connection, naming channels', async () => {
     const { tenant, auth } = await tenantWith();
