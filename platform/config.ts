@@ -115,7 +115,9 @@ const Env = z.object({
   TIKTOK_AUTH_URL: z.url().default('https://www.tiktok.com/v2/auth/authorize/'),
   TIKTOK_API_URL: z.url().default('https://open.tiktokapis.com'),
   // Each request to a platform waits at most this long; a write without an answer is then an unknown outcome.
-  SOCIAL_TIMEOUT_MS: positiveInt(30_000),
+  // At most 40 s: a publish makes up to three calls within its activity's 2-minute limit, so a retry
+  // (which first asks the platform what the last attempt did) never starts while that call is alive.
+  SOCIAL_TIMEOUT_MS: z.coerce.number().int().positive().max(40_000).default(30_000),
   // AES-256-GCM key of the stored OAuth tokens: 32 bytes, base64. Unset outside production: generated
   // into $CRM_DATA_DIR. SOCIAL_TOKEN_KEYS_OLD: earlier keys (comma-separated), still read after a rotation.
   // A malformed key stops the processes at start: every token operation would fail with it.
