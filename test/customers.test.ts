@@ -169,6 +169,31 @@ describe('listing customers', () => {
   });
 });
 
+describe('customer totals', () => {
+  it('counts a status or lifecycle filter from the maintained totals exactly as a row count, after concurrent creates, updates, merges and deletes', async () => {
+    const t = newTenant();
+    const a = await token(t, ['crm:read', 'crm:write', 'crm:admin']);
+    const stages = ['MEMBER', 'LEAD', 'MEMBER', 'SUBSCRIBER', 'MEMBER', 'CUSTOMER', 'LEAD', 'MEMBER'];
+    const made = await Promise.all(stages.map((lifecycleStage, i) => create({ firstName: `T${i}`, email: `t${i}@totals.test`, lifecycleStage }, a)));
+    const ids = made.map((r) => r.body.data.id as string);
+    await Promise.all([
+      api.call('PATCH', `/api/v1/customers/${ids[1]}`, { auth: a, body: { lifecycleStage: 'MEMBER' } }),
+      api.call('PATCH', `/api/v1/customers/${ids[2]}`, { auth: a, body: { status: 'DELETED' } }),
+      api.call('PATCH', `/api/v1/customers/${ids[3]}`, { auth: a, body: { status: 'INACTIVE' } }),
+      api.call('POST', '/api/v1/customers/merge', { auth: a, body: { winnerId: ids[4], loserId: ids[5] } }),
+    ]);
+    // `search` matches every one of them and always counts rows: the reference for each total.
+    const total = async (q: string) => (await api.call('GET', `/api/v1/customers?${q}`, { auth: a })).body.meta.total as number;
+    for (const q of ['', 'status=ACTIVE', 'status=INACTIVE', 'status=DELETED', 'status=MERGED', 'lifecycleStage=MEMBER', 'status=ACTIVE&lifecycleStage=LEAD']) {
+      expect(await total(q), q).toBe(await total(`${q}&search=totals.test`));
+    }
+    expect(await total('')).toBe(6);
+    expect(await total('lifecycleStage=MEMBER')).toBe(4);
+    const gql = await api.graphql(a, `{ customers(tenantId: "${t}", filter: {status: MERGED}) { totalCount } }`);
+    expect(gql.body.data.customers.totalCount).toBe(1);
+  });
+});
+
 describe('GraphQL customer mutations', () => {
   it('creates and updates through the same rules as REST', async () => {
     const t = newTenant();

@@ -71,12 +71,30 @@ async function filterQuery(ctx: ServiceContext, filter: CustomerFilter) {
 
 const planCustomerPage = (args: PageArgs) => planPage(args, (key) => key.length === 1 && typeof key[0] === 'string' && isUuid(key[0]));
 
+/**
+ * How many customers `filter` selects. A filter on status and lifecycle stage alone (the list's
+ * default, and most dashboards) is read from the customer totals the analytics triggers keep exact
+ * in every writer's transaction (a few rows per status and stage), so it costs the same on any
+ * tenant; any other filter counts its rows.
+ */
+async function customerTotal(ctx: ServiceContext, filter: CustomerFilter, query: { getCount(): Promise<number> }): Promise<number> {
+  const { status, lifecycleStage, ...rest } = filter;
+  if (Object.values(rest).some((v) => v !== undefined)) return query.getCount();
+  const [row] = await ctx.em.execute<{ n: string }[]>(
+    `select coalesce(sum(customers), 0)::bigint as n from analytics_customer_totals
+      where tenant_id = ? and ${status ? 'status = ?' : `status not in (${DEAD_STATUSES.map((d) => `'${d}'`).join(', ')})`}
+        ${lifecycleStage ? 'and lifecycle_stage = ?' : ''}`,
+    [ctx.tenantId, ...(status ? [status] : []), ...(lifecycleStage ? [lifecycleStage] : [])],
+  );
+  return Number(row?.n ?? 0);
+}
+
 /** Newest first, Relay cursors over the time-ordered id; counted only when asked. */
 export async function customersConnection(ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}): Promise<LazyConnection<Customer>> {
   const plan = planCustomerPage(args);
   const qb = await filterQuery(ctx, filter);
   const all = qb.clone(); // counted without the cursor
-  const count = lazyCount(() => all.getCount());
+  const count = lazyCount(() => customerTotal(ctx, filter, all));
   if (plan.cursor) qb.andWhere({ id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } });
   const rows = await qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult();
   return { ...toPage(rows, plan, (c) => [c.id]), totalCount: count };
@@ -117,7 +135,7 @@ export async function segmentMemberCounts(ctx: ServiceContext, segmentIds: reado
 
 export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFilter, skip: number, take: number) {
   const qb = await filterQuery(ctx, filter);
-  const [rows, total] = await Promise.all([qb.clone().orderBy({ id: 'desc' }).offset(skip).limit(take).getResult(), qb.clone().getCount()]);
+  const [rows, total] = await Promise.all([qb.clone().orderBy({ id: 'desc' }).offset(skip).limit(take).getResult(), customerTotal(ctx, filter, qb.clone())]);
   return { rows, total };
 }
 
