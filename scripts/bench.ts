@@ -1,11 +1,14 @@
 // `npm run bench [-- name ...]`: the performance benchmarks, each against a baseline measured in
 // the same run. Uses DATABASE_URL, or starts a throwaway embedded PostgreSQL.
-// Knobs: BENCH_SECONDS (per load run, default 10), BENCH_IMPORT_ROWS, BENCH_REFRESH_ROWS (default
-// 1000000 each), BENCH_SYNC_ROWS (default 100000), BENCH_FANOUT_ROWS (campaign recipients against the
-// baseline loop, default 100000), BENCH_FANOUT_LARGE_ROWS (the scale-up run, default 1000000);
-// analytics: BENCH_ANALYTICS_CUSTOMERS (default 1000000), BENCH_ANALYTICS_ACTIVITIES (10000000),
-// BENCH_ANALYTICS_DELIVERIES (1000000, at most 200x the customers), BENCH_ANALYTICS_REQUESTS (per
-// endpoint, default 200), BENCH_ANALYTICS_LANES (requests in flight, default 4).
+// `npm run bench -- --smoke` runs every benchmark at a size of seconds (CI does, so they keep
+// working); the full sizes are the README's numbers. Every size is a knob: BENCH_SECONDS (per load
+// run), BENCH_READS_CUSTOMERS / BENCH_READS_SMALL (the large and the small tenant of customer reads),
+// BENCH_READS_RUNS (runs of each configuration), BENCH_IMPORT_ROWS, BENCH_REFRESH_ROWS,
+// BENCH_SYNC_ROWS, BENCH_FANOUT_ROWS (campaign recipients against the baseline loop),
+// BENCH_FANOUT_LARGE_ROWS (the scale-up run), BENCH_ENROLL_EVENTS, BENCH_JOURNEY_WAITING,
+// BENCH_JOURNEY_TIMER_S; analytics: BENCH_ANALYTICS_CUSTOMERS, BENCH_ANALYTICS_ACTIVITIES,
+// BENCH_ANALYTICS_DELIVERIES (at most 200x the customers), BENCH_ANALYTICS_REQUESTS (per endpoint),
+// BENCH_ANALYTICS_LANES (requests in flight).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,25 +21,33 @@ import { benchCustomerImport, benchCustomerReads } from './bench/customers.js';
 import { benchJourneyEnrollment, benchJourneyTimers } from './bench/journeys.js';
 import { benchSegmentRefresh, benchSegmentSync, benchSmartIngest } from './bench/segments.js';
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const importRows = Number(process.env.BENCH_IMPORT_ROWS ?? 1_000_000);
-const refreshRows = Number(process.env.BENCH_REFRESH_ROWS ?? 1_000_000);
-const syncRows = Number(process.env.BENCH_SYNC_ROWS ?? 100_000);
-const fanoutRows = Number(process.env.BENCH_FANOUT_ROWS ?? 100_000);
-const fanoutLargeRows = Number(process.env.BENCH_FANOUT_LARGE_ROWS ?? 1_000_000);
-const enrollEvents = Number(process.env.BENCH_ENROLL_EVENTS ?? 5_000);
-const journeyWaiting = Number(process.env.BENCH_JOURNEY_WAITING ?? 100_000);
+const args = process.argv.slice(2).filter((a) => a !== '--');
+const smoke = args.includes('--smoke');
+/** A knob: its environment variable, else the full size, or the smoke size under --smoke. */
+const knob = (name: string, full: number, smokeSize: number) => Number(process.env[name] ?? (smoke ? smokeSize : full));
+
+const seconds = knob('BENCH_SECONDS', 10, 2);
+const readsCustomers = knob('BENCH_READS_CUSTOMERS', 1_000_000, 5_000);
+const readsSmall = knob('BENCH_READS_SMALL', 10_000, 1_000);
+const readsRuns = knob('BENCH_READS_RUNS', 3, 1);
+const importRows = knob('BENCH_IMPORT_ROWS', 1_000_000, 5_000);
+const refreshRows = knob('BENCH_REFRESH_ROWS', 1_000_000, 10_000);
+const syncRows = knob('BENCH_SYNC_ROWS', 100_000, 2_000);
+const fanoutRows = knob('BENCH_FANOUT_ROWS', 100_000, 300);
+const fanoutLargeRows = knob('BENCH_FANOUT_LARGE_ROWS', 1_000_000, 600);
+const enrollEvents = knob('BENCH_ENROLL_EVENTS', 5_000, 40);
+const journeyWaiting = knob('BENCH_JOURNEY_WAITING', 100_000, 40);
 // Long enough for every enrolment to reach its WAIT first (the bench says so when it was not).
-const journeyTimerSeconds = Number(process.env.BENCH_JOURNEY_TIMER_S ?? Math.ceil(120 + journeyWaiting / 50));
+const journeyTimerSeconds = knob('BENCH_JOURNEY_TIMER_S', Math.ceil(120 + journeyWaiting / 50), 30);
 const analyticsSizes = {
-  customers: Number(process.env.BENCH_ANALYTICS_CUSTOMERS ?? 1_000_000),
-  activities: Number(process.env.BENCH_ANALYTICS_ACTIVITIES ?? 10_000_000),
-  deliveries: Number(process.env.BENCH_ANALYTICS_DELIVERIES ?? 1_000_000),
+  customers: knob('BENCH_ANALYTICS_CUSTOMERS', 1_000_000, 5_000),
+  activities: knob('BENCH_ANALYTICS_ACTIVITIES', 10_000_000, 20_000),
+  deliveries: knob('BENCH_ANALYTICS_DELIVERIES', 1_000_000, 5_000),
 };
-const analyticsRequests = Number(process.env.BENCH_ANALYTICS_REQUESTS ?? 200);
-const analyticsLanes = Number(process.env.BENCH_ANALYTICS_LANES ?? 4);
+const analyticsRequests = knob('BENCH_ANALYTICS_REQUESTS', 200, 10);
+const analyticsLanes = knob('BENCH_ANALYTICS_LANES', 4, 2);
 const BENCHES: Record<string, (url: string) => Promise<void>> = {
-  'customer-reads': (url) => benchCustomerReads(url, seconds),
+  'customer-reads': (url) => benchCustomerReads(url, { large: readsCustomers, small: readsSmall, runs: readsRuns, seconds }),
   'customer-import': (url) => benchCustomerImport(url, importRows),
   'segment-refresh': (url) => benchSegmentRefresh(url, refreshRows),
   'smart-ingest': (url) => benchSmartIngest(url, seconds),
@@ -47,7 +58,7 @@ const BENCHES: Record<string, (url: string) => Promise<void>> = {
   analytics: (url) => benchAnalytics(url, analyticsSizes, analyticsRequests, analyticsLanes),
 };
 
-const selected = process.argv.slice(2).filter((a) => a !== '--');
+const selected = args.filter((a) => a !== '--smoke');
 const unknown = selected.filter((name) => !BENCHES[name]);
 if (unknown.length) {
   process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}\n`);

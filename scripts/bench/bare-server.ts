@@ -1,6 +1,6 @@
-// The baselines of the read benchmarks: plain Hono + pg with no auth, rate limit or ORM, doing the
-// SELECTs that GET /customers does (a page of 25 newest live customers of a tenant and their total),
-// or one `select 1` (the floor under any report's round trip: HTTP, a pooled connection, a query).
+// The baselines of the read benchmarks: plain Hono + pg with no auth, rate limit or ORM, selecting
+// the page GET /customers answers (the 25 newest live customers of a tenant) without counting, or
+// one `select 1` (the floor under any report's round trip: HTTP, a pooled connection, a query).
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import pg from 'pg';
@@ -12,11 +12,8 @@ const WHERE = `tenant_id = $1 and status <> 'MERGED' and status <> 'DELETED'`;
 app.get('/customers', async (c) => {
   const tenant = c.req.query('tenantId')!;
   const take = Number(c.req.query('take') ?? 25);
-  const [rows, count] = await Promise.all([
-    pool.query(`select * from customers where ${WHERE} order by id desc limit $2`, [tenant, take]),
-    pool.query(`select count(*)::int as n from customers where ${WHERE}`, [tenant]),
-  ]);
-  return c.json({ data: rows.rows, meta: { total: count.rows[0].n, skip: 0, take, hasMore: take < count.rows[0].n } });
+  const rows = await pool.query(`select * from customers where ${WHERE} order by id desc limit $2`, [tenant, take + 1]);
+  return c.json({ data: rows.rows.slice(0, take), meta: { skip: 0, take, hasMore: rows.rows.length > take } });
 });
 
 app.get('/select1', async (c) => c.json({ data: (await pool.query('select 1 as one')).rows[0] }));

@@ -49,38 +49,70 @@ async function load(url: string, opts: { connections: number; seconds: number; m
   return { p50: result.latency.p50, p99: result.latency.p99, rps: Math.round(result.requests.average) };
 }
 
-export async function benchCustomerReads(databaseUrl: string, seconds: number): Promise<void> {
-  const tenant = `bench_reads_${Date.now()}`;
-  const count = 100_000;
+async function seedReadTenant(databaseUrl: string, count: number): Promise<string> {
+  const tenant = `bench_reads_${count}_${Date.now()}`;
   process.stderr.write(`seeding ${count} customers...\n`);
   await copyCustomers(databaseUrl, tenant, count);
   const admin = new pg.Client({ connectionString: databaseUrl });
   await admin.connect();
-  // As a production table would be: visibility map set, so counts can use index-only scans.
+  // As a production table would be: visibility map set and statistics current.
   await admin.query('vacuum analyze customers');
   await admin.end();
+  return tenant;
+}
 
+/**
+ * Customer list pages on a large and a small tenant, at 50 and 200 connections, each configuration
+ * `runs` times: p99 against the bare endpoint selecting the same page without counting, and the
+ * large tenant's throughput against the small one's.
+ */
+export async function benchCustomerReads(databaseUrl: string, sizes: { large: number; small: number; runs: number; seconds: number }): Promise<void> {
+  const { seconds } = sizes;
+  const tenants = [
+    { count: sizes.small, id: await seedReadTenant(databaseUrl, sizes.small) },
+    { count: sizes.large, id: await seedReadTenant(databaseUrl, sizes.large) },
+  ];
   const api = await spawnServer('api/server.ts', apiEnv(databaseUrl), await freePort(), '/healthz');
-  const bare = await spawnServer('scripts/bench/bare-server.ts', { DATABASE_URL: databaseUrl }, await freePort(), `/customers?tenantId=${tenant}`);
-  const auth = { authorization: `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}` };
-  const graphql = JSON.stringify({
-    query: `{ customers(tenantId: "${tenant}", pagination: {first: 25}) { totalCount pageInfo { hasNextPage endCursor }
-      edges { cursor node { id email phoneNumber firstName lastName fullName status lifecycleStage emailOptIn createdAt } } } }`,
-  });
+  const bare = await spawnServer('scripts/bench/bare-server.ts', { DATABASE_URL: databaseUrl }, await freePort(), `/customers?tenantId=${tenants[0]!.id}`);
   try {
     const rows: Record<string, string | number>[] = [];
-    for (const connections of [50, 200]) {
-      // Warm both servers (JIT, pools) before measuring.
-      await load(`${bare.url}/customers?tenantId=${tenant}&take=25`, { connections, seconds: 2 });
-      await load(`${api.url}/api/v1/customers?take=25`, { connections, seconds: 2, headers: auth });
-      const baseline = await load(`${bare.url}/customers?tenantId=${tenant}&take=25`, { connections, seconds });
-      const rest = await load(`${api.url}/api/v1/customers?take=25`, { connections, seconds, headers: auth });
-      const gql = await load(`${api.url}/graphql`, { connections, seconds, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: graphql });
-      for (const [name, r] of [['bare Hono + pg', baseline], ['REST GET /customers', rest], ['GraphQL customers(first: 25)', gql]] as const) {
-        rows.push({ connections, endpoint: name, 'p50 ms': r.p50, 'p99 ms': r.p99, 'req/s': r.rps, 'p99 / bare p99': ratio(r.p99, baseline.p99) });
+    const rps = new Map<string, number[]>();
+    for (const tenant of tenants) {
+      const auth = { authorization: `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant.id, scopes: [...SCOPES] }, '1h')}` };
+      const graphql = JSON.stringify({
+        query: `{ customers(tenantId: "${tenant.id}", pagination: {first: 25}) { totalCount pageInfo { hasNextPage endCursor }
+          edges { cursor node { id email phoneNumber firstName lastName fullName status lifecycleStage emailOptIn createdAt } } } }`,
+      });
+      const endpoints = [
+        ['bare Hono + pg (page, no count)', `${bare.url}/customers?tenantId=${tenant.id}&take=25`, {}],
+        ['REST GET /customers?take=25', `${api.url}/api/v1/customers?take=25`, { headers: auth }],
+        ['GraphQL customers(first: 25) { totalCount }', `${api.url}/graphql`, { method: 'POST' as const, headers: { ...auth, 'content-type': 'application/json' }, body: graphql }],
+      ] as const;
+      for (const connections of [50, 200]) {
+        // Warm both servers (JIT, pools, caches) before measuring.
+        for (const [, target, opts] of endpoints) await load(target, { ...opts, connections, seconds: 2 });
+        for (let run = 1; run <= sizes.runs; run++) {
+          const results: Awaited<ReturnType<typeof load>>[] = [];
+          for (const [, target, opts] of endpoints) results.push(await load(target, { ...opts, connections, seconds }));
+          endpoints.forEach(([name], i) => {
+            const r = results[i]!;
+            const key = `${connections} ${name}`;
+            rps.set(`${tenant.count} ${key}`, [...(rps.get(`${tenant.count} ${key}`) ?? []), r.rps]);
+            rows.push({ customers: tenant.count, connections, run, endpoint: name, 'p50 ms': r.p50, 'p99 ms': r.p99, 'req/s': r.rps, 'p99 / bare p99': ratio(r.p99, results[0]!.p99) });
+          });
+        }
       }
     }
-    process.stdout.write(`\nCustomer reads: ${count} customers in the tenant, ${seconds}s per run (target: p99 within 1.5x of bare)\n${table(rows)}\n`);
+    const scaling: Record<string, string | number>[] = [];
+    for (const connections of [50, 200]) {
+      for (const [name] of [['REST GET /customers?take=25'], ['GraphQL customers(first: 25) { totalCount }']]) {
+        const large = rps.get(`${sizes.large} ${connections} ${name}`)!;
+        const small = rps.get(`${sizes.small} ${connections} ${name}`)!;
+        scaling.push({ connections, endpoint: name!, [`req/s at ${sizes.small}`]: small.join(' / '), [`req/s at ${sizes.large}`]: large.join(' / '),
+          ratio: large.map((l, i) => ratio(l, small[i]!)).join(' / ') });
+      }
+    }
+    process.stdout.write(`\nCustomer reads, ${seconds}s per run, ${sizes.runs} run(s) each (targets: p99 within 1.5x of bare; throughput at ${sizes.large} at least 0.8x that at ${sizes.small})\n${table(rows)}\n\n${table(scaling)}\n`);
   } finally {
     await api.stop();
     await bare.stop();
