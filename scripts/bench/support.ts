@@ -35,7 +35,11 @@ export async function spawnServer(script: string, env: Record<string, string>, p
     } catch {
       // not listening yet
     }
-    if (i > 300) throw new Error(`${script} did not start`);
+    // A worker bundles its workflows first: allow two minutes on a loaded machine.
+    if (i > 1200) {
+      await stopProcess(child, 'SIGKILL');
+      throw new Error(`${script} did not start`);
+    }
     await sleep(100);
   }
   return { url, child, stop: () => stopProcess(child, 'SIGTERM') };
@@ -79,7 +83,11 @@ export interface TemporalAndWorker {
 export async function withTemporalAndWorker<T>(url: string, env: Record<string, string>, work: (t: TemporalAndWorker) => Promise<T>): Promise<T> {
   const temporal = await startTemporalDevServer({ port: await freePort() });
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
-  const worker = await spawnServer('scripts/bench/worker-process.ts', { DATABASE_URL: url, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: taskQueue, ...env }, await freePort(), '/');
+  const worker = await spawnServer('scripts/bench/worker-process.ts', { DATABASE_URL: url, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: taskQueue, ...env }, await freePort(), '/')
+    .catch(async (error: unknown) => {
+      await temporal.stop();
+      throw error;
+    });
   const connection = await Connection.connect({ address: temporal.address });
   try {
     return await work({ client: new Client({ connection }), address: temporal.address, workerPid: worker.child.pid!, taskQueue });
