@@ -202,6 +202,40 @@ describe('segment lifecycle', () => {
     expect(await members(auth, s.id)).toEqual(['Bea']);
   });
 
+  it('stores the exact count on a first population, folding the deltas recorded before it, and records no changes', async () => {
+    const { auth, tenant, ids } = await tenantWith([
+      { firstName: 'Ann', email: 'a@f.test', lifecycleStage: 'MEMBER' }, { firstName: 'Bob', email: 'b@f.test', lifecycleStage: 'MEMBER' },
+      { firstName: 'Cy', email: 'c@f.test' },
+    ]);
+    // A segment never refreshed, with no members but real-time deltas left behind (one customer
+    // entered and left before): the first population replaces them, not adds to them.
+    const [{ id }] = await sql(
+      `insert into segments (id, tenant_id, name, type, criteria) values (gen_random_uuid(), $1, 'first', 'DYNAMIC', $2) returning id`,
+      [tenant, JSON.stringify({ field: 'lifecycleStage', op: 'eq', value: 'MEMBER' })],
+    );
+    await sql(`insert into segment_member_count_deltas (segment_id, delta) values ($1, 1), ($1, -1), ($1, 3)`, [id]);
+    const refresh = (args: { cause: string }) => stack.client.workflow.execute<typeof segmentRefreshWorkflow>('segmentRefreshWorkflow', {
+      workflowId: `segment-refresh-${id}`, taskQueue: stack.taskQueue, args: [{ tenantId: tenant, segmentId: id, ...args }],
+    });
+    expect(await refresh({ cause: 'created' })).toEqual({ segmentId: id, previousCount: 0, newCount: 2, added: 2, removed: 0 });
+    const [stored] = await sql(
+      `select member_count, last_refreshed_at is not null as refreshed, (select count(*)::int from segment_members where segment_id = s.id) as rows,
+              (select count(*)::int from segment_member_count_deltas where segment_id = s.id) as deltas
+         from segments s where id = $1`, [id],
+    );
+    expect(stored).toEqual({ member_count: 2, refreshed: true, rows: 2, deltas: 0 });
+    expect((await stack.api.call('GET', `/api/v1/segments/${id}`, { auth })).body.data.memberCount).toBe(2);
+    expect(await members(auth, id)).toEqual(['Ann', 'Bob']);
+    expect(await sql('select 1 from segment_membership_changes where segment_id = $1', [id])).toEqual([]);
+
+    // The next refresh diffs against it: nothing moved, then one entry recorded with its cause.
+    expect(await refresh({ cause: 'manual' })).toEqual({ segmentId: id, previousCount: 2, newCount: 2, added: 0, removed: 0 });
+    await stack.api.call('PATCH', `/api/v1/customers/${ids[2]}`, { auth, body: { lifecycleStage: 'MEMBER' } });
+    expect(await refresh({ cause: 'manual' })).toEqual({ segmentId: id, previousCount: 2, newCount: 3, added: 1, removed: 0 });
+    expect(await sql('select customer_id, change, cause from segment_membership_changes where segment_id = $1', [id]))
+      .toEqual([{ customer_id: ids[2], change: 'ENTERED', cause: 'manual' }]);
+  });
+
   it('moves SMART membership in real time as events arrive and profiles change', async () => {
     const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@m.test' }, { firstName: 'Bob', email: 'b@m.test' }]);
     const smart = (await stack.api.call('POST', '/api/v1/segments', {

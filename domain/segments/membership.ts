@@ -33,19 +33,22 @@ export async function evaluateMembership(em: EntityManager, segment: Pick<Segmen
   const criteria = compileCriteria(segment.criteria);
   const target = `select c.id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and ${criteria.sql}`;
 
-  let added: number;
-  let removed = 0;
   if (initial && empty) {
     // First population: nothing to diff against and nothing to record, so a plain INSERT ... SELECT.
-    const [row] = await em.execute<{ added: number }[]>(
-      `with added as (insert into segment_members (segment_id, customer_id, tenant_id) select ?::uuid, t.id, ? from (${target}) t returning 1)
-       select count(*)::int as added from added`,
-      [id, tenantId, tenantId, ...criteria.params],
+    // The same statement stores the count: its snapshot's members (none, unless some were added
+    // since the check above) plus the rows it inserted, folding that snapshot's deltas. A second
+    // pass over the new members would only count them again.
+    const [row] = await em.execute<{ added: number; member_count: number }[]>(
+      `with added as (insert into segment_members (segment_id, customer_id, tenant_id) select ?::uuid, t.id, ? from (${target}) t returning 1
+       ), folded as (delete from segment_member_count_deltas where segment_id = ? returning 1)
+       update segments set member_count = (select count(*) from segment_members where segment_id = ?) + (select count(*) from added),
+              last_refreshed_at = now(), updated_at = now()
+        where id = ? returning member_count, (select count(*) from added)::int as added`,
+      [id, tenantId, tenantId, ...criteria.params, id, id, id],
     );
-    added = row!.added;
-  } else {
-    ({ added, removed } = await diffMembership(em, segment, target, criteria.params, cause, !initial));
+    return { segmentId: id, previousCount: row!.member_count - row!.added, newCount: row!.member_count, added: row!.added, removed: 0 };
   }
+  const { added, removed } = await diffMembership(em, segment, target, criteria.params, cause, !initial);
   // The exact count replaces the stored one and the real-time deltas it now includes, in one
   // snapshot, so deltas committed meanwhile are neither lost nor counted twice.
   const [{ member_count: newCount }] = (await em.execute<{ member_count: number }[]>(
