@@ -11,11 +11,25 @@ export interface RateLimitState {
 
 const WINDOW_SECONDS = 60;
 
+interface Spend {
+  points: number;
+  resolve(state: RateLimitState): void;
+  reject(err: unknown): void;
+}
+
 // Per-tenant fixed windows of one minute per class. Counters live in PostgreSQL (`rate_limits`) so
 // every API instance shares them; if the database hiccups, an in-process limiter stands in rather
 // than failing the request.
+//
+// A tenant's counter is one row, and every request used to update it: under load the requests
+// queued on that row lock and on the limiter's pool, one round trip each. Now an instance keeps at
+// most one update per counter in flight; the requests that arrive meanwhile are added up and spent
+// by the next single update, then judged one by one in arrival order against the total it returns,
+// exactly as if each had updated the row alone (the store counts refused points too, as before).
 export class RateLimits {
   private readonly limiters: Record<RateClass, RateLimiterPostgres>;
+  /** Spends waiting for the counter's update in flight, by class and key. */
+  private readonly waiting = new Map<string, Spend[]>();
 
   constructor(
     pool: pg.Pool,
@@ -37,23 +51,52 @@ export class RateLimits {
   }
 
   /** Spends `points` of `cls` for `key`; throws RATE_LIMITED (with the state) past the limit. */
-  async consume(cls: RateClass, key: string, points = 1): Promise<RateLimitState> {
-    const limit = this.limits[cls];
-    const state = (res: RateLimiterRes): RateLimitState => ({
-      limit,
-      remaining: Math.max(0, res.remainingPoints),
-      reset: Math.ceil((Date.now() + res.msBeforeNext) / 1000),
+  consume(cls: RateClass, key: string, points = 1): Promise<RateLimitState> {
+    return new Promise((resolve, reject) => {
+      const counter = `${cls}:${key}`;
+      const queue = this.waiting.get(counter);
+      if (queue) {
+        queue.push({ points, resolve, reject });
+        return;
+      }
+      this.waiting.set(counter, []);
+      void this.spend(cls, key, counter, [{ points, resolve, reject }]);
     });
+  }
+
+  /** Spends `batch` in one update, then whatever queued meanwhile, until nothing waits. */
+  private async spend(cls: RateClass, key: string, counter: string, batch: Spend[]): Promise<void> {
+    const limit = this.limits[cls];
+    const total = batch.reduce((sum, s) => sum + s.points, 0);
+    let res: RateLimiterRes | undefined;
     try {
-      return state(await this.limiters[cls].consume(key, points));
+      res = await this.limiters[cls].consume(key, total);
     } catch (rejection) {
-      if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      const s = state(rejection);
-      this.onRejected(cls);
-      throw new AppError('RATE_LIMITED', `rate limit of ${limit} ${cls} requests per minute exceeded; retry after ${new Date(s.reset * 1000).toISOString()}`, {
-        rateLimit: s,
-        retryAfter: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)),
-      });
+      if (rejection instanceof RateLimiterRes) res = rejection;
+      else for (const s of batch) s.reject(rejection);
     }
+    if (res) {
+      const reset = Math.ceil((Date.now() + res.msBeforeNext) / 1000);
+      // The counter before this batch, then each spend in turn.
+      let consumed = res.consumedPoints - total;
+      for (const s of batch) {
+        consumed += s.points;
+        const state = { limit, remaining: Math.max(0, limit - consumed), reset };
+        if (consumed <= limit) s.resolve(state);
+        else {
+          this.onRejected(cls);
+          s.reject(new AppError('RATE_LIMITED', `rate limit of ${limit} ${cls} requests per minute exceeded; retry after ${new Date(reset * 1000).toISOString()}`, {
+            rateLimit: state,
+            retryAfter: Math.max(1, Math.ceil(res.msBeforeNext / 1000)),
+          }));
+        }
+      }
+    }
+    const next = this.waiting.get(counter)!;
+    if (next.length) {
+      this.waiting.set(counter, []);
+      return this.spend(cls, key, counter, next);
+    }
+    this.waiting.delete(counter);
   }
 }
