@@ -30,6 +30,37 @@ const BODILESS: Record<number, string> = {
   415: 'Content-Type must be application/json (utf-8): {"query": "...", "variables": {...}}',
 };
 
+// Query text kept by the document cache, in characters (a parsed document takes a few times more).
+const DOCUMENT_CACHE_CHARS = 1_000_000;
+
+/** Parsed and validated documents by query text, least recently used dropped past `maxChars` of text. */
+class DocumentCache {
+  private readonly documents = new Map<string, DocumentNode>();
+  private chars = 0;
+
+  constructor(private readonly maxChars: number) {}
+
+  get(query: string): DocumentNode | undefined {
+    const document = this.documents.get(query);
+    if (document) {
+      this.documents.delete(query); // now the most recently used
+      this.documents.set(query, document);
+    }
+    return document;
+  }
+
+  set(query: string, document: DocumentNode): void {
+    if (query.length > this.maxChars || this.documents.has(query)) return;
+    this.documents.set(query, document);
+    this.chars += query.length;
+    for (const oldest of this.documents.keys()) {
+      if (this.chars <= this.maxChars) break;
+      this.documents.delete(oldest);
+      this.chars -= oldest.length;
+    }
+  }
+}
+
 /** Root fields' points by rate class; introspection and unknown fields are reads. */
 function pointsByClass(costs: Map<string, RootFieldCost>): Map<RateClass, number> {
   const points = new Map<RateClass, number>();
@@ -48,6 +79,11 @@ export function graphqlRoutes(deps: AppDeps) {
     listSize: config.GRAPHQL_LIST_SIZE, costPerPoint: config.GRAPHQL_COST_PER_POINT,
     fieldSizes: Object.fromEntries(['Journey.steps', 'Query.journeySteps', 'JourneyEnrollment.steps'].map((f) => [f, config.JOURNEY_MAX_STEPS])),
   });
+
+  // Parsing and validating a document cost more CPU than executing a page of customers; clients
+  // send the same few query texts again and again, so the valid ones are kept (documents are not
+  // changed by execution). Invalid texts are not kept: they cost their sender every time.
+  const validDocuments = new DocumentCache(DOCUMENT_CACHE_CHARS);
 
   // Errors thrown by resolvers keep their AppError code; anything else is masked as INTERNAL and
   // logged. Errors of the request itself (syntax, validation, limits, variables) are VALIDATION_ERROR.
@@ -73,15 +109,18 @@ export function graphqlRoutes(deps: AppDeps) {
     params: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
     spend: (points: Map<RateClass, number>) => Promise<void>,
   ): Promise<OperationArgs<OperationContext> | readonly GraphQLError[]> => {
-    let document: DocumentNode;
-    try {
-      document = parse(params.query, { maxTokens: config.GRAPHQL_MAX_TOKENS });
-    } catch (err) {
-      const tooLong = /more th\w+ \d+ tokens/.test((err as Error).message);
-      return [tooLong ? limitError(`query has more than ${config.GRAPHQL_MAX_TOKENS} tokens (GRAPHQL_MAX_TOKENS)`) : (err as GraphQLError)];
+    let document = validDocuments.get(params.query);
+    if (!document) {
+      try {
+        document = parse(params.query, { maxTokens: config.GRAPHQL_MAX_TOKENS });
+      } catch (err) {
+        const tooLong = /more th\w+ \d+ tokens/.test((err as Error).message);
+        return [tooLong ? limitError(`query has more than ${config.GRAPHQL_MAX_TOKENS} tokens (GRAPHQL_MAX_TOKENS)`) : (err as GraphQLError)];
+      }
+      const invalid = validate(schema, document, rules);
+      if (invalid.length) return invalid;
+      validDocuments.set(params.query, document);
     }
-    const invalid = validate(schema, document, rules);
-    if (invalid.length) return invalid;
     const operation = getOperationAST(document, params.operationName);
     if (!operation) return [new GraphQLError(params.operationName ? `no operation named "${params.operationName}"` : 'name the operation to run (operationName)')];
     const variables = getVariableValues(schema, operation.variableDefinitions ?? [], params.variables ?? {}, { maxErrors: 25 });
