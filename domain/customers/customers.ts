@@ -1,5 +1,5 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import type { EntityManager } from '@mikro-orm/postgresql';
+import type { EntityManager, QueryBuilder } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Segment } from '../../db/entities/index.js';
 import { escapeLike, LIVE_CUSTOMER, pgArray } from '../../db/sql.js';
@@ -69,6 +69,15 @@ async function filterQuery(ctx: ServiceContext, filter: CustomerFilter) {
   return qb;
 }
 
+/**
+ * A page of customers as plain data, for reading only. A list is never changed in the request that
+ * reads it, and making each row a managed entity (identity map, change-tracking snapshot) took a
+ * third of a list request's CPU; the rows carry the same properties, typed as the entity.
+ */
+async function readPage(qb: QueryBuilder<Customer, 'c'>): Promise<Customer[]> {
+  return (await qb.execute('all', true)) as unknown as Customer[];
+}
+
 const planCustomerPage = (args: PageArgs) => planPage(args, (key) => key.length === 1 && typeof key[0] === 'string' && isUuid(key[0]));
 
 /**
@@ -96,7 +105,7 @@ export async function customersConnection(ctx: ServiceContext, filter: CustomerF
   const all = qb.clone(); // counted without the cursor
   const count = lazyCount(() => customerTotal(ctx, filter, all));
   if (plan.cursor) qb.andWhere({ id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } });
-  const rows = await qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit).getResult();
+  const rows = await readPage(qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit));
   return { ...toPage(rows, plan, (c) => [c.id]), totalCount: count };
 }
 
@@ -135,7 +144,7 @@ export async function segmentMemberCounts(ctx: ServiceContext, segmentIds: reado
 
 export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFilter, skip: number, take: number) {
   const qb = await filterQuery(ctx, filter);
-  const [rows, total] = await Promise.all([qb.clone().orderBy({ id: 'desc' }).offset(skip).limit(take).getResult(), customerTotal(ctx, filter, qb.clone())]);
+  const [rows, total] = await Promise.all([readPage(qb.clone().orderBy({ id: 'desc' }).offset(skip).limit(take)), customerTotal(ctx, filter, qb.clone())]);
   return { rows, total };
 }
 
