@@ -41,7 +41,10 @@ export function createTokenVerifier(opts: AuthOptions): VerifyToken {
   } else {
     throw new Error('No JWT key configured: set JWT_JWKS_URL or JWT_SECRET');
   }
+  const verified = new VerifiedTokens();
   return async (token) => {
+    const known = verified.get(token);
+    if (known) return known;
     let payload: unknown;
     try {
       ({ payload } = await jwtVerify(token, key as Uint8Array, {
@@ -58,13 +61,42 @@ export function createTokenVerifier(opts: AuthOptions): VerifyToken {
     if (!claims.success) {
       throw new AppError('UNAUTHENTICATED', `invalid token claims: ${claims.error.issues.map((i) => i.path.join('.')).join(', ')}`);
     }
-    return {
+    const principal: Principal = {
       sub: claims.data.sub,
       tenantId: claims.data.tenantId,
       scopes: new Set(claims.data.scope.split(/\s+/).filter(Boolean)),
       name: claims.data.name,
     };
+    verified.set(token, principal, (payload as { exp: number }).exp * 1000);
+    return principal;
   };
+}
+
+// How long a verified token is believed without checking its signature again: no longer than a
+// JWKS key that was withdrawn would still be served from jose's own cache.
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
+
+/**
+ * Tokens whose signature and claims were verified, by their exact text, until their `exp` or for
+ * VERIFIED_TTL_MS, whichever is sooner. A client sends the same token on every request, and
+ * checking its signature was a tenth of a list request's CPU. Bounded: the oldest entry goes first.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { principal: Principal; until: number }>();
+
+  get(token: string): Principal | undefined {
+    const entry = this.entries.get(token);
+    if (!entry) return undefined;
+    if (Date.now() < entry.until) return entry.principal;
+    this.entries.delete(token); // verified again from scratch: an expired token is refused as such
+    return undefined;
+  }
+
+  set(token: string, principal: Principal, expiresAt: number): void {
+    if (this.entries.size >= VERIFIED_MAX) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(token, { principal, until: Math.min(expiresAt, Date.now() + VERIFIED_TTL_MS) });
+  }
 }
 
 export async function signDevToken(
