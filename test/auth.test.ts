@@ -48,6 +48,15 @@ describe('authentication (401)', () => {
     expect(res.body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
     expect(res.body.data).toBeUndefined();
   });
+
+  it('refuses a token that expires after it was accepted (verified tokens are remembered only until their exp)', async () => {
+    const auth = await signed({ tenantId: tenant, scope: 'crm:read' }, { exp: Math.floor(Date.now() / 1000) + 2 });
+    expect((await api.call('GET', '/api/v1/segments', { auth })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const res = await api.call('GET', '/api/v1/segments', { auth });
+    expect(res.status).toBe(401);
+    expect(res.body.error.message).toContain('token expired');
+  });
 });
 
 describe('authorization (403)', () => {

@@ -170,7 +170,7 @@ describe('listing customers', () => {
 });
 
 describe('customer totals', () => {
-  it('counts a status or lifecycle filter from the maintained totals exactly as a row count, after concurrent creates, updates, merges and deletes', async () => {
+  it('counts a status or lifecycle filter from the maintained totals exactly as a row count, after concurrent creates, updates, merges, deletes and an import', async () => {
     const t = newTenant();
     const a = await token(t, ['crm:read', 'crm:write', 'crm:admin']);
     const stages = ['MEMBER', 'LEAD', 'MEMBER', 'SUBSCRIBER', 'MEMBER', 'CUSTOMER', 'LEAD', 'MEMBER'];
@@ -181,14 +181,23 @@ describe('customer totals', () => {
       api.call('PATCH', `/api/v1/customers/${ids[2]}`, { auth: a, body: { status: 'DELETED' } }),
       api.call('PATCH', `/api/v1/customers/${ids[3]}`, { auth: a, body: { status: 'INACTIVE' } }),
       api.call('POST', '/api/v1/customers/merge', { auth: a, body: { winnerId: ids[4], loserId: ids[5] } }),
+      // New profiles, and one existing profile changing stage, in one import.
+      api.call('POST', '/api/v1/customers/import', {
+        auth: a, headers: { 'content-type': 'application/x-ndjson' },
+        body: [
+          { email: 'i0@totals.test', lifecycleStage: 'LEAD' }, { email: 'i1@totals.test', lifecycleStage: 'MEMBER' },
+          { email: 'i2@totals.test' }, { email: 't7@totals.test', lifecycleStage: 'ADVOCATE' },
+        ].map((l) => JSON.stringify(l)).join('\n'),
+      }),
     ]);
     // `search` matches every one of them and always counts rows: the reference for each total.
     const total = async (q: string) => (await api.call('GET', `/api/v1/customers?${q}`, { auth: a })).body.meta.total as number;
-    for (const q of ['', 'status=ACTIVE', 'status=INACTIVE', 'status=DELETED', 'status=MERGED', 'lifecycleStage=MEMBER', 'status=ACTIVE&lifecycleStage=LEAD']) {
+    for (const q of ['', 'status=ACTIVE', 'status=INACTIVE', 'status=DELETED', 'status=MERGED', 'lifecycleStage=MEMBER', 'lifecycleStage=ADVOCATE', 'status=ACTIVE&lifecycleStage=LEAD']) {
       expect(await total(q), q).toBe(await total(`${q}&search=totals.test`));
     }
-    expect(await total('')).toBe(6);
+    expect(await total('')).toBe(9);
     expect(await total('lifecycleStage=MEMBER')).toBe(4);
+    expect(await total('lifecycleStage=ADVOCATE')).toBe(1);
     const gql = await api.graphql(a, `{ customers(tenantId: "${t}", filter: {status: MERGED}) { totalCount } }`);
     expect(gql.body.data.customers.totalCount).toBe(1);
   });

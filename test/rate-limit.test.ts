@@ -55,4 +55,16 @@ describe('rate limits', () => {
     const other = await token(newTenant());
     expect((await api.call('POST', '/api/v1/campaigns/c1/execute', { auth: other })).status).toBe(404);
   });
+
+  it('admits exactly the limit of concurrent requests across instances, each with its own remaining count', async () => {
+    // An instance spends the requests that wait on one counter update together: the total spent,
+    // who passes and what each is told must still be what one update per request would give.
+    const auth = await token(newTenant());
+    const results = await Promise.all(Array.from({ length: 25 }, (_, i) => (i % 2 ? second : api).call('POST', `/api/v1/campaigns/c${i}/execute`, { auth })));
+    const admitted = results.filter((r) => r.status === 404);
+    expect(admitted).toHaveLength(10);
+    expect(results.filter((r) => r.status === 429)).toHaveLength(15);
+    expect(admitted.map((r) => Number(r.headers.get('x-ratelimit-remaining'))).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect((await second.call('POST', '/api/v1/campaigns/c99/execute', { auth })).status).toBe(429);
+  });
 });
