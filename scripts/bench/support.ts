@@ -35,8 +35,9 @@ export async function spawnServer(script: string, env: Record<string, string>, p
     } catch {
       // not listening yet
     }
-    // A worker bundles its workflows first: allow two minutes on a loaded machine.
-    if (i > 1200) {
+    // A worker bundles its workflows first, and tsx compiles the API's modules: on the loaded shared
+    // machine the API alone took over two minutes, so allow five.
+    if (i > 3000) {
       await stopProcess(child, 'SIGKILL');
       throw new Error(`${script} did not start`);
     }
