@@ -142,32 +142,73 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         }
         advance(chunk.at(-1)!.customer_id, gone.length > 0);
       }
-      for (;;) {
-        // New members, and members whose fields changed since they were sent (an opt-out, say).
-        const chunk = await em.execute<(MessagingMember & { customer_id: string; fingerprint: string; sent: string | null })[]>(
-          `select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
-                  c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn",
-                  ${FINGERPRINT} as fingerprint, s.fingerprint as sent
-             from segment_members m
-             join customers c on c.id = m.customer_id
-             left join segment_synced_members s on s.segment_id = m.segment_id and s.customer_id = m.customer_id
-            where m.segment_id = ? and m.customer_id > ?::uuid and ${LIVE_CUSTOMER}
-            order by m.customer_id limit ?`,
-          [ref.segmentId, cursor.after, SYNC_BATCH],
+      // New members, and members whose fields changed since they were sent (an opt-out, say). A
+      // chunk is the next SYNC_BATCH member ids; the members, their customers and what was sent of
+      // them are each read as one index range of the chunk's ids, so a chunk costs its own size.
+      // (Joined with only the cursor as bound, the planner merged everything before the cursor on
+      // every chunk, and the sync grew with the square of the segment.)
+      const readChunk = async (after: string) => {
+        const [edge] = await em.execute<{ last: string }[]>(
+          `select customer_id as last
+             from (select customer_id from segment_members where segment_id = ? and customer_id > ?::uuid order by customer_id limit ?) m
+            order by customer_id desc limit 1`,
+          [ref.segmentId, after, SYNC_BATCH],
         );
-        if (!chunk.length) break;
-        const fresh = chunk.filter((r) => r.sent !== r.fingerprint);
-        if (fresh.length) {
-          const ids = fresh.map((r) => r.customer_id);
-          await send(ids, fresh.map(({ customer_id, fingerprint: _f, sent: _s, ...m }) => ({ ...m, customerId: customer_id })));
-          await em.execute(
-            `insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint)
-             select ?::uuid, t.id, ?, t.fingerprint from unnest(?::uuid[], ?::text[]) as t(id, fingerprint)
-             on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now()`,
-            [ref.segmentId, ref.tenantId, pgArray(ids), pgArray(fresh.map((r) => r.fingerprint))],
-          );
+        if (!edge) return undefined;
+        const [members, synced] = await Promise.all([
+          em.execute<(MessagingMember & { customer_id: string; fingerprint: string })[]>(
+            `select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
+                    c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn", ${FINGERPRINT} as fingerprint
+               from segment_members m
+               join customers c on c.id = m.customer_id and c.id > ?::uuid and c.id <= ?::uuid
+              where m.segment_id = ? and m.customer_id > ?::uuid and m.customer_id <= ?::uuid and ${LIVE_CUSTOMER}
+              order by m.customer_id`,
+            [after, edge.last, ref.segmentId, after, edge.last],
+          ),
+          em.execute<{ customer_id: string; fingerprint: string }[]>(
+            'select customer_id, fingerprint from segment_synced_members where segment_id = ? and customer_id > ?::uuid and customer_id <= ?::uuid',
+            [ref.segmentId, after, edge.last],
+          ),
+        ]);
+        const sent = new Map(synced.map((s) => [s.customer_id, s.fingerprint]));
+        return { fresh: members.filter((m) => sent.get(m.customer_id) !== m.fingerprint), last: edge.last };
+      };
+      const record = async (fresh: { customer_id: string; fingerprint: string }[]) => {
+        await em.execute(
+          `insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint)
+           select ?::uuid, t.id, ?, t.fingerprint from unnest(?::uuid[], ?::text[]) as t(id, fingerprint)
+           on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now()`,
+          [ref.segmentId, ref.tenantId, pgArray(fresh.map((r) => r.customer_id)), pgArray(fresh.map((r) => r.fingerprint))],
+        );
+      };
+      // Pipelined: the next chunk is read, and the last acknowledged batch recorded, while a batch
+      // is posted. Posts stay one at a time, in id order. The cursor moves past a batch only once
+      // it is recorded, so a batch acknowledged but not recorded is read again after a crash, with
+      // the same ids and so the same key.
+      const quiet = <T>(p: Promise<T>) => {
+        p.catch(() => undefined); // awaited below; not an unhandled rejection while a post is out
+        return p;
+      };
+      let recorded: Promise<void> = Promise.resolve();
+      let next = quiet(readChunk(cursor.after));
+      try {
+        for (;;) {
+          const chunk = await next;
+          if (!chunk) break;
+          next = quiet(readChunk(chunk.last));
+          const { fresh } = chunk;
+          if (fresh.length) {
+            await send(fresh.map((r) => r.customer_id), fresh.map(({ customer_id, fingerprint: _f, ...m }) => ({ ...m, customerId: customer_id })));
+            await recorded;
+            recorded = quiet(record(fresh).then(() => advance(chunk.last, true)));
+          } else {
+            await recorded;
+            advance(chunk.last, false);
+          }
         }
-        advance(chunk.at(-1)!.customer_id, fresh.length > 0);
+      } finally {
+        // What was acknowledged is recorded before the activity ends, however it ends.
+        await recorded;
       }
       const [{ n }] = (await em.execute<{ n: number }[]>('select count(*)::int as n from segment_synced_members where segment_id = ?', [ref.segmentId])) as [{ n: number }];
       await em.execute('update segments set last_synced_at = now(), updated_at = now() where id = ?', [ref.segmentId]);
