@@ -313,22 +313,40 @@ export async function journeysAfterActivities(em: EntityManager, tenantId: strin
 }
 
 /**
+ * The ACTIVE SEGMENT_ENTRY journeys that segment entries enrol in, as SQL over `entries` (a
+ * relation of segment_membership_changes rows: id, tenant_id, segment_id, customer_id, change),
+ * in change order. A writer that records entries in a CTE asks in the same statement.
+ */
+export const segmentEntryJourneys = (entries: string) => `
+  select j.id as journey_id, m.customer_id, m.id::text as change_id
+    from ${entries} m
+    join journey_versions v on v.tenant_id = m.tenant_id and v.trigger_type = 'SEGMENT_ENTRY' and v.trigger_config->>'segmentId' = m.segment_id::text
+    join journeys j on j.tenant_id = v.tenant_id and j.id = v.journey_id and j.current_version = v.version and j.status = 'ACTIVE'
+   where m.change = 'ENTERED'`;
+
+export interface SegmentEntryJourney {
+  journey_id: string;
+  customer_id: string;
+  change_id: string;
+}
+
+/** Enrols entries (rows of `segmentEntryJourneys`), idempotent on `segment-entry:<change id>`. */
+export async function enrollSegmentEntries(em: EntityManager, tenantId: string, entries: SegmentEntryJourney[]): Promise<void> {
+  await enrollCustomers(em, tenantId, entries.map((e) => ({ journeyId: e.journey_id, customerId: e.customer_id, idempotencyKey: `segment-entry:${e.change_id}` })));
+}
+
+/**
  * Segment entries (segment_membership_changes rows, ENTERED) enrol the entering customers in the
  * ACTIVE SEGMENT_ENTRY journeys of that segment, idempotent on `segment-entry:<change id>`.
  * Takes no customer locks: segment writers hold the segment's lock (see enrollCustomers).
  */
 export async function journeysAfterSegmentEntries(em: EntityManager, tenantId: string, changeIds: (string | number)[]): Promise<void> {
   if (!changeIds.length) return;
-  const entries = await em.execute<{ journey_id: string; customer_id: string; change_id: string }[]>(
-    `select j.id as journey_id, m.customer_id, m.id::text as change_id
-       from segment_membership_changes m
-       join journey_versions v on v.tenant_id = m.tenant_id and v.trigger_type = 'SEGMENT_ENTRY' and v.trigger_config->>'segmentId' = m.segment_id::text
-       join journeys j on j.tenant_id = v.tenant_id and j.id = v.journey_id and j.current_version = v.version and j.status = 'ACTIVE'
-      where m.tenant_id = ? and m.id = any(?::bigint[]) and m.change = 'ENTERED'
-      order by m.id`,
+  const entries = await em.execute<SegmentEntryJourney[]>(
+    `${segmentEntryJourneys('(select * from segment_membership_changes where tenant_id = ? and id = any(?::bigint[]))')} order by m.id`,
     [tenantId, pgArray(changeIds.map(String))],
   );
-  await enrollCustomers(em, tenantId, entries.map((e) => ({ journeyId: e.journey_id, customerId: e.customer_id, idempotencyKey: `segment-entry:${e.change_id}` })));
+  await enrollSegmentEntries(em, tenantId, entries);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../../db/entities/index.js';
 import { LIVE_CUSTOMER, pgArray } from '../../db/sql.js';
-import { journeysAfterSegmentEntries } from '../journeys/enrollment.js';
-import { compileCriteria } from './criteria.js';
+import { AppError } from '../../platform/errors.js';
+import { enrollSegmentEntries, journeysAfterSegmentEntries, segmentEntryJourneys, type SegmentEntryJourney } from '../journeys/enrollment.js';
+import { compileCriteria, type Compiled } from './criteria.js';
 
 export interface RefreshResult {
   segmentId: string;
@@ -102,60 +103,154 @@ async function diffMembership(
   return { added: counts!.added, removed: counts!.removed };
 }
 
+/** A tenant's active SMART segments, compiled: evaluation levels, and the version each was compiled from. */
+interface SmartPlan {
+  /** `id:md5(criteria)` of each segment, in id order: what the evaluation checks is still current. */
+  versions: string[];
+  ids: string[];
+  levels: { ids: string[]; conditions: Compiled[] }[];
+}
+
+// Compiled plans by tenant, shared by every request of this process. Never trusted blindly: each
+// evaluation statement compares the versions it was compiled from with the segments its own
+// snapshot sees, and does nothing when they differ (another instance may have edited them).
+const smartPlans = new Map<string, SmartPlan>();
+const MAX_CACHED_PLANS = 10_000;
+const MAX_STALE_ATTEMPTS = 5;
+
+const SMART_VERSIONS = `select coalesce(array_agg(id::text || ':' || md5(criteria::text) order by id), '{}') as versions
+  from segments where tenant_id = ? and type = 'SMART' and is_active`;
+
+async function loadSmartPlan(em: EntityManager, tenantId: string): Promise<SmartPlan> {
+  const rows = await em.execute<{ id: string; criteria: unknown; version: string }[]>(
+    `select id, criteria, id::text || ':' || md5(criteria::text) as version from segments where tenant_id = ? and type = 'SMART' and is_active order by id`,
+    [tenantId],
+  );
+  const compiled = new Map(rows.map((r) => [r.id, compileCriteria(r.criteria)]));
+  const plan: SmartPlan = {
+    versions: rows.map((r) => r.version),
+    ids: rows.map((r) => r.id),
+    levels: dependencyLevels(rows.map((r) => ({ id: r.id, refs: [...compiled.get(r.id)!.segmentRefs.keys()] }))).map((ids) => ({
+      ids, conditions: ids.map((id) => compiled.get(id)!),
+    })),
+  };
+  if (smartPlans.size >= MAX_CACHED_PLANS) smartPlans.delete(smartPlans.keys().next().value!);
+  smartPlans.set(tenantId, plan);
+  return plan;
+}
+
 /**
  * Re-evaluates the given customers against every active SMART segment of the tenant: the
  * real-time path, called from domain/reactions.ts whenever profiles or timelines change. One
- * statement for all segments, so an event costs one round trip however many SMART segments
- * exist; SMART segments that read other SMART segments' membership go in later statements, after
- * those. Count changes go to segment_member_count_deltas (rows, not an update of the segment),
- * so concurrent events never wait on each other; a shared lock per segment keeps them from
- * interleaving with a full refresh.
+ * statement for all segments, reading each customer row once, so an event costs one round trip
+ * however many SMART segments exist; SMART segments that read other SMART segments' membership go
+ * in later statements, after those. Count changes go to segment_member_count_deltas (rows, not an
+ * update of the segment), so concurrent events never wait on each other; a shared lock per
+ * segment keeps them from interleaving with a full refresh.
+ *
+ * The compiled criteria are cached per tenant; every statement checks, in its own snapshot, that
+ * the active SMART segments and their criteria are still the ones compiled, and when not, the
+ * plan is compiled again and the evaluation runs again: an edit committed before the statement
+ * is always honoured, on every API instance.
  */
 export async function reevaluateSmartSegments(em: EntityManager, tenantId: string, customerIds: string[], cause: string): Promise<void> {
   if (!customerIds.length) return;
-  const smart = await em.find(Segment, { tenantId, type: 'SMART', isActive: true }, { orderBy: { id: 'asc' } });
-  if (!smart.length) return;
-  await em.execute(
-    `select pg_advisory_xact_lock_shared(hashtextextended('segment:' || id, 0)) from unnest(?::uuid[]) as t(id) order by id`,
-    [pgArray(smart.map((s) => s.id))],
-  );
+  let plan = smartPlans.get(tenantId);
+  // No SMART segments last time: looking again costs what checking would.
+  if (!plan?.ids.length) plan = await loadSmartPlan(em, tenantId);
+  if (!plan.ids.length) return;
   const ids = pgArray([...new Set(customerIds)]);
-  for (const level of dependencyLevels(smart)) await reevaluate(em, tenantId, level, ids, cause);
+  const locked = new Set<string>();
+  for (let attempt = 1; ; attempt++) {
+    const toLock = plan.ids.filter((id) => !locked.has(id));
+    if (toLock.length) {
+      await em.execute(
+        `select pg_advisory_xact_lock_shared(hashtextextended('segment:' || id, 0)) from unnest(?::uuid[]) as t(id) order by id`,
+        [pgArray(toLock)],
+      );
+      toLock.forEach((id) => locked.add(id));
+    }
+    let current = true;
+    for (const level of plan.levels) {
+      current = await reevaluate(em, tenantId, plan.versions, level, ids, cause);
+      if (!current) break;
+    }
+    if (current) return;
+    if (attempt >= MAX_STALE_ATTEMPTS) throw new AppError('CONFLICT', 'SMART segments kept changing during evaluation; retry');
+    plan = await loadSmartPlan(em, tenantId);
+    if (!plan.ids.length) return;
+  }
 }
 
-/** Segments grouped so that each group reads only segments of earlier groups (or non-SMART ones). */
-function dependencyLevels(segments: Segment[]): Segment[][] {
-  const refs = new Map(segments.map((s) => [s.id, [...compileCriteria(s.criteria).segmentRefs.keys()]]));
+/** Segment ids grouped so that each group reads only segments of earlier groups (or non-SMART ones). */
+function dependencyLevels(segments: { id: string; refs: string[] }[]): string[][] {
+  const refs = new Map(segments.map((s) => [s.id, s.refs]));
   const pending = new Set(segments.map((s) => s.id));
-  const levels: Segment[][] = [];
+  const levels: string[][] = [];
   while (pending.size) {
     const ready = segments.filter((s) => pending.has(s.id) && refs.get(s.id)!.every((r) => !pending.has(r)));
     // Validation refuses cycles; should one slip in, evaluate the rest together rather than loop.
     const level = ready.length ? ready : segments.filter((s) => pending.has(s.id));
     level.forEach((s) => pending.delete(s.id));
-    levels.push(level);
+    levels.push(level.map((s) => s.id));
   }
   return levels;
 }
 
-async function reevaluate(em: EntityManager, tenantId: string, segments: Segment[], ids: string, cause: string): Promise<void> {
-  const targets: string[] = [];
-  const params: unknown[] = [];
-  for (const segment of segments) {
-    const criteria = compileCriteria(segment.criteria);
-    targets.push(`select ?::uuid as segment_id, c.id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.id = any(?::uuid[]) and ${criteria.sql}`);
-    params.push(segment.id, tenantId, ids, ...criteria.params);
+/**
+ * One level of SMART segments for `ids`. One read computes, for each customer (its row read once),
+ * every segment's condition (an array of booleans in segment order) and the memberships it holds;
+ * only when they differ does a second statement move the members and record the changes. A
+ * customer no longer live matches nothing and leaves every segment. Returns false, having changed
+ * nothing, when the segments' versions are no longer `versions`.
+ */
+async function reevaluate(
+  em: EntityManager, tenantId: string, versions: string[], level: SmartPlan['levels'][number], ids: string, cause: string,
+): Promise<boolean> {
+  const segmentIds = pgArray(level.ids);
+  const rows = await em.execute<{ current: boolean; id: string | null; hits: (boolean | null)[] | null; members: string[] }[]>(
+    `select cur.current, e.id, e.hits, e.members
+       from (select (${SMART_VERSIONS}) = ?::text[] as current) cur
+       left join lateral (
+         select t.id,
+                case when c.id is not null then array[${level.conditions.map((c) => c.sql).join(', ')}] end as hits,
+                array(select sm.segment_id from segment_members sm where sm.segment_id = any(?::uuid[]) and sm.customer_id = t.id) as members
+           from unnest(?::uuid[]) as t(id)
+           left join customers c on c.tenant_id = ? and c.id = t.id and ${LIVE_CUSTOMER}
+       ) e on cur.current`,
+    [tenantId, pgArray(versions), ...level.conditions.flatMap((c) => c.params), segmentIds, ids, tenantId],
+  );
+  if (!rows[0]!.current) return false;
+  const moves: { segmentId: string; customerId: string; d: 1 | -1 }[] = [];
+  for (const { id, hits, members } of rows) {
+    if (!id) continue;
+    const held = new Set(members);
+    level.ids.forEach((segmentId, i) => {
+      const hit = hits?.[i] === true;
+      if (hit && !held.has(segmentId)) moves.push({ segmentId, customerId: id, d: 1 });
+      if (!hit && held.has(segmentId)) moves.push({ segmentId, customerId: id, d: -1 });
+    });
   }
-  const [entered] = await em.execute<{ entered: string[] }[]>(
-    `with target as (${targets.join(' union all ')}
+  if (moves.length) await moveMembers(em, tenantId, moves, cause);
+  return true;
+}
+
+/**
+ * Moves SMART members in and out, recording each change that happened (a row another writer
+ * already moved is not recorded twice) and its count delta; entries enrol in the segments'
+ * SEGMENT_ENTRY journeys, in this transaction.
+ */
+async function moveMembers(em: EntityManager, tenantId: string, moves: { segmentId: string; customerId: string; d: 1 | -1 }[], cause: string): Promise<void> {
+  const [result] = await em.execute<{ entries: SegmentEntryJourney[] | null }[]>(
+    `with moves as (
+       select * from unnest(?::uuid[], ?::uuid[], ?::int[]) as m(segment_id, customer_id, d)
      ), removed as (
-       delete from segment_members sm
-        where sm.segment_id = any(?::uuid[]) and sm.customer_id = any(?::uuid[])
-          and not exists (select 1 from target t where t.segment_id = sm.segment_id and t.id = sm.customer_id)
+       delete from segment_members sm using moves m
+        where m.d = -1 and sm.segment_id = m.segment_id and sm.customer_id = m.customer_id
        returning sm.segment_id, sm.customer_id
      ), added as (
        insert into segment_members (segment_id, customer_id, tenant_id)
-       select t.segment_id, t.id, ? from target t
+       select segment_id, customer_id, ? from moves where d = 1
        on conflict (segment_id, customer_id) do nothing
        returning segment_id, customer_id
      ), changes as (
@@ -163,7 +258,7 @@ async function reevaluate(em: EntityManager, tenantId: string, segments: Segment
        select ?, segment_id, customer_id, 'ENTERED', ? from added
        union all
        select ?, segment_id, customer_id, 'EXITED', ? from removed
-       returning id, change
+       returning id, tenant_id, segment_id, customer_id, change
      ), deltas as (
        select segment_id, sum(d)::int as d
          from (select segment_id, 1 as d from added union all select segment_id, -1 from removed) moved
@@ -171,9 +266,11 @@ async function reevaluate(em: EntityManager, tenantId: string, segments: Segment
      ), counted as (
        insert into segment_member_count_deltas (segment_id, delta) select segment_id, d from deltas where d <> 0
      )
-     select coalesce(array_agg(id), '{}')::text[] as entered from changes where change = 'ENTERED'`,
-    [...params, pgArray(segments.map((s) => s.id)), ids, tenantId, tenantId, cause, tenantId, cause],
+     select (select json_agg(e order by e.change_id::bigint) from (${segmentEntryJourneys('changes')}) e) as entries`,
+    [
+      pgArray(moves.map((m) => m.segmentId)), pgArray(moves.map((m) => m.customerId)), pgArray(moves.map((m) => m.d)),
+      tenantId, tenantId, cause, tenantId, cause,
+    ],
   );
-  // Entries enrol in the segments' SEGMENT_ENTRY journeys, in this transaction.
-  await journeysAfterSegmentEntries(em, tenantId, entered!.entered);
+  await enrollSegmentEntries(em, tenantId, result!.entries ?? []);
 }
