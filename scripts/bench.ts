@@ -4,8 +4,8 @@
 // working); the full sizes are the README's numbers. Every size is a knob: BENCH_SECONDS (per load
 // run), BENCH_READS_CUSTOMERS / BENCH_READS_SMALL (the large and the small tenant of customer reads),
 // BENCH_READS_RUNS (runs of each configuration), BENCH_IMPORT_ROWS, BENCH_REFRESH_ROWS,
-// BENCH_SYNC_ROWS, BENCH_FANOUT_ROWS (campaign recipients against the baseline loop),
-// BENCH_FANOUT_LARGE_ROWS (the scale-up run), BENCH_ENROLL_EVENTS, BENCH_JOURNEY_WAITING,
+// BENCH_SYNC_ROWS, BENCH_EVENT_BATCHES and BENCH_EVENT_LANES (batches of 1,000 events; in flight),
+// BENCH_FANOUT_ROWS (campaign recipients against the baseline loop), BENCH_FANOUT_LARGE_ROWS (the scale-up run), BENCH_ENROLL_EVENTS, BENCH_JOURNEY_WAITING,
 // BENCH_JOURNEY_TIMER_S; analytics: BENCH_ANALYTICS_CUSTOMERS, BENCH_ANALYTICS_ACTIVITIES,
 // BENCH_ANALYTICS_DELIVERIES (at most 200x the customers), BENCH_ANALYTICS_REQUESTS (per endpoint),
 // BENCH_ANALYTICS_LANES (requests in flight).
@@ -19,7 +19,7 @@ import { benchAnalytics } from './bench/analytics.js';
 import { benchCampaignFanout } from './bench/campaigns.js';
 import { benchCustomerImport, benchCustomerReads } from './bench/customers.js';
 import { benchJourneyEnrollment, benchJourneyTimers } from './bench/journeys.js';
-import { benchSegmentRefresh, benchSegmentSync, benchSmartIngest } from './bench/segments.js';
+import { benchEventBatches, benchSegmentRefresh, benchSegmentSync, benchSmartIngest } from './bench/segments.js';
 
 const args = process.argv.slice(2).filter((a) => a !== '--');
 const smoke = args.includes('--smoke');
@@ -33,6 +33,8 @@ const readsRuns = knob('BENCH_READS_RUNS', 3, 1);
 const importRows = knob('BENCH_IMPORT_ROWS', 1_000_000, 5_000);
 const refreshRows = knob('BENCH_REFRESH_ROWS', 1_000_000, 10_000);
 const syncRows = knob('BENCH_SYNC_ROWS', 100_000, 2_000);
+const eventBatches = knob('BENCH_EVENT_BATCHES', 100, 3);
+const eventLanes = knob('BENCH_EVENT_LANES', 4, 2);
 const fanoutRows = knob('BENCH_FANOUT_ROWS', 100_000, 300);
 const fanoutLargeRows = knob('BENCH_FANOUT_LARGE_ROWS', 1_000_000, 600);
 const enrollEvents = knob('BENCH_ENROLL_EVENTS', 5_000, 40);
@@ -51,6 +53,7 @@ const BENCHES: Record<string, (url: string) => Promise<void>> = {
   'customer-import': (url) => benchCustomerImport(url, importRows),
   'segment-refresh': (url) => benchSegmentRefresh(url, refreshRows),
   'smart-ingest': (url) => benchSmartIngest(url, seconds),
+  'event-batches': (url) => benchEventBatches(url, eventBatches, eventLanes),
   'segment-sync': (url) => benchSegmentSync(url, syncRows),
   'campaign-fanout': (url) => benchCampaignFanout(url, fanoutRows, fanoutLargeRows),
   'journey-enrollment': (url) => benchJourneyEnrollment(url, enrollEvents),

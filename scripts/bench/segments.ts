@@ -92,6 +92,19 @@ export async function benchSegmentRefresh(url: string, count: number): Promise<v
   });
 }
 
+/** `count` active SMART segments reading profile fields, events and event counts. */
+async function newSmartSegments(url: string, tenant: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const criteria = [
+      { event: { category: 'BOOKING', within: 'P7D' } },
+      { all: [{ field: 'lifecycleStage', op: 'eq', value: STAGES[i % 5] }, { field: 'lastActivityAt', op: 'within', value: 'P14D' }] },
+      { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 + (i % 3) } },
+      { any: [{ field: 'engagementScore', op: 'gte', value: 50 + i }, { field: 'emailOptIn', op: 'eq', value: true }] },
+    ][i % 4];
+    await newSegmentRow(url, tenant, 'SMART', criteria);
+  }
+}
+
 export async function benchSmartIngest(url: string, seconds: number): Promise<void> {
   const api = await spawnServer('api/server.ts', {
     DATABASE_URL: url, JWT_SECRET: BENCH_SECRET, TEMPORAL_ADDRESS: '127.0.0.1:1', RATE_LIMIT_WRITE: '1000000000',
@@ -101,15 +114,7 @@ export async function benchSmartIngest(url: string, seconds: number): Promise<vo
     for (const smartSegments of [0, 20]) {
       const tenant = `bench_smart_${smartSegments}_${Date.now()}`;
       await seedCustomers(url, tenant, 10_000);
-      for (let i = 0; i < smartSegments; i++) {
-        const criteria = [
-          { event: { category: 'BOOKING', within: 'P7D' } },
-          { all: [{ field: 'lifecycleStage', op: 'eq', value: STAGES[i % 5] }, { field: 'lastActivityAt', op: 'within', value: 'P14D' }] },
-          { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 + (i % 3) } },
-          { any: [{ field: 'engagementScore', op: 'gte', value: 50 + i }, { field: 'emailOptIn', op: 'eq', value: true }] },
-        ][i % 4];
-        await newSegmentRow(url, tenant, 'SMART', criteria);
-      }
+      await newSmartSegments(url, tenant, smartSegments);
       const auth = `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
       let n = 0;
       const result = await autocannon({
@@ -136,6 +141,59 @@ export async function benchSmartIngest(url: string, seconds: number): Promise<vo
       { tenant: '20 active SMART segments', 'events/s': results[20]!, ratio: ratio(results[20]!, results[0]!) },
     ])}\n`);
   } finally {
+    await api.stop();
+  }
+}
+
+/**
+ * Batches of 1,000 upstream events through POST /events (an array body), on tenants with no and
+ * with 20 active SMART segments, against a bare Hono + pg endpoint storing the same activities of
+ * the same bodies in one multi-row INSERT. `batches` per run, `lanes` requests in flight.
+ */
+export async function benchEventBatches(url: string, batches: number, lanes: number): Promise<void> {
+  const BATCH = 1000;
+  const CUSTOMERS = 10_000;
+  const api = await spawnServer('api/server.ts', {
+    DATABASE_URL: url, JWT_SECRET: BENCH_SECRET, TEMPORAL_ADDRESS: '127.0.0.1:1', RATE_LIMIT_WRITE: '1000000000',
+  }, await freePort(), '/healthz');
+  const bare = await spawnServer('scripts/bench/bare-server.ts', { DATABASE_URL: url }, await freePort(), '/select1');
+  try {
+    const body = (tenant: string, batch: number) => JSON.stringify(Array.from({ length: BATCH }, (_, k) => {
+      const i = batch * BATCH + k;
+      return {
+        type: 'booking.created', category: 'BOOKING', title: 'Tee time', occurredAt: new Date().toISOString(),
+        customer: { email: `c${(i * 37) % CUSTOMERS}.${tenant}@example.com` }, sourceService: 'bench', sourceEventId: `e${i}`,
+      };
+    }));
+    /** Posts `batches` bodies, `lanes` at a time; events per second. */
+    const run = async (endpoint: string, tenant: string, headers: Record<string, string>) => {
+      let next = 0;
+      const started = performance.now();
+      await Promise.all(Array.from({ length: lanes }, async () => {
+        for (let batch = next++; batch < batches; batch = next++) {
+          const res = await fetch(endpoint, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: body(tenant, batch) });
+          const answer = (await res.json()) as { data?: { accepted: number } };
+          if (!res.ok || answer.data?.accepted !== BATCH) throw new Error(`${endpoint} batch ${batch}: ${res.status} ${JSON.stringify(answer).slice(0, 300)}`);
+        }
+      }));
+      return Math.round((batches * BATCH) / ((performance.now() - started) / 1000));
+    };
+    const rows: Record<string, string | number>[] = [];
+    const bareTenant = `bench_batch_bare_${Date.now()}`;
+    await seedCustomers(url, bareTenant, CUSTOMERS);
+    const bareRate = await run(`${bare.url}/events?tenantId=${bareTenant}`, bareTenant, {});
+    rows.push({ endpoint: 'bare Hono + pg, multi-row INSERT (baseline)', 'events/s': bareRate, ratio: '1.00' });
+    for (const smartSegments of [0, 20]) {
+      const tenant = `bench_batch_${smartSegments}_${Date.now()}`;
+      await seedCustomers(url, tenant, CUSTOMERS);
+      await newSmartSegments(url, tenant, smartSegments);
+      const auth = `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
+      const rate = await run(`${api.url}/api/v1/events`, tenant, { authorization: auth });
+      rows.push({ endpoint: `POST /events, ${smartSegments} active SMART segments`, 'events/s': rate, ratio: ratio(rate, bareRate) });
+    }
+    process.stdout.write(`\nEvent batches: ${batches} batches of ${BATCH} events (${CUSTOMERS} customers), ${lanes} in flight\n${table(rows)}\nTarget: with 20 SMART segments at least 0.5x the bare INSERT\n`);
+  } finally {
+    await bare.stop();
     await api.stop();
   }
 }
