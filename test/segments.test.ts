@@ -275,6 +275,90 @@ describe('segment lifecycle', () => {
     expect(refreshed).toMatchObject({ previousCount: stored[0].n, newCount: stored[0].n, added: 0, removed: 0 });
   });
 
+  it('honours SMART segments edited, added or deactivated elsewhere from the next event on', async () => {
+    const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@e.test' }, { firstName: 'Bob', email: 'b@e.test' }]);
+    const smart = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'bookers', type: 'SMART', criteria: { event: { type: 'booking.created' } } },
+    })).body.data;
+    const post = (customerId: string, type: string, sourceEventId: string) => stack.api.call('POST', '/api/v1/events', { auth, body: {
+      type, category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { id: customerId }, sourceService: 'b', sourceEventId,
+    } });
+    await post(ids[0]!, 'booking.created', '1');
+    expect(await members(auth, smart.id)).toEqual(['Ann']);
+
+    // Another API instance (here: SQL, so nothing in this process hears of it) edits the criteria.
+    await sql(`update segments set criteria = $1 where id = $2`, [JSON.stringify({ event: { type: 'lesson.booked' } }), smart.id]);
+    await post(ids[0]!, 'booking.created', '2');
+    await post(ids[1]!, 'lesson.booked', '3');
+    expect(await members(auth, smart.id)).toEqual(['Bob']);
+
+    // A SMART segment added elsewhere counts from the next event; one deactivated no longer moves.
+    const added = randomUUID();
+    await sql(`insert into segments (id, tenant_id, name, type, criteria) values ($1, $2, 'added', 'SMART', $3)`, [added, tenant, JSON.stringify({ field: 'firstName', op: 'eq', value: 'Ann' })]);
+    await sql(`update segments set is_active = false where id = $1`, [smart.id]);
+    await post(ids[0]!, 'lesson.booked', '4');
+    expect(await members(auth, added)).toEqual(['Ann']);
+    expect(await members(auth, smart.id)).toEqual(['Bob']);
+  });
+
+  it('gives a batch of events the same results, profiles, segments and changes as the same events one by one', async () => {
+    const criteria = {
+      twice: { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 } },
+      phoned: { field: 'phoneNumber', op: 'exists' },
+      lessons: { all: [{ event: { category: 'GOLF' } }, { not: { field: 'firstName', op: 'eq', value: 'Bob' } }] },
+    };
+    const setUp = async () => {
+      const t = await tenantWith([{ firstName: 'Ann', email: 'a@b.test', phoneNumber: '+27825550001' }, { firstName: 'Bob', email: 'b@b.test' }]);
+      const segments: Record<string, string> = {};
+      for (const [name, c] of Object.entries(criteria)) {
+        const created = await stack.api.call('POST', '/api/v1/segments', { auth: t.auth, body: { name, type: 'SMART', criteria: c } });
+        expect(created.body.error).toBeUndefined();
+        segments[name] = created.body.data.id;
+      }
+      return { ...t, segments };
+    };
+    const events = [
+      { customer: { email: 'a@b.test' }, type: 'booking.created' },
+      { customer: { email: 'a@b.test', phone: '+27825550001' }, type: 'booking.created' },
+      { customer: { email: 'b@b.test', phone: '+27825550002' }, type: 'booking.created' }, // completes Bob's profile
+      { customer: { email: 'b@b.test', phone: '+27825550001' }, type: 'lesson.booked', category: 'GOLF' }, // Ann's phone: a conflict
+      { customer: { email: 'new@b.test' }, type: 'lesson.booked', category: 'GOLF' }, // a new profile
+      { customer: { email: 'none@b.test' }, type: 'booking.created', createCustomer: false },
+      { customer: { email: 'a@b.test' }, type: 'booking.created', sourceEventId: 'e0' }, // repeated
+      { customer: { email: 'new@b.test' }, type: 'booking.created' },
+    ].map(({ category, sourceEventId, ...e }, i) => ({
+      title: 'x', occurredAt: new Date().toISOString(), category: category ?? 'BOOKING', sourceService: 's', sourceEventId: sourceEventId ?? `e${i}`, ...e,
+    }));
+    const state = async (t: Awaited<ReturnType<typeof setUp>>) => {
+      const names = Object.fromEntries(Object.entries(t.segments).map(([name, id]) => [id, name]));
+      return {
+        customers: await sql(`select email, phone_number, last_activity_at is not null as active,
+            (select array_agg(type order by type) from activities a where a.customer_id = c.id) as activities
+          from customers c where tenant_id = $1 order by email`, [t.tenant]),
+        members: (await sql(`select sm.segment_id, c.email from segment_members sm join customers c on c.id = sm.customer_id where sm.tenant_id = $1`, [t.tenant]))
+          .map((m) => `${names[m.segment_id]}:${m.email}`).sort(),
+        changes: (await sql(`select m.segment_id, c.email, m.change from segment_membership_changes m join customers c on c.id = m.customer_id where m.tenant_id = $1`, [t.tenant]))
+          .map((m) => `${names[m.segment_id]}:${m.email}:${m.change}`).sort(),
+        counts: Object.fromEntries(await Promise.all(Object.entries(t.segments).map(async ([name, id]) =>
+          [name, (await stack.api.call('GET', `/api/v1/segments/${id}`, { auth: t.auth })).body.data.memberCount]))),
+      };
+    };
+    const single = await setUp();
+    const singly = [];
+    for (const e of events) {
+      const res = await stack.api.call('POST', '/api/v1/events', { auth: single.auth, body: [e] });
+      singly.push(res.body.data.results[0].status);
+    }
+    const batch = await setUp();
+    const together = (await stack.api.call('POST', '/api/v1/events', { auth: batch.auth, body: events })).body.data.results.map((r: any) => r.status);
+    expect(together).toEqual(singly);
+    expect(together).toEqual(['created', 'created', 'created', 'created', 'created', 'rejected', 'duplicate', 'created']);
+    const expected = await state(single);
+    expect(await state(batch)).toEqual(expected);
+    expect(expected.members).toEqual(['lessons:new@b.test', 'phoned:a@b.test', 'phoned:b@b.test', 'twice:a@b.test']);
+    expect(expected.customers.find((c: any) => c.email === 'b@b.test').activities).toEqual(['booking.created', 'identity.conflict', 'lesson.booked']);
+  });
+
   it('creates, lists and updates segments over GraphQL with the same rules', async () => {
     const { auth, tenant } = await tenantWith([{ firstName: 'Ann', email: 'a@g.test', emailOptIn: true }, { firstName: 'Bob', email: 'b@g.test' }]);
     const created = await stack.api.graphql(auth, `mutation($c: JSON) { createSegment(input: {tenantId: "${tenant}", name: "opted in", type: SMART, criteria: $c}) {

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Customer } from '../../db/entities/index.js';
+import { LIVE_CUSTOMER, pgArray } from '../../db/sql.js';
 import { asAppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { afterCustomersChanged } from '../reactions.js';
@@ -53,6 +54,39 @@ export async function resolveInTransaction(em: EntityManager, tenantId: string, 
       if (attempt >= 3 || asAppError(err)?.code !== 'CONFLICT') throw err;
     }
   }
+}
+
+/**
+ * For each set of identifiers, in one statement: the live profile that holds every one of them
+ * when no other live profile holds any, else null. That is exactly what `resolveIn` finds without
+ * writing anything (no profile to create, no identifier to add, no conflict to record), so a
+ * caller may take it instead of a resolution; the nulls still need one.
+ */
+export async function exactProfiles(em: EntityManager, tenantId: string, identities: Identifiers[]): Promise<(string | null)[]> {
+  if (!identities.length) return [];
+  const column = (k: Identifier) => identities.map((ids) => ids[k] || null);
+  const rows = await em.execute<{ ord: string; id: string; email: string | null; phone_number: string | null; auth_user_id: string | null }[]>(
+    `select k.ord, c.id, c.email, c.phone_number, c.auth_user_id
+       from unnest(?::text[], ?::text[], ?::text[]) with ordinality as k(email, phone, auth_user_id, ord)
+       cross join lateral (
+         select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.email = k.email
+         union select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.phone_number = k.phone
+         union select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.auth_user_id = k.auth_user_id
+       ) c`,
+    [pgArray(column('email')), pgArray(column('phone')), pgArray(column('authUserId')), tenantId, tenantId, tenantId],
+  );
+  const candidates = new Map<number, typeof rows>();
+  for (const row of rows) {
+    const i = Number(row.ord) - 1;
+    candidates.set(i, [...(candidates.get(i) ?? []), row]);
+  }
+  return identities.map((ids, i) => {
+    const found = candidates.get(i);
+    if (found?.length !== 1) return null;
+    const [c] = found as [(typeof rows)[number]];
+    const holds = { email: c.email, phone: c.phone_number, authUserId: c.auth_user_id };
+    return ORDER.every((k) => !ids[k] || holds[k] === ids[k]) ? c.id : null;
+  });
 }
 
 export async function resolveIn(em: EntityManager, tenantId: string, ids: Identifiers, write: boolean): Promise<Resolution | null> {

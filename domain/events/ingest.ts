@@ -5,7 +5,7 @@ import { AppError, asAppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { deadState, getCustomer, isLive } from '../customers/customers.js';
 import { emailField, phoneField } from '../customers/identifiers.js';
-import { resolveInTransaction } from '../customers/resolve.js';
+import { exactProfiles, resolveInTransaction } from '../customers/resolve.js';
 import { appendActivities, type NewActivity } from '../customers/timeline.js';
 import { afterPromotionSourcesChanged } from '../reactions.js';
 import { isSourceEvent, recordSourceEvents, sourceEventKind, sourceMetadata, type SourceEvent } from '../promotions/sources.js';
@@ -125,6 +125,20 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
   );
   const known = new Map(stored.map((r) => [`${r.source_service}\u0000${r.source_event_id}`, r.customer_id]));
 
+  // Events naming profiles that already hold all their identifiers take them from one statement;
+  // the others resolve one identity at a time (creating, completing or flagging profiles).
+  const identityKey = (event: UpstreamEvent) => JSON.stringify(event.customer) + event.createCustomer;
+  const toResolve = new Map<string, UpstreamEvent>();
+  for (const event of valid) {
+    if (event.customer && !event.customer.id && !isSourceEvent(event.type) && !known.has(`${event.sourceService}\u0000${event.sourceEventId}`)) {
+      toResolve.set(identityKey(event), event);
+    }
+  }
+  const exact = await exactProfiles(ctx.em, ctx.tenantId, [...toResolve.values()].map((e) => e.customer!));
+  [...toResolve.keys()].forEach((key, i) => {
+    if (exact[i]) resolvedBy.set(key, Promise.resolve(exact[i]));
+  });
+
   for (const [index, parsed] of parsedItems.entries()) {
     if (!parsed.success) {
       const err = fromZod(parsed.error);
@@ -143,7 +157,7 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
     }
     try {
       // One resolution per distinct identity in the batch.
-      const key = JSON.stringify(event.customer) + event.createCustomer;
+      const key = identityKey(event);
       if (!resolvedBy.has(key)) resolvedBy.set(key, customerFor(ctx, event));
       const customerId = await resolvedBy.get(key)!;
       pending.push({
