@@ -214,11 +214,11 @@ async function reevaluate(
        left join lateral (
          select t.id,
                 case when c.id is not null then array[${level.conditions.map((c) => c.sql).join(', ')}] end as hits,
-                array(select sm.segment_id from segment_members sm where sm.segment_id = any(?::uuid[]) and sm.customer_id = t.id) as members
+                array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id and sm.segment_id = any(?::uuid[])) as members
            from unnest(?::uuid[]) as t(id)
            left join customers c on c.tenant_id = ? and c.id = t.id and ${LIVE_CUSTOMER}
        ) e on cur.current`,
-    [tenantId, pgArray(versions), ...level.conditions.flatMap((c) => c.params), segmentIds, ids, tenantId],
+    [tenantId, pgArray(versions), ...level.conditions.flatMap((c) => c.params), tenantId, segmentIds, ids, tenantId],
   );
   if (!rows[0]!.current) return false;
   const moves: { segmentId: string; customerId: string; d: 1 | -1 }[] = [];
