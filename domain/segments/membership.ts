@@ -117,6 +117,7 @@ interface SmartPlan {
 const smartPlans = new Map<string, SmartPlan>();
 const MAX_CACHED_PLANS = 10_000;
 const MAX_STALE_ATTEMPTS = 5;
+const MOVES_PER_STATEMENT = 2000;
 
 const SMART_VERSIONS = `select coalesce(array_agg(id::text || ':' || md5(criteria::text) order by id), '{}') as versions
   from segments where tenant_id = ? and type = 'SMART' and is_active`;
@@ -236,7 +237,8 @@ async function reevaluate(
       if (!hit && held.has(segmentId)) moves.push({ segmentId, customerId: id, d: -1 });
     });
   }
-  if (moves.length) await moveMembers(em, tenantId, moves, cause);
+  // A batch's first events can move many memberships: in slices, so no statement nears the timeout.
+  for (let i = 0; i < moves.length; i += MOVES_PER_STATEMENT) await moveMembers(em, tenantId, moves.slice(i, i + MOVES_PER_STATEMENT), cause);
   return true;
 }
 
