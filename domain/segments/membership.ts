@@ -209,22 +209,17 @@ async function reevaluate(
   em: EntityManager, tenantId: string, versions: string[], level: SmartPlan['levels'][number], ids: string, cause: string,
 ): Promise<boolean> {
   const segmentIds = pgArray(level.ids);
-  // The conditions are computed in a subquery per customer (kept apart by `offset 0`), so that an
-  // event condition stays an index lookup of that customer's activities: over a whole batch the
-  // planner would rather hash one scan of every tenant's activities.
   const rows = await em.execute<{ current: boolean; id: string | null; hits: (boolean | null)[] | null; members: string[] }[]>(
     `select cur.current, e.id, e.hits, e.members
        from (select (${SMART_VERSIONS}) = ?::text[] as current) cur
        left join lateral (
-         select t.id, h.hits,
+         select t.id,
+                case when c.id is not null then array[${level.conditions.map((c) => c.sql).join(', ')}] end as hits,
                 array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id and sm.segment_id = any(?::uuid[])) as members
            from unnest(?::uuid[]) as t(id)
-           left join lateral (
-             select array[${level.conditions.map((c) => c.sql).join(', ')}] as hits
-               from customers c where c.tenant_id = ? and c.id = t.id and ${LIVE_CUSTOMER} offset 0
-           ) h on true
+           left join customers c on c.tenant_id = ? and c.id = t.id and ${LIVE_CUSTOMER}
        ) e on cur.current`,
-    [tenantId, pgArray(versions), tenantId, segmentIds, ids, ...level.conditions.flatMap((c) => c.params), tenantId],
+    [tenantId, pgArray(versions), ...level.conditions.flatMap((c) => c.params), tenantId, segmentIds, ids, tenantId],
   );
   if (!rows[0]!.current) return false;
   const moves: { segmentId: string; customerId: string; d: 1 | -1 }[] = [];
