@@ -26,7 +26,7 @@ const smoke = args.includes('--smoke');
 /** A knob: its environment variable, else the full size, or the smoke size under --smoke. */
 const knob = (name: string, full: number, smokeSize: number) => Number(process.env[name] ?? (smoke ? smokeSize : full));
 
-const seconds = knob('BENCH_SECONDS', 10, 2);
+const seconds = knob('BENCH_SECONDS', 10, 1);
 const readsCustomers = knob('BENCH_READS_CUSTOMERS', 1_000_000, 5_000);
 const readsSmall = knob('BENCH_READS_SMALL', 10_000, 1_000);
 const readsRuns = knob('BENCH_READS_RUNS', 3, 1);
@@ -82,7 +82,9 @@ try {
   await orm.close();
   for (const name of selected.length ? selected : Object.keys(BENCHES)) {
     process.stderr.write(`\n== ${name}\n`);
+    const started = performance.now();
     await BENCHES[name]!(url);
+    process.stderr.write(`== ${name}: ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
   }
 } finally {
   await server?.stop();
