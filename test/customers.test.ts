@@ -220,3 +220,35 @@ describe('GraphQL customer mutations', () => {
     expect(readOnly.body.errors[0].extensions.code).toBe('FORBIDDEN');
   });
 });
+
+describe('customer lists', () => {
+  it('show every field of a row exactly as a single read does, in REST and GraphQL', async () => {
+    const t = newTenant();
+    const a = await token(t, ['crm:read', 'crm:write', 'crm:admin']);
+    const full = await create({
+      email: 'full@rows.test', phoneNumber: '+27825550099', authUserId: 'auth-full', firstName: 'Full', lastName: 'Row',
+      lifecycleStage: 'MEMBER', membershipTier: 'GOLD', membershipStatus: 'ACTIVE', handicap: 12.5, homeClubId: 'club-rows',
+      emailOptIn: true, smsOptIn: true, pushOptIn: false,
+    }, a);
+    expect(full.status).toBe(201);
+    const bare = await create({ firstName: 'Bare' }, a);
+    const loser = await create({ email: 'loser@rows.test', handicap: 0.1 }, a);
+    expect((await api.call('POST', '/api/v1/customers/merge', { auth: a, body: { winnerId: bare.body.data.id, loserId: loser.body.data.id } })).status).toBe(200);
+    const ids = [full.body.data.id, bare.body.data.id, loser.body.data.id];
+    const listed = [
+      ...(await api.call('GET', '/api/v1/customers', { auth: a })).body.data,
+      ...(await api.call('GET', '/api/v1/customers?status=MERGED', { auth: a })).body.data,
+    ];
+    for (const id of ids) {
+      const one = (await api.call('GET', `/api/v1/customers/${id}`, { auth: a })).body.data;
+      expect(listed.find((c: { id: string }) => c.id === id), id).toStrictEqual(one);
+    }
+    const fields = 'id tenantId email phoneNumber firstName lastName fullName status lifecycleStage membershipTier membershipStatus handicap homeClub { id } engagementScore churnRiskScore lifetimeValue emailOptIn smsOptIn pushOptIn lastActivityAt createdAt updatedAt segments { id }';
+    const page = async (filter: string) => (await api.graphql(a, `{ customers(tenantId: "${t}"${filter}) { edges { node { ${fields} } } } }`)).body.data.customers.edges.map((e: { node: unknown }) => e.node);
+    const nodes = [...(await page('')), ...(await page(', filter: {status: MERGED}'))];
+    for (const id of ids) {
+      const one = (await api.graphql(a, `{ customer(id: "${id}") { ${fields} } }`)).body.data.customer;
+      expect(nodes.find((c: { id: string }) => c.id === id), id).toStrictEqual(one);
+    }
+  });
+});
