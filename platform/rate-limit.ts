@@ -60,12 +60,29 @@ export class RateLimits {
         return;
       }
       this.waiting.set(counter, []);
-      void this.spend(cls, key, counter, [{ points, resolve, reject }]);
+      void this.drain(cls, key, counter, [{ points, resolve, reject }]);
     });
   }
 
-  /** Spends `batch` in one update, then whatever queued meanwhile, until nothing waits. */
-  private async spend(cls: RateClass, key: string, counter: string, batch: Spend[]): Promise<void> {
+  /**
+   * Spends `batch` in one update, then whatever queued meanwhile, until nothing waits. A loop: a
+   * counter that never empties under load would otherwise chain one pending promise per update.
+   */
+  private async drain(cls: RateClass, key: string, counter: string, batch: Spend[]): Promise<void> {
+    while (batch.length) {
+      try {
+        await this.spend(cls, key, batch);
+      } catch (err) {
+        for (const s of batch) s.reject(err); // settles only those not judged yet
+      }
+      batch = this.waiting.get(counter)!;
+      this.waiting.set(counter, []);
+    }
+    this.waiting.delete(counter);
+  }
+
+  /** One update of the counter for the whole batch; each spend judged in turn against its total. */
+  private async spend(cls: RateClass, key: string, batch: Spend[]): Promise<void> {
     const limit = this.limits[cls];
     const total = batch.reduce((sum, s) => sum + s.points, 0);
     let res: RateLimiterRes | undefined;
@@ -92,11 +109,5 @@ export class RateLimits {
         }
       }
     }
-    const next = this.waiting.get(counter)!;
-    if (next.length) {
-      this.waiting.set(counter, []);
-      return this.spend(cls, key, counter, next);
-    }
-    this.waiting.delete(counter);
   }
 }
