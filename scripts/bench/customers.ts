@@ -136,9 +136,10 @@ async function importOnFreshApi(databaseUrl: string, count: number) {
       method: 'POST', headers: { authorization: auth, 'content-type': 'application/x-ndjson' },
       body: Readable.toWeb(body) as ReadableStream, duplex: 'half',
     } as RequestInit);
-    const report = (await res.json()) as { data?: { created: number; rejected: number } };
+    const answer = await res.text();
     const ms = performance.now() - started;
-    if (report.data?.created !== count) throw new Error(`import created ${report.data?.created} of ${count}: ${JSON.stringify(report).slice(0, 500)}`);
+    const report = (res.headers.get('content-type')?.includes('json') ? JSON.parse(answer) : {}) as { data?: { created: number } };
+    if (report.data?.created !== count) throw new Error(`import created ${report.data?.created} of ${count}: ${res.status} ${answer.slice(0, 500)}`);
     return { tenant, ms, rssStart, rssPeak: peakRssMiB(api.child.pid!) };
   } finally {
     await api.stop();
