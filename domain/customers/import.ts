@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { CsvError, parse as parseCsv } from 'csv-parse';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { liveCustomer, pgArray } from '../../db/sql.js';
+import { executeBound, liveCustomer } from '../../db/sql.js';
 import type { Config } from '../../platform/config.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
@@ -270,21 +270,21 @@ async function writeBatch(ctx: ServiceContext, batch: Valid[], report: ImportRep
 }
 
 async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) {
-  const columnArrays = (rows: { id: string; fields: CustomerFields }[]) => [
-    pgArray(rows.map((r) => r.id)),
-    ...PROPS.map((prop) => pgArray(rows.map((r) => r.fields[prop] ?? null))),
-  ];
-  const unnest = `unnest(?::uuid[], ${COLUMNS.map(([, type]) => `?::${type}[]`).join(', ')}) as v(id, ${COLUMNS.map(([c]) => c).join(', ')})`;
+  // Bound parameters, one array per column: the batch never becomes SQL text.
+  const columnArrays = (rows: { id: string; fields: CustomerFields }[]) => [rows.map((r) => r.id), ...PROPS.map((prop) => rows.map((r) => r.fields[prop] ?? null))];
+  const unnest = (first: number) =>
+    `unnest($${first}::uuid[], ${COLUMNS.map(([, type], i) => `$${first + 1 + i}::${type}[]`).join(', ')}) as v(id, ${COLUMNS.map(([c]) => c).join(', ')})`;
 
   // Insert first: rows whose email or phone a live profile already owns are skipped by the
   // unique indexes, and only those few need a lookup. A load of new customers never reads.
   const candidates = batch.map((row) => ({ ...row, id: uuidv7() }));
-  const inserted = await em.execute<{ id: string }[]>(
+  const inserted = await executeBound<{ id: string }>(
+    em,
     `insert into customers (id, tenant_id, ${COLUMNS.map(([c]) => c).join(', ')})
-     select v.id, ?, v.email, v.phone_number, v.auth_user_id, v.first_name, v.last_name, coalesce(v.lifecycle_stage, 'SUBSCRIBER'),
+     select v.id, $1, v.email, v.phone_number, v.auth_user_id, v.first_name, v.last_name, coalesce(v.lifecycle_stage, 'SUBSCRIBER'),
             v.membership_tier, v.membership_status, v.handicap, v.home_club_id,
             coalesce(v.email_opt_in, false), coalesce(v.sms_opt_in, false), coalesce(v.push_opt_in, false)
-       from ${unnest}
+       from ${unnest(2)}
      on conflict do nothing
      returning id`,
     [tenantId, ...columnArrays(candidates)],
@@ -298,21 +298,23 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
   }
 
   // Two probes, each answered by its partial unique index (an OR of both would scan the tenant).
-  const live = `tenant_id = ? and ${liveCustomer()}`;
-  const existing = await em.execute<{ id: string; email: string | null; phone_number: string | null }[]>(
-    `select id, email, phone_number from customers where ${live} and email = any(?::text[])
+  const live = `tenant_id = $1 and ${liveCustomer()}`;
+  const existing = await executeBound<{ id: string; email: string | null; phone_number: string | null }>(
+    em,
+    `select id, email, phone_number from customers where ${live} and email = any($2::text[])
      union
-     select id, email, phone_number from customers where ${live} and phone_number = any(?::text[])`,
-    [tenantId, pgArray(rest.flatMap((r) => (r.fields.email ? [r.fields.email] : []))), tenantId, pgArray(rest.flatMap((r) => (r.fields.phoneNumber ? [r.fields.phoneNumber] : [])))],
+     select id, email, phone_number from customers where ${live} and phone_number = any($3::text[])`,
+    [tenantId, rest.flatMap((r) => (r.fields.email ? [r.fields.email] : [])), rest.flatMap((r) => (r.fields.phoneNumber ? [r.fields.phoneNumber] : []))],
   );
   const byEmail = new Map(existing.filter((c) => c.email).map((c) => [c.email!, c.id]));
   const byPhone = new Map(existing.filter((c) => c.phone_number).map((c) => [c.phone_number!, c.id]));
   const authUserIds = rest.flatMap((r) => (r.fields.authUserId ? [r.fields.authUserId] : []));
   const byAuthUser = new Map(
     authUserIds.length
-      ? (await em.execute<{ id: string; auth_user_id: string }[]>(
-          `select id, auth_user_id from customers where ${live} and auth_user_id is not null and auth_user_id = any(?::text[])`,
-          [tenantId, pgArray(authUserIds)],
+      ? (await executeBound<{ id: string; auth_user_id: string }>(
+          em,
+          `select id, auth_user_id from customers where ${live} and auth_user_id is not null and auth_user_id = any($2::text[])`,
+          [tenantId, authUserIds],
         )).map((c) => [c.auth_user_id, c.id])
       : [],
   );
@@ -340,10 +342,11 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
   }
   if (updates.length) {
     // Import sets what a row gives and leaves the rest: blank cells never erase data.
-    await em.execute(
+    await executeBound(
+      em,
       `update customers c set ${COLUMNS.map(([col]) => `${col} = coalesce(v.${col}, c.${col})`).join(', ')}, updated_at = now()
-         from ${unnest} where c.id = v.id and c.tenant_id = ?`,
-      [...columnArrays(updates), tenantId],
+         from ${unnest(2)} where c.id = v.id and c.tenant_id = $1`,
+      [tenantId, ...columnArrays(updates)],
     );
   }
   await afterCustomersChanged(em, tenantId, [...insertedIds, ...updates.map((u) => u.id)], 'imported');
