@@ -86,9 +86,11 @@ function boundedLines(maxLineBytes: number, emit?: (push: (line: string) => void
     readableObjectMode: Boolean(emit),
     transform(chunk: Buffer, _encoding, done) {
       let start = 0;
+      const push = (text: string) => this.push(text);
       for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
         if (pendingBytes + nl - start > maxLineBytes) return done(lineTooLong(line, maxLineBytes));
-        emit?.((text) => this.push(text), Buffer.concat([...pending, chunk.subarray(start, nl)]));
+        // A line within one chunk (nearly all) is decoded from the chunk itself, not from a copy.
+        if (emit) emit(push, pending.length ? Buffer.concat([...pending, chunk.subarray(start, nl)]) : chunk.subarray(start, nl));
         pending = [];
         pendingBytes = 0;
         line++;
