@@ -5,8 +5,9 @@
 // run), BENCH_READS_CUSTOMERS / BENCH_READS_SMALL (the large and the small tenant of customer reads),
 // BENCH_READS_RUNS (runs of each configuration), BENCH_IMPORT_ROWS / BENCH_IMPORT_SMALL_ROWS (the full
 // import and the one its peak RSS is compared with, each on a fresh API process), BENCH_REFRESH_ROWS,
-// BENCH_SYNC_ROWS, BENCH_EVENT_BATCHES and BENCH_EVENT_LANES (batches of 1,000 events; in flight),
-// BENCH_FANOUT_ROWS (campaign recipients against the baseline loop), BENCH_FANOUT_LARGE_ROWS (the scale-up run), BENCH_ENROLL_EVENTS, BENCH_JOURNEY_WAITING,
+// BENCH_REFRESH_RUNS, BENCH_SYNC_ROWS, BENCH_EVENT_BATCHES and BENCH_EVENT_LANES (batches of 1,000
+// events; in flight), BENCH_FANOUT_ROWS (campaign recipients against the baseline loop),
+// BENCH_FANOUT_LARGE_ROWS (the scale-up run), BENCH_ENROLL_EVENTS, BENCH_JOURNEY_WAITING,
 // BENCH_JOURNEY_TIMER_S; analytics: BENCH_ANALYTICS_CUSTOMERS, BENCH_ANALYTICS_ACTIVITIES,
 // BENCH_ANALYTICS_DELIVERIES (at most 200x the customers), BENCH_ANALYTICS_REQUESTS (per endpoint),
 // BENCH_ANALYTICS_LANES (requests in flight).
@@ -34,6 +35,7 @@ const readsRuns = knob('BENCH_READS_RUNS', 3, 1);
 const importRows = knob('BENCH_IMPORT_ROWS', 1_000_000, 5_000);
 const importSmallRows = knob('BENCH_IMPORT_SMALL_ROWS', 50_000, 1_000);
 const refreshRows = knob('BENCH_REFRESH_ROWS', 1_000_000, 10_000);
+const refreshRuns = knob('BENCH_REFRESH_RUNS', 3, 1);
 const syncRows = knob('BENCH_SYNC_ROWS', 100_000, 2_000);
 const eventBatches = knob('BENCH_EVENT_BATCHES', 100, 3);
 const eventLanes = knob('BENCH_EVENT_LANES', 4, 2);
@@ -53,7 +55,7 @@ const analyticsLanes = knob('BENCH_ANALYTICS_LANES', 4, 2);
 const BENCHES: Record<string, (url: string) => Promise<void>> = {
   'customer-reads': (url) => benchCustomerReads(url, { large: readsCustomers, small: readsSmall, runs: readsRuns, seconds }),
   'customer-import': (url) => benchCustomerImport(url, importRows, importSmallRows),
-  'segment-refresh': (url) => benchSegmentRefresh(url, refreshRows),
+  'segment-refresh': (url) => benchSegmentRefresh(url, refreshRows, refreshRuns),
   'smart-ingest': (url) => benchSmartIngest(url, seconds),
   'event-batches': (url) => benchEventBatches(url, eventBatches, eventLanes),
   'segment-sync': (url) => benchSegmentSync(url, syncRows),

@@ -71,10 +71,13 @@ async function diffMembership(
 ): Promise<{ added: number; removed: number }> {
 
   const [counts] = await em.execute<{ added: number; removed: number; entered: string[] }[]>(
+    // Members who left are found by a subquery of their own, not from the materialised target:
+    // right after a large population the members' statistics are stale (about one row), and the
+    // planner then checked each member against a scan of the whole target, minutes at 90,000.
     `with target as (${target}
      ), removed as (
        delete from segment_members sm
-        where sm.segment_id = ? and not exists (select 1 from target t where t.id = sm.customer_id)
+        where sm.segment_id = ? and not exists (select 1 from (${target}) t where t.id = sm.customer_id)
        returning sm.customer_id
      ), added as (
        insert into segment_members (segment_id, customer_id, tenant_id)
@@ -92,7 +95,7 @@ async function diffMembership(
             (select coalesce(array_agg(id), '{}') from changes where change = 'ENTERED')::text[] as entered`,
     [
       tenantId, ...criteriaParams,
-      id,
+      id, tenantId, ...criteriaParams,
       id, tenantId,
       tenantId, id, cause, record,
       tenantId, id, cause, record,
@@ -232,10 +235,15 @@ async function reevaluate(
       if (!hit && held.has(segmentId)) moves.push({ segmentId, customerId: id, d: -1 });
     });
   }
+  // In one global order (segment, customer), so two batches moving the same members wait for each
+  // other instead of deadlocking on the membership keys.
+  moves.sort((a, b) => (a.segmentId === b.segmentId ? compare(a.customerId, b.customerId) : compare(a.segmentId, b.segmentId)));
   // A batch's first events can move many memberships: in slices, so no statement nears the timeout.
   for (let i = 0; i < moves.length; i += MOVES_PER_STATEMENT) await moveMembers(em, tenantId, moves.slice(i, i + MOVES_PER_STATEMENT), cause);
   return true;
 }
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Moves SMART members in and out, recording each change that happened (a row another writer
