@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../db/entities/index.js';
-import { LIVE_CUSTOMER, pgArray } from '../db/sql.js';
+import { executeBound, LIVE_CUSTOMER } from '../db/sql.js';
 import { evaluateMembership, type RefreshResult } from '../domain/segments/membership.js';
 import { MessagingClient, MessagingError, type MessagingMember } from '../platform/messaging.js';
 import type { ActivityDeps } from './index.js';
@@ -18,7 +18,7 @@ const FINGERPRINT = `md5(concat_ws('|', c.email, c.phone_number, c.first_name, c
 
 interface SyncCursor {
   phase: 'remove' | 'add';
-  /** Last customer id handled in this phase (sent and acknowledged, or found in sync). */
+  /** Last customer id handled in this phase (sent, acknowledged and recorded). */
   after: string;
   batches: number;
 }
@@ -38,6 +38,27 @@ async function loadSegment(em: EntityManager, { tenantId, segmentId }: SegmentRe
   // Deleted while the workflow was queued: nothing to do, and retrying will not change that.
   if (!segment) throw ApplicationFailure.nonRetryable(`segment ${segmentId} no longer exists`, 'SegmentNotFound');
   return segment;
+}
+
+/**
+ * A query's rows SYNC_BATCH at a time, through a cursor in a read-only transaction of its own. A
+ * cursor is planned for its first rows, so it walks the ordered index; the same query re-run per
+ * chunk after a large refresh was planned from statistics that had not seen the new members, and
+ * every chunk sorted the whole rest of the segment.
+ */
+async function openCursor<T>(orm: ActivityDeps['orm'], sql: string, params: unknown[]) {
+  const em = orm.em.fork();
+  await em.begin({ readOnly: true });
+  try {
+    await em.execute(`declare sync_rows no scroll cursor for ${sql}`, params);
+  } catch (err) {
+    await em.rollback();
+    throw err;
+  }
+  return {
+    next: () => em.execute<T[]>(`fetch forward ${SYNC_BATCH} from sync_rows`),
+    close: () => em.rollback(),
+  };
 }
 
 export function segmentActivities({ orm, config }: ActivityDeps) {
@@ -119,69 +140,73 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         ctx.heartbeat(cursor);
       };
 
-      // Both phases walk the ids in chunks of SYNC_BATCH by key (index range scans, never a scan
-      // of the whole segment per batch) and send what each chunk needs.
-      while (cursor.phase === 'remove') {
-        const chunk = await em.execute<{ customer_id: string; keep: boolean }[]>(
-          `select s.customer_id,
-                  exists (select 1 from segment_members m join customers c on c.id = m.customer_id
-                           where m.segment_id = s.segment_id and m.customer_id = s.customer_id and ${LIVE_CUSTOMER}) as keep
-             from segment_synced_members s
-            where s.segment_id = ? and s.customer_id > ?::uuid
-            order by s.customer_id limit ?`,
-          [ref.segmentId, cursor.after, SYNC_BATCH],
-        );
-        if (!chunk.length) {
-          Object.assign(cursor, { phase: 'add', after: FIRST });
-          break;
+      // Each phase walks one table's ids through a cursor, and looks up what it needs of each chunk
+      // by those ids: every statement is an index walk or 1,000 key lookups, whatever the planner
+      // believes about a segment that has just been filled.
+      // Ids (and md5 fingerprints) travel as one comma-separated parameter, split in SQL: nothing in
+      // them needs escaping, and escaping arrays of thousands was most of the worker's CPU.
+      const lookups = <R>(sql: string, key: string, ids: string[]) => executeBound<R>(em, sql, [key, ids.join(',')]);
+
+      // Removals: what Messaging holds of members who are no longer live members.
+      if (cursor.phase === 'remove') {
+        const held = await openCursor<{ customer_id: string }>(orm,
+          'select customer_id from segment_synced_members where segment_id = ? and customer_id > ?::uuid order by customer_id',
+          [ref.segmentId, cursor.after]);
+        try {
+          while (cursor.phase === 'remove') {
+            const chunk = (await heartbeating(held.next(), cursor)).map((r) => r.customer_id);
+            if (!chunk.length) {
+              Object.assign(cursor, { phase: 'add', after: FIRST });
+              break;
+            }
+            const kept = new Set((await lookups<{ customer_id: string }>(
+              `select m.customer_id from segment_members m join customers c on c.id = m.customer_id
+                where m.segment_id = $1 and m.customer_id = any(string_to_array($2, ',')::uuid[]) and ${LIVE_CUSTOMER}`, ref.segmentId, chunk)).map((r) => r.customer_id));
+            const gone = chunk.filter((id) => !kept.has(id));
+            if (gone.length) {
+              await send(gone, []);
+              await lookups(`delete from segment_synced_members where segment_id = $1 and customer_id = any(string_to_array($2, ',')::uuid[])`, ref.segmentId, gone);
+            }
+            advance(chunk.at(-1)!, gone.length > 0);
+          }
+        } finally {
+          await held.close();
         }
-        const gone = chunk.filter((r) => !r.keep).map((r) => r.customer_id);
-        if (gone.length) {
-          await send(gone, []);
-          await em.execute('delete from segment_synced_members where segment_id = ? and customer_id = any(?::uuid[])', [ref.segmentId, pgArray(gone)]);
-        }
-        advance(chunk.at(-1)!.customer_id, gone.length > 0);
       }
-      // New members, and members whose fields changed since they were sent (an opt-out, say). A
-      // chunk is the next SYNC_BATCH member ids; the members, their customers and what was sent of
-      // them are each read as one index range of the chunk's ids, so a chunk costs its own size.
-      // (Joined with only the cursor as bound, the planner merged everything before the cursor on
-      // every chunk, and the sync grew with the square of the segment.)
-      const readChunk = async (after: string) => {
-        const [edge] = await em.execute<{ last: string }[]>(
-          `select customer_id as last
-             from (select customer_id from segment_members where segment_id = ? and customer_id > ?::uuid order by customer_id limit ?) m
-            order by customer_id desc limit 1`,
-          [ref.segmentId, after, SYNC_BATCH],
-        );
-        if (!edge) return undefined;
-        const [members, synced] = await Promise.all([
-          em.execute<(MessagingMember & { customer_id: string; fingerprint: string })[]>(
+
+      // Additions: new members, and members whose fields changed since they were sent (an
+      // opt-out, say).
+      const members = await openCursor<{ customer_id: string }>(orm,
+        'select customer_id from segment_members where segment_id = ? and customer_id > ?::uuid order by customer_id',
+        [ref.segmentId, cursor.after]);
+      const readChunk = async () => {
+        const chunk = (await members.next()).map((r) => r.customer_id);
+        if (!chunk.length) return undefined;
+        const [live, synced] = await Promise.all([
+          lookups<MessagingMember & { customer_id: string; fingerprint: string }>(
             `select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
                     c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn", ${FINGERPRINT} as fingerprint
-               from segment_members m
-               join customers c on c.id = m.customer_id and c.id > ?::uuid and c.id <= ?::uuid
-              where m.segment_id = ? and m.customer_id > ?::uuid and m.customer_id <= ?::uuid and ${LIVE_CUSTOMER}
-              order by m.customer_id`,
-            [after, edge.last, ref.segmentId, after, edge.last],
-          ),
-          em.execute<{ customer_id: string; fingerprint: string }[]>(
-            'select customer_id, fingerprint from segment_synced_members where segment_id = ? and customer_id > ?::uuid and customer_id <= ?::uuid',
-            [ref.segmentId, after, edge.last],
-          ),
+               from customers c where c.tenant_id = $1 and c.id = any(string_to_array($2, ',')::uuid[]) and ${LIVE_CUSTOMER} order by c.id`, ref.tenantId, chunk),
+          lookups<{ customer_id: string; fingerprint: string }>(`select customer_id, fingerprint from segment_synced_members where segment_id = $1 and customer_id = any(string_to_array($2, ',')::uuid[])`, ref.segmentId, chunk),
         ]);
-        const sent = new Map(synced.map((s) => [s.customer_id, s.fingerprint]));
-        return { fresh: members.filter((m) => sent.get(m.customer_id) !== m.fingerprint), last: edge.last };
+        const sent = new Map(synced.map((r) => [r.customer_id, r.fingerprint]));
+        return { fresh: live.filter((m) => sent.get(m.customer_id) !== m.fingerprint), last: chunk.at(-1)! };
       };
+      // The segment is locked (key share) once per statement, not per row: a deletion waits for
+      // this commit and its cascade removes these rows, or has committed and nothing is written.
       const record = async (fresh: { customer_id: string; fingerprint: string }[]) => {
-        await em.execute(
-          `insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint)
-           select ?::uuid, t.id, ?, t.fingerprint from unnest(?::uuid[], ?::text[]) as t(id, fingerprint)
-           on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now()`,
-          [ref.segmentId, ref.tenantId, pgArray(fresh.map((r) => r.customer_id)), pgArray(fresh.map((r) => r.fingerprint))],
+        const written = await executeBound<{ n: number }>(em,
+          `with segment as (select id, tenant_id from segments where id = $1 and tenant_id = $2 for key share),
+                written as (
+                  insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint)
+                  select segment.id, t.id, segment.tenant_id, t.fingerprint from segment, unnest(string_to_array($3, ',')::uuid[], string_to_array($4, ',')) as t(id, fingerprint)
+                  on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now())
+           select (select count(*)::int from segment) as n`,
+          [ref.segmentId, ref.tenantId, fresh.map((r) => r.customer_id).join(','), fresh.map((r) => r.fingerprint).join(',')],
         );
+        if (!written[0]?.n) throw ApplicationFailure.nonRetryable(`segment ${ref.segmentId} no longer exists`, 'SegmentNotFound');
       };
-      // Pipelined: the next chunk is read, and the last acknowledged batch recorded, while a batch
+      // Pipelined: the next batch is read, and the last acknowledged one recorded, while a batch
       // is posted. Posts stay one at a time, in id order. The cursor moves past a batch only once
       // it is recorded, so a batch acknowledged but not recorded is read again after a crash, with
       // the same ids and so the same key.
@@ -190,12 +215,12 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         return p;
       };
       let recorded: Promise<void> = Promise.resolve();
-      let next = quiet(readChunk(cursor.after));
+      let next = quiet(readChunk());
       try {
         for (;;) {
-          const chunk = await next;
+          const chunk = await heartbeating(next, cursor);
           if (!chunk) break;
-          next = quiet(readChunk(chunk.last));
+          next = quiet(readChunk());
           const { fresh } = chunk;
           if (fresh.length) {
             await send(fresh.map((r) => r.customer_id), fresh.map(({ customer_id, fingerprint: _f, ...m }) => ({ ...m, customerId: customer_id })));
@@ -208,8 +233,10 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         }
       } finally {
         // What was acknowledged is recorded before the activity ends, however it ends.
-        await recorded;
+        await Promise.allSettled([recorded, next]);
+        await members.close();
       }
+      await recorded;
       const [{ n }] = (await em.execute<{ n: number }[]>('select count(*)::int as n from segment_synced_members where segment_id = ?', [ref.segmentId])) as [{ n: number }];
       await em.execute('update segments set last_synced_at = now(), updated_at = now() where id = ?', [ref.segmentId]);
       return { syncedCount: n };

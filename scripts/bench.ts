@@ -10,7 +10,8 @@
 // BENCH_FANOUT_LARGE_ROWS (the scale-up run), BENCH_ENROLL_EVENTS, BENCH_JOURNEY_WAITING,
 // BENCH_JOURNEY_TIMER_S; analytics: BENCH_ANALYTICS_CUSTOMERS, BENCH_ANALYTICS_ACTIVITIES,
 // BENCH_ANALYTICS_DELIVERIES (at most 200x the customers), BENCH_ANALYTICS_REQUESTS (per endpoint),
-// BENCH_ANALYTICS_LANES (requests in flight).
+// BENCH_ANALYTICS_LANES (requests in flight). BENCH_PROF=<dir> writes a V8 CPU profile of every
+// API, worker and bare server the benchmarks start into <dir>, for finding where the time goes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

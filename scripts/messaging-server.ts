@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 
 // `lost`: the batch is applied, but the answer never reaches the client (it times out), as when a
 // network or process fails mid-request; the client must resend, and the key makes it a no-op.
-type Failure = { kind: 'error'; status: number; message: string } | { kind: 'lost'; ms: number };
+type Failure = { kind: 'error'; status: number; message: string } | { kind: 'lost'; ms: number } | { kind: 'slow'; ms: number };
 
 export interface MessagingServer {
   url: string;
@@ -84,10 +84,8 @@ export async function startMessagingServer(): Promise<MessagingServer> {
       applied.push({ key, segment: memberPath[1]!, add: body.add?.length ?? 0, remove: body.remove?.length ?? 0 });
       const answer = { added: body.add?.length ?? 0, removed: body.remove?.length ?? 0, total: set.size };
       seen.set(key, JSON.stringify(answer));
-      if (failure?.kind === 'lost') {
-        await new Promise((r) => setTimeout(r, failure.ms));
-        return res.destroy();
-      }
+      if (failure?.kind === 'lost' || failure?.kind === 'slow') await new Promise((r) => setTimeout(r, failure.ms));
+      if (failure?.kind === 'lost') return res.destroy();
       return send(200, answer);
     }
     if (req.method === 'POST' && url.pathname === '/messages') {

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { newTenant, token } from './support/api.js';
 import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -76,6 +77,30 @@ describe('syncSegmentToMessaging', () => {
     expect(mine.every((id) => messaging.addCounts.get(id) === 1)).toBe(true);
     // 3 batches, each sent once more for each failure.
     expect(messaging.received.length - receivedBefore).toBe(3 + 3);
+  });
+
+  it('a segment deleted while a batch is out keeps nothing of its sync', async () => {
+    const { auth, segment } = await segmentOf(2500);
+    // The first batch is applied and answered after 700 ms; the segment is deleted meanwhile, so
+    // recording that batch finds it gone.
+    messaging.failNext({ kind: 'slow', ms: 700 });
+    const received = messaging.received.length;
+    const syncing = sync(auth, segment.id);
+    while (messaging.received.length === received) await new Promise((r) => setTimeout(r, 10));
+    expect((await stack.api.call('DELETE', `/api/v1/segments/${segment.id}`, { auth })).status).toBe(200);
+    const res = await syncing;
+    expect(res.body.errors?.length).toBe(1);
+    // The deletion terminated the workflow at once; its activity learns of that only at its next
+    // heartbeat, after the slow answer, and then tries to record the batch.
+    await new Promise((r) => setTimeout(r, 1500));
+    const db = new pg.Client({ connectionString: inject('databaseUrl') });
+    await db.connect();
+    try {
+      const { rows: [left] } = await db.query<{ n: number }>('select count(*)::int as n from segment_synced_members where segment_id = $1', [segment.id]);
+      expect(left!.n).toBe(0);
+    } finally {
+      await db.end();
+    }
   });
 
   it('fails fast with the remote message on a 4xx', async () => {

@@ -9,6 +9,7 @@ import { Migration20261126020000_social_connections } from './Migration202611260
 import { Migration20261126021000_social_posts } from './Migration20261126021000_social_posts.js';
 import { Migration20261126022000_promotions } from './Migration20261126022000_promotions.js';
 import { Migration20261126023000_analytics } from './Migration20261126023000_analytics.js';
+import { Migration20261126074500_synced_members_cascade } from './Migration20261126074500_synced_members_cascade.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
@@ -23,4 +24,5 @@ export const migrations = [
   { name: 'Migration20261126021000_social_posts', class: Migration20261126021000_social_posts },
   { name: 'Migration20261126022000_promotions', class: Migration20261126022000_promotions },
   { name: 'Migration20261126023000_analytics', class: Migration20261126023000_analytics },
+  { name: 'Migration20261126074500_synced_members_cascade', class: Migration20261126074500_synced_members_cascade },
 ];

@@ -217,6 +217,12 @@ export async function benchSegmentSync(url: string, count: number): Promise<void
     await seedCustomers(url, tenant, count);
     const segmentId = await newSegmentRow(url, tenant, 'STATIC', null);
     await query(url, `insert into segment_members (segment_id, customer_id, tenant_id) select $1, id, tenant_id from customers where tenant_id = $2`, [segmentId, tenant]);
+    // A small segment whose sync warms the worker (its workflow sandbox, pools, ORM) first, as a
+    // long-running worker is.
+    const warmTenant = `${tenant}_warm`;
+    await seedCustomers(url, warmTenant, 1000);
+    const warmSegmentId = await newSegmentRow(url, warmTenant, 'STATIC', null);
+    await query(url, `insert into segment_members (segment_id, customer_id, tenant_id) select $1, id, tenant_id from customers where tenant_id = $2`, [warmSegmentId, warmTenant]);
 
     // Baseline: the same batches (same member fields, 1,000 each) posted in a plain loop.
     const rows = await query(url, `select id as "customerId", email, phone_number as "phoneNumber", first_name as "firstName", last_name as "lastName",
@@ -233,6 +239,9 @@ export async function benchSegmentSync(url: string, count: number): Promise<void
     const baselineMs = performance.now() - started;
 
     await withTemporalAndWorker(url, { MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey }, async ({ client, taskQueue }) => {
+      await client.workflow.execute<typeof segmentSyncWorkflow>('segmentSyncWorkflow', {
+        workflowId: `segment-sync-${warmSegmentId}`, taskQueue, args: [{ tenantId: warmTenant, segmentId: warmSegmentId }],
+      });
       const t = performance.now();
       const result = await client.workflow.execute<typeof segmentSyncWorkflow>('segmentSyncWorkflow', {
         workflowId: `segment-sync-${segmentId}`, taskQueue, args: [{ tenantId: tenant, segmentId }],
