@@ -69,6 +69,25 @@ describe('POST /api/v1/customers/import', () => {
     expect((await api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(2500);
   });
 
+  it('stores text exactly, whatever it holds, on both the insert and the update path', async () => {
+    const auth = await token(newTenant());
+    const odd = 'Quote " backslash \\ comma , brace { } tab \t emoji 🏌️ accent é';
+    // A lone surrogate cannot be stored as text: it becomes U+FFFD, as anywhere else in the API.
+    const lines = [
+      { email: 'odd@example.com', firstName: odd, lastName: 'Lone \ud800 surrogate', handicap: -3.5, smsOptIn: 'yes' },
+      { email: 'null@example.com', firstName: 'null', lastName: '{"a":1}' },
+    ].map((l) => JSON.stringify(l));
+    const created = await upload(auth, lines.join('\n'), 'application/x-ndjson');
+    expect(created.body.data).toMatchObject({ created: 2, updated: 0, rejected: 0 });
+    const update = JSON.stringify({ email: 'null@example.com', membershipTier: odd });
+    expect((await upload(auth, update, 'application/x-ndjson')).body.data).toMatchObject({ created: 0, updated: 1 });
+
+    const list = (await api.call('GET', '/api/v1/customers?take=10', { auth })).body.data;
+    const byEmail = Object.fromEntries(list.map((c: any) => [c.email, c]));
+    expect(byEmail['odd@example.com']).toMatchObject({ firstName: odd, lastName: 'Lone \ufffd surrogate', handicap: -3.5, smsOptIn: true });
+    expect(byEmail['null@example.com']).toMatchObject({ firstName: 'null', lastName: '{"a":1}', membershipTier: odd });
+  });
+
   it('counts against the bulk rate-limit class', async () => {
     const auth = await token(newTenant());
     const res = await upload(auth, JSON.stringify({ email: 'rl@example.com' }), 'application/x-ndjson');
