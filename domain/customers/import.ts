@@ -75,22 +75,23 @@ const lineTooLong = (line: number, maxLineBytes: number) =>
 
 /**
  * Walks the line breaks of a byte stream, failing on a line longer than `maxLineBytes`, so that a
- * file without line breaks is never buffered whole. `emit` gets each whole line (NDJSON) or, when
- * absent, the bytes pass through unchanged (CSV, whose parser splits for itself).
+ * file without line breaks is never buffered whole. With `lines`, each chunk's whole lines are
+ * pushed as one array (NDJSON: one hop through the stream and its async iteration per chunk, not
+ * per line); without, the bytes pass through unchanged (CSV, whose parser splits for itself).
  */
-function boundedLines(maxLineBytes: number, emit?: (push: (line: string) => void, bytes: Buffer) => void): Transform {
+function boundedLines(maxLineBytes: number, lines?: boolean): Transform {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let line = 1;
+  const text = (bytes: Buffer) => bytes.toString('utf8').replace(/\r$/, '');
   return new Transform({
-    readableObjectMode: Boolean(emit),
+    readableObjectMode: Boolean(lines),
     transform(chunk: Buffer, _encoding, done) {
       let start = 0;
-      const push = (text: string) => this.push(text);
+      const whole: string[] = [];
       for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
         if (pendingBytes + nl - start > maxLineBytes) return done(lineTooLong(line, maxLineBytes));
-        // A line within one chunk (nearly all) is decoded from the chunk itself, not from a copy.
-        if (emit) emit(push, pending.length ? Buffer.concat([...pending, chunk.subarray(start, nl)]) : chunk.subarray(start, nl));
+        if (lines) whole.push(text(pending.length ? Buffer.concat([...pending, chunk.subarray(start, nl)]) : chunk.subarray(start, nl)));
         pending = [];
         pendingBytes = 0;
         line++;
@@ -98,24 +99,21 @@ function boundedLines(maxLineBytes: number, emit?: (push: (line: string) => void
       }
       pendingBytes += chunk.length - start;
       if (pendingBytes > maxLineBytes) return done(lineTooLong(line, maxLineBytes));
-      if (emit) pending.push(chunk.subarray(start));
-      done(null, emit ? undefined : chunk);
+      if (lines) pending.push(chunk.subarray(start));
+      done(null, lines ? (whole.length ? whole : undefined) : chunk);
     },
     flush(done) {
-      if (pendingBytes) emit?.((text) => this.push(text), Buffer.concat(pending));
-      done();
+      done(null, lines && pendingBytes ? [text(Buffer.concat(pending))] : undefined);
     },
   });
 }
 
-// One string per line, CR LF or LF, decoded once whole (a character may straddle two chunks).
-const ndjsonLine = (push: (line: string) => void, bytes: Buffer) => push(bytes.toString('utf8').replace(/\r$/, ''));
-
 /**
  * Rows of an NDJSON or CSV byte stream, parsed as they arrive (never buffered whole), bounded by
- * `limits`. A malformed CSV (an unclosed quote, say) is a VALIDATION_ERROR naming its line.
+ * `limits`, in the groups they arrive in. A malformed CSV (an unclosed quote, say) is a
+ * VALIDATION_ERROR naming its line.
  */
-export async function* readImportRows(body: Readable, format: ImportFormat, limits: ImportLimits): AsyncGenerator<ImportRow> {
+export async function* readImportRows(body: Readable, format: ImportFormat, limits: ImportLimits): AsyncGenerator<ImportRow[]> {
   let rows = 0;
   const counted = (row: ImportRow) => {
     if (++rows > limits.maxRows) {
@@ -123,20 +121,22 @@ export async function* readImportRows(body: Readable, format: ImportFormat, limi
     }
     return row;
   };
-  // pipeline, not pipe: a failing source (a body over its size limit) fails the reader too, and a
-  // reader that stops early (a limit) releases the source. Its errors reach the loop below.
   if (format === 'ndjson') {
     let line = 0;
-    for await (const text of pipeline(body, boundedLines(limits.maxLineBytes, ndjsonLine), () => {}) as AsyncIterable<string>) {
-      line++;
-      if (!text.trim()) continue;
-      let record: unknown;
-      try {
-        record = JSON.parse(text);
-      } catch {
-        record = Symbol.for('invalid-json');
+    for await (const texts of pipeline(body, boundedLines(limits.maxLineBytes, true), () => {}) as AsyncIterable<string[]>) {
+      const group: ImportRow[] = [];
+      for (const text of texts) {
+        line++;
+        if (!text.trim()) continue;
+        let record: unknown;
+        try {
+          record = JSON.parse(text);
+        } catch {
+          record = Symbol.for('invalid-json');
+        }
+        group.push(counted({ line, record }));
       }
-      yield counted({ line, record });
+      if (group.length) yield group;
     }
     return;
   }
@@ -145,14 +145,12 @@ export async function* readImportRows(body: Readable, format: ImportFormat, limi
     boundedLines(limits.maxLineBytes),
     parseCsv({
       columns: (header: string[]) => header.map(canonicalColumn), bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true,
-      // Quoted cells may span lines: a record gets the same bound as a line.
       max_record_size: limits.maxLineBytes,
     }),
     () => {},
   );
   try {
-    // `info.lines` is the line a record ends on (quoted cells may span lines).
-    for await (const { record, info } of parser) yield counted({ line: info.lines, record });
+    for await (const { record, info } of parser) yield [counted({ line: info.lines, record })];
   } catch (err) {
     if (err instanceof CsvError) {
       const line = (err as CsvError & { lines?: number }).lines;
@@ -182,7 +180,7 @@ interface Valid {
  * validated and written in batches of 1,000 set-based statements, each batch in its own
  * transaction: memory stays flat whatever the file size.
  */
-export async function importCustomers(ctx: ServiceContext, rows: AsyncIterable<ImportRow>, onBatch?: (report: ImportReport) => void): Promise<ImportReport> {
+export async function importCustomers(ctx: ServiceContext, groups: AsyncIterable<ImportRow[]>, onBatch?: (report: ImportReport) => void): Promise<ImportReport> {
   const schema = importRow(ctx.config.DEFAULT_PHONE_REGION);
   const report: ImportReport = { created: 0, updated: 0, rejected: 0, errors: [] };
   const reject = (line: number, reason: string) => {
@@ -233,7 +231,7 @@ export async function importCustomers(ctx: ServiceContext, rows: AsyncIterable<I
   return report;
 
   async function readRows() {
-    for await (const { line, record } of rows) {
+    for await (const group of groups) for (const { line, record } of group) {
       if (typeof record === 'symbol') {
         reject(line, 'not valid JSON');
         continue;

@@ -195,8 +195,8 @@ function* events(people: Member[], now: number) {
   }
 }
 
-async function* importRows(people: Member[]): AsyncGenerator<ImportRow> {
-  for (const m of people) yield { line: m.index + 1, record: m.row };
+async function* importRows(people: Member[]): AsyncGenerator<ImportRow[]> {
+  yield people.map((m) => ({ line: m.index + 1, record: m.row }));
 }
 
 function serviceContext(deps: DemoDeps, tenantId: string): ServiceContext {
