@@ -10,6 +10,7 @@ import { Migration20261126021000_social_posts } from './Migration20261126021000_
 import { Migration20261126022000_promotions } from './Migration20261126022000_promotions.js';
 import { Migration20261126023000_analytics } from './Migration20261126023000_analytics.js';
 import { Migration20261126074500_synced_members_cascade } from './Migration20261126074500_synced_members_cascade.js';
+import { Migration20261126081500_membership_references } from './Migration20261126081500_membership_references.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
@@ -25,4 +26,5 @@ export const migrations = [
   { name: 'Migration20261126022000_promotions', class: Migration20261126022000_promotions },
   { name: 'Migration20261126023000_analytics', class: Migration20261126023000_analytics },
   { name: 'Migration20261126074500_synced_members_cascade', class: Migration20261126074500_synced_members_cascade },
+  { name: 'Migration20261126081500_membership_references', class: Migration20261126081500_membership_references },
 ];

@@ -1,0 +1,75 @@
+import { Migration } from '@mikro-orm/migrations';
+
+// segment_members and segment_membership_changes take thousands of rows per statement (a batch of
+// events with live SMART segments, a refresh). Their four foreign keys checked every row on its
+// own, a trigger and a key-share lock each: 60% of the statement that moves a batch's memberships.
+// The same references are now checked once per statement, over the statement's distinct segments
+// and customers (with their tenant), by a trigger that takes the same key-share locks, in id order,
+// and raises the same error (SQLSTATE 23503, the same constraint names): a segment or customer
+// deleted before the check is refused, and one deleted after it waits for this transaction, then
+// its cascade (below) removes these rows. The cascades of deletions are statement triggers too,
+// one set-based delete per statement. Keys (id, tenant_id) of segments and customers never change,
+// so the old ON UPDATE CASCADE has nothing to do.
+const TABLES = ['segment_members', 'segment_membership_changes'];
+const REFERENCES = [
+  { column: 'segment_id', referenced: 'segments' },
+  { column: 'customer_id', referenced: 'customers' },
+];
+
+export class Migration20261126081500_membership_references extends Migration {
+  override async up(): Promise<void> {
+    for (const table of TABLES) {
+      for (const { column } of REFERENCES) this.addSql(`alter table "${table}" drop constraint "${table}_${column}_foreign";`);
+    }
+    const checks = REFERENCES.map(({ column, referenced }) => `
+        select count(*) into wanted from (select distinct tenant_id, ${column} from written) k;
+        perform 1 from ${referenced} r where (r.tenant_id, r.id) in (select tenant_id, ${column} from written) order by r.id for key share of r;
+        get diagnostics locked = row_count;
+        if locked < wanted then
+          raise exception 'insert or update on table "%" violates foreign key constraint "%"', tg_table_name, tg_table_name || '_${column}_foreign'
+            using errcode = 'foreign_key_violation', constraint = tg_table_name || '_${column}_foreign', table = tg_table_name,
+                  detail = 'a row references a ${referenced} row of its tenant that does not exist';
+        end if;`).join('');
+    this.addSql(`create function membership_references() returns trigger language plpgsql as $$
+      declare
+        wanted bigint;
+        locked bigint;
+      begin${checks}
+        return null;
+      end $$;`);
+    for (const table of TABLES) {
+      for (const event of ['insert', 'update']) {
+        this.addSql(`create trigger ${table}_references_${event} after ${event} on "${table}"
+          referencing new table as written for each statement execute function membership_references();`);
+      }
+    }
+    for (const { column, referenced } of REFERENCES) {
+      this.addSql(`create function ${referenced}_membership_cascade() returns trigger language plpgsql as $$
+        begin
+          delete from segment_members m using gone where m.tenant_id = gone.tenant_id and m.${column} = gone.id;
+          delete from segment_membership_changes m using gone where m.tenant_id = gone.tenant_id and m.${column} = gone.id;
+          return null;
+        end $$;`);
+      this.addSql(`create trigger ${referenced}_membership_cascade after delete on "${referenced}"
+        referencing old table as gone for each statement execute function ${referenced}_membership_cascade();`);
+    }
+  }
+
+  override async down(): Promise<void> {
+    for (const { referenced } of REFERENCES) {
+      this.addSql(`drop trigger ${referenced}_membership_cascade on "${referenced}";`);
+      this.addSql(`drop function ${referenced}_membership_cascade();`);
+    }
+    for (const table of TABLES) {
+      for (const event of ['insert', 'update']) this.addSql(`drop trigger ${table}_references_${event} on "${table}";`);
+    }
+    this.addSql(`drop function membership_references();`);
+    for (const table of TABLES) {
+      for (const { column, referenced } of REFERENCES) {
+        this.addSql(`delete from "${table}" t where not exists (select 1 from "${referenced}" r where r.tenant_id = t.tenant_id and r.id = t.${column});`);
+        const onUpdate = table === 'segment_members' ? ' on update cascade' : '';
+        this.addSql(`alter table "${table}" add constraint "${table}_${column}_foreign" foreign key ("tenant_id", "${column}") references "${referenced}" ("tenant_id", "id")${onUpdate} on delete cascade;`);
+      }
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { newTenant } from './support/api.js';
+
+// Memberships and membership changes reference their segment and customer (with the tenant)
+// through statement-level checks and cascades (db/migrations/..._membership_references.ts), not
+// per-row foreign keys. These are the guarantees a foreign key gave, checked against PostgreSQL.
+let db: pg.Client;
+let other: pg.Client;
+beforeAll(async () => {
+  db = new pg.Client({ connectionString: inject('databaseUrl') });
+  other = new pg.Client({ connectionString: inject('databaseUrl') });
+  await Promise.all([db.connect(), other.connect()]);
+});
+afterAll(async () => {
+  await Promise.all([db.end(), other.end()]);
+});
+
+async function tenantWith(customers: number) {
+  const tenant = newTenant();
+  const segmentId = randomUUID();
+  await db.query(`insert into segments (id, tenant_id, name, type) values ($1, $2, 'refs', 'STATIC')`, [segmentId, tenant]);
+  const { rows } = await db.query<{ id: string }>(
+    `insert into customers (tenant_id, email) select $1, 'r' || i || '@refs.test' from generate_series(1, $2) i returning id`, [tenant, customers],
+  );
+  return { tenant, segmentId, customerIds: rows.map((r) => r.id) };
+}
+
+const addMember = (client: pg.Client, tenant: string, segmentId: string, customerIds: string[]) =>
+  client.query(`insert into segment_members (segment_id, customer_id, tenant_id) select $1, unnest($2::uuid[]), $3`, [segmentId, customerIds, tenant]);
+const addChange = (client: pg.Client, tenant: string, segmentId: string, customerId: string) =>
+  client.query(`insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause) values ($1, $2, $3, 'ENTERED', 'test')`, [tenant, segmentId, customerId]);
+const count = async (sql: string, params: unknown[]) => (await db.query<{ n: number }>(`select count(*)::int as n from ${sql}`, params)).rows[0]!.n;
+const refusal = (promise: Promise<unknown>) => promise.then(() => ({ code: 'none', constraint: 'none' }), (err: { code: string; constraint: string }) => err);
+
+describe('membership references', () => {
+  it('refuses a membership or change whose segment or customer is missing or another tenant\'s, and writes none of its statement', async () => {
+    const a = await tenantWith(3);
+    const b = await tenantWith(1);
+    expect(await refusal(addMember(db, a.tenant, randomUUID(), a.customerIds))).toMatchObject({ code: '23503', constraint: 'segment_members_segment_id_foreign' });
+    expect(await refusal(addMember(db, a.tenant, b.segmentId, a.customerIds))).toMatchObject({ code: '23503', constraint: 'segment_members_segment_id_foreign' });
+    // One row of three names another tenant's customer: the whole statement is refused.
+    expect(await refusal(addMember(db, a.tenant, a.segmentId, [...a.customerIds.slice(0, 2), b.customerIds[0]!])))
+      .toMatchObject({ code: '23503', constraint: 'segment_members_customer_id_foreign' });
+    expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(0);
+    expect(await refusal(addChange(db, a.tenant, a.segmentId, randomUUID()))).toMatchObject({ code: '23503', constraint: 'segment_membership_changes_customer_id_foreign' });
+    expect(await refusal(addChange(db, a.tenant, b.segmentId, a.customerIds[0]!))).toMatchObject({ code: '23503', constraint: 'segment_membership_changes_segment_id_foreign' });
+
+    await addMember(db, a.tenant, a.segmentId, a.customerIds);
+    await addChange(db, a.tenant, a.segmentId, a.customerIds[0]!);
+    expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(3);
+    expect(await refusal(db.query(`update segment_members set segment_id = $1 where segment_id = $2`, [b.segmentId, a.segmentId])))
+      .toMatchObject({ code: '23503', constraint: 'segment_members_segment_id_foreign' });
+  });
+
+  it('deleting a segment or a customer deletes its memberships and changes, and nothing else', async () => {
+    const a = await tenantWith(3);
+    const second = randomUUID();
+    await db.query(`insert into segments (id, tenant_id, name, type) values ($1, $2, 'second', 'STATIC')`, [second, a.tenant]);
+    for (const segmentId of [a.segmentId, second]) {
+      await addMember(db, a.tenant, segmentId, a.customerIds);
+      for (const customerId of a.customerIds) await addChange(db, a.tenant, segmentId, customerId);
+    }
+    await db.query('delete from segments where id = $1', [a.segmentId]);
+    expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(0);
+    expect(await count('segment_membership_changes where segment_id = $1', [a.segmentId])).toBe(0);
+    expect(await count('segment_members where segment_id = $1', [second])).toBe(3);
+
+    await db.query('delete from customers where id = $1', [a.customerIds[0]]);
+    expect(await count('segment_members where customer_id = $1', [a.customerIds[0]])).toBe(0);
+    expect(await count('segment_membership_changes where customer_id = $1', [a.customerIds[0]])).toBe(0);
+    expect(await count('segment_members where segment_id = $1', [second])).toBe(2);
+    expect(await count('segment_membership_changes where segment_id = $1', [second])).toBe(2);
+  });
+
+  it('a deletion racing a membership write leaves no orphan, whichever goes first', async () => {
+    // The write goes first: the deletion waits for it to commit, then removes its rows.
+    const a = await tenantWith(2);
+    await db.query('begin');
+    await addMember(db, a.tenant, a.segmentId, a.customerIds);
+    await addChange(db, a.tenant, a.segmentId, a.customerIds[0]!);
+    let deleted = false;
+    const deletion = other.query('delete from segments where id = $1', [a.segmentId]).then(() => (deleted = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(deleted).toBe(false);
+    await db.query('commit');
+    await deletion;
+    expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(0);
+    expect(await count('segment_membership_changes where segment_id = $1', [a.segmentId])).toBe(0);
+
+    // The deletion goes first: the write waits for it, then is refused.
+    const b = await tenantWith(2);
+    await other.query('begin');
+    await other.query('delete from customers where id = $1', [b.customerIds[1]]);
+    let refused: { code: string; constraint: string } | undefined;
+    const write = refusal(addMember(db, b.tenant, b.segmentId, b.customerIds)).then((r) => (refused = r));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(refused).toBeUndefined();
+    await other.query('commit');
+    expect(await write).toMatchObject({ code: '23503', constraint: 'segment_members_customer_id_foreign' });
+    expect(await count('segment_members where segment_id = $1', [b.segmentId])).toBe(0);
+  });
+});
