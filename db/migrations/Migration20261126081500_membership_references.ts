@@ -3,13 +3,19 @@ import { Migration } from '@mikro-orm/migrations';
 // segment_members and segment_membership_changes take thousands of rows per statement (a batch of
 // events with live SMART segments, a refresh). Their four foreign keys checked every row on its
 // own, a trigger and a key-share lock each: 60% of the statement that moves a batch's memberships.
-// The same references are now checked once per statement, over the statement's distinct segments
-// and customers (with their tenant), by a trigger that takes the same key-share locks, in id order,
-// and raises the same error (SQLSTATE 23503, the same constraint names): a segment or customer
-// deleted before the check is refused, and one deleted after it waits for this transaction, then
-// its cascade (below) removes these rows. The cascades of deletions are statement triggers too,
-// one set-based delete per statement. Keys (id, tenant_id) of segments and customers never change,
-// so the old ON UPDATE CASCADE has nothing to do.
+// The references are now checked once per statement, over its distinct keys (with their tenant),
+// raising what the keys raised (SQLSTATE 23503, the same constraint names):
+//  - segments (a statement names a few): locked key-share in id order, as the keys did. A segment
+//    deleted before the check is refused; one deleted after it waits for this transaction, then
+//    its cascade removes these rows.
+//  - customers (a refresh names up to the whole tenant): checked without a row lock, which would
+//    write every customer row. A customer's deletion (never the API's: it marks them DELETED; an
+//    operator's or a purge's) instead takes SHARE ROW EXCLUSIVE on both tables in its cascade:
+//    it waits for every membership writer in flight, then deletes with a fresh snapshot, and a
+//    writer coming after it waits for its commit, then finds the customer gone. (Read committed, as
+//    everything here runs.)
+// The cascades of deletions are statement triggers, one set-based delete per statement. Keys
+// (id, tenant_id) of segments and customers never change, so ON UPDATE CASCADE has nothing to do.
 const TABLES = ['segment_members', 'segment_membership_changes'];
 const REFERENCES = [
   { column: 'segment_id', referenced: 'segments' },
@@ -21,15 +27,18 @@ export class Migration20261126081500_membership_references extends Migration {
     for (const table of TABLES) {
       for (const { column } of REFERENCES) this.addSql(`alter table "${table}" drop constraint "${table}_${column}_foreign";`);
     }
-    const checks = REFERENCES.map(({ column, referenced }) => `
-        select count(*) into wanted from (select distinct tenant_id, ${column} from written) k;
-        perform 1 from ${referenced} r where (r.tenant_id, r.id) in (select tenant_id, ${column} from written) order by r.id for key share of r;
-        get diagnostics locked = row_count;
-        if locked < wanted then
+    const refuse = (column: string, referenced: string) => `
           raise exception 'insert or update on table "%" violates foreign key constraint "%"', tg_table_name, tg_table_name || '_${column}_foreign'
             using errcode = 'foreign_key_violation', constraint = tg_table_name || '_${column}_foreign', table = tg_table_name,
-                  detail = 'a row references a ${referenced} row of its tenant that does not exist';
-        end if;`).join('');
+                  detail = 'a row references a ${referenced} row of its tenant that does not exist';`;
+    const checks = `
+        select count(*) into wanted from (select distinct tenant_id, segment_id from written) k;
+        perform 1 from segments r where (r.tenant_id, r.id) in (select tenant_id, segment_id from written) order by r.id for key share of r;
+        get diagnostics locked = row_count;
+        if locked < wanted then${refuse('segment_id', 'segments')}
+        end if;
+        if exists (select 1 from written w where not exists (select 1 from customers r where r.tenant_id = w.tenant_id and r.id = w.customer_id)) then${refuse('customer_id', 'customers')}
+        end if;`;
     this.addSql(`create function membership_references() returns trigger language plpgsql as $$
       declare
         wanted bigint;
@@ -44,8 +53,10 @@ export class Migration20261126081500_membership_references extends Migration {
       }
     }
     for (const { column, referenced } of REFERENCES) {
+      const wait = referenced === 'customers' ? 'lock table segment_members, segment_membership_changes in share row exclusive mode;' : '';
       this.addSql(`create function ${referenced}_membership_cascade() returns trigger language plpgsql as $$
         begin
+          ${wait}
           delete from segment_members m using gone where m.tenant_id = gone.tenant_id and m.${column} = gone.id;
           delete from segment_membership_changes m using gone where m.tenant_id = gone.tenant_id and m.${column} = gone.id;
           return null;
