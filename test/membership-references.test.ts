@@ -31,6 +31,8 @@ const addMember = (client: pg.Client, tenant: string, segmentId: string, custome
   client.query(`insert into segment_members (segment_id, customer_id, tenant_id) select $1, unnest($2::uuid[]), $3`, [segmentId, customerIds, tenant]);
 const addChange = (client: pg.Client, tenant: string, segmentId: string, customerId: string) =>
   client.query(`insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause) values ($1, $2, $3, 'ENTERED', 'test')`, [tenant, segmentId, customerId]);
+const addSynced = (client: pg.Client, tenant: string, segmentId: string, customerIds: string[]) =>
+  client.query(`insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint) select $1, unnest($2::uuid[]), $3, 'f'`, [segmentId, customerIds, tenant]);
 const count = async (sql: string, params: unknown[]) => (await db.query<{ n: number }>(`select count(*)::int as n from ${sql}`, params)).rows[0]!.n;
 const refusal = (promise: Promise<unknown>) => promise.then(() => ({ code: 'none', constraint: 'none' }), (err: { code: string; constraint: string }) => err);
 
@@ -47,6 +49,10 @@ describe('membership references', () => {
     expect(await refusal(addChange(db, a.tenant, a.segmentId, randomUUID()))).toMatchObject({ code: '23503', constraint: 'segment_membership_changes_customer_id_foreign' });
     expect(await refusal(addChange(db, a.tenant, b.segmentId, a.customerIds[0]!))).toMatchObject({ code: '23503', constraint: 'segment_membership_changes_segment_id_foreign' });
 
+    // What Messaging holds references only its segment (a customer deleted since is still to remove).
+    expect(await refusal(addSynced(db, a.tenant, b.segmentId, a.customerIds))).toMatchObject({ code: '23503', constraint: 'segment_synced_members_segment_id_foreign' });
+    await addSynced(db, a.tenant, a.segmentId, [randomUUID()]);
+
     await addMember(db, a.tenant, a.segmentId, a.customerIds);
     await addChange(db, a.tenant, a.segmentId, a.customerIds[0]!);
     expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(3);
@@ -60,12 +66,15 @@ describe('membership references', () => {
     await db.query(`insert into segments (id, tenant_id, name, type) values ($1, $2, 'second', 'STATIC')`, [second, a.tenant]);
     for (const segmentId of [a.segmentId, second]) {
       await addMember(db, a.tenant, segmentId, a.customerIds);
+      await addSynced(db, a.tenant, segmentId, a.customerIds);
       for (const customerId of a.customerIds) await addChange(db, a.tenant, segmentId, customerId);
     }
     await db.query('delete from segments where id = $1', [a.segmentId]);
     expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(0);
     expect(await count('segment_membership_changes where segment_id = $1', [a.segmentId])).toBe(0);
+    expect(await count('segment_synced_members where segment_id = $1', [a.segmentId])).toBe(0);
     expect(await count('segment_members where segment_id = $1', [second])).toBe(3);
+    expect(await count('segment_synced_members where segment_id = $1', [second])).toBe(3);
 
     await db.query('delete from customers where id = $1', [a.customerIds[0]]);
     expect(await count('segment_members where customer_id = $1', [a.customerIds[0]])).toBe(0);
@@ -80,6 +89,7 @@ describe('membership references', () => {
     await db.query('begin');
     await addMember(db, a.tenant, a.segmentId, a.customerIds);
     await addChange(db, a.tenant, a.segmentId, a.customerIds[0]!);
+    await addSynced(db, a.tenant, a.segmentId, a.customerIds);
     let deleted = false;
     const deletion = other.query('delete from segments where id = $1', [a.segmentId]).then(() => (deleted = true));
     await new Promise((r) => setTimeout(r, 300));
@@ -87,6 +97,7 @@ describe('membership references', () => {
     await db.query('commit');
     await deletion;
     expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(0);
+    expect(await count('segment_synced_members where segment_id = $1', [a.segmentId])).toBe(0);
     expect(await count('segment_membership_changes where segment_id = $1', [a.segmentId])).toBe(0);
 
     // The deletion goes first: the write waits for it, then is refused.
