@@ -111,5 +111,25 @@ describe('membership references', () => {
     await other.query('commit');
     expect(await write).toMatchObject({ code: '23503', constraint: 'segment_members_customer_id_foreign' });
     expect(await count('segment_members where segment_id = $1', [b.segmentId])).toBe(0);
+
+    // The write goes first, then a customer's deletion: it waits for the write, then removes its rows.
+    const c = await tenantWith(2);
+    await db.query('begin');
+    await addMember(db, c.tenant, c.segmentId, c.customerIds);
+    let gone = false;
+    const purge = other.query('delete from customers where id = $1', [c.customerIds[0]]).then(() => (gone = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gone).toBe(false);
+    await db.query('commit');
+    await purge;
+    expect(await count('segment_members where customer_id = $1', [c.customerIds[0]])).toBe(0);
+    expect(await count('segment_members where segment_id = $1', [c.segmentId])).toBe(1);
+  });
+
+  it('refuses a change of a referenced key', async () => {
+    const a = await tenantWith(1);
+    expect(await refusal(db.query('update segments set id = $1 where id = $2', [randomUUID(), a.segmentId]))).toMatchObject({ code: '23503' });
+    expect(await refusal(db.query('update customers set tenant_id = $1 where id = $2', [newTenant(), a.customerIds[0]]))).toMatchObject({ code: '23503' });
+    expect(await refusal(db.query(`update customers set first_name = 'Kept' where id = $1`, [a.customerIds[0]]))).toMatchObject({ code: 'none' });
   });
 });

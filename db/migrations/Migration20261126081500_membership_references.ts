@@ -9,13 +9,16 @@ import { Migration } from '@mikro-orm/migrations';
 //    deleted before the check is refused; one deleted after it waits for this transaction, then
 //    its cascade removes these rows.
 //  - customers (a refresh names up to the whole tenant): checked without a row lock, which would
-//    write every customer row. A customer's deletion (never the API's: it marks them DELETED; an
-//    operator's or a purge's) instead takes SHARE ROW EXCLUSIVE on both tables in its cascade:
-//    it waits for every membership writer in flight, then deletes with a fresh snapshot, and a
-//    writer coming after it waits for its commit, then finds the customer gone. (Read committed, as
+//    write every customer row. Instead a writer takes a shared advisory lock per tenant before the
+//    check, and a customer's deletion (never the API's: it marks them DELETED; an operator's or a
+//    purge's) takes it exclusively in its cascade: the deletion waits for the tenant's membership
+//    writers in flight and then deletes with a fresh snapshot, and a writer after it waits for its
+//    commit and then finds the customer gone. Other tenants are not held up. (Read committed, as
 //    everything here runs.)
-// The cascades of deletions are statement triggers, one set-based delete per statement. Keys
-// (id, tenant_id) of segments and customers never change, so ON UPDATE CASCADE has nothing to do.
+// The cascades of deletions are statement triggers, one set-based delete per statement, and a
+// TRUNCATE of segments or customers (which their other keys allow only with CASCADE) truncates the
+// membership tables too. Keys (id, tenant_id) of segments and customers never change; a statement
+// that changes one is refused, where ON UPDATE CASCADE used to follow it.
 const TABLES = ['segment_members', 'segment_membership_changes'];
 const REFERENCES = [
   { column: 'segment_id', referenced: 'segments' },
@@ -37,6 +40,8 @@ export class Migration20261126081500_membership_references extends Migration {
         get diagnostics locked = row_count;
         if locked < wanted then${refuse('segment_id', 'segments')}
         end if;
+        perform pg_advisory_xact_lock_shared(hashtextextended('customer-references:' || t.tenant_id, 0))
+           from (select distinct tenant_id from written order by 1) t;
         if exists (select 1 from written w where not exists (select 1 from customers r where r.tenant_id = w.tenant_id and r.id = w.customer_id)) then${refuse('customer_id', 'customers')}
         end if;`;
     this.addSql(`create function membership_references() returns trigger language plpgsql as $$
@@ -53,7 +58,9 @@ export class Migration20261126081500_membership_references extends Migration {
       }
     }
     for (const { column, referenced } of REFERENCES) {
-      const wait = referenced === 'customers' ? 'lock table segment_members, segment_membership_changes in share row exclusive mode;' : '';
+      const wait = referenced === 'customers'
+        ? `perform pg_advisory_xact_lock(hashtextextended('customer-references:' || t.tenant_id, 0)) from (select distinct tenant_id from gone order by 1) t;`
+        : '';
       this.addSql(`create function ${referenced}_membership_cascade() returns trigger language plpgsql as $$
         begin
           ${wait}
@@ -63,10 +70,32 @@ export class Migration20261126081500_membership_references extends Migration {
         end $$;`);
       this.addSql(`create trigger ${referenced}_membership_cascade after delete on "${referenced}"
         referencing old table as gone for each statement execute function ${referenced}_membership_cascade();`);
+      const truncated = referenced === 'segments' ? 'segment_members, segment_membership_changes, segment_synced_members' : 'segment_members, segment_membership_changes';
+      this.addSql(`create function ${referenced}_membership_truncate() returns trigger language plpgsql as $$
+        begin
+          truncate ${truncated};
+          return null;
+        end $$;`);
+      this.addSql(`create trigger ${referenced}_membership_truncate after truncate on "${referenced}" for each statement execute function ${referenced}_membership_truncate();`);
+    }
+    this.addSql(`create function membership_key_change() returns trigger language plpgsql as $$
+      begin
+        raise exception 'update on table "%" changes a key that memberships reference', tg_table_name
+          using errcode = 'foreign_key_violation', table = tg_table_name;
+      end $$;`);
+    for (const { referenced } of REFERENCES) {
+      this.addSql(`create trigger ${referenced}_membership_key_change before update of id, tenant_id on "${referenced}"
+        for each row when (old.id is distinct from new.id or old.tenant_id is distinct from new.tenant_id) execute function membership_key_change();`);
     }
   }
 
   override async down(): Promise<void> {
+    for (const { referenced } of REFERENCES) {
+      this.addSql(`drop trigger ${referenced}_membership_key_change on "${referenced}";`);
+      this.addSql(`drop trigger ${referenced}_membership_truncate on "${referenced}";`);
+      this.addSql(`drop function ${referenced}_membership_truncate();`);
+    }
+    this.addSql(`drop function membership_key_change();`);
     for (const { referenced } of REFERENCES) {
       this.addSql(`drop trigger ${referenced}_membership_cascade on "${referenced}";`);
       this.addSql(`drop function ${referenced}_membership_cascade();`);
