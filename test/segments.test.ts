@@ -37,6 +37,28 @@ const members = async (auth: string, segmentId: string) =>
   (await stack.api.call('GET', `/api/v1/segments/${segmentId}/members?take=100`, { auth })).body.data.map((c: any) => c.firstName).sort();
 
 describe('segment criteria', () => {
+  it('counts events exactly at the boundaries of gte, lte and eq', async () => {
+    const names = ['Zero', 'One', 'Two', 'Three'];
+    const { auth } = await tenantWith(names.map((firstName) => ({ firstName, email: `${firstName.toLowerCase()}@count.test` })));
+    const events = names.flatMap((name, n) => Array.from({ length: n }, (_, i) => ({
+      customer: { email: `${name.toLowerCase()}@count.test` }, type: 'booking.created', category: 'BOOKING', title: 'x',
+      occurredAt: new Date().toISOString(), sourceService: 'count', sourceEventId: `${name}-${i}`,
+    })));
+    expect((await stack.api.call('POST', '/api/v1/events', { auth, body: events })).body.data.accepted).toBe(6);
+    const expected: [op: string, value: number, members: string[]][] = [
+      ['gte', 0, ['One', 'Three', 'Two', 'Zero']], ['gte', 2, ['Three', 'Two']], ['gte', 3, ['Three']], ['gte', 4, []],
+      ['lte', 0, ['Zero']], ['lte', 2, ['One', 'Two', 'Zero']], ['lte', 3, ['One', 'Three', 'Two', 'Zero']],
+      ['eq', 0, ['Zero']], ['eq', 2, ['Two']], ['eq', 3, ['Three']],
+    ];
+    for (const [op, value, want] of expected) {
+      const created = await stack.api.call('POST', '/api/v1/segments', {
+        auth, body: { name: `${op} ${value}`, type: 'DYNAMIC', criteria: { event: { type: 'booking.created' }, count: { op, value } } },
+      });
+      expect(created.body.error, `${op} ${value}`).toBeUndefined();
+      expect(await members(auth, created.body.data.id), `${op} ${value}`).toEqual(want);
+    }
+  });
+
   it('rejects bad criteria with VALIDATION_ERROR naming the JSON path', async () => {
     const { auth } = await tenantWith([]);
     const attempt = async (criteria: unknown) => {

@@ -187,6 +187,7 @@ class Compiler {
     const event = node.event;
     if (!isObject(event)) return fail(`${path}.event`, 'an object with category, type and/or within');
     onlyKeys(event, ['category', 'type', 'within'], `${path}.event`);
+    const firstParam = this.params.length;
     const conditions = ['a.tenant_id = c.tenant_id', 'a.customer_id = c.id'];
     if (event.category !== undefined) {
       if (typeof event.category !== 'string' || !(ActivityCategory as readonly string[]).includes(event.category)) {
@@ -216,8 +217,14 @@ class Compiler {
     }
     // The common "did it at least once" needs no count.
     if (op === 'gte' && n === 1) return `(exists (select 1 from activities a where ${where}))`;
-    if (op === 'gte' && n === 0) return '(true)';
-    return `((select count(*) from activities a where ${where}) ${COMPARE[op]} ${this.param(n, 'int')})`;
+    if (op === 'gte' && n === 0) {
+      this.params.length = firstParam; // the conditions' values are not in the SQL, so not in its parameters
+      return '(true)';
+    }
+    // Counted only as far as the comparison can tell (N for gte, N + 1 for lte and eq), so a
+    // customer with years of bookings costs what one with a few does.
+    const enough = op === 'gte' ? n : n + 1;
+    return `((select count(*) from (select from activities a where ${where} limit ${this.param(enough, 'int8')}) counted) ${COMPARE[op]} ${this.param(n, 'int')})`;
   }
 
   private segment(node: Record<string, unknown>, path: string): string {
