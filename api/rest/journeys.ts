@@ -11,7 +11,7 @@ import type { OperationName } from '../../domain/operations.js';
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
 import { conflict, documented, errorResponses, IdParam, json, jsonBody, PageQuery, pageMeta, router } from './openapi.js';
-import { Deleted, one, page, serialize } from './schemas.js';
+import { Deleted, list, one, page, serialize } from './schemas.js';
 
 // The journey builder under /api/v1/journeys (graphql-api.md's journey operations): journeys, their
 // steps (the working copy) and their lifecycle. Enrolments live in a router of their own.
@@ -143,9 +143,9 @@ export function journeyRoutes(deps: AppDeps) {
     createRoute({
       method: 'get', path: '/journeys/{id}/steps', operationId: 'journeySteps', tags, middleware: [guard(deps, 'journeySteps')] as const,
       description: 'The working copy, in stepNumber order.',
-      request: { params: IdParam }, responses: { 200: json(z.object({ data: z.array(JourneyStep) })), ...errorResponses },
+      request: { params: IdParam }, responses: { 200: json(list(JourneyStep)), ...errorResponses },
     }),
-    async (c) => c.json(serialize(z.object({ data: z.array(JourneyStep) }), { data: await listJourneySteps(c.get('ctx'), c.req.valid('param').id) }), 200),
+    async (c) => c.json(serialize(list(JourneyStep), { data: await listJourneySteps(c.get('ctx'), c.req.valid('param').id) }), 200),
   );
 
   app.openapi(

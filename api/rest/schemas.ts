@@ -288,12 +288,30 @@ export const IngestReport = z
 
 export const Deleted = z.object({ deleted: z.boolean() }).openapi('Deleted');
 
+// Handlers name their envelope on every request. A zod schema compiles its parser on its first
+// parse, so each envelope is built once per resource schema: a new one per request made that
+// compilation most of a list page's CPU.
+function envelope<E extends z.ZodType>(wrap: (schema: z.ZodType) => E) {
+  const made = new WeakMap<z.ZodType, E>();
+  return (schema: z.ZodType): E => {
+    let e = made.get(schema);
+    if (!e) made.set(schema, (e = wrap(schema)));
+    return e;
+  };
+}
+const oneOf = envelope((schema) => z.object({ data: schema }));
+const pageOf = envelope((schema) => z.object({ data: z.array(schema), meta: PageMeta }));
+const cursorPageOf = envelope((schema) => z.object({ data: z.array(schema), meta: CursorMeta }));
+const listOf = envelope((schema) => z.object({ data: z.array(schema) }));
+
 /** `{data}` of one resource. */
-export const one = <T extends z.ZodType>(schema: T) => z.object({ data: schema });
+export const one = <T extends z.ZodType>(schema: T) => oneOf(schema) as z.ZodObject<{ data: T }>;
 /** `{data: [...], meta}` of a page. */
-export const page = <T extends z.ZodType>(schema: T) => z.object({ data: z.array(schema), meta: PageMeta });
+export const page = <T extends z.ZodType>(schema: T) => pageOf(schema) as z.ZodObject<{ data: z.ZodArray<T>; meta: typeof PageMeta }>;
 /** `{data: [...], meta}` of a cursor page. */
-export const cursorPage = <T extends z.ZodType>(schema: T) => z.object({ data: z.array(schema), meta: CursorMeta });
+export const cursorPage = <T extends z.ZodType>(schema: T) => cursorPageOf(schema) as z.ZodObject<{ data: z.ZodArray<T>; meta: typeof CursorMeta }>;
+/** `{data: [...]}` of a whole, unpaged list. */
+export const list = <T extends z.ZodType>(schema: T) => listOf(schema) as z.ZodObject<{ data: z.ZodArray<T> }>;
 
 /**
  * The body as it goes on the wire, checked against its documented schema (dates as ISO strings,

@@ -6,7 +6,7 @@ import {
 import type { AppDeps } from '../env.js';
 import { guard } from '../middleware/guard.js';
 import { conflict, documented, errorResponses, IdParam, json, jsonBody, router } from './openapi.js';
-import { one, serialize } from './schemas.js';
+import { list, one, serialize } from './schemas.js';
 
 // Social connections over REST: the OAuth flow (initiate → the platform's page → complete), the
 // list, and disconnect. No answer ever carries a token.
@@ -50,11 +50,11 @@ export function socialConnectionRoutes(deps: AppDeps) {
       method: 'get', path: '/social/connections', operationId: 'socialConnections', tags, middleware: [guard(deps, 'socialConnections')] as const,
       description: 'The tenant\'s connections, newest first, inactive ones included (with statusReason).',
       request: { query: z.object({ tenantId: z.string().optional(), platform: z.enum(SocialPlatform).optional(), clubId: z.string().max(100).optional() }) },
-      responses: { 200: json(z.object({ data: z.array(SocialConnection) })), ...errorResponses },
+      responses: { 200: json(list(SocialConnection)), ...errorResponses },
     }),
     async (c) => {
       const rows = await listSocialConnections(c.get('ctx'), c.req.valid('query'));
-      return c.json(serialize(z.object({ data: z.array(SocialConnection) }), { data: rows }), 200);
+      return c.json(serialize(list(SocialConnection), { data: rows }), 200);
     },
   );
 
