@@ -8,6 +8,21 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix?
   return parsed.data;
 }
 
+/**
+ * A schema factory that builds each schema once per argument list (a region, a byte limit):
+ * zod compiles an object schema's parser on its first parse, so a schema built per request pays
+ * that compilation on every request.
+ */
+export function schemaPer<A extends (string | number)[], S>(make: (...args: A) => S): (...args: A) => S {
+  const made = new Map<string, S>();
+  return (...args) => {
+    const key = args.join('\u0000');
+    let schema = made.get(key);
+    if (!schema) made.set(key, (schema = make(...args)));
+    return schema;
+  };
+}
+
 /** Optional, with an explicit `null` (GraphQL sends them) read as "not given". */
 export const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
 

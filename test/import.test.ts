@@ -88,6 +88,23 @@ describe('POST /api/v1/customers/import', () => {
     expect(byEmail['null@example.com']).toMatchObject({ firstName: 'null', lastName: '{"a":1}', membershipTier: odd });
   });
 
+  it('refuses a row naming an unknown field, "__proto__" included, and keeps the rest', async () => {
+    const auth = await token(newTenant());
+    const body = [
+      '{"email":"proto@example.com","__proto__":{"firstName":"Injected"}}',
+      '{"email":"extra@example.com","favouriteClub":"Royal"}',
+      '{"email":"plain@example.com","phone":"","firstName":"Plain"}',
+    ].join('\n');
+    const res = await upload(auth, body, 'application/x-ndjson');
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ created: 1, updated: 0, rejected: 2 });
+    expect(res.body.data.errors.map((e: any) => e.line)).toEqual([1, 2]);
+    expect(res.body.data.errors[0].reason).toContain('__proto__');
+    expect(res.body.data.errors[1].reason).toContain('favouriteClub');
+    const list = (await api.call('GET', '/api/v1/customers?take=10', { auth })).body.data;
+    expect(list.map((c: any) => [c.email, c.firstName, c.phoneNumber])).toEqual([['plain@example.com', 'Plain', null]]);
+  });
+
   it('counts against the bulk rate-limit class', async () => {
     const auth = await token(newTenant());
     const res = await upload(auth, JSON.stringify({ email: 'rl@example.com' }), 'application/x-ndjson');

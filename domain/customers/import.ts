@@ -37,11 +37,18 @@ const importRow = (region: string) =>
   z.preprocess(
     (raw) => {
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw;
-      const entries = Object.entries(raw).filter(([, v]) => v !== '' && v !== null);
-      const row = Object.fromEntries(entries) as Record<string, unknown>;
+      // A plain loop: this runs once per row of a million-row file. No prototype, so a
+      // "__proto__" key stays a key (and is refused as unknown) instead of setting one.
+      const row: Record<string, unknown> = Object.create(null);
+      for (const key of Object.keys(raw)) {
+        const value = (raw as Record<string, unknown>)[key];
+        if (value !== '' && value !== null) row[key] = value;
+      }
       // Spreadsheets say "phone"; the API says "phoneNumber".
-      if (row.phone !== undefined && row.phoneNumber === undefined) row.phoneNumber = row.phone;
-      delete row.phone;
+      if (row.phone !== undefined) {
+        if (row.phoneNumber === undefined) row.phoneNumber = row.phone;
+        delete row.phone;
+      }
       return row;
     },
     customerFields(region)

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ActivityCategory, CustomerStatus, LifecycleStage, NoteType } from '../../db/entities/enums.js';
-import { dateRangeMessage, inDateRange, nonEmptyUpdate, optional } from '../validate.js';
+import { dateRangeMessage, inDateRange, nonEmptyUpdate, optional, schemaPer } from '../validate.js';
 import { emailField, phoneField } from './identifiers.js';
 
 const name = z.string().trim().min(1).max(255);
@@ -27,13 +27,13 @@ export const customerFields = (region: string) =>
 // A profile is someone: it is known by an identifier or at least a name.
 const IDENTIFYING = ['email', 'phoneNumber', 'authUserId', 'firstName', 'lastName'] as const;
 
-export const createCustomerInput = (region: string) =>
+export const createCustomerInput = schemaPer((region: string) =>
   customerFields(region)
     .extend({ tenantId: z.string().optional() })
     .strict()
-    .refine((v) => IDENTIFYING.some((f) => v[f]), { message: `give at least one of ${IDENTIFYING.join(', ')}` });
-export const updateCustomerInput = (region: string) =>
-  nonEmptyUpdate(customerFields(region).extend({ status: optional(z.enum(['ACTIVE', 'INACTIVE', 'DELETED'])) }).strict());
+    .refine((v) => IDENTIFYING.some((f) => v[f]), { message: `give at least one of ${IDENTIFYING.join(', ')}` }));
+export const updateCustomerInput = schemaPer((region: string) =>
+  nonEmptyUpdate(customerFields(region).extend({ status: optional(z.enum(['ACTIVE', 'INACTIVE', 'DELETED'])) }).strict()));
 
 export type CustomerFields = z.infer<ReturnType<typeof customerFields>>;
 
@@ -66,8 +66,8 @@ export const noteUpdate = nonEmptyUpdate(
   z.object({ content: optional(z.string().trim().min(1).max(20_000)), type: optional(z.enum(NoteType)), isPinned: optional(z.boolean()) }).strict(),
 );
 
-export const identifiersInput = (region: string) =>
+export const identifiersInput = schemaPer((region: string) =>
   z
     .object({ email: emailField.nullish(), phone: phoneField(region).nullish(), authUserId: z.string().trim().min(1).max(100).nullish() })
-    .refine((v) => v.email || v.phone || v.authUserId, { message: 'give at least one of email, phone, authUserId', path: ['email'] });
+    .refine((v) => v.email || v.phone || v.authUserId, { message: 'give at least one of email, phone, authUserId', path: ['email'] }));
 export type Identifiers = z.infer<ReturnType<typeof identifiersInput>>;

@@ -9,7 +9,7 @@ import { exactProfiles, resolveInTransaction } from '../customers/resolve.js';
 import { appendActivities, type NewActivity } from '../customers/timeline.js';
 import { afterPromotionSourcesChanged } from '../reactions.js';
 import { isSourceEvent, recordSourceEvents, sourceEventKind, sourceMetadata, type SourceEvent } from '../promotions/sources.js';
-import { dateRangeMessage, inDateRange } from '../validate.js';
+import { dateRangeMessage, inDateRange, schemaPer } from '../validate.js';
 
 export const MAX_BATCH = 1000;
 
@@ -45,7 +45,7 @@ export const upstreamEventFields = (region: string, maxMetadataBytes: number) =>
     createCustomer: z.boolean().default(true),
   });
 
-export const upstreamEvent = (region: string, maxMetadataBytes: number) =>
+export const upstreamEvent = schemaPer((region: string, maxMetadataBytes: number) =>
   upstreamEventFields(region, maxMetadataBytes).superRefine((event, issues) => {
     if (!isSourceEvent(event.type)) {
       if (!event.customer) issues.addIssue({ code: 'custom', path: ['customer'], message: 'required: give one of id, email, phone, authUserId' });
@@ -63,7 +63,7 @@ export const upstreamEvent = (region: string, maxMetadataBytes: number) =>
     if (metadata.data.sourceType && metadata.data.sourceType !== sourceType) {
       issues.addIssue({ code: 'custom', path: ['metadata', 'sourceType'], message: `a ${event.type} event is about a ${sourceType}` });
     }
-  });
+  }));
 
 type UpstreamEvent = z.output<ReturnType<typeof upstreamEventFields>>;
 
