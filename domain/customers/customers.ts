@@ -84,11 +84,11 @@ const planCustomerPage = (args: PageArgs) => planPage(args, (key) => key.length 
  * How many customers `filter` selects. A filter on status and lifecycle stage alone (the list's
  * default, and most dashboards) is read from the customer totals the analytics triggers keep exact
  * in every writer's transaction (a few rows per status and stage), so it costs the same on any
- * tenant; any other filter counts its rows.
+ * tenant; any other filter counts its rows (`rowCount`, from `rowCountFor`).
  */
-async function customerTotal(ctx: ServiceContext, filter: CustomerFilter, query: { getCount(): Promise<number> }): Promise<number> {
-  const { status, lifecycleStage, ...rest } = filter;
-  if (Object.values(rest).some((v) => v !== undefined)) return query.getCount();
+async function customerTotal(ctx: ServiceContext, filter: CustomerFilter, rowCount: { getCount(): Promise<number> } | undefined): Promise<number> {
+  if (rowCount) return rowCount.getCount();
+  const { status, lifecycleStage } = filter;
   const [row] = await ctx.em.execute<{ n: string }[]>(
     `select coalesce(sum(customers), 0)::bigint as n from analytics_customer_totals
       where tenant_id = ? and ${status ? 'status = ?' : `status not in (${DEAD_STATUSES.map((d) => `'${d}'`).join(', ')})`}
@@ -98,12 +98,18 @@ async function customerTotal(ctx: ServiceContext, filter: CustomerFilter, query:
   return Number(row?.n ?? 0);
 }
 
+/** The rows to count when `filter` has more than the totals keep (a query to clone before paging it). */
+function rowCountFor(filter: CustomerFilter, query: QueryBuilder<Customer, 'c'>): QueryBuilder<Customer, 'c'> | undefined {
+  const { status: _s, lifecycleStage: _l, ...rest } = filter;
+  return Object.values(rest).some((v) => v !== undefined) ? query.clone() : undefined;
+}
+
 /** Newest first, Relay cursors over the time-ordered id; counted only when asked. */
 export async function customersConnection(ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}): Promise<LazyConnection<Customer>> {
   const plan = planCustomerPage(args);
   const qb = await filterQuery(ctx, filter);
-  const all = qb.clone(); // counted without the cursor
-  const count = lazyCount(() => customerTotal(ctx, filter, all));
+  const rowCount = rowCountFor(filter, qb); // counted without the cursor
+  const count = lazyCount(() => customerTotal(ctx, filter, rowCount));
   if (plan.cursor) qb.andWhere({ id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } });
   const rows = await readPage(qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit));
   return { ...toPage(rows, plan, (c) => [c.id]), totalCount: count };
@@ -144,7 +150,8 @@ export async function segmentMemberCounts(ctx: ServiceContext, segmentIds: reado
 
 export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFilter, skip: number, take: number) {
   const qb = await filterQuery(ctx, filter);
-  const [rows, total] = await Promise.all([readPage(qb.clone().orderBy({ id: 'desc' }).offset(skip).limit(take)), customerTotal(ctx, filter, qb.clone())]);
+  const rowCount = rowCountFor(filter, qb);
+  const [rows, total] = await Promise.all([readPage(qb.orderBy({ id: 'desc' }).offset(skip).limit(take)), customerTotal(ctx, filter, rowCount)]);
   return { rows, total };
 }
 
