@@ -284,7 +284,9 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
           if (input.config.set) await updateCustomer({ tenantId: input.tenantId, em, config }, input.customerId, input.config.set);
           const segmentId = input.config.addToSegment;
           if (segmentId !== undefined) {
-            const [segment] = await em.execute<{ type: string }[]>('select type from segments where tenant_id = ? and id = ?', [input.tenantId, segmentId]);
+            // Key-share: a deletion in flight is waited for (and then the segment is gone); one
+            // after this waits for the step.
+            const [segment] = await em.execute<{ type: string }[]>('select type from segments where tenant_id = ? and id = ? for key share', [input.tenantId, segmentId]);
             if (!segment) throw nonRetryable(`segment ${segmentId} no longer exists`, 'SegmentNotFound');
             if (segment.type !== 'STATIC') throw nonRetryable(`segment ${segmentId} is ${segment.type}, not STATIC`, 'SegmentNotStatic');
             const added = await em.execute<{ customer_id: string }[]>(

@@ -297,6 +297,57 @@ describe('segment lifecycle', () => {
     expect(refreshed).toMatchObject({ previousCount: stored[0].n, newCount: stored[0].n, added: 0, removed: 0 });
   });
 
+  /**
+   * Runs `action` while the segment's deletion is in flight: the deleting transaction holds the
+   * segment until `action` waits on it in a statement matching `waitingIn`, then commits.
+   */
+  async function whileDeleting<T>(segmentId: string, waitingIn: string, action: () => Promise<T>): Promise<T> {
+    const deleting = new pg.Client({ connectionString: inject('databaseUrl') });
+    await deleting.connect();
+    try {
+      await deleting.query('begin');
+      await deleting.query('delete from segments where id = $1', [segmentId]);
+      const result = action();
+      let waiting = 0;
+      for (let i = 0; i < 200 && !waiting; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        waiting = (await sql<{ n: number }>(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like $1`, [`%${waitingIn}%`]))[0]!.n;
+      }
+      expect(waiting).toBe(1);
+      await deleting.query('commit');
+      return await result;
+    } finally {
+      await deleting.end();
+    }
+  }
+
+  it('takes an event that would move members of a SMART segment being deleted: the event lands, the segment goes', async () => {
+    const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@gone.test' }]);
+    const smart = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'bookers', type: 'SMART', criteria: { event: { type: 'booking.created' } } },
+    })).body.data;
+    const res = await whileDeleting(smart.id, 'insert into segment_members', () => stack.api.call('POST', '/api/v1/events', { auth, body: {
+      type: 'booking.created', category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { id: ids[0] }, sourceService: 'gone', sourceEventId: '1',
+    } }));
+    expect(res.status).toBe(200);
+    expect(res.body.data.accepted).toBe(1);
+    expect(await sql('select count(*)::int as n from activities where customer_id = $1', [ids[0]])).toEqual([{ n: 1 }]);
+    expect(await sql('select count(*)::int as n from segment_members where segment_id = $1', [smart.id])).toEqual([{ n: 0 }]);
+    expect((await stack.api.call('GET', `/api/v1/segments/${smart.id}`, { auth })).status).toBe(404);
+  });
+
+  it('merges a customer whose segment is being deleted: the merge lands, the segment goes', async () => {
+    const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@merge-gone.test' }, { firstName: 'Bob', email: 'b@merge-gone.test' }]);
+    const anns = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'anns', type: 'SMART', criteria: { field: 'firstName', op: 'eq', value: 'Ann' } },
+    })).body.data;
+    expect(await members(auth, anns.id)).toEqual(['Ann']);
+    const res = await whileDeleting(anns.id, 'both_in', () => stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[1], loserId: ids[0] } }));
+    expect(res.status).toBe(200);
+    expect(await sql('select count(*)::int as n from segment_members where segment_id = $1', [anns.id])).toEqual([{ n: 0 }]);
+    expect(await sql('select status from customers where id = $1', [ids[0]])).toEqual([{ status: 'MERGED' }]);
+  });
+
   it('honours SMART segments edited, added or deactivated elsewhere from the next event on', async () => {
     const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@e.test' }, { firstName: 'Bob', email: 'b@e.test' }]);
     const smart = (await stack.api.call('POST', '/api/v1/segments', {

@@ -54,11 +54,16 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
     await move('update activities set customer_id = ? where customer_id = ? and tenant_id = ?');
     await move('update notes set customer_id = ?, updated_at = now() where customer_id = ? and tenant_id = ?');
     // Memberships follow the winner: the loser exits every segment, the winner enters those it
-    // was not in, and a segment that had both loses one member.
+    // was not in, and a segment that had both loses one member. Its segments are locked key-share:
+    // one whose deletion is in flight is waited for and then left out (its members went with it);
+    // a deletion after this waits for the merge.
     const [{ entered }] = (await em.execute<{ entered: string[] }[]>(
       `with mine as (
          select l.segment_id, exists (select 1 from segment_members w where w.segment_id = l.segment_id and w.customer_id = ?) as both_in
-           from segment_members l where l.customer_id = ? and l.tenant_id = ?
+           from segment_members l join segments s on s.id = l.segment_id and s.tenant_id = l.tenant_id
+          where l.customer_id = ? and l.tenant_id = ?
+          order by s.id
+            for key share of s
        ), changes as (
          insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause)
          select ?, segment_id, ?::uuid, 'EXITED', 'merged' from mine

@@ -248,12 +248,19 @@ const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /**
  * Moves SMART members in and out, recording each change that happened (a row another writer
  * already moved is not recorded twice) and its count delta; entries enrol in the segments'
- * SEGMENT_ENTRY journeys, in this transaction.
+ * SEGMENT_ENTRY journeys, in this transaction. The segments are locked key-share first: a
+ * segment whose deletion is in flight is waited for and, once gone, its moves are dropped
+ * (its members went with it), rather than failing the event that moved them; a deletion after
+ * this waits for the transaction.
  */
 async function moveMembers(em: EntityManager, tenantId: string, moves: { segmentId: string; customerId: string; d: 1 | -1 }[], cause: string): Promise<void> {
   const [result] = await em.execute<{ entries: SegmentEntryJourney[] | null }[]>(
-    `with moves as (
+    `with requested as (
        select * from unnest(?::uuid[], ?::uuid[], ?::int[]) as m(segment_id, customer_id, d)
+     ), segments_kept as (
+       select id from segments where tenant_id = ? and id in (select segment_id from requested) order by id for key share
+     ), moves as (
+       select r.* from requested r join segments_kept s on s.id = r.segment_id
      ), removed as (
        delete from segment_members sm using moves m
         where m.d = -1 and sm.segment_id = m.segment_id and sm.customer_id = m.customer_id
@@ -279,7 +286,7 @@ async function moveMembers(em: EntityManager, tenantId: string, moves: { segment
      select (select json_agg(e order by e.change_id::bigint) from (${segmentEntryJourneys('changes')}) e) as entries`,
     [
       pgArray(moves.map((m) => m.segmentId)), pgArray(moves.map((m) => m.customerId)), pgArray(moves.map((m) => m.d)),
-      tenantId, tenantId, cause, tenantId, cause,
+      tenantId, tenantId, tenantId, cause, tenantId, cause,
     ],
   );
   await enrollSegmentEntries(em, tenantId, result!.entries ?? []);
