@@ -46,7 +46,6 @@ export const Customer = defineEntity({
     // Ids are UUIDv7 (time-ordered), so (tenant, id) serves newest-first keyset pagination; partial
     // on live profiles, which is what lists show, so counting them is an index-only scan.
     { name: 'customers_tenant_live_idx', properties: ['tenantId', 'id'], where: live },
-    { name: 'customers_tenant_last_activity_idx', properties: ['tenantId', 'lastActivityAt'] },
     { name: 'customers_tenant_status_idx', properties: ['tenantId', 'status'] },
     { name: 'customers_tenant_engagement_idx', properties: ['tenantId', 'engagementScore'] },
     { name: 'customers_tenant_churn_risk_idx', properties: ['tenantId', 'churnRiskScore'] },

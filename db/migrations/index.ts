@@ -11,6 +11,7 @@ import { Migration20261126022000_promotions } from './Migration20261126022000_pr
 import { Migration20261126023000_analytics } from './Migration20261126023000_analytics.js';
 import { Migration20261126074500_synced_members_cascade } from './Migration20261126074500_synced_members_cascade.js';
 import { Migration20261126081500_membership_references } from './Migration20261126081500_membership_references.js';
+import { Migration20261126110000_hot_last_activity } from './Migration20261126110000_hot_last_activity.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
@@ -27,4 +28,5 @@ export const migrations = [
   { name: 'Migration20261126023000_analytics', class: Migration20261126023000_analytics },
   { name: 'Migration20261126074500_synced_members_cascade', class: Migration20261126074500_synced_members_cascade },
   { name: 'Migration20261126081500_membership_references', class: Migration20261126081500_membership_references },
+  { name: 'Migration20261126110000_hot_last_activity', class: Migration20261126110000_hot_last_activity },
 ];
