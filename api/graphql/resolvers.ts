@@ -1,12 +1,22 @@
 import type { IResolvers } from '@graphql-tools/utils';
-import { parse, type ObjectTypeDefinitionNode } from 'graphql';
+import { Kind, parse, type GraphQLResolveInfo, type ObjectTypeDefinitionNode, type SelectionSetNode } from 'graphql';
 import { assertTenant, authorize } from '../../domain/context.js';
 import { isOperation, type OperationName } from '../../domain/operations.js';
 import type { GraphQLContext } from './context.js';
 import { forgetLoaded } from './loaders.js';
 import { typeDefs } from './schema.js';
 
-export type RootResolver = (args: any, ctx: GraphQLContext) => unknown;
+export type RootResolver = (args: any, ctx: GraphQLContext, info: GraphQLResolveInfo) => unknown;
+
+/** Whether the field being resolved selects `name` among its subfields (through fragments too). */
+export function selects(info: GraphQLResolveInfo, name: string): boolean {
+  const within = (set: SelectionSetNode | undefined): boolean =>
+    !!set?.selections.some((s) =>
+      s.kind === Kind.FIELD ? s.name.value === name
+      : s.kind === Kind.INLINE_FRAGMENT ? within(s.selectionSet)
+      : within(info.fragments[s.name.value]?.selectionSet));
+  return info.fieldNodes.some((field) => within(field.selectionSet));
+}
 
 // Root fields of the spec's Query and Mutation types, in schema order.
 function rootFields(typeName: 'Query' | 'Mutation'): string[] {
@@ -29,14 +39,14 @@ export function rootResolvers(implemented: Partial<Record<OperationName, RootRes
         if (!isOperation(field)) throw new Error(`${typeName}.${field} is missing from domain/operations.ts`);
         const impl = implemented[field];
         if (!impl) throw new Error(`${typeName}.${field} has no resolver in api/graphql/operations/`);
-        const resolver = (_parent: unknown, args: Record<string, any>, ctx: GraphQLContext) => {
+        const resolver = (_parent: unknown, args: Record<string, any>, ctx: GraphQLContext, info: GraphQLResolveInfo) => {
           ctx.signal.throwIfAborted(); // mutations run one after another: none starts once the client has gone
           // What an earlier mutation of the request loaded may have changed since.
           if (typeName === 'Mutation') forgetLoaded(ctx.loaders);
           authorize(ctx.principal, field);
           assertTenant(ctx.principal, args.tenantId);
           assertTenant(ctx.principal, args.input?.tenantId, 'input.tenantId');
-          return impl(args, ctx);
+          return impl(args, ctx, info);
         };
         return [field, resolver];
       }),

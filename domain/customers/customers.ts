@@ -104,12 +104,19 @@ function rowCountFor(filter: CustomerFilter, query: QueryBuilder<Customer, 'c'>)
   return Object.values(rest).some((v) => v !== undefined) ? query.clone() : undefined;
 }
 
-/** Newest first, Relay cursors over the time-ordered id; counted only when asked. */
-export async function customersConnection(ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}): Promise<LazyConnection<Customer>> {
+/**
+ * Newest first, Relay cursors over the time-ordered id; counted only when asked, or alongside the
+ * page with `countNow` (the caller knows it will ask), so the request waits for one round trip.
+ */
+export async function customersConnection(
+  ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}, { countNow = false } = {},
+): Promise<LazyConnection<Customer>> {
   const plan = planCustomerPage(args);
   const qb = await filterQuery(ctx, filter);
   const rowCount = rowCountFor(filter, qb); // counted without the cursor
   const count = lazyCount(() => customerTotal(ctx, filter, rowCount));
+  // Handled here as well, so a count that fails while the page does is not an unhandled rejection.
+  if (countNow) count().catch(() => undefined);
   if (plan.cursor) qb.andWhere({ id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } });
   const rows = await readPage(qb.orderBy({ id: plan.backwards ? 'asc' : 'desc' }).limit(plan.limit));
   return { ...toPage(rows, plan, (c) => [c.id]), totalCount: count };

@@ -6,7 +6,7 @@ import { resolveCustomer } from '../../../domain/customers/resolve.js';
 import { timelineConnection } from '../../../domain/customers/timeline.js';
 import type { PageArgs } from '../../../domain/pagination.js';
 import type { GraphQLContext } from '../context.js';
-import type { RootResolver } from '../resolvers.js';
+import { selects, type RootResolver } from '../resolvers.js';
 
 // The spec gives customerTimeline no paging arguments: it answers the newest page, and
 // Customer.activities(first, after) walks further.
@@ -14,7 +14,8 @@ const TIMELINE_PAGE = 100;
 
 export const customerOperations = {
   customer: ({ id }, ctx) => getCustomer(ctx, id),
-  customers: ({ filter, pagination }, ctx) => customersConnection(ctx, filter ?? {}, pagination ?? {}),
+  // A selected totalCount is counted alongside the page rather than after it.
+  customers: ({ filter, pagination }, ctx, info) => customersConnection(ctx, filter ?? {}, pagination ?? {}, { countNow: selects(info, 'totalCount') }),
   // A crm:read token finds profiles; creating one on a miss takes crm:write.
   resolveCustomer: ({ email, phone, authUserId }, ctx) => resolveCustomer(ctx, { email, phone, authUserId }, { write: ctx.principal.scopes.has('crm:write') }),
   customerTimeline: ({ customerId, filters }, ctx) => timelineConnection(ctx, customerId, filters ?? {}, { first: TIMELINE_PAGE }),
