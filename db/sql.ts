@@ -20,10 +20,22 @@ export const escapeLike = (text: string) => text.replace(/[\\%_]/g, (ch) => `\\$
  * breaks set-based statements; a literal keeps a whole column in one parameter.
  */
 export function pgArray(values: readonly (string | number | boolean | null | undefined)[]): string {
-  const element = (v: string | number | boolean | null | undefined) =>
-    v === null || v === undefined ? 'NULL' : `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-  return `{${values.map(element).join(',')}}`;
+  // A plain loop, escaping only the elements that need it (ids and times never do): the arrays
+  // of an event batch's statements were a fifth of the API's CPU with a replace per element.
+  let literal = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i) literal += ',';
+    if (v === null || v === undefined) {
+      literal += 'NULL';
+      continue;
+    }
+    const text = String(v);
+    literal += text.includes('\\') || text.includes('"') ? `"${text.replace(ARRAY_ESCAPED, '\\$&')}"` : `"${text}"`;
+  }
+  return literal + '}';
 }
+const ARRAY_ESCAPED = /[\\"]/g;
 
 /**
  * Runs `sql` with its values bound as parameters ($1, $2, …; a JS array is one array parameter)
