@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../db/entities/index.js';
 import { executeBound, LIVE_CUSTOMER } from '../db/sql.js';
 import { evaluateMembership, type RefreshResult } from '../domain/segments/membership.js';
-import { MessagingClient, MessagingError, type MessagingMember } from '../platform/messaging.js';
+import { MessagingClient, MessagingError } from '../platform/messaging.js';
 import type { ActivityDeps } from './index.js';
 
 export interface SegmentRef {
@@ -13,6 +13,10 @@ export interface SegmentRef {
 }
 
 const SYNC_BATCH = 1000;
+/** Batches read ahead of the one being posted, each on a connection of its own. */
+const READ_AHEAD = 2;
+const FIRST_ID = '00000000-0000-0000-0000-000000000000';
+const LAST_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
 // What Messaging holds of a member; a change of any of it is sent again.
 const FINGERPRINT = `md5(concat_ws('|', c.email, c.phone_number, c.first_name, c.last_name, c.email_opt_in, c.sms_opt_in, c.push_opt_in))`;
 
@@ -41,12 +45,14 @@ async function loadSegment(em: EntityManager, { tenantId, segmentId }: SegmentRe
 }
 
 /**
- * A query's rows SYNC_BATCH at a time, through a cursor in a read-only transaction of its own. A
- * cursor is planned for its first rows, so it walks the ordered index; the same query re-run per
- * chunk after a large refresh was planned from statistics that had not seen the new members, and
- * every chunk sorted the whole rest of the segment.
+ * Where each batch of a table's ordered ids ends, walked through a cursor in a read-only
+ * transaction of its own: it moves SYNC_BATCH rows and reads only the id it stops at. A cursor is
+ * planned for its first rows, so it walks the ordered index; the same query re-run per chunk after
+ * a large refresh was planned from statistics that had not seen the new members, and every chunk
+ * sorted the whole rest of the segment. The batches themselves are read by range, so no id
+ * crosses the wire twice.
  */
-async function openCursor<T>(orm: ActivityDeps['orm'], sql: string, params: unknown[]) {
+async function openBoundaries(orm: ActivityDeps['orm'], sql: string, params: unknown[]) {
   const em = orm.em.fork();
   await em.begin({ readOnly: true });
   try {
@@ -56,14 +62,19 @@ async function openCursor<T>(orm: ActivityDeps['orm'], sql: string, params: unkn
     throw err;
   }
   return {
-    next: () => em.execute<T[]>(`fetch forward ${SYNC_BATCH} from sync_rows`),
+    /** The last id of the next SYNC_BATCH rows, or LAST_ID once fewer are left. */
+    next: async () => {
+      await em.execute(`move forward ${SYNC_BATCH - 1} in sync_rows`);
+      const [row] = await em.execute<{ customer_id: string }[]>('fetch forward 1 from sync_rows');
+      return row?.customer_id ?? LAST_ID;
+    },
     close: () => em.rollback(),
   };
 }
 
 /**
  * Syncs running at once in one worker process. Each holds a pooled connection for its cursor's
- * transaction for the whole sync, and uses up to three more at a time (two lookups, a record), out
+ * transaction for the whole sync, and uses up to READ_AHEAD + 1 more at a time (its lookups and a record), out
  * of the pool's 10 that every activity of the worker shares; the rest wait, heartbeating.
  */
 const SYNCS_AT_ONCE = 2;
@@ -140,9 +151,8 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
       await loadSegment(em, ref);
       const client = messaging();
       const ctx = Context.current();
-      const FIRST = '00000000-0000-0000-0000-000000000000';
       const resumed = ctx.info.heartbeatDetails as SyncCursor | undefined;
-      const cursor: SyncCursor = resumed ?? { phase: 'remove', after: FIRST, batches: 0 };
+      const cursor: SyncCursor = resumed ?? { phase: 'remove', after: FIRST_ID, batches: 0 };
       const slot = syncSlot();
       let release: () => void;
       try {
@@ -159,80 +169,133 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
 
       async function sync(): Promise<{ syncedCount: number }> {
         // Same run, same batch, same key: a resend is recognised. A later sync (another run) that
-        // happens to send the same ids again gets a new key, so it is applied.
-        const run = ctx.info.workflowExecution?.runId ?? ctx.info.activityId;
-        // What an add sends is in the key too: a member changed between a lost answer and the resend
-        // is sent again, not taken for the batch already applied.
-        const send = async (ids: string[], add: MessagingMember[], fingerprints: string[] = []) => {
-          const key = createHash('sha256').update(`${ref.segmentId}|${run}|${cursor.phase}|${ids.join(',')}|${fingerprints.join(',')}`).digest('hex');
+        // happens to send the same ids again gets a new key, so it is applied. What an add sends is
+        // in the key too: a member changed between a lost answer and the resend is sent again, not
+        // taken for the batch already applied.
+        const send = async (body: string, ids: string, fingerprints = '') => {
+          const key = createHash('sha256').update(`${ref.segmentId}|${run}|${cursor.phase}|${ids}|${fingerprints}`).digest('hex');
           try {
-            await client.changeMembers(ref.messagingSegmentId, { add, remove: cursor.phase === 'remove' ? ids : [] }, key);
+            await client.changeMembersJson(ref.messagingSegmentId, body, key);
           } catch (err) {
             throw asFailure(err);
           }
         };
+        const run = ctx.info.workflowExecution?.runId ?? ctx.info.activityId;
         const advance = (lastId: string, sent: boolean) => {
           cursor.after = lastId;
           if (sent) cursor.batches++;
           ctx.heartbeat(cursor);
         };
 
-        // Each phase walks one table's ids through a cursor, and looks up what it needs of each chunk
-        // by those ids: every statement is an index walk or 1,000 key lookups, whatever the planner
-        // believes about a segment that has just been filled.
-        // Ids (and md5 fingerprints) travel as one comma-separated parameter, split in SQL: nothing in
-        // them needs escaping, and escaping arrays of thousands was most of the worker's CPU.
-        const lookups = <R>(sql: string, key: string, ids: string[]) => executeBound<R>(em, sql, [key, ids.join(',')]);
+        /**
+         * A phase's batches, in id order from the cursor's position: each the rows of one range
+         * (start, end] the cursor marks, at most SYNC_BATCH of them, read and diffed by PostgreSQL in
+         * one statement that answers the batch as text (ids, fingerprints and the request's JSON), so
+         * the worker parses no row. READ_AHEAD ranges are read at once, on their own connections. A
+         * range still holding a full batch is read on from its last row (members added to it since
+         * the cursor opened).
+         */
+        const quiet = <T>(p: Promise<T>) => {
+          p.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
+          return p;
+        };
+        type Read<B> = B & { last: string };
+        const reader = <B extends { examined: number; last: string | null }>(table: string, lookup: (after: string, end: string) => Promise<B>) => {
+          const boundaries = quiet(openBoundaries(orm, `select customer_id from ${table} where segment_id = ? and customer_id > ?::uuid order by customer_id`, [ref.segmentId, cursor.after]));
+          const readRange = async (after: string, end: string): Promise<Read<B>[]> => {
+            const batches: Read<B>[] = [];
+            for (;;) {
+              const batch = await lookup(after, end);
+              if (batch.examined) batches.push(batch as Read<B>);
+              if (batch.examined < SYNC_BATCH || batch.last === end) return batches;
+              after = batch.last!;
+            }
+          };
+          const ranges: Promise<Read<B>[]>[] = [];
+          let start = cursor.after;
+          // One at a time: the cursor's moves are ordered, and each range starts where the last ended.
+          let marking: Promise<void> = Promise.resolve();
+          const readAhead = () => {
+            marking = marking.then(async () => {
+              while (ranges.length < READ_AHEAD && start !== LAST_ID) {
+                const end = await (await boundaries).next();
+                ranges.push(quiet(readRange(start, end)));
+                start = end;
+              }
+            });
+            return quiet(marking);
+          };
+          let current: Read<B>[] = [];
+          return {
+            async next(): Promise<Read<B> | undefined> {
+              while (!current.length) {
+                await readAhead();
+                const range = ranges.shift();
+                if (!range) return undefined;
+                void readAhead();
+                current = await range;
+              }
+              return current.shift();
+            },
+            close: async () => {
+              await Promise.allSettled([marking, ...ranges]);
+              await (await boundaries).close();
+            },
+          };
+        };
+        const rangeOf = (table: string) =>
+          `chunk as (select customer_id from ${table} where segment_id = $1 and customer_id > $2::uuid and customer_id <= $3::uuid order by customer_id limit ${SYNC_BATCH})`;
+        const chunkFacts = `(select count(*)::int from chunk) as examined, (select customer_id from chunk order by customer_id desc limit 1)::text as last`;
+        const isMember = `select 1 from segment_members m join customers c on c.tenant_id = m.tenant_id and c.id = m.customer_id
+                           where m.segment_id = $1 and m.customer_id = chunk.customer_id and ${LIVE_CUSTOMER}`;
 
         // Removals: what Messaging holds of members who are no longer live members.
         if (cursor.phase === 'remove') {
-          const held = await openCursor<{ customer_id: string }>(orm,
-            'select customer_id from segment_synced_members where segment_id = ? and customer_id > ?::uuid order by customer_id',
-            [ref.segmentId, cursor.after]);
+          const held = reader('segment_synced_members', async (after, end) => {
+            const [batch] = await executeBound<{ examined: number; last: string | null; ids: string | null; remove: string | null }>(em,
+              `with ${rangeOf('segment_synced_members')},
+                    gone as (select chunk.customer_id as id from chunk where not exists (${isMember}))
+               select ${chunkFacts}, string_agg(id::text, ',' order by id) as ids, json_agg(id order by id)::text as remove from gone`,
+              [ref.segmentId, after, end]);
+            return batch!;
+          });
           try {
-            while (cursor.phase === 'remove') {
-              const chunk = (await heartbeating(held.next(), cursor)).map((r) => r.customer_id);
-              if (!chunk.length) {
-                Object.assign(cursor, { phase: 'add', after: FIRST });
-                break;
+            for (;;) {
+              const batch = await heartbeating(held.next(), cursor);
+              if (!batch) break;
+              if (batch.ids) {
+                await send(`{"add":[],"remove":${batch.remove}}`, batch.ids);
+                await executeBound(em, `delete from segment_synced_members where segment_id = $1 and customer_id = any(string_to_array($2, ',')::uuid[])`, [ref.segmentId, batch.ids]);
               }
-              const kept = new Set((await lookups<{ customer_id: string }>(
-                `select m.customer_id from segment_members m join customers c on c.id = m.customer_id
-                  where m.segment_id = $1 and m.customer_id = any(string_to_array($2, ',')::uuid[]) and ${LIVE_CUSTOMER}`, ref.segmentId, chunk)).map((r) => r.customer_id));
-              const gone = chunk.filter((id) => !kept.has(id));
-              if (gone.length) {
-                await send(gone, []);
-                await lookups(`delete from segment_synced_members where segment_id = $1 and customer_id = any(string_to_array($2, ',')::uuid[])`, ref.segmentId, gone);
-              }
-              advance(chunk.at(-1)!, gone.length > 0);
+              advance(batch.last, batch.ids != null);
             }
           } finally {
             await held.close().catch(() => undefined); // a dead connection's error must not hide the one that ended the loop
           }
+          Object.assign(cursor, { phase: 'add', after: FIRST_ID });
         }
 
         // Additions: new members, and members whose fields changed since they were sent (an
         // opt-out, say).
-        const members = await openCursor<{ customer_id: string }>(orm,
-          'select customer_id from segment_members where segment_id = ? and customer_id > ?::uuid order by customer_id',
-          [ref.segmentId, cursor.after]);
-        const readChunk = async () => {
-          const chunk = (await members.next()).map((r) => r.customer_id);
-          if (!chunk.length) return undefined;
-          const [live, synced] = await Promise.all([
-            lookups<MessagingMember & { customer_id: string; fingerprint: string }>(
-              `select c.id as customer_id, c.email, c.phone_number as "phoneNumber", c.first_name as "firstName", c.last_name as "lastName",
-                      c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn", ${FINGERPRINT} as fingerprint
-                 from segment_members m join customers c on c.tenant_id = m.tenant_id and c.id = m.customer_id
-                where m.segment_id = $1 and m.customer_id = any(string_to_array($2, ',')::uuid[]) and ${LIVE_CUSTOMER} order by c.id`, ref.segmentId, chunk),
-            lookups<{ customer_id: string; fingerprint: string }>(`select customer_id, fingerprint from segment_synced_members where segment_id = $1 and customer_id = any(string_to_array($2, ',')::uuid[])`, ref.segmentId, chunk),
-          ]);
-          const sent = new Map(synced.map((r) => [r.customer_id, r.fingerprint]));
-          return { fresh: live.filter((m) => sent.get(m.customer_id) !== m.fingerprint), last: chunk.at(-1)! };
-        };
+        type AddBatch = { examined: number; last: string | null; ids: string | null; fingerprints: string | null; add: string | null };
+        const members = reader('segment_members', async (after, end) => {
+          const [batch] = await executeBound<AddBatch>(em,
+            `with ${rangeOf('segment_members')},
+                  live as (select c.id, c.email, c.phone_number, c.first_name, c.last_name, c.email_opt_in, c.sms_opt_in, c.push_opt_in, ${FINGERPRINT} as fingerprint
+                             from chunk join customers c on c.tenant_id = $4 and c.id = chunk.customer_id where ${LIVE_CUSTOMER}),
+                  fresh as (select live.* from live left join segment_synced_members s
+                                    on s.segment_id = $1 and s.customer_id > $2::uuid and s.customer_id <= $3::uuid and s.customer_id = live.id
+                             where s.fingerprint is distinct from live.fingerprint)
+             select ${chunkFacts}, string_agg(id::text, ',' order by id) as ids, string_agg(fingerprint, ',' order by id) as fingerprints,
+                    json_agg(json_build_object('customerId', id, 'email', email, 'phoneNumber', phone_number, 'firstName', first_name, 'lastName', last_name,
+                                               'emailOptIn', email_opt_in, 'smsOptIn', sms_opt_in, 'pushOptIn', push_opt_in) order by id)::text as add
+               from fresh`,
+            [ref.segmentId, after, end, ref.tenantId]);
+          return batch!;
+        });
         // The segment is locked (key share) once per statement, not per row: a deletion waits for
         // this commit and its cascade removes these rows, or has committed and nothing is written.
-        const record = async (fresh: { customer_id: string; fingerprint: string }[]) => {
+        const record = async (ids: string, fingerprints: string) => {
           const written = await executeBound<{ n: number }>(em,
             `with segment as (select id, tenant_id from segments where id = $1 and tenant_id = $2 for key share),
                   written as (
@@ -240,7 +303,7 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
                     select segment.id, t.id, segment.tenant_id, t.fingerprint from segment, unnest(string_to_array($3, ',')::uuid[], string_to_array($4, ',')) as t(id, fingerprint)
                     on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now())
              select (select count(*)::int from segment) as n`,
-            [ref.segmentId, ref.tenantId, fresh.map((r) => r.customer_id).join(','), fresh.map((r) => r.fingerprint).join(',')],
+            [ref.segmentId, ref.tenantId, ids, fingerprints],
           );
           if (!written[0]?.n) throw ApplicationFailure.nonRetryable(`segment ${ref.segmentId} no longer exists`, 'SegmentNotFound');
         };
@@ -248,25 +311,21 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         // is posted. Posts stay one at a time, in id order. The cursor moves past a batch only once
         // it is recorded, so a batch acknowledged but not recorded is read again after a crash, with
         // the same ids and so the same key.
-        const quiet = <T>(p: Promise<T>) => {
-          p.catch(() => undefined); // awaited below; not an unhandled rejection while a post is out
-          return p;
-        };
         let recorded: Promise<void> = Promise.resolve();
-        let next = quiet(readChunk());
+        let next = quiet(members.next());
         try {
           for (;;) {
-            const chunk = await heartbeating(next, cursor);
-            if (!chunk) break;
-            next = quiet(readChunk());
-            const { fresh } = chunk;
-            if (fresh.length) {
-              await send(fresh.map((r) => r.customer_id), fresh.map(({ customer_id, fingerprint: _f, ...m }) => ({ ...m, customerId: customer_id })), fresh.map((r) => r.fingerprint));
+            const batch = await heartbeating(next, cursor);
+            if (!batch) break;
+            next = quiet(members.next());
+            const { ids, fingerprints, add, last } = batch;
+            if (ids) {
+              await send(`{"add":${add},"remove":[]}`, ids, fingerprints!);
               await recorded;
-              recorded = quiet(record(fresh).then(() => advance(chunk.last, true)));
+              recorded = quiet(record(ids, fingerprints!).then(() => advance(last, true)));
             } else {
               await recorded;
-              advance(chunk.last, false);
+              advance(last, false);
             }
           }
         } finally {

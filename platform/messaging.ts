@@ -39,7 +39,7 @@ export interface MessagingOptions {
 export class MessagingClient {
   constructor(private readonly opts: MessagingOptions) {}
 
-  private async call(method: string, path: string, body: unknown, idempotencyKey?: string): Promise<unknown> {
+  private async call(method: string, path: string, body: string, idempotencyKey?: string): Promise<unknown> {
     let res: Response;
     try {
       res = await fetch(new URL(path, this.opts.baseUrl.endsWith('/') ? this.opts.baseUrl : `${this.opts.baseUrl}/`), {
@@ -49,7 +49,7 @@ export class MessagingClient {
           ...(this.opts.apiKey && { authorization: `Bearer ${this.opts.apiKey}` }),
           ...(idempotencyKey && { 'idempotency-key': idempotencyKey }),
         },
-        body: JSON.stringify(body),
+        body,
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 15_000),
       });
     } catch (err) {
@@ -72,11 +72,11 @@ export class MessagingClient {
 
   /** Creates or updates the Messaging segment for ours (keyed by our id); returns its id there. */
   async ensureSegment(segment: { id: string; tenantId: string; name: string; description?: string | null }): Promise<string> {
-    const body = (await this.call('PUT', `segments/${encodeURIComponent(segment.id)}`, {
+    const body = (await this.call('PUT', `segments/${encodeURIComponent(segment.id)}`, JSON.stringify({
       tenantId: segment.tenantId,
       name: segment.name,
       description: segment.description ?? null,
-    })) as { id?: unknown };
+    }))) as { id?: unknown };
     if (typeof body?.id !== 'string') throw new MessagingError('Messaging PUT segments answered without an id', false);
     return body.id;
   }
@@ -86,13 +86,17 @@ export class MessagingClient {
    * answered with the first send's id and not sent again.
    */
   async sendMessage(message: MessagingMessage, idempotencyKey: string): Promise<string> {
-    const body = (await this.call('POST', 'messages', message, idempotencyKey)) as { id?: unknown };
+    const body = (await this.call('POST', 'messages', JSON.stringify(message), idempotencyKey)) as { id?: unknown };
     if (typeof body?.id !== 'string') throw new MessagingError('Messaging POST messages answered without an id', false);
     return body.id;
   }
 
-  /** Adds and removes members; the idempotency key makes a resent batch a no-op. */
-  async changeMembers(messagingSegmentId: string, change: { add: MessagingMember[]; remove: string[] }, idempotencyKey: string): Promise<void> {
+  /**
+   * Adds and removes members; the idempotency key makes a resent batch a no-op. The body is
+   * `{ add: MessagingMember[], remove: string[] }` as JSON text: a sync's batches are written by PostgreSQL, and were most of the
+   * worker's work when parsed into rows and serialized again.
+   */
+  async changeMembersJson(messagingSegmentId: string, change: string, idempotencyKey: string): Promise<void> {
     await this.call('POST', `segments/${encodeURIComponent(messagingSegmentId)}/members`, change, idempotencyKey);
   }
 }
