@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { Config } from '../platform/config.js';
 import { entities } from './entities/index.js';
 import { migrations } from './migrations/index.js';
+import { runMarkedStatementsNamed } from './sql.js';
 
 export type Orm = MikroORM;
 
@@ -44,7 +45,10 @@ function ormOptions(databaseUrl: string, timeouts?: DbTimeouts, extra: Partial<O
     // Writes go through the services' explicit transactions; reads never flush by surprise.
     allowGlobalContext: false,
     pool: { min: 0, max: 10 },
-    ...(timeouts && { driverOptions: pgPoolTimeouts(timeouts) }),
+    driverOptions: {
+      ...(timeouts && pgPoolTimeouts(timeouts)),
+      onPoolCreated: (pool: pg.Pool) => pool.on('connect', runMarkedStatementsNamed),
+    },
     ...extra,
   };
 }

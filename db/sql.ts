@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { CompiledQuery } from 'kysely';
+import type pg from 'pg';
 
 /**
  * Live customers: merged and deleted profiles are in no list, segment or sync. Spelled as two
@@ -50,4 +52,38 @@ export async function executeBound<T>(em: EntityManager, sql: string, parameters
     // The same exceptions as em.execute (a unique violation is a UniqueConstraintViolationException).
     throw err instanceof Error ? em.getDriver().convertException(err) : err;
   }
+}
+
+const NAMED = '/*named:';
+/** Distinct named statements a connection keeps; past that, statements run unnamed (planned each time). */
+const MAX_NAMED_PER_CONNECTION = 200;
+
+/**
+ * `sql`, its `?` placeholders numbered ($1, $2, …; none may be in a literal), marked to run as a
+ * named statement through executeBound: each pooled connection parses it once, and PostgreSQL's
+ * plan cache keeps its plan. For statements that take longer to plan than to run, and run on every
+ * event: a tenant's SMART evaluation, 20 conditions, planned in 5 ms and run in 1. Build it once
+ * per text and keep it; the name is a hash of the text.
+ */
+export function namedStatement(sql: string): string {
+  let n = 0;
+  const numbered = sql.replace(/\?/g, () => `$${++n}`);
+  return `${NAMED}${createHash('sha1').update(numbered).digest('hex')}*/ ${numbered}`;
+}
+
+/** Installed on every pooled connection: runs the statements namedStatement marked as named ones. */
+export function runMarkedStatementsNamed(client: pg.Client): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const names = new Set<string>();
+  client.query = ((...args: unknown[]) => {
+    const [text, values] = args;
+    if (typeof text === 'string' && text.startsWith(NAMED) && (args.length === 2 || (args.length === 3 && args[2] === undefined))) {
+      const name = text.slice(NAMED.length, text.indexOf('*/'));
+      if (names.has(name) || names.size < MAX_NAMED_PER_CONNECTION) {
+        names.add(name);
+        return query({ name, text, values });
+      }
+    }
+    return query(...args);
+  }) as typeof client.query;
 }

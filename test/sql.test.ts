@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { pgArray } from '../db/sql.js';
+import { namedStatement, pgArray, runMarkedStatementsNamed } from '../db/sql.js';
 
 let db: pg.Client;
 beforeAll(async () => {
@@ -17,5 +17,31 @@ describe('pgArray', () => {
     const numbers = await db.query<{ a: number[] }>('select $1::int[] as a', [pgArray([1, -2, 3])]);
     expect(numbers.rows[0]!.a).toEqual([1, -2, 3]);
     expect((await db.query('select cardinality($1::text[]) as n', [pgArray([])])).rows[0].n).toBe(0);
+  });
+});
+
+describe('named statements', () => {
+  it('run prepared once per connection with their values bound, and unnamed past the cap', async () => {
+    const client = new pg.Client({ connectionString: inject('databaseUrl') });
+    await client.connect();
+    try {
+      runMarkedStatementsNamed(client);
+      const prepared = async () => (await client.query<{ name: string }>('select name from pg_prepared_statements')).rows.map((r) => r.name);
+      const sql = namedStatement('select ?::int + ? as n, ?::text[] as a');
+      expect(sql).toContain('$1::int + $2');
+      for (const n of [1, 2, 3]) {
+        const { rows } = await client.query(sql, [n, 10, pgArray(['x', 'y'])]);
+        expect(rows[0]).toEqual({ n: n + 10, a: ['x', 'y'] });
+      }
+      expect(await prepared()).toHaveLength(1);
+      // Unmarked statements stay unnamed.
+      await client.query('select $1::int as n', [1]);
+      expect(await prepared()).toHaveLength(1);
+      // A connection keeps at most 200; the rest still run, planned each time.
+      for (let i = 0; i < 205; i++) expect((await client.query(namedStatement(`select ?::int + ${i} as n`), [1])).rows[0].n).toBe(1 + i);
+      expect(await prepared()).toHaveLength(200);
+    } finally {
+      await client.end();
+    }
   });
 });
