@@ -66,9 +66,18 @@ const MAX_NAMED_PER_CONNECTION = 200;
  * per text and keep it; the name is a hash of the text.
  */
 export function namedStatement(sql: string): string {
-  let n = 0;
-  const numbered = sql.replace(/\?/g, () => `$${++n}`);
+  const numbered = numberedPlaceholders(sql);
   return `${NAMED}${createHash('sha1').update(numbered).digest('hex')}*/ ${numbered}`;
+}
+
+/**
+ * `sql` with its `?` placeholders numbered, to run unnamed through executeBound. For the forms of
+ * named statements that take arrays of hundreds: a generic plan is costed for an array's default
+ * of ten elements, and PostgreSQL would keep one that is far from right for a thousand.
+ */
+export function numberedPlaceholders(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
 }
 
 /** Installed on every pooled connection: runs the statements namedStatement marked as named ones. */
