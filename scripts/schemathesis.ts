@@ -111,14 +111,16 @@ try {
     clearTimeout(killer);
     return { code, toolCrashedAlone: interpreterBug && !apiFailures };
   };
+  const deadline = Date.now() + timeoutSeconds * 1000;
   let outcome = await fuzz(timeoutSeconds);
   // Some CPython 3.11 releases crash at random inside Hypothesis (it parses source to describe its
   // filters: "AST constructor recursion depth mismatch"). That says nothing about the API, so a run
-  // whose only problem is that crash is run once more, in half the time (CI's whole run has a
-  // budget); a failure of the API itself never is.
+  // whose only problem is that crash is run once more, in what is left of the budget and at least a
+  // minute (CI's whole run has a budget: a crash had taken it within 35 s of CI's 20 minutes); a
+  // failure of the API itself never is.
   if (outcome.code !== 0 && outcome.toolCrashedAlone) {
     say('schemathesis crashed inside the Python interpreter, not on an answer of the API: running it once more');
-    outcome = await fuzz(Math.ceil(timeoutSeconds / 2));
+    outcome = await fuzz(Math.max(60, Math.ceil((deadline - Date.now()) / 1000)));
   }
   exitCode = outcome.code;
 } catch (err) {
