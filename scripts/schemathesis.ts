@@ -25,19 +25,36 @@ const maxExamples = process.env.SCHEMATHESIS_MAX_EXAMPLES ?? '25';
 const timeoutSeconds = Number(process.env.SCHEMATHESIS_TIMEOUT_S ?? '240');
 const root = path.resolve(import.meta.dirname, '..');
 
+/**
+ * The newest CPython on PATH that can make a virtual environment, and its version. CPython before
+ * 3.11.8 and 3.12.1 can fail with "AST constructor recursion depth mismatch" when threads parse
+ * source at once (python/cpython#106905). Hypothesis parses source to describe its filters, and
+ * Schemathesis's workers are threads: with two of them on 3.11.7 the crash hit several CI runs,
+ * once both a run and its rerun. On such an interpreter one worker runs.
+ */
+function python(): { cmd: string; version: number[] } {
+  for (const cmd of ['python3.13', 'python3.12', 'python3']) {
+    const probe = spawnSync(cmd, ['-c', 'import ensurepip, venv, sys; print(*sys.version_info[:3])'], { encoding: 'utf8' });
+    if (probe.status === 0) return { cmd, version: probe.stdout.trim().split(' ').map(Number) };
+  }
+  throw new Error('python3 with its venv module is needed (Debian: apt-get install -y python3-venv)');
+}
+const interpreter = python();
+const [major, minor, micro] = interpreter.version as [number, number, number];
+const threadSafeAst = major > 3 || minor > 12 || (minor === 12 && micro >= 1) || (minor === 11 && micro >= 8);
+const workers = threadSafeAst ? '2' : '1';
+
 /** The `st` binary of a virtual environment in the cache, created on first use. */
 function schemathesisCli(): string {
-  const venv = cacheDir(`schemathesis-${VERSION}`);
+  const venv = cacheDir(`schemathesis-${VERSION}-py${major}.${minor}`);
   const st = path.join(venv, 'bin', 'st');
   if (existsSync(st)) return st;
-  say(`installing Schemathesis ${VERSION} into ${venv}`);
+  say(`installing Schemathesis ${VERSION} into ${venv} (${interpreter.cmd} ${interpreter.version.join('.')})`);
   const run = (cmd: string, args: string[]) => {
     const result = spawnSync(cmd, args, { stdio: 'inherit' });
-    if (result.status !== 0) {
-      throw new Error(`${cmd} ${args.join(' ')} failed${cmd === 'python3' ? ' (Debian: apt-get install -y python3-venv)' : ''}`);
-    }
+    if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed`);
   };
-  run('python3', ['-m', 'venv', '--clear', venv]);
+  run(interpreter.cmd, ['-m', 'venv', '--clear', venv]);
   run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `schemathesis==${VERSION}`]);
   return st;
 }
@@ -85,10 +102,10 @@ try {
     'run', `${api.url}/api/v1/openapi.json`,
     '--checks', 'not_a_server_error',
     '--max-examples', maxExamples,
-    '--workers', '2',
+    '--workers', workers,
     '--header', `Authorization: Bearer ${token}`,
   ];
-  say(`schemathesis against ${api.url}/api/v1/openapi.json (tenant ${tenant}, ${maxExamples} examples per operation, at most ${timeoutSeconds} s)`);
+  say(`schemathesis against ${api.url}/api/v1/openapi.json (tenant ${tenant}, ${maxExamples} examples per operation, at most ${timeoutSeconds} s, ${workers} worker(s) on Python ${interpreter.version.join('.')})`);
   // In the scratch folder: Schemathesis keeps its own cache (.schemathesis/) in the working directory.
   // Every line of its report is prefixed: its pytest-style closing banner ("== 2 warnings in 50s ==")
   // would otherwise read, to CI, as a test runner that closed on no test.
