@@ -259,7 +259,7 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
         throw err;
       }
       const [row] = await em.execute<{ yes: boolean }[]>(
-        `select exists (select 1 from customers c where c.tenant_id = ? and c.id = ? and ${LIVE_CUSTOMER} and ${compiled.sql}) as yes`,
+        `select exists (select 1 from customers c where c.tenant_id = ? and c.id = ? and ${LIVE_CUSTOMER} and ${compiled.perCustomerSql}) as yes`,
         [input.tenantId, input.customerId, ...compiled.params],
       );
       return row!.yes;

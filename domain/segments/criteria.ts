@@ -47,8 +47,24 @@ const SQL_TYPE: Record<FieldType, string> = { string: 'text', enum: 'text', numb
 
 const MAX_DEPTH = 10;
 
+// Where an EXISTS subquery ends. PostgreSQL may run a correlated EXISTS as a hashed subplan: one
+// scan of every matching row, then a lookup per customer. Over a whole tenant that is the better
+// plan; for a batch of 1,000 customers it read every tenant's bookings of the week (201,000 rows,
+// more with each batch) whenever the statistics of a fast-growing table made them look few, and a
+// batch took 1.7 s instead of 0.3 s. OFFSET 0 keeps PostgreSQL from rewriting the EXISTS, so the
+// per-customer form probes the customer's own rows, by index, whatever the statistics say.
+const PER_CUSTOMER = '/*per-customer*/';
+// On the same stale statistics the probe took the tenant's category index (tenant, category,
+// occurred_at) and filtered on the customer: 500 rows read per customer, more with each batch.
+// In the per-customer form the category is compared as an expression, which no index matches, so
+// the probe takes the customer's timeline (tenant, customer, occurred_at).
+const UNINDEXED_PER_CUSTOMER = '/*unindexed-per-customer*/';
+
 export interface Compiled {
+  /** For a whole tenant (refresh): the planner may hash a subquery over its rows. */
   sql: string;
+  /** For given customers (SMART evaluation, journey conditions): every subquery probes per customer. */
+  perCustomerSql: string;
   params: unknown[];
   /** Segments this condition reads the membership of, with the JSON path that names each. */
   segmentRefs: Map<string, string>;
@@ -193,7 +209,7 @@ class Compiler {
       if (typeof event.category !== 'string' || !(ActivityCategory as readonly string[]).includes(event.category)) {
         fail(`${path}.event.category`, `one of ${ActivityCategory.join(', ')}`);
       }
-      conditions.push(`a.category = ${this.param(event.category)}`);
+      conditions.push(`a.category${UNINDEXED_PER_CUSTOMER} = ${this.param(event.category)}`);
     }
     if (event.type !== undefined) {
       if (typeof event.type !== 'string' || !event.type) fail(`${path}.event.type`, 'an activity type such as "booking.created"');
@@ -216,7 +232,7 @@ class Compiler {
       n = count.value as number;
     }
     // The common "did it at least once" needs no count.
-    if (op === 'gte' && n === 1) return `(exists (select 1 from activities a where ${where}))`;
+    if (op === 'gte' && n === 1) return `(exists (select 1 from activities a where ${where}${PER_CUSTOMER}))`;
     if (op === 'gte' && n === 0) {
       this.params.length = firstParam; // the conditions' values are not in the SQL, so not in its parameters
       return '(true)';
@@ -233,7 +249,7 @@ class Compiler {
     if (node.op !== 'in' && node.op !== 'notIn') fail(`${path}.op`, 'in or notIn');
     const id = (node.segment as string).toLowerCase();
     if (!this.segmentRefs.has(id)) this.segmentRefs.set(id, `${path}.segment`);
-    const member = `exists (select 1 from segment_members sm where sm.segment_id = ${this.param(id, 'uuid')} and sm.customer_id = c.id)`;
+    const member = `exists (select 1 from segment_members sm where sm.segment_id = ${this.param(id, 'uuid')} and sm.customer_id = c.id${PER_CUSTOMER})`;
     return node.op === 'in' ? `(${member})` : `(not ${member})`;
   }
 }
@@ -245,5 +261,10 @@ class Compiler {
 export function compileCriteria(criteria: unknown, path = 'criteria', limits?: CriteriaLimits): Compiled {
   const compiler = new Compiler(limits);
   const sql = compiler.node(criteria, path, 1);
-  return { sql, params: compiler.params, segmentRefs: compiler.segmentRefs };
+  return {
+    sql: sql.replaceAll(PER_CUSTOMER, '').replaceAll(UNINDEXED_PER_CUSTOMER, ''),
+    perCustomerSql: sql.replaceAll(PER_CUSTOMER, ' offset 0').replaceAll(UNINDEXED_PER_CUSTOMER, " || ''"),
+    params: compiler.params,
+    segmentRefs: compiler.segmentRefs,
+  };
 }

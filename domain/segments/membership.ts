@@ -224,7 +224,7 @@ function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): 
        from (select (${SMART_VERSIONS}) = ?::text[] as current) cur
        left join lateral (
          select t.id,
-                case when c.id is not null then array[${conditions.map((c) => c.sql).join(', ')}] end as hits,
+                case when c.id is not null then array[${conditions.map((c) => c.perCustomerSql).join(', ')}] end as hits,
                 array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id and sm.segment_id = any(?::uuid[])) as members
            from ${customers}
            left join customers c on c.tenant_id = ? and c.id = t.id and ${LIVE_CUSTOMER}
