@@ -260,7 +260,7 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
       }
       const [row] = await em.execute<{ yes: boolean }[]>(
         `select exists (select 1 from customers c where c.tenant_id = ? and c.id = ? and ${LIVE_CUSTOMER} and ${compiled.perCustomerSql}) as yes`,
-        [input.tenantId, input.customerId, ...compiled.params],
+        [input.tenantId, input.customerId, ...compiled.params(input.tenantId)],
       );
       return row!.yes;
     },

@@ -59,13 +59,16 @@ const PER_CUSTOMER = '/*per-customer*/';
 // In the per-customer form the category is compared as an expression, which no index matches, so
 // the probe takes the customer's timeline (tenant, customer, occurred_at).
 const UNINDEXED_PER_CUSTOMER = '/*unindexed-per-customer*/';
+/** Stands for the tenant among the parameters until `params(tenantId)`. */
+const TENANT = Symbol('tenant');
 
 export interface Compiled {
   /** For a whole tenant (refresh): the planner may hash a subquery over its rows. */
   sql: string;
   /** For given customers (SMART evaluation, journey conditions): every subquery probes per customer. */
   perCustomerSql: string;
-  params: unknown[];
+  /** The statement's parameters for the tenant it runs for. */
+  params: (tenantId: string) => unknown[];
   /** Segments this condition reads the membership of, with the JSON path that names each. */
   segmentRefs: Map<string, string>;
 }
@@ -204,7 +207,9 @@ class Compiler {
     if (!isObject(event)) return fail(`${path}.event`, 'an object with category, type and/or within');
     onlyKeys(event, ['category', 'type', 'within'], `${path}.event`);
     const firstParam = this.params.length;
-    const conditions = ['a.tenant_id = c.tenant_id', 'a.customer_id = c.id'];
+    // The tenant is a value, not c.tenant_id: a subquery PostgreSQL hashes reads this tenant's
+    // activities, never every tenant's.
+    const conditions = [`a.tenant_id = ${this.param(TENANT, 'text')}`, 'a.customer_id = c.id'];
     if (event.category !== undefined) {
       if (typeof event.category !== 'string' || !(ActivityCategory as readonly string[]).includes(event.category)) {
         fail(`${path}.event.category`, `one of ${ActivityCategory.join(', ')}`);
@@ -264,7 +269,7 @@ export function compileCriteria(criteria: unknown, path = 'criteria', limits?: C
   return {
     sql: sql.replaceAll(PER_CUSTOMER, '').replaceAll(UNINDEXED_PER_CUSTOMER, ''),
     perCustomerSql: sql.replaceAll(PER_CUSTOMER, ' offset 0').replaceAll(UNINDEXED_PER_CUSTOMER, " || ''"),
-    params: compiler.params,
+    params: (tenantId) => compiler.params.map((p) => (p === TENANT ? tenantId : p)),
     segmentRefs: compiler.segmentRefs,
   };
 }

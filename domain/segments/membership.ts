@@ -45,11 +45,11 @@ export async function evaluateMembership(em: EntityManager, segment: Pick<Segmen
        update segments set member_count = (select count(*) from segment_members where segment_id = ?) + (select count(*) from added),
               last_refreshed_at = now(), updated_at = now()
         where id = ? returning member_count, (select count(*) from added)::int as added`,
-      [id, tenantId, tenantId, ...criteria.params, id, id, id],
+      [id, tenantId, tenantId, ...criteria.params(tenantId), id, id, id],
     );
     return { segmentId: id, previousCount: row!.member_count - row!.added, newCount: row!.member_count, added: row!.added, removed: 0 };
   }
-  const { added, removed } = await diffMembership(em, segment, target, criteria.params, cause, !initial);
+  const { added, removed } = await diffMembership(em, segment, target, criteria.params(tenantId), cause, !initial);
   // The exact count replaces the stored one and the real-time deltas it now includes, in one
   // snapshot, so deltas committed meanwhile are neither lost nor counted twice.
   const [{ member_count: newCount }] = (await em.execute<{ member_count: number }[]>(
@@ -218,7 +218,7 @@ function dependencyLevels(segments: { id: string; refs: string[] }[]): string[][
  * it; costed for an array's default ten, it was replanned every time.
  */
 function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): Level['evaluation'] {
-  const conditionParams = conditions.flatMap((c) => c.params);
+  const conditionParams = conditions.flatMap((c) => c.params(tenantId));
   const segmentIds = pgArray(ids);
   const sql = (customers: string) => `select cur.current, e.id, e.hits, e.members
        from (select (${SMART_VERSIONS}) = ?::text[] as current) cur
