@@ -88,6 +88,28 @@ describe('POST /api/v1/customers/import', () => {
     expect(byEmail['null@example.com']).toMatchObject({ firstName: 'null', lastName: '{"a":1}', membershipTier: odd });
   });
 
+  it('reads lines however the body is cut: CRLF endings, characters split across chunks, no final line break', async () => {
+    const auth = await token(newTenant());
+    const names = ['Zoë', 'Søren 🏌️‍♂️', '李小龍', 'plain'];
+    const text = names.map((firstName, i) => JSON.stringify({ email: `cut${i}@example.com`, firstName })).join('\r\n') + '\r\n\r\n{broken';
+    const bytes = Buffer.from(text);
+    // Seven bytes at a time: every multi-byte character and every CRLF is cut somewhere.
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 7) controller.enqueue(bytes.subarray(i, i + 7));
+        controller.close();
+      },
+    });
+    const res = await fetch(`${api.url}/api/v1/customers/import`, {
+      method: 'POST', body, duplex: 'half', headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/x-ndjson' },
+    } as RequestInit);
+    const report = (await res.json()) as { data: { created: number; rejected: number; errors: { line: number }[] } };
+    expect(report.data).toMatchObject({ created: 4, rejected: 1 });
+    expect(report.data.errors.map((e) => e.line)).toEqual([6]);
+    const list = (await api.call('GET', '/api/v1/customers?take=10', { auth })).body.data;
+    expect(list.map((c: any) => c.firstName).sort()).toEqual([...names].sort());
+  });
+
   it('refuses a row naming an unknown field, "__proto__" included, and keeps the rest', async () => {
     const auth = await token(newTenant());
     const body = [

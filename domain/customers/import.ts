@@ -2,8 +2,8 @@ import { pipeline, Readable, Transform } from 'node:stream';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { CsvError, parse as parseCsv } from 'csv-parse';
-import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
+import { newIds } from '../../db/ids.js';
 import { executeBound, liveCustomer } from '../../db/sql.js';
 import type { Config } from '../../platform/config.js';
 import { AppError, fromZod } from '../../platform/errors.js';
@@ -90,27 +90,36 @@ function boundedLines(maxLineBytes: number, lines?: boolean): Transform {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let line = 1;
-  const text = (bytes: Buffer) => bytes.toString('utf8').replace(/\r$/, '');
+  // A chunk's whole lines are decoded as one string and split there: decoding each line on its
+  // own was a native call per row. A line break byte never falls inside a multi-byte character.
+  const split = (bytes: Buffer) => {
+    const text = bytes.toString('utf8');
+    const parts = text.split('\n');
+    return text.includes('\r') ? parts.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)) : parts;
+  };
   return new Transform({
     readableObjectMode: Boolean(lines),
     transform(chunk: Buffer, _encoding, done) {
       let start = 0;
-      const whole: string[] = [];
       for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
         if (pendingBytes + nl - start > maxLineBytes) return done(lineTooLong(line, maxLineBytes));
-        if (lines) whole.push(text(pending.length ? Buffer.concat([...pending, chunk.subarray(start, nl)]) : chunk.subarray(start, nl)));
-        pending = [];
         pendingBytes = 0;
         line++;
         start = nl + 1;
       }
+      let whole: string[] | undefined;
+      if (lines && start) {
+        const upToLastBreak = chunk.subarray(0, start - 1);
+        whole = split(pending.length ? Buffer.concat([...pending, upToLastBreak]) : upToLastBreak);
+        pending = [];
+      }
       pendingBytes += chunk.length - start;
       if (pendingBytes > maxLineBytes) return done(lineTooLong(line, maxLineBytes));
-      if (lines) pending.push(chunk.subarray(start));
-      done(null, lines ? (whole.length ? whole : undefined) : chunk);
+      if (lines && start < chunk.length) pending.push(chunk.subarray(start));
+      done(null, lines ? whole : chunk);
     },
     flush(done) {
-      done(null, lines && pendingBytes ? [text(Buffer.concat(pending))] : undefined);
+      done(null, lines && pendingBytes ? split(Buffer.concat(pending)) : undefined);
     },
   });
 }
@@ -293,7 +302,8 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[]) 
 
   // Insert first: rows whose email or phone a live profile already owns are skipped by the
   // unique indexes, and only those few need a lookup. A load of new customers never reads.
-  const candidates = batch.map((row) => ({ ...row, id: uuidv7() }));
+  const ids = newIds(batch.length);
+  const candidates = batch.map((row, i) => ({ ...row, id: ids[i]! }));
   const inserted = await executeBound<{ id: string }>(
     em,
     `insert into customers (id, tenant_id, ${COLUMNS.map(([c]) => c).join(', ')})

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { v7 as uuidv7 } from 'uuid';
+import { newIds } from '../../db/ids.js';
 import { Activity } from '../../db/entities/index.js';
 import { pgArray } from '../../db/sql.js';
 import type { ActivityCategory } from '../../db/entities/enums.js';
@@ -28,7 +28,7 @@ export interface NewActivity {
  */
 export async function appendActivities(em: EntityManager, tenantId: string, items: NewActivity[], cause = 'event'): Promise<(AppendedActivity | null)[]> {
   if (!items.length) return [];
-  const ids = items.map(() => uuidv7());
+  const ids = newIds(items.length);
   const rows = await em.execute<{ id: string }[]>(
     `insert into activities (id, tenant_id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
      select t.id, ?, t.customer_id, t.type, t.category, t.title, t.description, t.occurred_at, t.metadata, t.source_service, t.source_event_id
