@@ -321,6 +321,37 @@ describe('segment lifecycle', () => {
     }
   }
 
+  it('evaluates SMART segments that share a probe of the timeline (the same event, window and values) as each would alone', async () => {
+    const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'ann@p.test' }, { firstName: 'Bob', email: 'bob@p.test' }]);
+    // twice and atMostOnce count the same bookings as far as two; golfers, golfingAnn and noGolf read the same GOLF probe.
+    const criteria = {
+      twice: { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 } },
+      atMostOnce: { event: { type: 'booking.created' }, count: { op: 'lte', value: 1 } },
+      golfers: { event: { category: 'GOLF' } },
+      golfingAnn: { all: [{ event: { category: 'GOLF' } }, { field: 'firstName', op: 'eq', value: 'Ann' }] },
+      noGolf: { not: { event: { category: 'GOLF' } } },
+    };
+    const segments: Record<string, string> = {};
+    for (const [name, c] of Object.entries(criteria)) {
+      segments[name] = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name, type: 'SMART', criteria: c } })).body.data.id;
+    }
+    const event = (customer: string, type: string, category: string, id: string) => ({
+      type, category, title: 'x', occurredAt: new Date().toISOString(), customer: { id: customer }, sourceService: 'probe', sourceEventId: id,
+    });
+    // A batch (one statement for its customers) and single events (the one-customer statement).
+    const batch = await stack.api.call('POST', '/api/v1/events', { auth, body: [event(ids[0], 'booking.created', 'BOOKING', '1'), event(ids[0], 'booking.created', 'BOOKING', '2')] });
+    expect(batch.status).toBe(200);
+    await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1], 'booking.created', 'BOOKING', '3') });
+    await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1], 'lesson.booked', 'GOLF', '4') });
+    const expected = { twice: ['Ann'], atMostOnce: ['Bob'], golfers: ['Bob'], golfingAnn: [], noGolf: ['Ann'] };
+    for (const [name, id] of Object.entries(segments)) {
+      expect([name, (await members(auth, id)).sort()]).toEqual([name, expected[name as keyof typeof expected]]);
+      // A refresh computes each segment on its own, over the tenant: it finds nothing to change.
+      const refreshed = (await stack.api.call('POST', `/api/v1/segments/${id}/refresh`, { auth })).body.data;
+      expect([name, refreshed.added, refreshed.removed]).toEqual([name, 0, 0]);
+    }
+  });
+
   it('takes an event that would move members of a SMART segment being deleted: the event lands, the segment goes', async () => {
     const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@gone.test' }]);
     const smart = (await stack.api.call('POST', '/api/v1/segments', {

@@ -59,8 +59,19 @@ const PER_CUSTOMER = '/*per-customer*/';
 // In the per-customer form the category is compared as an expression, which no index matches, so
 // the probe takes the customer's timeline (tenant, customer, occurred_at).
 const UNINDEXED_PER_CUSTOMER = '/*unindexed-per-customer*/';
+// Where a probe stands in the compiled text until it is rendered (inline, or as a reference).
+const PROBE = '\u0001';
+const probeToken = (i: number) => `${PROBE}${i}${PROBE}`;
+const PROBE_TOKEN = new RegExp(`${PROBE}(\\d+)${PROBE}`, 'g');
 /** Stands for the tenant among the parameters until `params(tenantId)`. */
 const TENANT = Symbol('tenant');
+
+/** A subquery of one customer's activities, in its per-customer form; `key` is its text and values. */
+export interface Probe {
+  key: string;
+  sql: string;
+  params: unknown[];
+}
 
 export interface Compiled {
   /** For a whole tenant (refresh): the planner may hash a subquery over its rows. */
@@ -69,6 +80,13 @@ export interface Compiled {
   perCustomerSql: string;
   /** The statement's parameters for the tenant it runs for. */
   params: (tenantId: string) => unknown[];
+  /**
+   * The per-customer form with the given probes (subqueries of a customer's activities) replaced
+   * by what `ref` names for them, so that the segments of one statement compute a probe they
+   * share once per customer. A probe `ref` leaves undefined stays inline.
+   */
+  perCustomerWith: (tenantId: string, ref: (probe: Probe) => string | undefined) => { sql: string; params: unknown[] };
+  probes: (tenantId: string) => Probe[];
   /** Segments this condition reads the membership of, with the JSON path that names each. */
   segmentRefs: Map<string, string>;
 }
@@ -125,6 +143,8 @@ export interface CriteriaLimits {
 
 class Compiler {
   params: unknown[] = [];
+  /** Probes, each standing in the compiled text as probeToken(i), with its run of `params`. */
+  probes: { sql: string; first: number; count: number }[] = [];
   segmentRefs = new Map<string, string>();
   private nodes = 0;
   private values = 0;
@@ -236,8 +256,12 @@ class Compiler {
       op = String(count.op);
       n = count.value as number;
     }
+    const probe = (sql: string) => {
+      this.probes.push({ sql, first: firstParam, count: this.params.length - firstParam });
+      return probeToken(this.probes.length - 1);
+    };
     // The common "did it at least once" needs no count.
-    if (op === 'gte' && n === 1) return `(exists (select 1 from activities a where ${where}${PER_CUSTOMER}))`;
+    if (op === 'gte' && n === 1) return `(${probe(`exists (select 1 from activities a where ${where}${PER_CUSTOMER})`)})`;
     if (op === 'gte' && n === 0) {
       this.params.length = firstParam; // the conditions' values are not in the SQL, so not in its parameters
       return '(true)';
@@ -245,7 +269,8 @@ class Compiler {
     // Counted only as far as the comparison can tell (N for gte, N + 1 for lte and eq), so a
     // customer with years of bookings costs what one with a few does.
     const enough = op === 'gte' ? n : n + 1;
-    return `((select count(*) from (select from activities a where ${where} limit ${this.param(enough, 'int8')}) counted) ${COMPARE[op]} ${this.param(n, 'int')})`;
+    const counted = probe(`(select count(*) from (select from activities a where ${where} limit ${this.param(enough, 'int8')}) counted)`);
+    return `(${counted} ${COMPARE[op]} ${this.param(n, 'int')})`;
   }
 
   private segment(node: Record<string, unknown>, path: string): string {
@@ -265,11 +290,47 @@ class Compiler {
  */
 export function compileCriteria(criteria: unknown, path = 'criteria', limits?: CriteriaLimits): Compiled {
   const compiler = new Compiler(limits);
-  const sql = compiler.node(criteria, path, 1);
+  const template = compiler.node(criteria, path, 1);
+  const bind = (tenantId: string, values: unknown[]) => values.map((p) => (p === TENANT ? tenantId : p));
+  const tenantForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, '').replaceAll(UNINDEXED_PER_CUSTOMER, '');
+  const perCustomerForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, ' offset 0').replaceAll(UNINDEXED_PER_CUSTOMER, " || ''");
+  const probes = (tenantId: string): Probe[] => compiler.probes.map((p) => {
+    const params = bind(tenantId, compiler.params.slice(p.first, p.first + p.count));
+    const sql = perCustomerForm(p.sql);
+    return { key: `${sql}\u0000${JSON.stringify(params)}`, sql, params };
+  });
+  /** The template with each probe inline or, where `ref` names one, its reference (and not its values). */
+  const assemble = (tenantId: string, ref: (probe: Probe, i: number) => string | undefined) => {
+    const all = probes(tenantId);
+    const values = bind(tenantId, compiler.params);
+    const params: unknown[] = [];
+    let next = 0;
+    const sql = template.split(PROBE).map((piece, i) => {
+      if (i % 2 === 0) {
+        const placeholders = piece.split('?').length - 1;
+        params.push(...values.slice(next, next + placeholders));
+        next += placeholders;
+        return piece;
+      }
+      const n = Number(piece);
+      const probe = compiler.probes[n]!;
+      const named = ref(all[n]!, n);
+      if (named === undefined) params.push(...values.slice(next, next + probe.count));
+      next += probe.count;
+      return named ?? probe.sql;
+    }).join('');
+    return { sql, params };
+  };
+  const inline = template.replace(PROBE_TOKEN, (_, n: string) => compiler.probes[Number(n)]!.sql);
   return {
-    sql: sql.replaceAll(PER_CUSTOMER, '').replaceAll(UNINDEXED_PER_CUSTOMER, ''),
-    perCustomerSql: sql.replaceAll(PER_CUSTOMER, ' offset 0').replaceAll(UNINDEXED_PER_CUSTOMER, " || ''"),
-    params: (tenantId) => compiler.params.map((p) => (p === TENANT ? tenantId : p)),
+    sql: tenantForm(inline),
+    perCustomerSql: perCustomerForm(inline),
+    params: (tenantId) => bind(tenantId, compiler.params),
+    perCustomerWith: (tenantId, ref) => {
+      const { sql, params } = assemble(tenantId, ref);
+      return { sql: perCustomerForm(sql), params };
+    },
+    probes,
     segmentRefs: compiler.segmentRefs,
   };
 }

@@ -218,22 +218,35 @@ function dependencyLevels(segments: { id: string; refs: string[] }[]): string[][
  * it; costed for an array's default ten, it was replanned every time.
  */
 function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): Level['evaluation'] {
-  const conditionParams = conditions.flatMap((c) => c.params(tenantId));
+  // A probe of the customer's activities that several conditions make (the same event, window and
+  // values) is computed once per customer, in a lateral subquery, and read by each of them.
+  const uses = new Map<string, number>();
+  for (const c of conditions) for (const probe of c.probes(tenantId)) uses.set(probe.key, (uses.get(probe.key) ?? 0) + 1);
+  const shared = new Map<string, { alias: string; sql: string; params: unknown[] }>();
+  const rendered = conditions.map((c) => c.perCustomerWith(tenantId, (probe) => {
+    if (uses.get(probe.key)! < 2) return undefined;
+    if (!shared.has(probe.key)) shared.set(probe.key, { alias: `p.p${shared.size}`, sql: probe.sql, params: probe.params });
+    return shared.get(probe.key)!.alias;
+  }));
+  const probes = [...shared.values()];
+  const conditionParams = rendered.flatMap((c) => c.params);
+  const probeParams = probes.flatMap((p) => p.params);
   const segmentIds = pgArray(ids);
   const sql = (customers: string) => `select cur.current, e.id, e.hits, e.members
        from (select (${SMART_VERSIONS}) = ?::text[] as current) cur
        left join lateral (
          select t.id,
-                case when c.id is not null then array[${conditions.map((c) => c.perCustomerSql).join(', ')}] end as hits,
+                case when c.id is not null then array[${rendered.map((c) => c.sql).join(', ')}] end as hits,
                 array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id and sm.segment_id = any(?::uuid[])) as members
            from ${customers}
-           left join customers c on c.tenant_id = ? and c.id = t.id and ${LIVE_CUSTOMER}
+           left join customers c on c.tenant_id = ? and c.id = t.id and ${LIVE_CUSTOMER}${probes.length ? `
+           cross join lateral (select ${probes.map((p, i) => `${p.sql} as p${i}`).join(', ')} offset 0) p` : ''}
        ) e on cur.current`;
   return {
     one: namedStatement(sql('(select ?::uuid as id) t')),
     // A batch's: planned each time, for its customers.
     many: numberedPlaceholders(sql('unnest(?::uuid[]) as t(id)')),
-    params: (versions, customers) => [tenantId, versions, ...conditionParams, tenantId, segmentIds, customers, tenantId],
+    params: (versions, customers) => [tenantId, versions, ...conditionParams, tenantId, segmentIds, customers, tenantId, ...probeParams],
   };
 }
 
