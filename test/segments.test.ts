@@ -339,10 +339,10 @@ describe('segment lifecycle', () => {
       type, category, title: 'x', occurredAt: new Date().toISOString(), customer: { id: customer }, sourceService: 'probe', sourceEventId: id,
     });
     // A batch (one statement for its customers) and single events (the one-customer statement).
-    const batch = await stack.api.call('POST', '/api/v1/events', { auth, body: [event(ids[0], 'booking.created', 'BOOKING', '1'), event(ids[0], 'booking.created', 'BOOKING', '2')] });
+    const batch = await stack.api.call('POST', '/api/v1/events', { auth, body: [event(ids[0]!, 'booking.created', 'BOOKING', '1'), event(ids[0]!, 'booking.created', 'BOOKING', '2')] });
     expect(batch.status).toBe(200);
-    await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1], 'booking.created', 'BOOKING', '3') });
-    await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1], 'lesson.booked', 'GOLF', '4') });
+    await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1]!, 'booking.created', 'BOOKING', '3') });
+    await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1]!, 'lesson.booked', 'GOLF', '4') });
     const expected = { twice: ['Ann'], atMostOnce: ['Bob'], golfers: ['Bob'], golfingAnn: [], noGolf: ['Ann'] };
     for (const [name, id] of Object.entries(segments)) {
       expect([name, (await members(auth, id)).sort()]).toEqual([name, expected[name as keyof typeof expected]]);
