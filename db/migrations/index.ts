@@ -12,6 +12,7 @@ import { Migration20261126023000_analytics } from './Migration20261126023000_ana
 import { Migration20261126074500_synced_members_cascade } from './Migration20261126074500_synced_members_cascade.js';
 import { Migration20261126081500_membership_references } from './Migration20261126081500_membership_references.js';
 import { Migration20261126110000_hot_last_activity } from './Migration20261126110000_hot_last_activity.js';
+import { Migration20261126160000_membership_segment_lookups } from './Migration20261126160000_membership_segment_lookups.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
@@ -29,4 +30,5 @@ export const migrations = [
   { name: 'Migration20261126074500_synced_members_cascade', class: Migration20261126074500_synced_members_cascade },
   { name: 'Migration20261126081500_membership_references', class: Migration20261126081500_membership_references },
   { name: 'Migration20261126110000_hot_last_activity', class: Migration20261126110000_hot_last_activity },
+  { name: 'Migration20261126160000_membership_segment_lookups', class: Migration20261126160000_membership_segment_lookups },
 ];
