@@ -47,7 +47,9 @@ const ARRAY_ESCAPED = /[\\"]/g;
  */
 export async function executeBound<T>(em: EntityManager, sql: string, parameters: unknown[]): Promise<T[]> {
   try {
-    return (await em.getKysely().executeQuery<T>(CompiledQuery.raw(sql, parameters))).rows;
+    // Through the ORM's onQuery hook, as its own statements go: whoever watches or rewrites those sees these.
+    const text = em.config.get('onQuery')(sql, parameters);
+    return (await em.getKysely().executeQuery<T>(CompiledQuery.raw(text, parameters))).rows;
   } catch (err) {
     // The same exceptions as em.execute (a unique violation is a UniqueConstraintViolationException).
     throw err instanceof Error ? em.getDriver().convertException(err) : err;

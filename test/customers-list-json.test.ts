@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openOrm } from '../db/orm.js';
+import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
+
+// GET /customers renders its page in PostgreSQL (listCustomersPage); GET /customers/:id goes through
+// customerView and the Customer schema. A customer must read the same either way.
+let api: TestApi;
+let auth: string;
+let orm: Awaited<ReturnType<typeof openOrm>>;
+const tenant = newTenant();
+beforeAll(async () => {
+  api = await startTestApi();
+  auth = await token(tenant);
+  orm = await openOrm(testConfig().DATABASE_URL!);
+});
+afterAll(async () => {
+  await orm?.close();
+  await api?.close();
+});
+
+const create = async (body: object) => {
+  const res = await api.call('POST', '/api/v1/customers', { auth, body });
+  expect(res.status).toBe(201);
+  return res.body.data.id as string;
+};
+
+describe('the customer list rendered by PostgreSQL', () => {
+  it('answers every customer as GET /customers/:id does: nulls, names, numbers, dates and escapes', async () => {
+    const ids = [
+      await create({
+        email: 'full@example.com', phoneNumber: '+27821110000', authUserId: 'auth|1', firstName: 'Zoë "Zee"', lastName: 'O\\Brien\ttab',
+        lifecycleStage: 'MEMBER', membershipTier: 'Gold 🏌', membershipStatus: 'active', handicap: 12.3, homeClubId: 'club_1',
+        emailOptIn: true, smsOptIn: true, pushOptIn: true,
+      }),
+      await create({ phoneNumber: '+27821110001' }),
+      await create({ email: 'first-only@example.com', firstName: 'Ann', handicap: -2.5 }),
+      await create({ email: 'last-only@example.com', lastName: 'Smith', handicap: 0.1 }),
+      await create({ email: 'control@example.com', firstName: 'line\nbreak \u0001 \u2028' }),
+    ];
+    // What only the platform writes: scores, activity and merge times with microseconds (pg keeps
+    // milliseconds, truncated), a merged profile.
+    await orm.em.fork().execute(
+      `update customers set engagement_score = 87, churn_risk_score = 3, lifetime_value = 123456,
+              last_activity_at = '2026-03-04 05:06:07.891999+00', created_at = '1999-12-31 23:59:59.999999+02'
+        where id = ?`,
+      [ids[0]],
+    );
+    await orm.em.fork().execute(
+      `update customers set status = 'MERGED', merged_into_id = ?, merged_at = '2026-01-02 03:04:05.000001+00' where id = ?`,
+      [ids[0], ids[1]],
+    );
+
+    const live = await api.call('GET', '/api/v1/customers?take=100', { auth });
+    const merged = await api.call('GET', '/api/v1/customers?status=MERGED', { auth });
+    expect(live.status).toBe(200);
+    expect(live.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(live.body.meta).toEqual({ total: 4, skip: 0, take: 100, hasMore: false });
+    // Newest first, the merged profile only under its status.
+    expect(live.body.data.map((c: { id: string }) => c.id)).toEqual([ids[4], ids[3], ids[2], ids[0]]);
+    expect(merged.body.data.map((c: { id: string }) => c.id)).toEqual([ids[1]]);
+
+    for (const listed of [...live.body.data, ...merged.body.data]) {
+      const one = await api.call('GET', `/api/v1/customers/${listed.id}`, { auth });
+      // Same keys in the same order, same values.
+      expect(JSON.stringify(listed)).toBe(JSON.stringify(one.body.data));
+    }
+    const full = live.body.data.find((c: { id: string }) => c.id === ids[0]);
+    expect(full).toMatchObject({
+      fullName: 'Zoë "Zee" O\\Brien\ttab', engagementScore: 87, lifetimeValue: 123456, handicap: 12.3,
+      lastActivityAt: '2026-03-04T05:06:07.891Z', createdAt: '1999-12-31T21:59:59.999Z',
+    });
+    expect(merged.body.data[0]).toMatchObject({ fullName: null, mergedIntoId: ids[0], mergedAt: '2026-01-02T03:04:05.000Z' });
+  });
+
+  it('pages with skip and take, and answers an empty page as an empty array', async () => {
+    const other = await token(newTenant());
+    const empty = await api.call('GET', '/api/v1/customers', { auth: other });
+    expect(empty.body).toEqual({ data: [], meta: { total: 0, skip: 0, take: 25, hasMore: false } });
+    const second = await api.call('GET', '/api/v1/customers?skip=1&take=2', { auth });
+    const all = await api.call('GET', '/api/v1/customers?take=100', { auth });
+    expect(second.body.data).toEqual(all.body.data.slice(1, 3));
+    expect(second.body.meta).toEqual({ total: all.body.meta.total, skip: 1, take: 2, hasMore: true });
+  });
+});
