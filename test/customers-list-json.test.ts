@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOrm } from '../db/orm.js';
 import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
 
-// GET /customers renders its page in PostgreSQL (listCustomersPage); GET /customers/:id goes through
+// GET /customers answers the columns PostgreSQL renders (CUSTOMER_VIEW); GET /customers/:id goes through
 // customerView and the Customer schema. A customer must read the same either way.
 let api: TestApi;
 let auth: string;
@@ -24,7 +24,7 @@ const create = async (body: object) => {
   return res.body.data.id as string;
 };
 
-describe('the customer list rendered by PostgreSQL', () => {
+describe('the customer list as PostgreSQL renders it', () => {
   it('answers every customer as GET /customers/:id does: nulls, names, numbers, dates and escapes', async () => {
     const ids = [
       await create({

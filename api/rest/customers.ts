@@ -61,7 +61,7 @@ export function customerRoutes(deps: AppDeps) {
     async (c) => {
       const { skip, take, tenantId: _t, ...filter } = c.req.valid('query');
       const { data, total } = await listCustomersPage(c.get('ctx'), filter, skip, take);
-      // The page's JSON comes rendered from PostgreSQL (see listCustomersPage), so it is not parsed
+      // The page's JSON comes ready from listCustomersPage (PostgreSQL renders its fields), so it is not parsed
       // and checked here; test/customers-list-json.test.ts holds it to the Customer schema.
       return c.body(`{"data":${data},"meta":${JSON.stringify(pageMeta(total, skip, take))}}`, 200, { 'content-type': 'application/json' }) as never;
     },
