@@ -12,7 +12,8 @@
 // BENCH_ANALYTICS_DELIVERIES (at most 200x the customers), BENCH_ANALYTICS_REQUESTS (per endpoint),
 // BENCH_ANALYTICS_LANES (requests in flight). BENCH_PROF=<dir> writes a V8 CPU profile of every
 // API, worker and bare server the benchmarks start into <dir>, for finding where the time goes;
-// BENCH_NODE_FLAGS (space-separated) are given to each of them, to try V8 settings (`--max-old-space-size=256`).
+// BENCH_NODE_FLAGS (space-separated) are given to each of them, to try V8 settings (`--max-old-space-size=256`); BENCH_LOG_LEVEL
+// (default silent) is their LOG_LEVEL, to see what a failing run's servers said (`error`).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

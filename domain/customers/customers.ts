@@ -39,28 +39,22 @@ interface FilterSql {
   params: unknown[];
   /** Whether it selects more than the totals keep (status and stage), so a total must count rows. */
   counted: boolean;
-  /** Whether it searches words: the one part whose shape varies without bound. */
-  searched: boolean;
 }
 
 /**
- * A page's LIMIT, the size written out and an offset bound only when there is one: PostgreSQL keeps
- * a named statement's generic plan only if it costs no more than a planned one, and a LIMIT or
- * OFFSET it cannot see is costed as a tenth of the table, so the statement was planned anew every
- * time. Page sizes are few (at most 100); the first page has no offset.
+ * A list's statement, planned on every request. A named one's generic plan, made without knowing
+ * the tenant, judged every tenant half the table and walked `customers_pkey` backwards: on a
+ * 1,000,000-customer database the page of a 10,000-customer tenant whose customers are all older
+ * read past the other tenant's million, and requests waited out the pool (503). Planned with the
+ * tenant's value, PostgreSQL takes the tenant's index.
  */
-const limit = (size: number, offset = 0) => `limit ${Math.max(0, Math.trunc(size))}${offset ? ' offset ?' : ''}`;
+const perTenantPlan = numberedPlaceholders;
 
-const named = new Map<string, string>();
-/**
- * `sql` to run through executeBound: named (planned once per connection, the plan kept) when its
- * filter has one of the few fixed shapes, since planning a list's statement cost PostgreSQL more
- * than running it; planned each time when it searches words.
- */
-function statement(sql: string, filter: FilterSql): string {
-  if (filter.searched) return numberedPlaceholders(sql);
-  let text = named.get(sql);
-  if (!text) named.set(sql, (text = namedStatement(sql)));
+const namedTotals = new Map<string, string>();
+/** The totals statement, named: its plan (the totals' key) is the same for every tenant. */
+function totalsStatement(sql: string): string {
+  let text = namedTotals.get(sql);
+  if (!text) namedTotals.set(sql, (text = namedStatement(sql)));
   return text;
 }
 
@@ -87,8 +81,7 @@ async function filterSql(ctx: ServiceContext, filter: CustomerFilter): Promise<F
   const phone = f.search && /\d{4}/.test(f.search) ? normalizePhone(f.search, ctx.config.DEFAULT_PHONE_REGION) : undefined;
   if (phone) and('c.phone_number = ?', phone);
   // Otherwise every word must appear in the name, email or phone: "ann smi" finds Ann Smith.
-  const words = phone ? [] : (f.search?.split(/\s+/).filter(Boolean) ?? []);
-  for (const word of words) {
+  for (const word of phone ? [] : (f.search?.split(/\s+/).filter(Boolean) ?? [])) {
     const like = `%${escapeLike(word)}%`;
     and('(c.first_name ilike ? or c.last_name ilike ? or c.email ilike ? or c.phone_number like ?)', like, like, like, like);
   }
@@ -97,7 +90,7 @@ async function filterSql(ctx: ServiceContext, filter: CustomerFilter): Promise<F
     if (!segment) throw notFound('segment', f.segmentId);
     and('exists (select 1 from segment_members sm where sm.segment_id = ? and sm.customer_id = c.id)', segment.id);
   }
-  return { where: where.join(' and '), params, counted: where.length > totalsKept, searched: words.length > 0 };
+  return { where: where.join(' and '), params, counted: where.length > totalsKept };
 }
 
 /**
@@ -122,7 +115,7 @@ async function customerTotal(ctx: ServiceContext, filter: CustomerFilter, sql: F
   const total = sql.counted
     ? { sql: `select count(*) as n from customers c where ${sql.where}`, params: sql.params }
     : totalsQuery(ctx.tenantId, filter);
-  const [row] = await executeBound<{ n: string }>(ctx.em, statement(total.sql, sql), total.params);
+  const [row] = await executeBound<{ n: string }>(ctx.em, sql.counted ? perTenantPlan(total.sql) : totalsStatement(total.sql), total.params);
   return Number(row?.n ?? 0);
 }
 
@@ -153,9 +146,9 @@ export async function customersConnection(
   const cursor = plan.cursor ? ` and c.id ${plan.backwards ? '>' : '<'} ?` : '';
   const rows = await executeBound<Record<string, unknown>>(
     ctx.em,
-    statement(`select c.*${totals ? `, (${totals.sql}) as total__` : ''}
-                 from customers c where ${sql.where}${cursor} order by c.id ${plan.backwards ? 'asc' : 'desc'} ${limit(plan.limit)}`, sql),
-    [...(totals?.params ?? []), ...sql.params, ...(plan.cursor ? [String(plan.cursor[0])] : [])],
+    perTenantPlan(`select c.*${totals ? `, (${totals.sql}) as total__` : ''}
+                     from customers c where ${sql.where}${cursor} order by c.id ${plan.backwards ? 'asc' : 'desc'} limit ?`),
+    [...(totals?.params ?? []), ...sql.params, ...(plan.cursor ? [String(plan.cursor[0])] : []), plan.limit],
   );
   if (totals) {
     const total = rows.length ? Number(rows[0]!.total__) : undefined;
@@ -211,12 +204,12 @@ export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFil
   const [rows, counted] = await Promise.all([
     executeBound<{ id: string | null; total__: string | null }>(
       ctx.em,
-      statement(`select v.*, ${totals ? `(${totals.sql})` : 'null::bigint'} as total__
-                   from (select 1) one left join lateral (
-                     select ${CUSTOMER_VIEW} from (select * from customers c where ${sql.where} order by c.id desc ${limit(take, skip)}) c
-                   ) v on true
-                  order by v.id desc`, sql),
-      [...(totals?.params ?? []), ...sql.params, ...(skip ? [skip] : [])],
+      perTenantPlan(`select v.*, ${totals ? `(${totals.sql})` : 'null::bigint'} as total__
+                       from (select 1) one left join lateral (
+                         select ${CUSTOMER_VIEW} from (select * from customers c where ${sql.where} order by c.id desc limit ? offset ?) c
+                       ) v on true
+                      order by v.id desc`),
+      [...(totals?.params ?? []), ...sql.params, take, skip],
     ),
     sql.counted ? customerTotal(ctx, filter, sql) : undefined,
   ]);
