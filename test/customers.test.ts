@@ -120,6 +120,11 @@ describe('listing customers', () => {
     const page3 = await api.call('GET', '/api/v1/customers?take=2&skip=4', { auth: a });
     expect(page3.body.meta.hasMore).toBe(false);
     expect(page3.body.data.map((c: any) => c.firstName)).toEqual(['Ann']);
+    // A page past the end holds no row to carry the total on: it is still the tenant's.
+    const pastEnd = await api.call('GET', '/api/v1/customers?take=2&skip=10', { auth: a });
+    expect(pastEnd.body).toMatchObject({ data: [], meta: { total: 5, skip: 10, take: 2, hasMore: false } });
+    const pastEndMembers = await api.call('GET', '/api/v1/customers?take=2&skip=10&lifecycleStage=MEMBER', { auth: a });
+    expect(pastEndMembers.body.meta.total).toBe(3);
     const tooMany = await api.call('GET', '/api/v1/customers?take=500', { auth: a });
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.error.message).toContain('take');

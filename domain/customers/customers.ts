@@ -199,22 +199,23 @@ export async function segmentMemberCounts(ctx: ServiceContext, segmentIds: reado
  */
 export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFilter, skip: number, take: number): Promise<{ data: string; total: number }> {
   const sql = await filterSql(ctx, filter);
-  // A total the totals keep rides in the page's statement (its one row when the page is empty).
+  // A total the totals keep rides in the page's statement, on every row (PostgreSQL computes it
+  // once). Wrapping the page in a lateral join so that an empty page still carried it took longer
+  // to plan and run than the page; an empty page (past the end, or an empty tenant) asks again.
   const totals = sql.counted ? undefined : totalsQuery(ctx.tenantId, filter);
   const [rows, counted] = await Promise.all([
-    executeBound<{ id: string | null; total__: string | null }>(
+    executeBound<{ total__: string | null }>(
       ctx.em,
-      perTenantPlan(`select v.*, ${totals ? `(${totals.sql})` : 'null::bigint'} as total__
-                       from (select 1) one left join lateral (
-                         select ${CUSTOMER_VIEW} from (select * from customers c where ${sql.where} order by c.id desc limit ? offset ?) c
-                       ) v on true
-                      order by v.id desc`),
+      perTenantPlan(`select ${CUSTOMER_VIEW}${totals ? `, (${totals.sql}) as total__` : ''}
+                       from (select * from customers c where ${sql.where} order by c.id desc limit ? offset ?) c
+                      order by c.id desc`),
       [...(totals?.params ?? []), ...sql.params, take, skip],
     ),
     sql.counted ? customerTotal(ctx, filter, sql) : undefined,
   ]);
-  const page = rows[0]!.id === null ? [] : rows.map(({ total__: _, ...view }) => view);
-  return { data: JSON.stringify(page), total: counted ?? Number(rows[0]!.total__) };
+  const page = totals ? rows.map(({ total__: _, ...view }) => view) : rows;
+  const total = counted ?? (rows.length ? Number(rows[0]!.total__) : await customerTotal(ctx, filter, sql));
+  return { data: JSON.stringify(page), total };
 }
 
 /** Throws CONFLICT (with the existing id) when a live profile of the tenant already owns one of the identifiers. */
