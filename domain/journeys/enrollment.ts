@@ -257,6 +257,12 @@ export async function exitJourneyEnrollments(em: EntityManager, tenantId: string
 // Reactions (called from domain/reactions.ts and the segment membership writers, in the change's
 // own transaction).
 
+// The appended activities, each by its primary key, their tenant checked by the caller's WHERE
+// (see domain/campaigns/triggers.ts: filtering the tenant's activities by id, a new tenant's stale
+// statistics had PostgreSQL walk its whole timeline on every event).
+const appendedActivities = `unnest(?::uuid[]) as k(id)
+  cross join lateral (select a.tenant_id, a.id, a.customer_id, a.type, a.occurred_at, a.metadata from activities a where a.id = k.id limit 1) a`;
+
 /**
  * Activities appended to timelines reach journeys:
  * 1. running enrolments whose version's `exitOn` is the activity's type end (EXITED, `exitOn:<type>`);
@@ -274,13 +280,12 @@ export async function journeysAfterActivities(em: EntityManager, tenantId: strin
   const listening = await em.execute<{ enrollment_id: string; activity_id: string; type: string; occurred_at: Date; exit: boolean }[]>(
     `select e.id as enrollment_id, a.id as activity_id, a.type, a.occurred_at,
             coalesce(v.trigger_config->>'exitOn' = a.type, false) as exit
-       from activities a
+       from ${appendedActivities}
        join journey_enrollments e on e.tenant_id = a.tenant_id and e.customer_id = a.customer_id and e.status = 'ACTIVE'
        join journey_versions v on v.tenant_id = e.tenant_id and v.journey_id = e.journey_id and v.version = e.version
-      where a.tenant_id = ? and a.id = any(?::uuid[])
-        and (a.type = any(v.event_types) or v.trigger_config->>'exitOn' = a.type)
+      where a.tenant_id = ? and (a.type = any(v.event_types) or v.trigger_config->>'exitOn' = a.type)
       order by a.occurred_at, a.id`,
-    [tenantId, ids],
+    [ids, tenantId],
   );
   const exits = new Map<string, string>();
   for (const l of listening) if (l.exit && !exits.has(l.enrollment_id)) exits.set(l.enrollment_id, l.type);
@@ -296,13 +301,13 @@ export async function journeysAfterActivities(em: EntityManager, tenantId: strin
 
   const triggered = await em.execute<{ journey_id: string; customer_id: string; activity_id: string; type: string; occurred_at: Date }[]>(
     `select j.id as journey_id, a.customer_id, a.id as activity_id, a.type, a.occurred_at
-       from activities a
+       from ${appendedActivities}
        join journeys j on j.tenant_id = a.tenant_id and j.status = 'ACTIVE' and j.current_version >= 1
        join journey_versions v on v.tenant_id = j.tenant_id and v.journey_id = j.id and v.version = j.current_version
-      where a.tenant_id = ? and a.id = any(?::uuid[]) and v.trigger_type = 'EVENT' and v.trigger_config->>'event' = a.type
+      where a.tenant_id = ? and v.trigger_type = 'EVENT' and v.trigger_config->>'event' = a.type
         and coalesce(a.metadata, '{}'::jsonb) @> coalesce(v.trigger_config->'conditions', '{}'::jsonb)
       order by a.occurred_at, a.id`,
-    [tenantId, ids],
+    [ids, tenantId],
   );
   await enrollCustomers(em, tenantId, triggered.map((t) => ({
     journeyId: t.journey_id,

@@ -1,0 +1,54 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openOrm, type Orm } from '../db/orm.js';
+import { enqueueTriggeredCampaigns } from '../domain/campaigns/triggers.js';
+import { journeysAfterActivities } from '../domain/journeys/enrollment.js';
+import { newTenant, testConfig } from './support/api.js';
+import { insertCustomer } from './support/journey-fixtures.js';
+
+// What reacts to an appended activity (triggered campaigns, journeys) reads that activity, not its
+// tenant's timeline, whatever the planner believes of the tenant. A tenant whose timeline grew
+// after `activities` was last analysed is taken for a handful of rows: filtering its activities
+// by id then looked like a cheap plan, and read every one of them on every event.
+
+let orm: Orm;
+let db: pg.Client;
+beforeAll(async () => {
+  orm = await openOrm(testConfig().DATABASE_URL!);
+  db = new pg.Client({ connectionString: inject('databaseUrl') });
+  await db.connect();
+});
+afterAll(async () => {
+  await db?.end();
+  await orm?.close();
+});
+
+describe('reactions to an appended activity', () => {
+  it('read that activity by its key, not the tenant timeline statistics took for a few rows', async () => {
+    const tenant = newTenant();
+    const customer = await insertCustomer(db, tenant);
+    const insertActivities = (n: number) => db.query<{ id: string }>(
+      `insert into activities (tenant_id, customer_id, type, category, title, occurred_at)
+       select $1, $2, 'booking.created', 'BOOKING', 'Booked', now() - make_interval(secs => g) from generate_series(1, $3) g returning id`,
+      [tenant, customer, n],
+    );
+    await insertActivities(1);
+    await db.query('analyze activities'); // statistics that know this tenant as one row...
+    const { rows } = await insertActivities(3000); // ...and a timeline that grew since
+    const appended = [rows[0]!.id];
+
+    const activitiesRead = await orm.em.fork().transactional(async (em) => {
+      await enqueueTriggeredCampaigns(em, tenant, appended);
+      await journeysAfterActivities(em, tenant, appended, { enrol: true });
+      // This transaction's own reads, before they are flushed to the cumulative statistics.
+      const [read] = await em.execute<{ index: string; seq: string }[]>(
+        `select (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = 'activities'::regclass) as index,
+                (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relname = 'activities') as seq`,
+      );
+      return Number(read!.index) + Number(read!.seq);
+    });
+    // One probe of the primary key per statement that looks (three), never the 3,001 rows.
+    expect(activitiesRead).toBeGreaterThan(0);
+    expect(activitiesRead).toBeLessThanOrEqual(3);
+  });
+});
