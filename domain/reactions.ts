@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { pgArray } from '../db/sql.js';
+import { executeBound, numberedPlaceholders, pgArray, sizedStatement } from '../db/sql.js';
 import { enqueueTriggeredCampaigns } from './campaigns/triggers.js';
 import { recordConversions } from './campaigns/conversions.js';
 import { INTERACTION_CAUSE } from './campaigns/interactions.js';
@@ -26,6 +26,16 @@ export interface AppendedActivity {
   occurredAt: Date;
 }
 
+const LOCK_CUSTOMERS = sizedStatement('select 1 from customers where tenant_id = ? and id = any(?::uuid[]) order by id for no key update');
+// Planned per call, with the tenant: a plan kept for every tenant could hash a tenant's customers.
+const FOLLOW_LAST_ACTIVITY = numberedPlaceholders(
+  `update customers c set last_activity_at = greatest(c.last_activity_at, a.newest), updated_at = now()
+     from (select customer_id, max(occurred_at) as newest
+             from unnest(?::uuid[], ?::timestamptz[]) as t(customer_id, occurred_at) group by customer_id) a
+    where c.tenant_id = ? and c.id = a.customer_id
+      and (c.last_activity_at is null or c.last_activity_at < a.newest)`,
+);
+
 /** After activities land on timelines: `lastActivityAt` follows the newest, then profiles react. */
 export async function afterActivitiesAppended(em: EntityManager, tenantId: string, appended: AppendedActivity[], cause: string): Promise<void> {
   // What the platform sent is on the timeline, but it is not something the customer did: it makes
@@ -34,18 +44,11 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
   if (!activities.length) return;
   // Events for one customer take turns (in id order, so batches cannot deadlock): the second
   // sees the first's activity when its SMART criteria count events.
-  await em.execute(
-    'select 1 from customers where tenant_id = ? and id = any(?::uuid[]) order by id for no key update',
-    [tenantId, pgArray([...new Set(activities.map((a) => a.customerId))])],
-  );
-  await em.execute(
-    `update customers c set last_activity_at = greatest(c.last_activity_at, a.newest), updated_at = now()
-       from (select customer_id, max(occurred_at) as newest
-               from unnest(?::uuid[], ?::timestamptz[]) as t(customer_id, occurred_at) group by customer_id) a
-      where c.tenant_id = ? and c.id = a.customer_id
-        and (c.last_activity_at is null or c.last_activity_at < a.newest)`,
-    [pgArray(activities.map((a) => a.customerId)), pgArray(activities.map((a) => a.occurredAt.toISOString())), tenantId],
-  );
+  const customers = [...new Set(activities.map((a) => a.customerId))];
+  await executeBound(em, LOCK_CUSTOMERS(customers.length), [tenantId, pgArray(customers)]);
+  await executeBound(em, FOLLOW_LAST_ACTIVITY, [
+    pgArray(activities.map((a) => a.customerId)), pgArray(activities.map((a) => a.occurredAt.toISOString())), tenantId,
+  ]);
   await afterCustomersChanged(em, tenantId, activities.map((a) => a.customerId), cause);
   // Journeys: running enrolments hear the events they wait for (a WAIT untilEvent "campaign.opened"
   // included) and end on exitOn; upstream events, never a campaign's own entries, enrol.

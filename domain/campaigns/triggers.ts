@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { executeBound, namedStatement, pgArray } from '../../db/sql.js';
+import { executeBound, pgArray, sizedStatement } from '../../db/sql.js';
 
 // TRIGGERED campaigns: an activity of the campaign's `triggerEvent` type whose metadata holds every
 // field of `triggerConditions` (jsonb containment: equal values) sends the campaign to that customer.
@@ -24,7 +24,7 @@ export interface CampaignTrigger {
  * event in the smart-ingest benchmark, and growing with the timeline). LIMIT 1 keeps PostgreSQL
  * from moving the tenant's condition into the probe (domain/journeys/enrollment.ts reads them so too).
  */
-const ENQUEUE_TRIGGERED = namedStatement(
+const ENQUEUE_TRIGGERED = sizedStatement(
   `insert into reaction_outbox (id, tenant_id, kind, key, payload)
    select gen_random_uuid(), c.tenant_id, ?, c.id || ':' || a.id,
           jsonb_build_object('campaignId', c.id, 'customerId', a.customer_id, 'activityId', a.id)
@@ -38,7 +38,7 @@ const ENQUEUE_TRIGGERED = namedStatement(
 );
 
 export async function enqueueTriggeredCampaigns(em: EntityManager, tenantId: string, activityIds: string[]): Promise<number> {
-  const rows = await executeBound<{ id: string }>(em, ENQUEUE_TRIGGERED, [CAMPAIGN_TRIGGER, pgArray(activityIds), tenantId]);
+  const rows = await executeBound<{ id: string }>(em, ENQUEUE_TRIGGERED(activityIds.length), [CAMPAIGN_TRIGGER, pgArray(activityIds), tenantId]);
   // Wakes listening dispatchers at commit (worker/outbox.ts).
   if (rows.length) await em.execute(`select pg_notify('reaction_outbox', '')`);
   return rows.length;

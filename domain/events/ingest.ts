@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ACTIVITY_TYPE_PATTERN, ActivityCategory } from '../../db/entities/enums.js';
-import { pgArray } from '../../db/sql.js';
+import { executeBound, pgArray, sizedStatement } from '../../db/sql.js';
 import { AppError, asAppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { deadState, getCustomer, isLive } from '../customers/customers.js';
@@ -78,6 +78,13 @@ export interface EventResult {
 
 const MAX_MERGE_HOPS = 10;
 
+const STORED_EVENTS = sizedStatement(
+  `select k.service as source_service, k.event_id as source_event_id, a.customer_id
+     from unnest(?::text[], ?::text[]) as k(service, event_id)
+     cross join lateral (select a.customer_id from activities a
+                          where a.tenant_id = ? and a.source_service = k.service and a.source_event_id = k.event_id limit 1) a`,
+);
+
 /** The live profile an event belongs to: by id (following merges), or by identity resolution. */
 async function customerFor(ctx: ServiceContext, event: UpstreamEvent): Promise<string> {
   const { id, email, phone, authUserId } = event.customer!;
@@ -119,11 +126,9 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
   const valid = parsedItems.flatMap((p) => (p.success ? [p.data] : []));
   // One key lookup per event, whatever the statistics: joined, a fast-growing tenant whose
   // activities the planner still took for a few dozen was hashed whole (50,000 rows read per batch).
-  const stored = await ctx.em.execute<{ source_service: string; source_event_id: string; customer_id: string }[]>(
-    `select k.service as source_service, k.event_id as source_event_id, a.customer_id
-       from unnest(?::text[], ?::text[]) as k(service, event_id)
-       cross join lateral (select a.customer_id from activities a
-                            where a.tenant_id = ? and a.source_service = k.service and a.source_event_id = k.event_id limit 1) a`,
+  const stored = await executeBound<{ source_service: string; source_event_id: string; customer_id: string }>(
+    ctx.em,
+    STORED_EVENTS(valid.length),
     [pgArray(valid.map((e) => e.sourceService)), pgArray(valid.map((e) => e.sourceEventId)), ctx.tenantId],
   );
   const known = new Map(stored.map((r) => [`${r.source_service}\u0000${r.source_event_id}`, r.customer_id]));

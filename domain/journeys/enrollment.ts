@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Journey, JourneyEnrollment, JourneyEnrollmentStep } from '../../db/entities/index.js';
 import type { EnrollmentStatus } from '../../db/entities/enums.js';
-import { liveCustomer, pgArray } from '../../db/sql.js';
+import { executeBound, liveCustomer, pgArray, sizedStatement } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import { journeyWorkflowId, type JourneyEvent } from '../../workflows/journey.js';
 import type { ServiceContext } from '../context.js';
@@ -263,6 +263,28 @@ export async function exitJourneyEnrollments(em: EntityManager, tenantId: string
 const appendedActivities = `unnest(?::uuid[]) as k(id)
   cross join lateral (select a.tenant_id, a.id, a.customer_id, a.type, a.occurred_at, a.metadata from activities a where a.id = k.id limit 1) a`;
 
+const LISTENING_ENROLLMENTS = sizedStatement(
+  `select e.id as enrollment_id, a.id as activity_id, a.type, a.occurred_at,
+          coalesce(v.trigger_config->>'exitOn' = a.type, false) as exit
+     from ${appendedActivities}
+     -- Each customer's own enrolments (OFFSET 0 keeps them a probe): the plan is kept for every
+     -- tenant, and a tenant's ACTIVE enrolments are 100,000 where a journey waits on them.
+     cross join lateral (select e.* from journey_enrollments e
+                          where e.tenant_id = a.tenant_id and e.customer_id = a.customer_id and e.status = 'ACTIVE' offset 0) e
+     join journey_versions v on v.tenant_id = e.tenant_id and v.journey_id = e.journey_id and v.version = e.version
+    where a.tenant_id = ? and (a.type = any(v.event_types) or v.trigger_config->>'exitOn' = a.type)
+    order by a.occurred_at, a.id`,
+);
+const TRIGGERED_JOURNEYS = sizedStatement(
+  `select j.id as journey_id, a.customer_id, a.id as activity_id, a.type, a.occurred_at
+     from ${appendedActivities}
+     join journeys j on j.tenant_id = a.tenant_id and j.status = 'ACTIVE' and j.current_version >= 1
+     join journey_versions v on v.tenant_id = j.tenant_id and v.journey_id = j.id and v.version = j.current_version
+    where a.tenant_id = ? and v.trigger_type = 'EVENT' and v.trigger_config->>'event' = a.type
+      and coalesce(a.metadata, '{}'::jsonb) @> coalesce(v.trigger_config->'conditions', '{}'::jsonb)
+    order by a.occurred_at, a.id`,
+);
+
 /**
  * Activities appended to timelines reach journeys:
  * 1. running enrolments whose version's `exitOn` is the activity's type end (EXITED, `exitOn:<type>`);
@@ -277,15 +299,8 @@ const appendedActivities = `unnest(?::uuid[]) as k(id)
 export async function journeysAfterActivities(em: EntityManager, tenantId: string, activityIds: string[], opts: { enrol: boolean }): Promise<void> {
   if (!activityIds.length) return;
   const ids = pgArray(activityIds);
-  const listening = await em.execute<{ enrollment_id: string; activity_id: string; type: string; occurred_at: Date; exit: boolean }[]>(
-    `select e.id as enrollment_id, a.id as activity_id, a.type, a.occurred_at,
-            coalesce(v.trigger_config->>'exitOn' = a.type, false) as exit
-       from ${appendedActivities}
-       join journey_enrollments e on e.tenant_id = a.tenant_id and e.customer_id = a.customer_id and e.status = 'ACTIVE'
-       join journey_versions v on v.tenant_id = e.tenant_id and v.journey_id = e.journey_id and v.version = e.version
-      where a.tenant_id = ? and (a.type = any(v.event_types) or v.trigger_config->>'exitOn' = a.type)
-      order by a.occurred_at, a.id`,
-    [ids, tenantId],
+  const listening = await executeBound<{ enrollment_id: string; activity_id: string; type: string; occurred_at: Date; exit: boolean }>(
+    em, LISTENING_ENROLLMENTS(activityIds.length), [ids, tenantId],
   );
   const exits = new Map<string, string>();
   for (const l of listening) if (l.exit && !exits.has(l.enrollment_id)) exits.set(l.enrollment_id, l.type);
@@ -299,15 +314,8 @@ export async function journeysAfterActivities(em: EntityManager, tenantId: strin
   }
   if (!opts.enrol) return;
 
-  const triggered = await em.execute<{ journey_id: string; customer_id: string; activity_id: string; type: string; occurred_at: Date }[]>(
-    `select j.id as journey_id, a.customer_id, a.id as activity_id, a.type, a.occurred_at
-       from ${appendedActivities}
-       join journeys j on j.tenant_id = a.tenant_id and j.status = 'ACTIVE' and j.current_version >= 1
-       join journey_versions v on v.tenant_id = j.tenant_id and v.journey_id = j.id and v.version = j.current_version
-      where a.tenant_id = ? and v.trigger_type = 'EVENT' and v.trigger_config->>'event' = a.type
-        and coalesce(a.metadata, '{}'::jsonb) @> coalesce(v.trigger_config->'conditions', '{}'::jsonb)
-      order by a.occurred_at, a.id`,
-    [ids, tenantId],
+  const triggered = await executeBound<{ journey_id: string; customer_id: string; activity_id: string; type: string; occurred_at: Date }>(
+    em, TRIGGERED_JOURNEYS(activityIds.length), [ids, tenantId],
   );
   await enrollCustomers(em, tenantId, triggered.map((t) => ({
     journeyId: t.journey_id,
