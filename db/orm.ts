@@ -47,12 +47,6 @@ function ormOptions(databaseUrl: string, timeouts?: DbTimeouts, extra: Partial<O
     pool: { min: 0, max: 10 },
     driverOptions: {
       ...(timeouts && pgPoolTimeouts(timeouts)),
-      // Named statements (namedStatement in db/sql.ts) are the ones whose plan does not depend on
-      // their values: their generic plan is used from the first execution. Left to choose,
-      // PostgreSQL compared it with custom plans costed for the actual one-element arrays, judged
-      // it dearer, and re-planned every execution (planning was three quarters of an event's
-      // database time). Unnamed statements are planned with their values, as before.
-      options: '-c plan_cache_mode=force_generic_plan',
       onPoolCreated: (pool: pg.Pool) => pool.on('connect', runMarkedStatementsNamed),
     },
     ...extra,

@@ -65,8 +65,7 @@ const MAX_NAMED_PER_CONNECTION = 200;
  * named statement through executeBound: each pooled connection parses it once, and PostgreSQL's
  * plan cache keeps its plan. For statements that take longer to plan than to run, and run on every
  * event: a tenant's SMART evaluation, 20 conditions, planned in 5 ms and run in 1. Build it once
- * per text and keep it; the name is a hash of the text. The platform's connections run named
- * statements with their generic plan from the first execution (`plan_cache_mode`, db/orm.ts).
+ * per text and keep it; the name is a hash of the text.
  */
 export function namedStatement(sql: string): string {
   const numbered = numberedPlaceholders(sql);
@@ -80,9 +79,14 @@ export const NAMED_ARRAYS_AT_MOST = 50;
  * A statement over arrays as long as a request's items, in two forms: named for a few elements (an
  * event or a short batch: planning it took longer than running it, on every event), unnamed past
  * NAMED_ARRAYS_AT_MOST, where the generic plan, costed for ten elements, could be far from right.
+ * In the named form each array parameter is read through a scalar subquery, so custom plans too
+ * are costed for ten elements: costed for the one an event has, they always looked cheaper than
+ * the generic plan, and PostgreSQL re-planned the statement on every execution. (Cast again, or
+ * `any()` would read the subquery as a set of arrays.) Write such a statement so that its plan
+ * holds for any tenant (lookups by key).
  */
 export function sizedStatement(sql: string): (elements: number) => string {
-  const named = namedStatement(sql);
+  const named = namedStatement(sql.replace(/\?::(\w+)\[\]/g, '(select ?::$1[])::$1[]'));
   const unnamed = numberedPlaceholders(sql);
   return (elements) => (elements <= NAMED_ARRAYS_AT_MOST ? named : unnamed);
 }
