@@ -72,6 +72,9 @@ const Env = z.object({
   OUTBOX_POLL_MS: positiveInt(1_000),
   // Off: this worker starts no reactions (tests sharing one database turn it on in one file only).
   OUTBOX_DISPATCH: z.stringbool().default(true),
+  // Only the reactions of tenants whose id starts with this (deployments sharing one database:
+  // each test file's workers take only that file's tenants). Empty: every tenant's.
+  OUTBOX_TENANT_PREFIX: z.string().max(100).default(''),
   CAMPAIGN_SEND_CONCURRENCY: positiveInt(16),
   // Tries per message on temporary failures (a full mailbox), with backoff from 30 s up to an hour.
   CAMPAIGN_MAX_ATTEMPTS: positiveInt(8),

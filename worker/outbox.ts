@@ -134,8 +134,9 @@ export function startOutboxDispatcher({ orm, config, log }: ActivityDeps): Outbo
       const rows = await em.execute<Row[]>(
         `select id, tenant_id, kind, key, payload from reaction_outbox
           where dispatched_at is null and (next_attempt_at is null or next_attempt_at <= now())
+            and starts_with(tenant_id, ?)
           order by created_at limit ? for update skip locked`,
-        [BATCH],
+        [config.OUTBOX_TENANT_PREFIX, BATCH],
       );
       // Rows of one workflow go in order (its start before its signals); workflows in parallel.
       const startPending = async (enrollmentId: string) =>

@@ -17,14 +17,18 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     JWT_SECRET: TEST_JWT_SECRET,
     PORT: '0',
     LOG_LEVEL: 'silent',
-    // Every file's worker shares the database: only a file that asks starts other files' reactions.
+    // Every file's worker shares the database: only a file that asks starts reactions, and only
+    // those of its own tenants (several files ask, and ran each other's on their own servers).
     OUTBOX_DISPATCH: 'false',
+    OUTBOX_TENANT_PREFIX: TENANT_PREFIX,
     ...overrides,
   });
 }
 
+/** This file's tenants (each test file loads this module afresh). */
+const TENANT_PREFIX = `tenant_${randomUUID().slice(0, 6)}_`;
 /** A unique tenant per test keeps files independent while they share one database. */
-export const newTenant = () => `tenant_${randomUUID().slice(0, 8)}`;
+export const newTenant = () => `${TENANT_PREFIX}${randomUUID().slice(0, 8)}`;
 
 export function token(tenantId: string, scopes: string[] = ALL_SCOPES, extra: { sub?: string; name?: string } = {}) {
   return signDevToken(TEST_JWT_SECRET, { tenantId, scopes, sub: extra.sub ?? 'user_test', name: extra.name });
