@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../../db/entities/index.js';
-import { executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, pgArray } from '../../db/sql.js';
+import { executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, pgArray, sizedStatement } from '../../db/sql.js';
 import { AppError } from '../../platform/errors.js';
 import { enrollSegmentEntries, journeysAfterSegmentEntries, segmentEntryJourneys, type SegmentEntryJourney } from '../journeys/enrollment.js';
 import { compileCriteria, type Compiled } from './criteria.js';
@@ -132,11 +132,17 @@ const MOVES_PER_STATEMENT = 2000;
 const SMART_VERSIONS = `select coalesce(array_agg(id::text || ':' || md5(criteria::text) order by id), '{}') as versions
   from segments where tenant_id = ? and type = 'SMART' and is_active`;
 
+// Named: a tenant without SMART segments runs it on every event, and planning it cost three times
+// running it. So does the segments' shared lock, on every event of a tenant with SMART segments.
+const SMART_SEGMENTS = namedStatement(
+  `select id, criteria, id::text || ':' || md5(criteria::text) as version from segments where tenant_id = ? and type = 'SMART' and is_active order by id`,
+);
+const LOCK_SEGMENTS_SHARED = sizedStatement(
+  `select pg_advisory_xact_lock_shared(hashtextextended('segment:' || id, 0)) from unnest(?::uuid[]) as t(id) order by id`,
+);
+
 async function loadSmartPlan(em: EntityManager, tenantId: string): Promise<SmartPlan> {
-  const rows = await em.execute<{ id: string; criteria: unknown; version: string }[]>(
-    `select id, criteria, id::text || ':' || md5(criteria::text) as version from segments where tenant_id = ? and type = 'SMART' and is_active order by id`,
-    [tenantId],
-  );
+  const rows = await executeBound<{ id: string; criteria: unknown; version: string }>(em, SMART_SEGMENTS, [tenantId]);
   const compiled = new Map(rows.map((r) => [r.id, compileCriteria(r.criteria)]));
   const plan: SmartPlan = {
     versions: rows.map((r) => r.version),
@@ -176,10 +182,7 @@ export async function reevaluateSmartSegments(em: EntityManager, tenantId: strin
   for (let attempt = 1; ; attempt++) {
     const toLock = plan.ids.filter((id) => !locked.has(id));
     if (toLock.length) {
-      await em.execute(
-        `select pg_advisory_xact_lock_shared(hashtextextended('segment:' || id, 0)) from unnest(?::uuid[]) as t(id) order by id`,
-        [pgArray(toLock)],
-      );
+      await executeBound(em, LOCK_SEGMENTS_SHARED(toLock.length), [pgArray(toLock)]);
       toLock.forEach((id) => locked.add(id));
     }
     let current = true;
