@@ -70,7 +70,7 @@ const Env = z.object({
   CAMPAIGN_BATCH_SIZE: positiveInt(500),
   // How often each worker looks for committed reactions to start (triggered campaigns).
   OUTBOX_POLL_MS: positiveInt(1_000),
-  // Off: this worker starts no reactions (tests sharing one database turn it on in one file only).
+  // Off: this worker starts no reactions (test files turn it on where they need it).
   OUTBOX_DISPATCH: z.stringbool().default(true),
   // Only the reactions of tenants whose id starts with this (deployments sharing one database:
   // each test file's workers take only that file's tenants). Empty: every tenant's.
