@@ -356,8 +356,12 @@ export async function enrollSegmentEntries(em: EntityManager, tenantId: string, 
 export async function journeysAfterSegmentEntries(em: EntityManager, tenantId: string, changeIds: (string | number)[]): Promise<void> {
   if (!changeIds.length) return;
   const entries = await em.execute<SegmentEntryJourney[]>(
-    `${segmentEntryJourneys('(select * from segment_membership_changes where tenant_id = ? and id = any(?::bigint[]))')} order by m.id`,
-    [tenantId, pgArray(changeIds.map(String))],
+    // Each change by its key, its tenant checked after (see appendedActivities): filtered from the
+    // tenant's changes, which grow with every move, stale statistics walked all of them.
+    `${segmentEntryJourneys(`(select c.* from unnest(?::bigint[]) as k(id)
+                              cross join lateral (select * from segment_membership_changes c where c.id = k.id limit 1) c
+                             where c.tenant_id = ?)`)} order by m.id`,
+    [pgArray(changeIds.map(String)), tenantId],
   );
   await enrollSegmentEntries(em, tenantId, entries);
 }

@@ -2,14 +2,14 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openOrm, type Orm } from '../db/orm.js';
 import { enqueueTriggeredCampaigns } from '../domain/campaigns/triggers.js';
-import { journeysAfterActivities } from '../domain/journeys/enrollment.js';
+import { journeysAfterActivities, journeysAfterSegmentEntries } from '../domain/journeys/enrollment.js';
 import { newTenant, testConfig } from './support/api.js';
 import { insertCustomer } from './support/journey-fixtures.js';
 
-// What reacts to an appended activity (triggered campaigns, journeys) reads that activity, not its
-// tenant's timeline, whatever the planner believes of the tenant. A tenant whose timeline grew
-// after `activities` was last analysed is taken for a handful of rows: filtering its activities
-// by id then looked like a cheap plan, and read every one of them on every event.
+// What reacts to an appended activity (triggered campaigns, journeys) or a segment entry (journeys)
+// reads that row, not its tenant's history, whatever the planner believes of the tenant. A tenant
+// whose history grew after the table was last analysed is taken for a handful of rows: filtering
+// its rows by id then looked like a cheap plan, and read every one of them each time.
 
 let orm: Orm;
 let db: pg.Client;
@@ -50,5 +50,29 @@ describe('reactions to an appended activity', () => {
     // One probe of the primary key per statement that looks (three), never the 3,001 rows.
     expect(activitiesRead).toBeGreaterThan(0);
     expect(activitiesRead).toBeLessThanOrEqual(3);
+  });
+
+  it('read a segment entry by its key, not the membership changes statistics took for a few rows', async () => {
+    const tenant = newTenant();
+    const customer = await insertCustomer(db, tenant);
+    const { rows: [segment] } = await db.query<{ id: string }>(`insert into segments (tenant_id, name, type) values ($1, 'Busy', 'STATIC') returning id`, [tenant]);
+    const insertChanges = (n: number) => db.query<{ id: string }>(
+      `insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause)
+       select $1, $2, $3, case when g % 2 = 0 then 'ENTERED' else 'EXITED' end, 'test' from generate_series(1, $4) g returning id`,
+      [tenant, segment!.id, customer, n],
+    );
+    await insertChanges(1);
+    await db.query('analyze segment_membership_changes');
+    const { rows } = await insertChanges(3000);
+    const changesRead = await orm.em.fork().transactional(async (em) => {
+      await journeysAfterSegmentEntries(em, tenant, rows.slice(0, 50).map((r) => r.id)); // a refresh's 50 entries
+      const [read] = await em.execute<{ index: string; seq: string }[]>(
+        `select (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = 'segment_membership_changes'::regclass) as index,
+                (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relname = 'segment_membership_changes') as seq`,
+      );
+      return Number(read!.index) + Number(read!.seq);
+    });
+    // At most one probe of the primary key per change (none when no journey listens), never the 3,001 rows.
+    expect(changesRead).toBeLessThanOrEqual(50);
   });
 });
