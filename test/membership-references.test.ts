@@ -27,12 +27,16 @@ async function tenantWith(customers: number) {
   return { tenant, segmentId, customerIds: rows.map((r) => r.id) };
 }
 
+type Fixture = Awaited<ReturnType<typeof tenantWith>>;
+
 const addMember = (client: pg.Client, tenant: string, segmentId: string, customerIds: string[]) =>
   client.query(`insert into segment_members (segment_id, customer_id, tenant_id) select $1, unnest($2::uuid[]), $3`, [segmentId, customerIds, tenant]);
 const addChange = (client: pg.Client, tenant: string, segmentId: string, customerId: string) =>
   client.query(`insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause) values ($1, $2, $3, 'ENTERED', 'test')`, [tenant, segmentId, customerId]);
 const addSynced = (client: pg.Client, tenant: string, segmentId: string, customerIds: string[]) =>
   client.query(`insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint) select $1, unnest($2::uuid[]), $3, 'f'`, [segmentId, customerIds, tenant]);
+const addDelta = (client: pg.Client, segmentId: string) =>
+  client.query(`insert into segment_member_count_deltas (segment_id, delta) values ($1, 1)`, [segmentId]);
 const count = async (sql: string, params: unknown[]) => (await db.query<{ n: number }>(`select count(*)::int as n from ${sql}`, params)).rows[0]!.n;
 const refusal = (promise: Promise<unknown>) => promise.then(() => ({ code: 'none', constraint: 'none' }), (err: { code: string; constraint: string }) => err);
 
@@ -52,6 +56,7 @@ describe('membership references', () => {
     // What Messaging holds references only its segment (a customer deleted since is still to remove).
     expect(await refusal(addSynced(db, a.tenant, b.segmentId, a.customerIds))).toMatchObject({ code: '23503', constraint: 'segment_synced_members_segment_id_foreign' });
     await addSynced(db, a.tenant, a.segmentId, [randomUUID()]);
+    expect(await refusal(addDelta(db, randomUUID()))).toMatchObject({ code: '23503', constraint: 'segment_member_count_deltas_segment_id_foreign' });
 
     await addMember(db, a.tenant, a.segmentId, a.customerIds);
     await addChange(db, a.tenant, a.segmentId, a.customerIds[0]!);
@@ -68,12 +73,15 @@ describe('membership references', () => {
       await addMember(db, a.tenant, segmentId, a.customerIds);
       await addSynced(db, a.tenant, segmentId, a.customerIds);
       for (const customerId of a.customerIds) await addChange(db, a.tenant, segmentId, customerId);
+      await addDelta(db, segmentId);
     }
     await db.query('delete from segments where id = $1', [a.segmentId]);
     expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(0);
     expect(await count('segment_membership_changes where segment_id = $1', [a.segmentId])).toBe(0);
     expect(await count('segment_synced_members where segment_id = $1', [a.segmentId])).toBe(0);
+    expect(await count('segment_member_count_deltas where segment_id = $1', [a.segmentId])).toBe(0);
     expect(await count('segment_members where segment_id = $1', [second])).toBe(3);
+    expect(await count('segment_member_count_deltas where segment_id = $1', [second])).toBe(1);
     expect(await count('segment_synced_members where segment_id = $1', [second])).toBe(3);
 
     await db.query('delete from customers where id = $1', [a.customerIds[0]]);
@@ -90,6 +98,7 @@ describe('membership references', () => {
     await addMember(db, a.tenant, a.segmentId, a.customerIds);
     await addChange(db, a.tenant, a.segmentId, a.customerIds[0]!);
     await addSynced(db, a.tenant, a.segmentId, a.customerIds);
+    await addDelta(db, a.segmentId);
     let deleted = false;
     const deletion = other.query('delete from segments where id = $1', [a.segmentId]).then(() => (deleted = true));
     await new Promise((r) => setTimeout(r, 300));
@@ -99,8 +108,26 @@ describe('membership references', () => {
     expect(await count('segment_members where segment_id = $1', [a.segmentId])).toBe(0);
     expect(await count('segment_synced_members where segment_id = $1', [a.segmentId])).toBe(0);
     expect(await count('segment_membership_changes where segment_id = $1', [a.segmentId])).toBe(0);
+    expect(await count('segment_member_count_deltas where segment_id = $1', [a.segmentId])).toBe(0);
 
-    // The deletion goes first: the write waits for it, then is refused.
+    // A segment's deletion goes first: each kind of write waits for it, then is refused.
+    for (const [write, constraint] of [
+      [(t: Fixture) => addMember(db, t.tenant, t.segmentId, t.customerIds), 'segment_members_segment_id_foreign'],
+      [(t: Fixture) => addChange(db, t.tenant, t.segmentId, t.customerIds[0]!), 'segment_membership_changes_segment_id_foreign'],
+      [(t: Fixture) => addDelta(db, t.segmentId), 'segment_member_count_deltas_segment_id_foreign'],
+    ] as const) {
+      const s = await tenantWith(1);
+      await other.query('begin');
+      await other.query('delete from segments where id = $1', [s.segmentId]);
+      let refused: { code: string; constraint: string } | undefined;
+      const pending = refusal(write(s)).then((r) => (refused = r));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(refused, constraint).toBeUndefined();
+      await other.query('commit');
+      expect(await pending).toMatchObject({ code: '23503', constraint });
+    }
+
+    // A customer's deletion goes first: the write waits for it, then is refused.
     const b = await tenantWith(2);
     await other.query('begin');
     await other.query('delete from customers where id = $1', [b.customerIds[1]]);
@@ -124,6 +151,33 @@ describe('membership references', () => {
     await purge;
     expect(await count('segment_members where customer_id = $1', [c.customerIds[0]])).toBe(0);
     expect(await count('segment_members where segment_id = $1', [c.segmentId])).toBe(1);
+  });
+
+  it('checks a statement\'s segments and customers by key, not every tenant\'s', async () => {
+    // The platform's other tenants and their segments, known to the statistics.
+    await db.query(`insert into segments (tenant_id, name, type) select 'refs-other-' || g, 'other', 'STATIC' from generate_series(1, 500) g`);
+    await db.query('analyze segments');
+    const a = await tenantWith(3);
+    const fresh = new pg.Client({ connectionString: inject('databaseUrl') }); // no plan cached before the statistics
+    await fresh.connect();
+    await fresh.query('begin');
+    try {
+      await addMember(fresh, a.tenant, a.segmentId, a.customerIds);
+      await addChange(fresh, a.tenant, a.segmentId, a.customerIds[0]!);
+      await addDelta(fresh, a.segmentId);
+      // This transaction's own reads, before they are flushed to the cumulative statistics.
+      const { rows: [read] } = await fresh.query<{ segments: string; customers: string }>(
+        `select (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = 'segments'::regclass)
+                  + (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relname = 'segments') as segments,
+                (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = 'customers'::regclass)
+                  + (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relname = 'customers') as customers`,
+      );
+      // One probe of the segment per statement (three), one of each distinct customer (three, then one).
+      expect(Number(read!.segments)).toBeLessThanOrEqual(3);
+      expect(Number(read!.customers)).toBeLessThanOrEqual(4);
+    } finally {
+      await fresh.end();
+    }
   });
 
   it('refuses a change of a referenced key', async () => {

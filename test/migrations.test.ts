@@ -65,11 +65,11 @@ describe('migrations', () => {
     const optedOut = [...orm.getMetadata()]
       .flatMap((meta) => meta.props.filter((prop) => prop.kind === 'm:1' && prop.createForeignKeyConstraint === false).map((prop) => `${meta.tableName}.${prop.fieldNames[0]}`));
     // The references of the high-volume membership tables are checked once per statement by
-    // triggers instead (Migration20261126074500_synced_members_cascade, ..._membership_references;
-    // test/membership-references.test.ts), so they have no foreign key either.
+    // triggers instead (Migration20261126074500_synced_members_cascade, ..._membership_references,
+    // ..._segment_reference_locks; test/membership-references.test.ts), so they have no foreign key either.
     const statementChecked = [
       'segment_members.customer_id', 'segment_members.segment_id', 'segment_membership_changes.customer_id',
-      'segment_membership_changes.segment_id', 'segment_synced_members.segment_id',
+      'segment_membership_changes.segment_id', 'segment_synced_members.segment_id', 'segment_member_count_deltas.segment_id',
     ];
     expect([...tenantKeys.map((k) => `${k.table}.${k.column}`), ...statementChecked].sort()).toEqual(optedOut.sort());
 

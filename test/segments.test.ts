@@ -357,7 +357,8 @@ describe('segment lifecycle', () => {
     const smart = (await stack.api.call('POST', '/api/v1/segments', {
       auth, body: { name: 'bookers', type: 'SMART', criteria: { event: { type: 'booking.created' } } },
     })).body.data;
-    const res = await whileDeleting(smart.id, 'insert into segment_members', () => stack.api.call('POST', '/api/v1/events', { auth, body: {
+    // The deletion's cascade holds the segment's references lock, which the event takes before evaluating.
+    const res = await whileDeleting(smart.id, 'segment-references', () => stack.api.call('POST', '/api/v1/events', { auth, body: {
       type: 'booking.created', category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { id: ids[0] }, sourceService: 'gone', sourceEventId: '1',
     } }));
     expect(res.status).toBe(200);

@@ -69,7 +69,8 @@ export const SegmentMemberCountDelta = defineEntity({
   tableName: 'segment_member_count_deltas',
   properties: {
     id: p.bigint('number').primary().autoincrement(),
-    segment: () => p.manyToOne(Segment).deleteRule('cascade').index('segment_member_count_deltas_segment_idx'),
+    // Checked per statement by a trigger, as the memberships are (..._segment_reference_locks.ts).
+    segment: () => p.manyToOne(Segment).createForeignKeyConstraint(false).index('segment_member_count_deltas_segment_idx'),
     delta: p.integer(),
   },
 });

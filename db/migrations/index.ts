@@ -13,6 +13,7 @@ import { Migration20261126074500_synced_members_cascade } from './Migration20261
 import { Migration20261126081500_membership_references } from './Migration20261126081500_membership_references.js';
 import { Migration20261126110000_hot_last_activity } from './Migration20261126110000_hot_last_activity.js';
 import { Migration20261126160000_membership_segment_lookups } from './Migration20261126160000_membership_segment_lookups.js';
+import { Migration20261126220000_segment_reference_locks } from './Migration20261126220000_segment_reference_locks.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
@@ -31,4 +32,5 @@ export const migrations = [
   { name: 'Migration20261126081500_membership_references', class: Migration20261126081500_membership_references },
   { name: 'Migration20261126110000_hot_last_activity', class: Migration20261126110000_hot_last_activity },
   { name: 'Migration20261126160000_membership_segment_lookups', class: Migration20261126160000_membership_segment_lookups },
+  { name: 'Migration20261126220000_segment_reference_locks', class: Migration20261126220000_segment_reference_locks },
 ];

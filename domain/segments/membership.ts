@@ -137,8 +137,12 @@ const SMART_VERSIONS = `select coalesce(array_agg(id::text || ':' || md5(criteri
 const SMART_SEGMENTS = namedStatement(
   `select id, criteria, id::text || ':' || md5(criteria::text) as version from segments where tenant_id = ? and type = 'SMART' and is_active order by id`,
 );
+// Each segment's two shared locks: against its refresh ('segment:'), and against its deletion
+// ('segment-references:', which the membership tables' checks take too: see
+// db/migrations/..._segment_reference_locks.ts).
 const LOCK_SEGMENTS_SHARED = sizedStatement(
-  `select pg_advisory_xact_lock_shared(hashtextextended('segment:' || id, 0)) from unnest(?::uuid[]) as t(id) order by id`,
+  `select pg_advisory_xact_lock_shared(hashtextextended('segment:' || id, 0)), pg_advisory_xact_lock_shared(hashtextextended('segment-references:' || id, 0))
+     from unnest(?::uuid[]) as t(id) order by id`,
 );
 
 async function loadSmartPlan(em: EntityManager, tenantId: string): Promise<SmartPlan> {
@@ -301,7 +305,7 @@ const moveMembersSql = () => (
   `with requested as (
      select * from unnest(?::uuid[], ?::uuid[], ?::int[]) as m(segment_id, customer_id, d)
    ), segments_kept as (
-     select id from segments where tenant_id = ? and id in (select segment_id from requested) order by id for key share
+     select id from segments where tenant_id = ? and id in (select segment_id from requested)
    ), moves as (
      select r.* from requested r join segments_kept s on s.id = r.segment_id
    ), removed as (
@@ -332,10 +336,10 @@ const moveMembersSql = () => (
 /**
  * Moves SMART members in and out, recording each change that happened (a row another writer
  * already moved is not recorded twice) and its count delta; entries enrol in the segments'
- * SEGMENT_ENTRY journeys, in this transaction. The segments are locked key-share first: a
- * segment whose deletion is in flight is waited for and, once gone, its moves are dropped
- * (its members went with it), rather than failing the event that moved them; a deletion after
- * this waits for the transaction.
+ * SEGMENT_ENTRY journeys, in this transaction. The caller holds the segments' shared locks, taken
+ * in an earlier statement: a segment whose deletion was in flight then was waited for and, gone
+ * now, its moves are dropped (its members went with it), rather than failing the event that moved
+ * them; a deletion after the locks waits for the transaction.
  */
 async function moveMembers(em: EntityManager, tenantId: string, moves: { segmentId: string; customerId: string; d: 1 | -1 }[], cause: string): Promise<void> {
   const [result] = await executeBound<{ entries: SegmentEntryJourney[] | null }>(em, MOVE_MEMBERS(moves.length), [
