@@ -12,7 +12,7 @@ import type { segmentRefreshWorkflow } from '../../workflows/segment-refresh.js'
 import type { segmentSyncWorkflow } from '../../workflows/segment-sync.js';
 import { startMessagingServer } from '../messaging-server.js';
 import { freePort } from '../ports.js';
-import { BENCH_SECRET, peakRssMiB, query, ratio, spawnServer, STAGES, table, withTemporalAndWorker } from './support.js';
+import { BENCH_SECRET, machineBusyMs, peakRssMiB, query, ratio, spawnServer, STAGES, table, withTemporalAndWorker } from './support.js';
 
 /** Varied customers: stages, opt-ins, scores and activity dates spread so that filters select a fraction. */
 async function seedCustomers(url: string, tenant: string, count: number): Promise<void> {
@@ -123,12 +123,14 @@ export async function benchSmartIngest(url: string, seconds: number): Promise<vo
   }, await freePort(), '/healthz');
   try {
     const results: Record<string, number> = {};
+    const cpu: Record<string, string> = {};
     for (const smartSegments of [0, 20]) {
       const tenant = `bench_smart_${smartSegments}_${Date.now()}`;
       await seedCustomers(url, tenant, 10_000);
       await newSmartSegments(url, tenant, smartSegments);
       const auth = `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
       let n = 0;
+      const busy = machineBusyMs();
       const result = await autocannon({
         url: `${api.url}/api/v1/events`,
         connections: 20,
@@ -147,10 +149,11 @@ export async function benchSmartIngest(url: string, seconds: number): Promise<vo
       });
       if (result.non2xx || result.errors) throw new Error(`ingest: ${result.non2xx} non-2xx, ${result.errors} errors`);
       results[smartSegments] = Math.round(result.requests.average);
+      cpu[smartSegments] = ((machineBusyMs() - busy) / result.requests.total).toFixed(2);
     }
     process.stdout.write(`\nSMART re-evaluation: single events through POST /events, 20 connections, ${seconds}s each\n${table([
-      { tenant: 'no SMART segments (baseline)', 'events/s': results[0]!, ratio: '1.00' },
-      { tenant: '20 active SMART segments', 'events/s': results[20]!, ratio: ratio(results[20]!, results[0]!) },
+      { tenant: 'no SMART segments (baseline)', 'events/s': results[0]!, ratio: '1.00', 'machine CPU ms/event': cpu[0]! },
+      { tenant: '20 active SMART segments', 'events/s': results[20]!, ratio: ratio(results[20]!, results[0]!), 'machine CPU ms/event': cpu[20]! },
     ])}\n`);
   } finally {
     await api.stop();

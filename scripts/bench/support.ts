@@ -53,6 +53,20 @@ export function peakRssMiB(pid: number): number {
   return Math.round(kb / 1024);
 }
 
+/**
+ * CPU time the whole machine spent busy (every process and the kernel, not idle or stolen), in ms,
+ * from /proc/stat: per request it says what a rate cannot, on a machine shared with the load
+ * generator and whose idle share varies from run to run. NaN where there is no /proc/stat.
+ */
+export function machineBusyMs(): number {
+  try {
+    const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return (user! + nice! + system! + irq! + softirq!) * 10; // USER_HZ: 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export const ratio = (value: number, baseline: number) => (baseline ? (value / baseline).toFixed(2) : 'n/a');
 
 export function table(rows: Record<string, string | number>[]): string {
