@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { executeBound, numberedPlaceholders, pgArray, sizedStatement } from '../db/sql.js';
+import { executeBound, pgArray, sizedStatement } from '../db/sql.js';
 import { enqueueTriggeredCampaigns } from './campaigns/triggers.js';
 import { recordConversions } from './campaigns/conversions.js';
 import { INTERACTION_CAUSE } from './campaigns/interactions.js';
@@ -27,12 +27,13 @@ export interface AppendedActivity {
 }
 
 const LOCK_CUSTOMERS = sizedStatement('select 1 from customers where tenant_id = ? and id = any(?::uuid[]) order by id for no key update');
-// Planned per call, with the tenant: a plan kept for every tenant could hash a tenant's customers.
-const FOLLOW_LAST_ACTIVITY = numberedPlaceholders(
-  `update customers c set last_activity_at = greatest(c.last_activity_at, a.newest), updated_at = now()
-     from (select customer_id, max(occurred_at) as newest
-             from unnest(?::uuid[], ?::timestamptz[]) as t(customer_id, occurred_at) group by customer_id) a
-    where c.tenant_id = ? and c.id = a.customer_id
+// Named for an event or a short batch (planning it cost more than running it, on every event). The
+// customers are probed by key (`id = any`), so the plan kept is one for every tenant: joined only on
+// the newest activities, a plan could hash a tenant's customers.
+const FOLLOW_LAST_ACTIVITY = sizedStatement(
+  `update customers c set last_activity_at = a.newest, updated_at = now()
+     from unnest(?::uuid[], ?::timestamptz[]) as a(customer_id, newest)
+    where c.tenant_id = ? and c.id = any(?::uuid[]) and c.id = a.customer_id
       and (c.last_activity_at is null or c.last_activity_at < a.newest)`,
 );
 
@@ -46,8 +47,10 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
   // sees the first's activity when its SMART criteria count events.
   const customers = [...new Set(activities.map((a) => a.customerId))];
   await executeBound(em, LOCK_CUSTOMERS(customers.length), [tenantId, pgArray(customers)]);
-  await executeBound(em, FOLLOW_LAST_ACTIVITY, [
-    pgArray(activities.map((a) => a.customerId)), pgArray(activities.map((a) => a.occurredAt.toISOString())), tenantId,
+  const newest = new Map<string, Date>();
+  for (const a of activities) if (!(newest.get(a.customerId)! >= a.occurredAt)) newest.set(a.customerId, a.occurredAt);
+  await executeBound(em, FOLLOW_LAST_ACTIVITY(newest.size), [
+    pgArray([...newest.keys()]), pgArray([...newest.values()].map((d) => d.toISOString())), tenantId, pgArray([...newest.keys()]),
   ]);
   await afterCustomersChanged(em, tenantId, activities.map((a) => a.customerId), cause);
   // Journeys: running enrolments hear the events they wait for (a WAIT untilEvent "campaign.opened"

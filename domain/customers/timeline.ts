@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { newIds } from '../../db/ids.js';
 import { Activity } from '../../db/entities/index.js';
-import { pgArray } from '../../db/sql.js';
+import { executeBound, pgArray, sizedStatement } from '../../db/sql.js';
 import type { ActivityCategory } from '../../db/entities/enums.js';
 import type { ServiceContext } from '../context.js';
 import { counted, lazyCount, planPage, toPage, type Connection, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
@@ -22,6 +22,16 @@ export interface NewActivity {
   sourceEventId?: string | null;
 }
 
+// Named for an event or a short batch: planning it cost more than running it, on every event.
+const APPEND_ACTIVITIES = sizedStatement(
+  `insert into activities (id, tenant_id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
+   select t.id, ?, t.customer_id, t.type, t.category, t.title, t.description, t.occurred_at, t.metadata, t.source_service, t.source_event_id
+     from unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::jsonb[], ?::text[], ?::text[])
+       as t(id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
+   on conflict (tenant_id, source_service, source_event_id) where source_service is not null and source_event_id is not null do nothing
+   returning id`,
+);
+
 /**
  * Appends activities in one statement. An activity whose (sourceService, sourceEventId) is already
  * stored for the tenant is skipped: the returned array holds `null` at its index.
@@ -29,13 +39,9 @@ export interface NewActivity {
 export async function appendActivities(em: EntityManager, tenantId: string, items: NewActivity[], cause = 'event'): Promise<(AppendedActivity | null)[]> {
   if (!items.length) return [];
   const ids = newIds(items.length);
-  const rows = await em.execute<{ id: string }[]>(
-    `insert into activities (id, tenant_id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
-     select t.id, ?, t.customer_id, t.type, t.category, t.title, t.description, t.occurred_at, t.metadata, t.source_service, t.source_event_id
-       from unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::jsonb[], ?::text[], ?::text[])
-         as t(id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
-     on conflict (tenant_id, source_service, source_event_id) where source_service is not null and source_event_id is not null do nothing
-     returning id`,
+  const rows = await executeBound<{ id: string }>(
+    em,
+    APPEND_ACTIVITIES(items.length),
     [
       tenantId,
       ...[
