@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openOrm, type Orm } from '../db/orm.js';
 import { enqueueTriggeredCampaigns } from '../domain/campaigns/triggers.js';
 import { journeysAfterActivities, journeysAfterSegmentEntries } from '../domain/journeys/enrollment.js';
+import { reevaluateSmartSegments } from '../domain/segments/membership.js';
 import { newTenant, testConfig } from './support/api.js';
 import { insertCustomer } from './support/journey-fixtures.js';
 
@@ -74,5 +75,38 @@ describe('reactions to an appended activity', () => {
     });
     // At most one probe of the primary key per change (none when no journey listens), never the 3,001 rows.
     expect(changesRead).toBeLessThanOrEqual(50);
+  });
+
+  it('evaluate SMART segments on each customer\'s own timeline, not the tenant\'s that statistics took for one row', async () => {
+    const tenant = newTenant();
+    const customers = (await db.query<{ id: string }>(
+      `insert into customers (tenant_id, email) select $1, 'smart' || g || '@lookups.test' from generate_series(1, 20) g returning id`, [tenant],
+    )).rows.map((r) => r.id);
+    await db.query(`insert into segments (tenant_id, name, type, criteria) values ($1, 'Regulars', 'SMART', $2), ($1, 'Bookers', 'SMART', $3)`,
+      [tenant, JSON.stringify({ event: { type: 'booking.created' }, count: { op: 'gte', value: 2 } }), JSON.stringify({ event: { type: 'booking.created' } })]);
+    await db.query(
+      `insert into activities (tenant_id, customer_id, type, category, title, occurred_at)
+       select $1, c, 'booking.created', 'BOOKING', 'Booked', now() - make_interval(secs => g) from unnest($2::uuid[]) c, generate_series(1, 150) g`,
+      [tenant, customers],
+    );
+
+    const activitiesRead = await orm.em.fork().transactional(async (em) => {
+      // Statistics in which this tenant does not appear (every row another tenant's): its 3,000
+      // activities are taken for one. Set in this transaction only, and rolled back with it.
+      await em.execute(`select pg_restore_attribute_stats('schemaname', 'public', 'relname', 'activities', 'attname', 'tenant_id',
+        'inherited', false, 'null_frac', 0::real, 'avg_width', 20, 'n_distinct', 1::real,
+        'most_common_vals', '{someone-else}'::text, 'most_common_freqs', '{1}'::real[])`);
+      await reevaluateSmartSegments(em, tenant, customers, 'test'); // a batch's statement, for its 20 customers
+      const [read] = await em.execute<{ index: string; seq: string }[]>(
+        `select (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = 'activities'::regclass) as index,
+                (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relname = 'activities') as seq`,
+      );
+      await em.rollback();
+      return Number(read!.index) + Number(read!.seq);
+    });
+    // Each customer's count stops at two of its own bookings, its check at one (one more row each
+    // for an index scan to see past them, at most); never its tenant's 3,000.
+    expect(activitiesRead).toBeGreaterThan(0);
+    expect(activitiesRead).toBeLessThanOrEqual(5 * customers.length);
   });
 });

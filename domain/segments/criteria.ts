@@ -59,6 +59,12 @@ const PER_CUSTOMER = '/*per-customer*/';
 // In the per-customer form the category is compared as an expression, which no index matches, so
 // the probe takes the customer's timeline (tenant, customer, occurred_at).
 const UNINDEXED_PER_CUSTOMER = '/*unindexed-per-customer*/';
+// A probe without a category (an event type, checked or counted) had the same choice, and ties
+// broke the wrong way: on statistics that took the tenant for one row, each probe read the
+// tenant's whole timeline (3,000 rows per customer; a batch of 1,000 took 2 s instead of 70 ms).
+// Newest first, only the customer's timeline gives the rows in order, so for the first few rows
+// it is the cheaper plan whatever the statistics say.
+const NEWEST_PER_CUSTOMER = '/*newest-per-customer*/';
 // Where a probe stands in the compiled text until it is rendered (inline, or as a reference).
 const PROBE = '\u0001';
 const probeToken = (i: number) => `${PROBE}${i}${PROBE}`;
@@ -261,7 +267,7 @@ class Compiler {
       return probeToken(this.probes.length - 1);
     };
     // The common "did it at least once" needs no count.
-    if (op === 'gte' && n === 1) return `(${probe(`exists (select 1 from activities a where ${where}${PER_CUSTOMER})`)})`;
+    if (op === 'gte' && n === 1) return `(${probe(`exists (select 1 from activities a where ${where}${NEWEST_PER_CUSTOMER}${PER_CUSTOMER})`)})`;
     if (op === 'gte' && n === 0) {
       this.params.length = firstParam; // the conditions' values are not in the SQL, so not in its parameters
       return '(true)';
@@ -269,7 +275,7 @@ class Compiler {
     // Counted only as far as the comparison can tell (N for gte, N + 1 for lte and eq), so a
     // customer with years of bookings costs what one with a few does.
     const enough = op === 'gte' ? n : n + 1;
-    const counted = probe(`(select count(*) from (select from activities a where ${where} limit ${this.param(enough, 'int8')}) counted)`);
+    const counted = probe(`(select count(*) from (select from activities a where ${where}${NEWEST_PER_CUSTOMER} limit ${this.param(enough, 'int8')}) counted)`);
     return `(${counted} ${COMPARE[op]} ${this.param(n, 'int')})`;
   }
 
@@ -292,8 +298,9 @@ export function compileCriteria(criteria: unknown, path = 'criteria', limits?: C
   const compiler = new Compiler(limits);
   const template = compiler.node(criteria, path, 1);
   const bind = (tenantId: string, values: unknown[]) => values.map((p) => (p === TENANT ? tenantId : p));
-  const tenantForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, '').replaceAll(UNINDEXED_PER_CUSTOMER, '');
-  const perCustomerForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, ' offset 0').replaceAll(UNINDEXED_PER_CUSTOMER, " || ''");
+  const tenantForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, '').replaceAll(UNINDEXED_PER_CUSTOMER, '').replaceAll(NEWEST_PER_CUSTOMER, '');
+  const perCustomerForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, ' offset 0').replaceAll(UNINDEXED_PER_CUSTOMER, " || ''")
+    .replaceAll(NEWEST_PER_CUSTOMER, ' order by a.occurred_at desc');
   const probes = (tenantId: string): Probe[] => compiler.probes.map((p) => {
     const params = bind(tenantId, compiler.params.slice(p.first, p.first + p.count));
     const sql = perCustomerForm(p.sql);
