@@ -18,9 +18,10 @@ const REFUSE_SEGMENT = (table: string) => `
                   detail = 'a row references a segments row of its tenant that does not exist';`;
 
 // Two statements, not four: the locks (segments in id order, then the tenants), then both checks,
-// in a snapshot taken after the locks. Each key is looked up by a scalar subquery, an index probe
-// whatever the planner thinks of the transition table: as a join, the check read every tenant's
-// segments on each statement.
+// in a snapshot taken after the locks. A statement names a few segments: each is looked up by a
+// scalar subquery, an index probe whatever the planner thinks of the transition table (as a join,
+// the check read every tenant's segments on each statement). It can name a tenant's every customer
+// (a first population): those stay an anti join, which PostgreSQL hashes when they are many.
 const MEMBERSHIP_REFERENCES = `
       declare
         segment_missing boolean;
@@ -34,7 +35,7 @@ const MEMBERSHIP_REFERENCES = `
         select exists (select 1 from (select distinct tenant_id, segment_id from written) k
                         where (select r.id from segments r where r.id = k.segment_id and r.tenant_id = k.tenant_id) is null),
                exists (select 1 from (select distinct tenant_id, customer_id from written) k
-                        where (select r.id from customers r where r.tenant_id = k.tenant_id and r.id = k.customer_id) is null)
+                        where not exists (select 1 from customers r where r.tenant_id = k.tenant_id and r.id = k.customer_id))
           into segment_missing, customer_missing;
         if segment_missing then${REFUSE_SEGMENT('tg_table_name')}
         end if;
