@@ -78,6 +78,28 @@ const COUNT_DELTA_REFERENCES = `
         return null;
       end`;
 
+// What Messaging holds keeps its row lock (the sync's recording statement takes it first itself),
+// but locks its segment by key: `(tenant_id, id) in (...)` ran as a merge join along every
+// tenant's segments (as the memberships' check did until ..._membership_segment_lookups).
+const syncedReferences = (segmentLock: string) => `
+      declare
+        wanted bigint;
+        locked bigint;
+      begin
+        select count(*) into wanted from (select distinct tenant_id, segment_id from written) k;
+        ${segmentLock}
+        get diagnostics locked = row_count;
+        if locked < wanted then
+          raise exception 'insert or update on table "segment_synced_members" violates foreign key constraint "segment_synced_members_segment_id_foreign"'
+            using errcode = 'foreign_key_violation', constraint = 'segment_synced_members_segment_id_foreign', table = 'segment_synced_members',
+                  detail = 'a row references a segments row of its tenant that does not exist';
+        end if;
+        return null;
+      end`;
+const SYNCED_BY_KEY = `perform 1 from (select distinct tenant_id, segment_id from written order by segment_id) k
+           cross join lateral (select 1 from segments r where r.id = k.segment_id and r.tenant_id = k.tenant_id for key share of r) l;`;
+const SYNCED_BY_JOIN = `perform 1 from segments r where (r.tenant_id, r.id) in (select tenant_id, segment_id from written) order by r.id for key share of r;`;
+
 const cascade = (lock: string, deltas: string) => `
         begin${lock}
           delete from segment_members m using gone where m.tenant_id = gone.tenant_id and m.segment_id = gone.id;
@@ -98,6 +120,7 @@ export class Migration20261126220000_segment_reference_locks extends Migration {
     this.addSql(`create or replace function segments_membership_cascade() returns trigger language plpgsql as $$${cascade(`
           perform pg_advisory_xact_lock(hashtextextended('segment-references:' || g.id, 0)) from (select id from gone order by id) g;`, `
           delete from segment_member_count_deltas d using gone where d.segment_id = gone.id;`)} $$;`);
+    this.addSql(`create or replace function segment_synced_members_references() returns trigger language plpgsql as $$${syncedReferences(SYNCED_BY_KEY)} $$;`);
     this.addSql(`create or replace function segments_membership_truncate() returns trigger language plpgsql as $$
         begin
           truncate segment_members, segment_membership_changes, segment_synced_members, segment_member_count_deltas;
@@ -106,6 +129,7 @@ export class Migration20261126220000_segment_reference_locks extends Migration {
   }
 
   override async down(): Promise<void> {
+    this.addSql(`create or replace function segment_synced_members_references() returns trigger language plpgsql as $$${syncedReferences(SYNCED_BY_JOIN)} $$;`);
     this.addSql(`create or replace function segments_membership_truncate() returns trigger language plpgsql as $$
         begin
           truncate segment_members, segment_membership_changes, segment_synced_members;
