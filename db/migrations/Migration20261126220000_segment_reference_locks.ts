@@ -21,7 +21,7 @@ const REFUSE_SEGMENT = (table: string) => `
 // in a snapshot taken after the locks. A statement names a few segments: each is looked up by a
 // scalar subquery, an index probe whatever the planner thinks of the transition table (as a join,
 // the check read every tenant's segments on each statement). It can name a tenant's every customer
-// (a first population): those stay an anti join, which PostgreSQL hashes when they are many.
+// (a first population): those stay an anti join, which PostgreSQL plans for their number.
 const MEMBERSHIP_REFERENCES = `
       declare
         segment_missing boolean;
