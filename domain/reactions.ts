@@ -48,7 +48,10 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
   const customers = [...new Set(activities.map((a) => a.customerId))];
   await executeBound(em, LOCK_CUSTOMERS(customers.length), [tenantId, pgArray(customers)]);
   const newest = new Map<string, Date>();
-  for (const a of activities) if (!(newest.get(a.customerId)! >= a.occurredAt)) newest.set(a.customerId, a.occurredAt);
+  for (const a of activities) {
+    const seen = newest.get(a.customerId);
+    if (!seen || seen < a.occurredAt) newest.set(a.customerId, a.occurredAt);
+  }
   await executeBound(em, FOLLOW_LAST_ACTIVITY(newest.size), [
     pgArray([...newest.keys()]), pgArray([...newest.values()].map((d) => d.toISOString())), tenantId, pgArray([...newest.keys()]),
   ]);
