@@ -65,6 +65,13 @@ const UNINDEXED_PER_CUSTOMER = '/*unindexed-per-customer*/';
 // Newest first, only the customer's timeline gives the rows in order, so for the first few rows
 // it is the cheaper plan whatever the statistics say.
 const NEWEST_PER_CUSTOMER = '/*newest-per-customer*/';
+// Ties happened anyway: where both plans are costed for the one row the statistics allow a tenant
+// they do not know, sorting it costs nothing, and a batch's probes (planned for the tenant's value)
+// read its whole timeline again. In the per-customer form the tenant is read through a scalar
+// subquery, so no plan sees its value: the tenant counts for the average tenant's share, and only
+// the customer's timeline narrows that down to the customer's rows.
+const TENANT_OPEN = '/*tenant(*/';
+const TENANT_CLOSE = '/*)tenant*/';
 // Where a probe stands in the compiled text until it is rendered (inline, or as a reference).
 const PROBE = '\u0001';
 const probeToken = (i: number) => `${PROBE}${i}${PROBE}`;
@@ -235,7 +242,7 @@ class Compiler {
     const firstParam = this.params.length;
     // The tenant is a value, not c.tenant_id: a subquery PostgreSQL hashes reads this tenant's
     // activities, never every tenant's.
-    const conditions = [`a.tenant_id = ${this.param(TENANT, 'text')}`, 'a.customer_id = c.id'];
+    const conditions = [`a.tenant_id = ${TENANT_OPEN}${this.param(TENANT, 'text')}${TENANT_CLOSE}`, 'a.customer_id = c.id'];
     if (event.category !== undefined) {
       if (typeof event.category !== 'string' || !(ActivityCategory as readonly string[]).includes(event.category)) {
         fail(`${path}.event.category`, `one of ${ActivityCategory.join(', ')}`);
@@ -298,9 +305,10 @@ export function compileCriteria(criteria: unknown, path = 'criteria', limits?: C
   const compiler = new Compiler(limits);
   const template = compiler.node(criteria, path, 1);
   const bind = (tenantId: string, values: unknown[]) => values.map((p) => (p === TENANT ? tenantId : p));
-  const tenantForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, '').replaceAll(UNINDEXED_PER_CUSTOMER, '').replaceAll(NEWEST_PER_CUSTOMER, '');
+  const tenantForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, '').replaceAll(UNINDEXED_PER_CUSTOMER, '').replaceAll(NEWEST_PER_CUSTOMER, '')
+    .replaceAll(TENANT_OPEN, '').replaceAll(TENANT_CLOSE, '');
   const perCustomerForm = (sql: string) => sql.replaceAll(PER_CUSTOMER, ' offset 0').replaceAll(UNINDEXED_PER_CUSTOMER, " || ''")
-    .replaceAll(NEWEST_PER_CUSTOMER, ' order by a.occurred_at desc');
+    .replaceAll(NEWEST_PER_CUSTOMER, ' order by a.occurred_at desc').replaceAll(TENANT_OPEN, '(select ').replaceAll(TENANT_CLOSE, ')');
   const probes = (tenantId: string): Probe[] => compiler.probes.map((p) => {
     const params = bind(tenantId, compiler.params.slice(p.first, p.first + p.count));
     const sql = perCustomerForm(p.sql);
