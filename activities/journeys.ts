@@ -8,6 +8,7 @@ import { updateCustomer } from '../domain/customers/customers.js';
 import { journeysAfterSegmentEntries } from '../domain/journeys/enrollment.js';
 import { afterCustomersChanged } from '../domain/reactions.js';
 import { compileCriteria } from '../domain/segments/criteria.js';
+import { addMemberCountDeltas } from '../domain/segments/member-counts.js';
 import type { ConditionConfig, SendConfig, UpdateConfig, VersionStep, WaitConfig } from '../domain/journeys/steps.js';
 import { firstZone, wakeAt } from '../domain/journeys/wait.js';
 import { AppError } from '../platform/errors.js';
@@ -300,7 +301,7 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
               );
               // The entry enrols in the segment's SEGMENT_ENTRY journeys, like any other.
               await journeysAfterSegmentEntries(em, input.tenantId, [entry!.id]);
-              await em.execute('insert into segment_member_count_deltas (segment_id, delta) values (?, 1)', [segmentId]);
+              await em.execute(addMemberCountDeltas('select ?::uuid, 1'), [segmentId]);
               // SMART segments that read this one's membership.
               await afterCustomersChanged(em, input.tenantId, [input.customerId], 'journey');
             }

@@ -36,7 +36,8 @@ const addChange = (client: pg.Client, tenant: string, segmentId: string, custome
 const addSynced = (client: pg.Client, tenant: string, segmentId: string, customerIds: string[]) =>
   client.query(`insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint) select $1, unnest($2::uuid[]), $3, 'f'`, [segmentId, customerIds, tenant]);
 const addDelta = (client: pg.Client, segmentId: string) =>
-  client.query(`insert into segment_member_count_deltas (segment_id, delta) values ($1, 1)`, [segmentId]);
+  client.query(`insert into segment_member_count_deltas (segment_id, writer, delta) values ($1, pg_backend_pid(), 1)
+                on conflict (segment_id, writer) do update set delta = segment_member_count_deltas.delta + 1`, [segmentId]);
 const count = async (sql: string, params: unknown[]) => (await db.query<{ n: number }>(`select count(*)::int as n from ${sql}`, params)).rows[0]!.n;
 const refusal = (promise: Promise<unknown>) => promise.then(() => ({ code: 'none', constraint: 'none' }), (err: { code: string; constraint: string }) => err);
 

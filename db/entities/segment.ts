@@ -13,8 +13,8 @@ export const Segment = defineEntity({
     type: p.enum(SegmentType),
     criteria: p.json<Record<string, unknown>>().nullable(),
     isActive: p.boolean().default(true),
-    // Exact as of the last full refresh; real-time (SMART) changes since then are rows of
-    // segment_member_count_deltas, so concurrent events never queue on this row.
+    // Exact as of the last full refresh; real-time changes since then are in
+    // segment_member_count_deltas (a row per writer), so concurrent events never queue on this row.
     storedMemberCount: p.integer().fieldName('member_count').default(0),
     memberCount: p
       .integer()
@@ -68,9 +68,10 @@ export const SegmentMemberCountDelta = defineEntity({
   name: 'SegmentMemberCountDelta',
   tableName: 'segment_member_count_deltas',
   properties: {
-    id: p.bigint('number').primary().autoincrement(),
     // Checked per statement by a trigger, as the memberships are (..._segment_reference_locks.ts).
-    segment: () => p.manyToOne(Segment).createForeignKeyConstraint(false).index('segment_member_count_deltas_segment_idx'),
+    segment: () => p.manyToOne(Segment).primary().createForeignKeyConstraint(false),
+    // The PostgreSQL backend that adds to this row (pg_backend_pid(); see ..._segment_count_writers.ts).
+    writer: p.integer().primary(),
     delta: p.integer(),
   },
 });

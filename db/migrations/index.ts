@@ -14,6 +14,7 @@ import { Migration20261126081500_membership_references } from './Migration202611
 import { Migration20261126110000_hot_last_activity } from './Migration20261126110000_hot_last_activity.js';
 import { Migration20261126160000_membership_segment_lookups } from './Migration20261126160000_membership_segment_lookups.js';
 import { Migration20261126220000_segment_reference_locks } from './Migration20261126220000_segment_reference_locks.js';
+import { Migration20261126234500_segment_count_writers } from './Migration20261126234500_segment_count_writers.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
 export const migrations = [
@@ -33,4 +34,5 @@ export const migrations = [
   { name: 'Migration20261126110000_hot_last_activity', class: Migration20261126110000_hot_last_activity },
   { name: 'Migration20261126160000_membership_segment_lookups', class: Migration20261126160000_membership_segment_lookups },
   { name: 'Migration20261126220000_segment_reference_locks', class: Migration20261126220000_segment_reference_locks },
+  { name: 'Migration20261126234500_segment_count_writers', class: Migration20261126234500_segment_count_writers },
 ];

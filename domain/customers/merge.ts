@@ -2,6 +2,7 @@ import { Customer } from '../../db/entities/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { exitCustomersEnrollments, journeysAfterSegmentEntries } from '../journeys/enrollment.js';
+import { addMemberCountDeltas } from '../segments/member-counts.js';
 import { deadState, getCustomer, isLive } from './customers.js';
 import { appendActivities } from './timeline.js';
 
@@ -70,8 +71,7 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
          union all
          select ?, segment_id, ?::uuid, 'ENTERED', 'merged' from mine where not both_in
          returning id, change
-       ), counted as (
-         insert into segment_member_count_deltas (segment_id, delta) select segment_id, -1 from mine where both_in
+       ), counted as (${addMemberCountDeltas('select segment_id, -1 from mine where both_in')}
        )
        select coalesce(array_agg(id), '{}')::text[] as entered from changes where change = 'ENTERED'`,
       [winner.id, loser.id, ctx.tenantId, ctx.tenantId, loser.id, ctx.tenantId, winner.id],

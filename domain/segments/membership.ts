@@ -4,6 +4,7 @@ import { executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, pgAr
 import { AppError } from '../../platform/errors.js';
 import { enrollSegmentEntries, journeysAfterSegmentEntries, segmentEntryJourneys, type SegmentEntryJourney } from '../journeys/enrollment.js';
 import { compileCriteria, type Compiled } from './criteria.js';
+import { addMemberCountDeltas } from './member-counts.js';
 
 export interface RefreshResult {
   segmentId: string;
@@ -332,8 +333,7 @@ const moveMembersSql = () => (
      select segment_id, sum(d)::int as d
        from (select segment_id, 1 as d from added union all select segment_id, -1 from removed) moved
       group by segment_id
-   ), counted as (
-     insert into segment_member_count_deltas (segment_id, delta) select segment_id, d from deltas where d <> 0
+   ), counted as (${addMemberCountDeltas('select segment_id, d from deltas')}
    )
    select (select json_agg(e order by e.change_id::bigint) from (${segmentEntryJourneys('changes')}) e) as entries`
 );
