@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { newTenant, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { foldMemberCountDeltas } from '../domain/segments/member-counts.js';
 import type { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from '../workflows/segment-refresh.js';
 
 let stack: TestStack;
@@ -324,6 +325,32 @@ describe('segment lifecycle', () => {
     expect((await stack.api.call('POST', `/api/v1/segments/${smart.id}/refresh`, { auth })).body.data)
       .toMatchObject({ previousCount: 25, newCount: 25, added: 0, removed: 0 });
     expect(await sql('select 1 from segment_member_count_deltas where segment_id = $1', [smart.id])).toEqual([]);
+  });
+
+  it('a refresh folds the count changes its snapshot saw, not one a merge adds meanwhile', async () => {
+    const { tenant } = await tenantWith([]);
+    const [{ id }] = await sql(`insert into segments (tenant_id, name, type) values ($1, 'folded', 'STATIC') returning id`, [tenant]);
+    await sql(`insert into segment_member_count_deltas (segment_id, writer, delta) values ($1, 1, 5)`, [id]);
+    const merge = new pg.Client({ connectionString: inject('databaseUrl') });
+    const refresh = new pg.Client({ connectionString: inject('databaseUrl') });
+    await Promise.all([merge.connect(), refresh.connect()]);
+    try {
+      // A writer's uncommitted -1 on the row; the refresh's snapshot sees 5, waits for the row, then folds.
+      await merge.query('begin');
+      await merge.query(`update segment_member_count_deltas set delta = delta - 1 where segment_id = $1 and writer = 1`, [id]);
+      const folding = refresh.query(`with folded as (${foldMemberCountDeltas('$1::uuid')}) select (select count(*)::int from folded) as n`, [id]);
+      let waiting = 0;
+      for (let i = 0; i < 100 && !waiting; i++) {
+        await new Promise((r) => setTimeout(r, 30));
+        waiting = (await sql<{ n: number }>(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%seen.delta%'`))[0]!.n;
+      }
+      expect(waiting).toBe(1);
+      await merge.query('commit');
+      expect((await folding).rows).toEqual([{ n: 1 }]);
+      expect(await sql('select delta from segment_member_count_deltas where segment_id = $1', [id])).toEqual([{ delta: -1 }]);
+    } finally {
+      await Promise.all([merge.end(), refresh.end()]);
+    }
   });
 
   /**

@@ -4,7 +4,7 @@ import { executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, pgAr
 import { AppError } from '../../platform/errors.js';
 import { enrollSegmentEntries, journeysAfterSegmentEntries, segmentEntryJourneys, type SegmentEntryJourney } from '../journeys/enrollment.js';
 import { compileCriteria, type Compiled } from './criteria.js';
-import { addMemberCountDeltas } from './member-counts.js';
+import { addMemberCountDeltas, DROP_FOLDED_DELTAS, foldMemberCountDeltas } from './member-counts.js';
 
 export interface RefreshResult {
   segmentId: string;
@@ -42,23 +42,25 @@ export async function evaluateMembership(em: EntityManager, segment: Pick<Segmen
     // pass over the new members would only count them again.
     const [row] = await em.execute<{ added: number; member_count: number }[]>(
       `with added as (insert into segment_members (segment_id, customer_id, tenant_id) select ?::uuid, t.id, ? from (${target}) t returning 1
-       ), folded as (delete from segment_member_count_deltas where segment_id = ? returning 1)
+       ), folded as (${foldMemberCountDeltas('?::uuid')})
        update segments set member_count = (select count(*) from segment_members where segment_id = ?) + (select count(*) from added),
               last_refreshed_at = now(), updated_at = now()
         where id = ? returning member_count, (select count(*) from added)::int as added`,
-      [id, tenantId, tenantId, ...criteria.params(tenantId), id, id, id],
+      [id, tenantId, tenantId, ...criteria.params(tenantId), id, id, id, id],
     );
+    await em.execute(DROP_FOLDED_DELTAS, [id]);
     return { segmentId: id, previousCount: row!.member_count - row!.added, newCount: row!.member_count, added: row!.added, removed: 0 };
   }
   const { added, removed } = await diffMembership(em, segment, target, criteria.params(tenantId), cause, !initial);
   // The exact count replaces the stored one and the real-time deltas it now includes, in one
   // snapshot, so deltas committed meanwhile are neither lost nor counted twice.
   const [{ member_count: newCount }] = (await em.execute<{ member_count: number }[]>(
-    `with folded as (delete from segment_member_count_deltas where segment_id = ? returning 1)
+    `with folded as (${foldMemberCountDeltas('?::uuid')})
      update segments set member_count = (select count(*) from segment_members where segment_id = ?), last_refreshed_at = now(), updated_at = now()
       where id = ? returning member_count`,
-    [id, id, id],
+    [id, id, id, id],
   )) as [{ member_count: number }];
+  await em.execute(DROP_FOLDED_DELTAS, [id]);
   return { segmentId: id, previousCount: newCount - added + removed, newCount, added, removed };
 }
 
