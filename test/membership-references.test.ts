@@ -58,6 +58,12 @@ describe('membership references', () => {
     expect(await refusal(addSynced(db, a.tenant, b.segmentId, a.customerIds))).toMatchObject({ code: '23503', constraint: 'segment_synced_members_segment_id_foreign' });
     await addSynced(db, a.tenant, a.segmentId, [randomUUID()]);
     expect(await refusal(addDelta(db, randomUUID()))).toMatchObject({ code: '23503', constraint: 'segment_member_count_deltas_segment_id_foreign' });
+    // A count's row added to in place needs no check; moved to a segment that does not exist, it is refused.
+    await addDelta(db, a.segmentId);
+    await addDelta(db, a.segmentId);
+    expect(await count('segment_member_count_deltas where segment_id = $1 and delta = 2', [a.segmentId])).toBe(1);
+    expect(await refusal(db.query(`update segment_member_count_deltas set segment_id = $1 where segment_id = $2`, [randomUUID(), a.segmentId])))
+      .toMatchObject({ code: '23503', constraint: 'segment_member_count_deltas_segment_id_foreign' });
 
     await addMember(db, a.tenant, a.segmentId, a.customerIds);
     await addChange(db, a.tenant, a.segmentId, a.customerIds[0]!);
