@@ -132,15 +132,16 @@ const MAX_CACHED_PLANS = 10_000;
 const MAX_STALE_ATTEMPTS = 5;
 const MOVES_PER_STATEMENT = 2000;
 
-// The tenant's active SMART segments. The tenant is read through a scalar subquery, so a plan made for its value costs what the kept plan
-// does: on statistics that took each tenant for a large share of many segments, the kept plan
-// looked dearer than one made for a small tenant, and PostgreSQL planned every event's evaluation
-// again (0.6 ms, four times running it).
+// The tenant's active SMART segments. The tenant is read through a scalar subquery, so a plan made
+// for its value costs what the kept plan does: on statistics that took each tenant for a large
+// share of many segments, the kept plan looked dearer than one made for a small tenant, and
+// PostgreSQL planned every event's evaluation again (0.6 ms, four times running it).
 const SMART_VERSIONS = `select coalesce(array_agg(id::text || ':' || md5(criteria::text) order by id), '{}') as versions
   from segments where tenant_id = (select ?::text) and type = 'SMART' and is_active`;
 
 // Named: a tenant without SMART segments runs it on every event, and planning it cost three times
-// running it (its tenant read as in SMART_VERSIONS, so its plan is kept). So does the segments' shared lock, on every event of a tenant with SMART segments.
+// running it (its tenant is read as in SMART_VERSIONS, so its plan is kept). So does the segments'
+// shared lock, on every event of a tenant with SMART segments.
 const SMART_SEGMENTS = namedStatement(
   `select id, criteria, id::text || ':' || md5(criteria::text) as version from segments where tenant_id = (select ?::text) and type = 'SMART' and is_active order by id`,
 );
