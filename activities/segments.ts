@@ -3,6 +3,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../db/entities/index.js';
 import { executeBound, LIVE_CUSTOMER } from '../db/sql.js';
+import { foldMemberCountRows } from '../domain/segments/member-counts.js';
 import { evaluateMembership, type RefreshResult } from '../domain/segments/membership.js';
 import { MessagingClient, MessagingError } from '../platform/messaging.js';
 import type { ActivityDeps } from './index.js';
@@ -16,6 +17,8 @@ const SYNC_BATCH = 1000;
 /** Batches read ahead of the one being posted, each on a connection of its own. */
 const READ_AHEAD = 2;
 const FIRST_ID = '00000000-0000-0000-0000-000000000000';
+/** Segments whose count rows one transaction folds. */
+const FOLD_PAGE = 500;
 const LAST_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
 // What Messaging holds of a member; a change of any of it is sent again.
 const FINGERPRINT = `md5(concat_ws('|', c.email, c.phone_number, c.first_name, c.last_name, c.email_opt_in, c.sms_opt_in, c.push_opt_in))`;
@@ -119,6 +122,21 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
         if (/^(22|42)/.test(sqlState)) throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidSegmentQuery');
         throw err;
       });
+    },
+
+    /** Folds every segment's count rows into one (domain/segments/member-counts.ts); a retry resumes after the last segment folded. */
+    async foldSegmentMemberCounts(): Promise<{ segments: number; rows: number }> {
+      const ctx = Context.current();
+      const resumed = ctx.info.heartbeatDetails as { after: string; segments: number; rows: number } | undefined;
+      let { after, segments, rows } = resumed ?? { after: FIRST_ID, segments: 0, rows: 0 };
+      for (;;) {
+        const page = await foldMemberCountRows(orm.em.fork(), after, FOLD_PAGE);
+        if (!page.last) return { segments, rows };
+        segments += page.segments;
+        rows += page.rows;
+        after = page.last;
+        ctx.heartbeat({ after, segments, rows });
+      }
     },
 
     async ensureMessagingSegment(ref: SegmentRef): Promise<string> {

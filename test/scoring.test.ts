@@ -3,7 +3,7 @@ import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOrm } from '../db/orm.js';
 import { createLogger } from '../platform/logger.js';
-import { ensurePlatformSchedules, migrateSegmentRefreshSchedules, SCORING_SCHEDULE_ID, SOCIAL_METRICS_SCHEDULE_ID, ANALYTICS_FOLD_SCHEDULE_ID } from '../worker/schedules.js';
+import { ensurePlatformSchedules, migrateSegmentRefreshSchedules, SCORING_SCHEDULE_ID, SOCIAL_METRICS_SCHEDULE_ID, ANALYTICS_FOLD_SCHEDULE_ID, SEGMENT_COUNT_FOLD_SCHEDULE_ID } from '../worker/schedules.js';
 import { createWorker } from '../worker/worker.js';
 import type { customerScoringWorkflow, scoreAllTenantsWorkflow } from '../workflows/customer-scoring.js';
 import { newTenant, testConfig, token } from './support/api.js';
@@ -74,6 +74,10 @@ describe('customer scoring', () => {
     const fold = await stack.client.schedule.getHandle(ANALYTICS_FOLD_SCHEDULE_ID).describe();
     expect(fold.action).toMatchObject({ type: 'startWorkflow', workflowType: 'analyticsFoldWorkflow', workflowId: 'analytics-rollup-fold-all' });
     expect(fold.spec.intervals).toMatchObject([{ every: 3_600_000 }]);
+    // And of the segments' count rows (the workflow itself: test/segments.test.ts).
+    const counts = await stack.client.schedule.getHandle(SEGMENT_COUNT_FOLD_SCHEDULE_ID).describe();
+    expect(counts.action).toMatchObject({ type: 'startWorkflow', workflowType: 'segmentCountFoldWorkflow', workflowId: 'segment-count-fold-all' });
+    expect(counts.spec.intervals).toMatchObject([{ every: 3_600_000 }]);
   });
 
   it('moves segment refresh schedules made before scheduledSegmentRefreshWorkflow to it at worker start', async () => {

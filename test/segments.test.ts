@@ -5,6 +5,7 @@ import { newTenant, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { foldMemberCountDeltas } from '../domain/segments/member-counts.js';
 import type { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from '../workflows/segment-refresh.js';
+import type { segmentCountFoldWorkflow } from '../workflows/segment-count-fold.js';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -351,6 +352,37 @@ describe('segment lifecycle', () => {
     } finally {
       await Promise.all([merge.end(), refresh.end()]);
     }
+  });
+
+  it('folds each segment\'s count rows into one hourly, skipping a writer still in its transaction and a segment being refreshed', async () => {
+    const { auth, tenant } = await tenantWith([]);
+    const [a, b] = await sql<{ id: string }>(`insert into segments (tenant_id, name, type) values ($1, 'a', 'STATIC'), ($1, 'b', 'STATIC') returning id`, [tenant]);
+    await sql(`insert into segment_member_count_deltas (segment_id, writer, delta)
+               values ($1, 101, 2), ($1, 102, -1), ($1, 103, 4), ($1, 104, 1), ($2, 101, 3), ($2, 102, 3)`, [a!.id, b!.id]);
+    const memberCounts = async () => Promise.all([a!.id, b!.id].map(async (id) => (await stack.api.call('GET', `/api/v1/segments/${id}`, { auth })).body.data.memberCount));
+    expect(await memberCounts()).toEqual([6, 6]);
+    const writer = new pg.Client({ connectionString: inject('databaseUrl') });
+    const refresh = new pg.Client({ connectionString: inject('databaseUrl') });
+    await Promise.all([writer.connect(), refresh.connect()]);
+    try {
+      // Writer 104 is adding to its row in an open transaction; b is being refreshed.
+      await writer.query('begin');
+      await writer.query(`update segment_member_count_deltas set delta = delta + 1 where segment_id = $1 and writer = 104`, [a!.id]);
+      await refresh.query('begin');
+      await refresh.query(`select pg_advisory_xact_lock(hashtextextended('segment:' || $1, 0))`, [b!.id]);
+      const run = await stack.client.workflow.execute<typeof segmentCountFoldWorkflow>('segmentCountFoldWorkflow', {
+        workflowId: `segment-count-fold-${randomUUID()}`, taskQueue: stack.taskQueue, args: [],
+      });
+      expect(run.rows).toBeGreaterThanOrEqual(3);
+      await writer.query('commit');
+      await refresh.query('commit');
+    } finally {
+      await Promise.all([writer.end(), refresh.end()]);
+    }
+    const rows = (id: string) => sql('select writer, delta from segment_member_count_deltas where segment_id = $1 order by writer', [id]);
+    expect(await rows(a!.id)).toEqual([{ writer: 0, delta: 5 }, { writer: 104, delta: 2 }]);
+    expect(await rows(b!.id)).toEqual([{ writer: 101, delta: 3 }, { writer: 102, delta: 3 }]);
+    expect(await memberCounts()).toEqual([7, 6]);
   });
 
   /**

@@ -5,11 +5,12 @@ import type { scheduledSegmentRefreshWorkflow } from '../workflows/segment-refre
 export const SCORING_SCHEDULE_ID = 'customer-scoring';
 export const SOCIAL_METRICS_SCHEDULE_ID = 'social-metrics';
 export const ANALYTICS_FOLD_SCHEDULE_ID = 'analytics-rollup-fold';
+export const SEGMENT_COUNT_FOLD_SCHEDULE_ID = 'segment-count-fold';
 
 /**
  * Platform-wide schedules, created once (idempotently) by the worker at start. Nightly scoring of
- * every tenant at 02:00 UTC; hourly social post metrics; hourly folding of the analytics rollups. Ops can pause them or trigger them from
- * the Temporal UI.
+ * every tenant at 02:00 UTC; hourly social post metrics; hourly folding of the analytics rollups and
+ * of the segments' real-time count rows. Ops can pause them or trigger them from the Temporal UI.
  */
 export async function ensurePlatformSchedules(client: Client, config: Config): Promise<void> {
   const schedules: Parameters<Client['schedule']['create']>[0][] = [
@@ -33,6 +34,13 @@ export async function ensurePlatformSchedules(client: Client, config: Config): P
       action: { type: 'startWorkflow', workflowType: 'analyticsFoldWorkflow', workflowId: 'analytics-rollup-fold-all', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [] },
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
       state: { note: 'Folds each tenant\'s analytics rollup rows (one per writing connection) into one per key' },
+    },
+    {
+      scheduleId: SEGMENT_COUNT_FOLD_SCHEDULE_ID,
+      spec: { intervals: [{ every: '1 hour' }] },
+      action: { type: 'startWorkflow', workflowType: 'segmentCountFoldWorkflow', workflowId: 'segment-count-fold-all', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [] },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      state: { note: 'Folds each segment\'s real-time count rows (one per writing connection) into one' },
     },
   ];
   for (const schedule of schedules) {
