@@ -1,3 +1,4 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openOrm, type Orm } from '../db/orm.js';
@@ -14,6 +15,20 @@ import { insertCustomer } from './support/journey-fixtures.js';
 
 let orm: Orm;
 let db: pg.Client;
+
+/**
+ * Rows of `table` its indexes and sequential scans have returned to this backend and not yet
+ * reported: this transaction's, and those of its earlier transactions still pending (PostgreSQL
+ * reports them at most once a second). Read before and after what is measured.
+ */
+async function rowsRead(em: EntityManager, table: string): Promise<number> {
+  const [read] = await em.execute<{ index: string; seq: string }[]>(
+    `select (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = ?::regclass) as index,
+            (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relid = ?::regclass) as seq`,
+    [table, table],
+  );
+  return Number(read!.index) + Number(read!.seq);
+}
 beforeAll(async () => {
   orm = await openOrm(testConfig().DATABASE_URL!);
   db = new pg.Client({ connectionString: inject('databaseUrl') });
@@ -39,14 +54,10 @@ describe('reactions to an appended activity', () => {
     const appended = [rows[0]!.id];
 
     const activitiesRead = await orm.em.fork().transactional(async (em) => {
+      const before = await rowsRead(em, 'activities');
       await enqueueTriggeredCampaigns(em, tenant, appended);
       await journeysAfterActivities(em, tenant, appended, { enrol: true });
-      // This transaction's own reads, before they are flushed to the cumulative statistics.
-      const [read] = await em.execute<{ index: string; seq: string }[]>(
-        `select (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = 'activities'::regclass) as index,
-                (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relname = 'activities') as seq`,
-      );
-      return Number(read!.index) + Number(read!.seq);
+      return (await rowsRead(em, 'activities')) - before;
     });
     // One probe of the primary key per statement that looks (three), never the 3,001 rows.
     expect(activitiesRead).toBeGreaterThan(0);
@@ -66,12 +77,9 @@ describe('reactions to an appended activity', () => {
     await db.query('analyze segment_membership_changes');
     const { rows } = await insertChanges(3000);
     const changesRead = await orm.em.fork().transactional(async (em) => {
+      const before = await rowsRead(em, 'segment_membership_changes');
       await journeysAfterSegmentEntries(em, tenant, rows.slice(0, 50).map((r) => r.id)); // a refresh's 50 entries
-      const [read] = await em.execute<{ index: string; seq: string }[]>(
-        `select (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = 'segment_membership_changes'::regclass) as index,
-                (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relname = 'segment_membership_changes') as seq`,
-      );
-      return Number(read!.index) + Number(read!.seq);
+      return (await rowsRead(em, 'segment_membership_changes')) - before;
     });
     // At most one probe of the primary key per change (none when no journey listens), never the 3,001 rows.
     expect(changesRead).toBeLessThanOrEqual(50);
@@ -96,13 +104,11 @@ describe('reactions to an appended activity', () => {
       await em.execute(`select pg_restore_attribute_stats('schemaname', 'public', 'relname', 'activities', 'attname', 'tenant_id',
         'inherited', false, 'null_frac', 0::real, 'avg_width', 20, 'n_distinct', 1::real,
         'most_common_vals', '{someone-else}'::text, 'most_common_freqs', '{1}'::real[])`);
+      const before = await rowsRead(em, 'activities');
       await reevaluateSmartSegments(em, tenant, customers, 'test'); // a batch's statement, for its 20 customers
-      const [read] = await em.execute<{ index: string; seq: string }[]>(
-        `select (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) from pg_index where indrelid = 'activities'::regclass) as index,
-                (select coalesce(sum(seq_tup_read), 0) from pg_stat_xact_user_tables where relname = 'activities') as seq`,
-      );
+      const read = (await rowsRead(em, 'activities')) - before;
       await em.rollback();
-      return Number(read!.index) + Number(read!.seq);
+      return read;
     });
     // Each customer's count stops at two of its own bookings, its check at one (one more row each
     // for an index scan to see past them, at most); never its tenant's 3,000.
