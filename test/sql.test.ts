@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { namedStatement, pgArray, runMarkedStatementsNamed } from '../db/sql.js';
+import { namedStatement, perValuesStatement, pgArray, runMarkedStatementsNamed } from '../db/sql.js';
 
 let db: pg.Client;
 beforeAll(async () => {
@@ -45,3 +45,34 @@ describe('named statements', () => {
     }
   });
 });
+
+describe('per-values statements', () => {
+  it('write plain values in as literals and refuse any value that would need escaping', () => {
+    expect(perValuesStatement('select ?::text as t, ? as n', ['tenant_1.a:b@c-D', 25])).toMatch(/\*\/ select 'tenant_1\.a:b@c-D'::text as t, 25 as n$/);
+    for (const value of ["x' or '1'='1", "x'", 'a b', 'a\\b', 'é', '', 'x'.repeat(101), 1.5, -0.5, Number.MAX_SAFE_INTEGER + 2, NaN, null, undefined, true, ['a'], { a: 1 }]) {
+      expect(perValuesStatement('select ? as v', [value]), String(value)).toBeUndefined();
+    }
+    // Every placeholder gets a value and every value a placeholder.
+    expect(perValuesStatement('select ?, ?', ['a'])).toBeUndefined();
+    expect(perValuesStatement('select ?', ['a', 'b'])).toBeUndefined();
+  });
+
+  it('run prepared per value set, 100 at most a connection, beside the 200 named statements', async () => {
+    const client = new pg.Client({ connectionString: inject('databaseUrl') });
+    await client.connect();
+    try {
+      runMarkedStatementsNamed(client);
+      const prepared = async () => Number((await client.query('select count(*) as n from pg_prepared_statements')).rows[0].n);
+      for (let i = 0; i < 200; i++) await client.query(namedStatement(`select ?::int + ${i} as n`), [1]);
+      expect(await prepared()).toBe(200);
+      for (let i = 0; i < 105; i++) {
+        const sql = perValuesStatement('select ?::text as tenant, ?::int as n', [`tenant_${i}`, i])!;
+        for (const _ of [1, 2]) expect((await client.query(sql, [])).rows[0]).toEqual({ tenant: `tenant_${i}`, n: i });
+      }
+      expect(await prepared()).toBe(300);
+    } finally {
+      await client.end();
+    }
+  });
+});
+

@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Segment } from '../../db/entities/index.js';
-import { escapeLike, executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, pgArray } from '../../db/sql.js';
+import { escapeLike, executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, perValuesStatement, pgArray } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { lazyCount, planPage, toPage, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
@@ -49,6 +49,16 @@ interface FilterSql {
  * tenant's value, PostgreSQL takes the tenant's index.
  */
 const perTenantPlan = numberedPlaceholders;
+
+/**
+ * A list's statement and its values: a first page selecting on the totals' keys alone (a tenant's
+ * list, by status or stage: what dashboards and clients ask for most) runs from a plan made once per
+ * connection for its tenant and page size (perValuesStatement); any other, planned per request.
+ */
+function listStatement(sql: string, params: unknown[], firstPage: boolean): [string, unknown[]] {
+  const perValues = firstPage ? perValuesStatement(sql, params) : undefined;
+  return perValues ? [perValues, []] : [perTenantPlan(sql), params];
+}
 
 const namedTotals = new Map<string, string>();
 /** The totals statement, named: its plan (the totals' key) is the same for every tenant. */
@@ -144,12 +154,12 @@ export async function customersConnection(
   // Handled here as well, so a count that fails while the page does is not an unhandled rejection.
   if (countNow && !totals) count().catch(() => undefined);
   const cursor = plan.cursor ? ` and c.id ${plan.backwards ? '>' : '<'} ?` : '';
-  const rows = await executeBound<Record<string, unknown>>(
-    ctx.em,
-    perTenantPlan(`select c.*${totals ? `, (${totals.sql}) as total__` : ''}
-                     from customers c where ${sql.where}${cursor} order by c.id ${plan.backwards ? 'asc' : 'desc'} limit ?`),
+  const rows = await executeBound<Record<string, unknown>>(ctx.em, ...listStatement(
+    `select c.*${totals ? `, (${totals.sql}) as total__` : ''}
+       from customers c where ${sql.where}${cursor} order by c.id ${plan.backwards ? 'asc' : 'desc'} limit ?`,
     [...(totals?.params ?? []), ...sql.params, ...(plan.cursor ? [String(plan.cursor[0])] : []), plan.limit],
-  );
+    !plan.cursor && !sql.counted,
+  ));
   if (totals) {
     const total = rows.length ? Number(rows[0]!.total__) : undefined;
     for (const row of rows) delete row.total__;
@@ -204,13 +214,13 @@ export async function listCustomersPage(ctx: ServiceContext, filter: CustomerFil
   // to plan and run than the page; an empty page (past the end, or an empty tenant) asks again.
   const totals = sql.counted ? undefined : totalsQuery(ctx.tenantId, filter);
   const [rows, counted] = await Promise.all([
-    executeBound<{ total__: string | null }>(
-      ctx.em,
-      perTenantPlan(`select ${CUSTOMER_VIEW}${totals ? `, (${totals.sql}) as total__` : ''}
-                       from (select * from customers c where ${sql.where} order by c.id desc limit ? offset ?) c
-                      order by c.id desc`),
+    executeBound<{ total__: string | null }>(ctx.em, ...listStatement(
+      `select ${CUSTOMER_VIEW}${totals ? `, (${totals.sql}) as total__` : ''}
+         from (select * from customers c where ${sql.where} order by c.id desc limit ? offset ?) c
+        order by c.id desc`,
       [...(totals?.params ?? []), ...sql.params, take, skip],
-    ),
+      skip === 0 && !sql.counted,
+    )),
     sql.counted ? customerTotal(ctx, filter, sql) : undefined,
   ]);
   const page = totals ? rows.map(({ total__: _, ...view }) => view) : rows;
