@@ -2,6 +2,7 @@
 // against a plain COPY of the same rows. Each prints a ratio against its baseline, measured in
 // the same run on the same database.
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline } from 'node:stream/promises';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -41,7 +42,16 @@ const apiEnv = (url: string) => ({
   RATE_LIMIT_READ: '1000000000', RATE_LIMIT_BULK: '1000000000',
 });
 
+/**
+ * How long a load run waits for the one before it to wind down. Started at once, a run's first
+ * second took that wind-down (the load generator's 200 connections of the last run, whichever
+ * server it loaded) as its own: 95-138 requests of a 10 s GraphQL run answered in 0.5-1.7 s while
+ * the server's own log timed every one under 0.26 s, and p99 doubled. After 300 ms, none.
+ */
+const SETTLE_MS = 1_000;
+
 async function load(url: string, opts: { connections: number; seconds: number; method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string }) {
+  await sleep(SETTLE_MS);
   const result = await autocannon({ url, connections: opts.connections, duration: opts.seconds, method: opts.method ?? 'GET', headers: opts.headers, body: opts.body });
   if (result.non2xx || result.errors || result.timeouts) {
     throw new Error(`${url}: ${result.non2xx} non-2xx (${JSON.stringify(result.statusCodeStats)}), ${result.errors} errors, ${result.timeouts} timeouts`);
