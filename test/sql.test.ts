@@ -52,6 +52,11 @@ describe('per-values statements', () => {
     for (const value of ["x' or '1'='1", "x'", 'a b', 'a\\b', 'é', '', 'x'.repeat(101), 1.5, -0.5, Number.MAX_SAFE_INTEGER + 2, NaN, null, undefined, true, ['a'], { a: 1 }]) {
       expect(perValuesStatement('select ? as v', [value]), String(value)).toBeUndefined();
     }
+    // Kept texts tell a number from its digits, and text from an array of it.
+    expect(perValuesStatement('select ? as v', [25])).toMatch(/select 25 as v$/);
+    expect(perValuesStatement('select ? as v', ['25'])).toMatch(/select '25' as v$/);
+    expect(perValuesStatement('select ? as v', ['a'])).toMatch(/select 'a' as v$/);
+    expect(perValuesStatement('select ? as v', [['a']])).toBeUndefined();
     // Every placeholder gets a value and every value a placeholder.
     expect(perValuesStatement('select ?, ?', ['a'])).toBeUndefined();
     expect(perValuesStatement('select ?', ['a', 'b'])).toBeUndefined();
