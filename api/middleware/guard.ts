@@ -7,6 +7,7 @@ import { OPERATIONS, type OperationName, type RateClass } from '../../domain/ope
 import { assertCleanJson } from '../../domain/validate.js';
 import type { Principal } from '../../platform/auth.js';
 import { AppError } from '../../platform/errors.js';
+import { announcesBody } from './body-limit.js';
 import type { RateLimitState } from '../../platform/rate-limit.js';
 import type { AppDeps, AppEnv } from '../env.js';
 
@@ -24,8 +25,6 @@ export function assertNoNul(body: unknown, maxDepth?: number): void {
 // The media types the routers' JSON validators read (hono's own test), any letter case.
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
 const isJsonBody = (c: Context) => JSON_MEDIA_TYPE.test(c.req.header('content-type')?.split(';')[0]?.trim() ?? '');
-// A body is on its way when the client announces one; an action like refresh may come with none.
-const hasBody = (c: Context) => Number(c.req.header('content-length') ?? 0) > 0 || c.req.header('transfer-encoding') !== undefined;
 
 /**
  * Reads and drops a refused body (the body limit bounds it) before answering: a server that
@@ -124,7 +123,7 @@ export const guard = (deps: AppDeps, operation: OperationName, options: GuardOpt
       }
       assertNoNul(body, deps.config.MAX_JSON_DEPTH);
       if (body && typeof body === 'object') assertTenant(principal, (body as { tenantId?: unknown }).tenantId);
-    } else if (jsonOnly && hasBody(c)) {
+    } else if (jsonOnly && announcesBody(c)) { // an action like refresh may come with none
       await discardBody(c);
       throw new AppError('VALIDATION_ERROR', 'content-type: send the body as application/json', { field: 'content-type' });
     }
