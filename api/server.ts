@@ -1,5 +1,5 @@
 // `npm run api`: the HTTP API alone, against DATABASE_URL and TEMPORAL_ADDRESS (production shape).
-import '../platform/heap-growth.js'; // first: see there
+import '../platform/v8-heap.js'; // first: see there
 import { serve, type ServerType } from '@hono/node-server';
 import { Server as HttpServer } from 'node:http';
 import pg from 'pg';
