@@ -17,10 +17,11 @@ export interface Connection<T> {
 }
 
 /**
- * A connection whose `totalCount` is counted on demand: GraphQL's default resolver calls it only
- * when the field is selected, so an unselected count costs no query.
+ * A connection whose `totalCount` is counted on demand: a getter, read only when the field is
+ * selected, so an unselected count costs no query. A getter rather than a method, because
+ * compiled GraphQL execution (api/graphql/executor.ts) reads a field's property and does not call it.
  */
-export type LazyConnection<T> = Page<T> & { totalCount: () => Promise<number> };
+export type LazyConnection<T> = Page<T> & { readonly totalCount: Promise<number> };
 
 export type Page<T> = Omit<Connection<T>, 'totalCount'>;
 
@@ -93,5 +94,5 @@ export function lazyCount(count: () => Promise<number>): () => Promise<number> {
 }
 
 export async function counted<T>(connection: LazyConnection<T>): Promise<Connection<T>> {
-  return { ...connection, totalCount: await connection.totalCount() };
+  return { ...connection, totalCount: await connection.totalCount };
 }

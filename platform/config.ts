@@ -94,6 +94,8 @@ const Env = z.object({
   GRAPHQL_MAX_COST: positiveInt(10_000),
   GRAPHQL_LIST_SIZE: positiveInt(25), // items a list without paging arguments answers at most, and costs
   GRAPHQL_COST_PER_POINT: positiveInt(100),
+  // Runs of a document's operation through graphql-js before it runs compiled (api/graphql/executor.ts).
+  GRAPHQL_COMPILE_AFTER: z.coerce.number().int().min(0).default(10),
   // Steps one journey may have: bounds graph validation, versions, and what Journey.steps costs.
   JOURNEY_MAX_STEPS: positiveInt(50),
   // Social platforms (README: "Social connections"): each platform's app credentials, its

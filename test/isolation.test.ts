@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
-  buildSchema, getNamedType, isEnumType, isInputObjectType, isLeafType, isListType, isNonNullType, isObjectType,
-  type GraphQLArgument, type GraphQLField, type GraphQLInputType, type GraphQLOutputType, type GraphQLSchema,
+  buildSchema, getNamedType, isEnumType, isInputObjectType, isListType, isNonNullType,
+  type GraphQLArgument, type GraphQLInputType, type GraphQLSchema,
 } from 'graphql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
@@ -9,6 +9,7 @@ import { typeDefs } from '../api/graphql/schema.js';
 import { OPERATIONS, isOperation, isSigned, type OperationName } from '../domain/operations.js';
 import { SCOPES } from '../platform/auth.js';
 import { newTenant, token } from './support/api.js';
+import { selection } from './support/graphql.js';
 import { catalogueRows } from './support/rows.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
@@ -169,20 +170,6 @@ function argValue(operation: string, name: string, type: GraphQLInputType, requi
     case 'ActivityType': return required ? 'isolation.test' : undefined;
     default: throw new Error(`isolation test: no sample for scalar ${type.name} (${operation}.${name})`);
   }
-}
-
-/** Every scalar of the answer, and the objects under it, three levels deep: enough to see an id. */
-function selection(type: GraphQLOutputType, depth: number): string {
-  const named = getNamedType(type);
-  if (isLeafType(named)) return '';
-  if (!isObjectType(named)) return '{ __typename }';
-  const parts = ['__typename'];
-  for (const f of Object.values(named.getFields()) as GraphQLField<unknown, unknown>[]) {
-    if (f.args.some((arg) => isNonNullType(arg.type))) continue;
-    if (isLeafType(getNamedType(f.type))) parts.push(f.name);
-    else if (depth > 1) parts.push(`${f.name} ${selection(f.type, depth - 1)}`);
-  }
-  return `{ ${parts.join(' ')} }`;
 }
 
 function graphqlCalls(): Call[] {

@@ -11,6 +11,7 @@ import type { AppDeps, AppEnv } from '../env.js';
 import { publicDetails } from '../middleware/errors.js';
 import { authenticate, serviceContext, spendPoints } from '../middleware/guard.js';
 import type { GraphQLContext } from './context.js';
+import { createExecutor } from './executor.js';
 import { explorerAssets, explorerPage } from './explorer.js';
 import { createCostAnalysis, limitError, maxDepthRule, type RootFieldCost } from './limits.js';
 import { createLoaders } from './loaders.js';
@@ -85,20 +86,23 @@ export function graphqlRoutes(deps: AppDeps) {
   // send the same few query texts again and again, so the valid ones are kept (documents are not
   // changed by execution). Invalid texts are not kept: they cost their sender every time.
   const validDocuments = new DocumentCache(DOCUMENT_CACHE_CHARS);
+  const execute = createExecutor(config.GRAPHQL_COMPILE_AFTER);
 
   // Errors thrown by resolvers keep their AppError code; anything else is masked as INTERNAL and
   // logged. Errors of the request itself (syntax, validation, limits, variables) are VALIDATION_ERROR.
   const platformError = (err: Readonly<GraphQLError | Error>, ctx: GraphQLContext): GraphQLError => {
     const gql = err instanceof GraphQLError ? err : undefined;
-    if (typeof gql?.extensions.requestId === 'string') return gql; // already ours
+    if (typeof gql?.extensions?.requestId === 'string') return gql; // already ours
     const original = gql ? gql.originalError : err;
     const extensions = { requestId: ctx.requestId };
+    // graphql-jit's errors carry their locations but not the nodes graphql-js computes them from.
+    const located = (error: GraphQLError) => (error.locations || !gql?.locations ? error : Object.assign(error, { locations: gql.locations }));
     const known = asAppError(original);
-    if (known) return new GraphQLError(known.message, { nodes: gql?.nodes, path: gql?.path, extensions: { code: known.code, ...extensions, ...publicDetails(known) } });
-    if (!gql?.path) return new GraphQLError(err.message, { nodes: gql?.nodes, extensions: { code: 'VALIDATION_ERROR', ...extensions } });
+    if (known) return located(new GraphQLError(known.message, { nodes: gql?.nodes, path: gql?.path, extensions: { code: known.code, ...extensions, ...publicDetails(known) } }));
+    if (!gql?.path) return located(new GraphQLError(err.message, { nodes: gql?.nodes, extensions: { code: 'VALIDATION_ERROR', ...extensions } }));
     // Once the client has gone, failing fields are the point, not a fault.
     if (!ctx.signal.aborted) ctx.log.error({ err: original ?? err, path: gql.path }, 'graphql resolver failed');
-    return new GraphQLError('Internal error', { nodes: gql.nodes, path: gql.path, extensions: { code: 'INTERNAL', ...extensions } });
+    return located(new GraphQLError('Internal error', { nodes: gql.nodes, path: gql.path, extensions: { code: 'INTERNAL', ...extensions } }));
   };
 
   /**
@@ -173,6 +177,7 @@ export function graphqlRoutes(deps: AppDeps) {
     // A handler per request, because graphql-http's formatError sees no request (creating one does no schema work).
     const handler = createHandler<Context<AppEnv>, GraphQLContext, OperationContext>({
       schema,
+      execute,
       onSubscribe: (_req, params) => prepare(ctx, params, spend),
       formatError: (err) => platformError(err, ctx),
     });

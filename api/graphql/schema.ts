@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { GraphQLScalarType, Kind, type GraphQLSchema } from 'graphql';
+import { GraphQLScalarType, isObjectType, Kind, type GraphQLSchema } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { IResolvers } from '@graphql-tools/utils';
 import { ACTIVITY_TYPE_PATTERN } from '../../db/entities/enums.js';
@@ -26,8 +26,17 @@ const ActivityTypeScalar = new GraphQLScalarType({
 });
 
 export function buildSchema(resolvers: IResolvers[]): GraphQLSchema {
-  return makeExecutableSchema({
+  const schema = makeExecutableSchema({
     typeDefs,
     resolvers: [{ DateTime: DateTimeResolver, JSON: JSONResolver, ActivityType: ActivityTypeScalar }, ...resolvers],
   });
+  // Connections count on demand: their totalCount is a getter answering a promise
+  // (domain/pagination.ts LazyConnection). Compiled execution (executor.ts) reads a field without
+  // a resolver as a plain value, so the field gets one, which awaits it as graphql-js does.
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__')) continue;
+    const field = type.getFields().totalCount;
+    if (field && !field.resolve) field.resolve = (connection: { totalCount: unknown }) => connection.totalCount;
+  }
+  return schema;
 }

@@ -166,7 +166,7 @@ export async function customersConnection(
     // An empty page carries no total: counted on its own, if asked.
     if (total !== undefined) count = () => Promise.resolve(total);
   }
-  return { ...toPage(asCustomers(ctx.em, rows), plan, (c) => [c.id]), totalCount: count };
+  return { ...toPage(asCustomers(ctx.em, rows), plan, (c) => [c.id]), get totalCount() { return count(); } };
 }
 
 /**

@@ -87,7 +87,7 @@ export async function timelineConnection(ctx: ServiceContext, customerId: string
   }
   const dir = plan.backwards ? 'asc' : 'desc';
   const rows = await qb.orderBy({ occurredAt: dir, id: dir }).limit(plan.limit).getResult();
-  return { ...toPage(rows, plan, activityKey), totalCount: count };
+  return { ...toPage(rows, plan, activityKey), get totalCount() { return count(); } };
 }
 
 export async function customerTimeline(ctx: ServiceContext, customerId: string, filters: TimelineFilters = {}, args: PageArgs = {}): Promise<Connection<Activity>> {

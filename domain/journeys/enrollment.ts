@@ -483,7 +483,7 @@ export async function journeyEnrollmentsConnection(ctx: ServiceContext, journeyI
     { ...where, ...(plan.cursor && { id: { [plan.backwards ? '$gt' : '$lt']: String(plan.cursor[0]) } }) },
     { orderBy: { id: plan.backwards ? 'asc' : 'desc' }, limit: plan.limit },
   );
-  return { ...toPage(rows, plan, (e) => [e.id]), totalCount: count };
+  return { ...toPage(rows, plan, (e) => [e.id]), get totalCount() { return count(); } };
 }
 
 export async function listJourneyEnrollmentsPage(ctx: ServiceContext, journeyId: string, status: unknown, skip: number, take: number) {

@@ -228,7 +228,7 @@ export async function socialPostsConnection(ctx: ServiceContext, filter: SocialP
   const rows = await ctx.em.find(SocialPost, { ...where, ...idCond } as never, {
     orderBy: { id: plan.backwards ? 'asc' : 'desc' }, limit: plan.limit, populate: ['connection'],
   });
-  return { ...toPage(rows, plan, (p) => [p.id]), totalCount: count };
+  return { ...toPage(rows, plan, (p) => [p.id]), get totalCount() { return count(); } };
 }
 
 /** Connections by id, the tenant's only (SocialPost.connection, batched). */

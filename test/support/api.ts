@@ -20,6 +20,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     // Every file's worker shares the database: only a file that asks starts reactions, and only
     // those of its own tenants (several files ask, and ran each other's on their own servers).
     OUTBOX_DISPATCH: 'false',
+    // Every GraphQL operation runs compiled, as a client's repeated queries do (graphql-js: test/graphql-compiled.test.ts).
+    GRAPHQL_COMPILE_AFTER: '0',
     OUTBOX_TENANT_PREFIX: TENANT_PREFIX,
     ...overrides,
   });

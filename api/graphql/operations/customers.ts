@@ -35,7 +35,7 @@ export const customerTypeResolvers = {
     homeClub: (c: Customer, _: unknown, ctx: GraphQLContext) => (c.homeClubId ? ctx.loaders.club.load(c.homeClubId) : null),
     activities: async (c: Customer, args: PageArgs, ctx: GraphQLContext) => ({
       ...(await ctx.loaders.activities.load({ id: c.id, args: { first: args.first, after: args.after } })),
-      totalCount: () => ctx.loaders.activityCount.load(c.id),
+      get totalCount() { return ctx.loaders.activityCount.load(c.id); },
     }),
     notes: (c: Customer, _: unknown, ctx: GraphQLContext) => ctx.loaders.notes.load(c.id),
     segments: (c: Customer, _: unknown, ctx: GraphQLContext) => ctx.loaders.segments.load(c.id),
@@ -44,7 +44,7 @@ export const customerTypeResolvers = {
   Segment: {
     members: async (s: Segment, { pagination }: { pagination?: PageArgs | null }, ctx: GraphQLContext) => ({
       ...(await ctx.loaders.members.load({ id: s.id, args: pagination ?? {} })),
-      totalCount: () => ctx.loaders.memberCount.load(s.id),
+      get totalCount() { return ctx.loaders.memberCount.load(s.id); },
     }),
   },
 };
