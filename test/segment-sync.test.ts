@@ -61,6 +61,11 @@ describe('syncSegmentToMessaging', () => {
     expect(third.body.data.syncSegmentToMessaging.syncedCount).toBe(2498);
     expect((messaging.members.get(`msg_${segment.id}`)!.get(some[2].id) as any).emailOptIn).toBe(true);
     expect(messaging.members.get(`msg_${segment.id}`)!.has(late.id)).toBe(false);
+
+    // What was sent again is recorded with its new fields: nothing changed since, nothing is sent.
+    const sent = messaging.applied.length;
+    expect((await sync(auth, segment.id)).body.data.syncSegmentToMessaging.syncedCount).toBe(2498);
+    expect(messaging.applied.length).toBe(sent);
   });
 
   it('retries 5xx answers and timeouts, resumes, and never applies a batch twice', async () => {
