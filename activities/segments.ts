@@ -62,8 +62,8 @@ const ADDS = namedStatement(
 
 /**
  * Records an acknowledged batch: $3 and $4 its ids and fingerprints, $5 those of them Messaging
- * held before. Planned each time: a generic plan, made while the segment had no synced rows,
- * joined the update against all of them, and a sync of 100,000 members took a third longer.
+ * held before. Planned each time: run as a named statement, it made a sync of 100,000 members
+ * on a fresh database up to a third longer.
  */
 const RECORD = `with segment as (select id, tenant_id from segments where id = $1 and tenant_id = $2 for key share),
         sent as (select * from unnest(string_to_array($3, ',')::uuid[], string_to_array($4, ',')) as t(id, fingerprint)),
