@@ -11,6 +11,8 @@ export const COMPILED_DOCUMENTS_AT_MOST = 100;
  */
 export const COMPILED_CHARS_AT_MOST = 2_000;
 
+let jit: Promise<typeof import('graphql-jit')> | undefined;
+
 /**
  * graphql-js's `execute`, except that an operation run `compileAfter` times is compiled with
  * graphql-jit and runs compiled from then on; one-off documents never are. graphql-js resolves
@@ -35,8 +37,6 @@ export const COMPILED_CHARS_AT_MOST = 2_000;
  * this process (graphql-jit 0.8.9; test/graphql-compiled.test.ts). A document with one in any
  * string or name runs through graphql-js, always.
  */
-let jit: Promise<typeof import('graphql-jit')> | undefined;
-
 export function createExecutor(compileAfter: number): Execute {
   const runs = new WeakMap<DocumentNode, Map<string, number>>();
   const compiled = new Map<DocumentNode, Map<string, CompiledQuery | 'not compilable'>>();
