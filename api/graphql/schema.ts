@@ -25,10 +25,20 @@ const ActivityTypeScalar = new GraphQLScalarType({
   parseLiteral: (ast) => activityType(ast.kind === Kind.STRING ? ast.value : undefined),
 });
 
+// graphql-scalars' DateTime serializes to a Date, which JSON.stringify turns into text through
+// its toJSON, off V8's fast path for the whole answer; it is serialized to that text here instead.
+const DateTimeScalar = new GraphQLScalarType({
+  ...DateTimeResolver.toConfig(),
+  serialize: (value) => {
+    const date = DateTimeResolver.serialize(value);
+    return date instanceof Date ? date.toISOString() : date;
+  },
+});
+
 export function buildSchema(resolvers: IResolvers[]): GraphQLSchema {
   const schema = makeExecutableSchema({
     typeDefs,
-    resolvers: [{ DateTime: DateTimeResolver, JSON: JSONResolver, ActivityType: ActivityTypeScalar }, ...resolvers],
+    resolvers: [{ DateTime: DateTimeScalar, JSON: JSONResolver, ActivityType: ActivityTypeScalar }, ...resolvers],
   });
   // Connections count on demand: their totalCount is a getter answering a promise
   // (domain/pagination.ts LazyConnection). Compiled execution (executor.ts) reads a field without
