@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOrm } from '../db/orm.js';
 import type { ServiceContext } from '../domain/context.js';
+import { Customer } from '../db/entities/index.js';
 import { customersConnection, listCustomersPage } from '../domain/customers/customers.js';
 import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
 
@@ -43,7 +44,8 @@ describe('the customer list as PostgreSQL renders it', () => {
     // milliseconds, truncated), a merged profile.
     await orm.em.fork().execute(
       `update customers set engagement_score = 87, churn_risk_score = 3, lifetime_value = 123456,
-              last_activity_at = '2026-03-04 05:06:07.891999+00', created_at = '1999-12-31 23:59:59.999999+02'
+              last_activity_at = '2026-03-04 05:06:07.891999+00', created_at = '1999-12-31 23:59:59.999999+02',
+              email_bounced_at = '2026-02-03 04:05:06.789+00'
         where id = ?`,
       [ids[0]],
     );
@@ -72,6 +74,23 @@ describe('the customer list as PostgreSQL renders it', () => {
       lastActivityAt: '2026-03-04T05:06:07.891Z', createdAt: '1999-12-31T21:59:59.999Z',
     });
     expect(merged.body.data[0]).toMatchObject({ fullName: null, mergedIntoId: ids[0], mergedAt: '2026-01-02T03:04:05.000Z' });
+
+    // GraphQL's connection reads its page as JSON too (CUSTOMER_ROW): every property as the entity has it.
+    const ctx = { tenantId: tenant, em: orm.em.fork(), config: testConfig() } as unknown as ServiceContext;
+    const props = orm.getMetadata().get(Customer).props.map((p) => p.name);
+    const pages = [
+      await customersConnection(ctx, {}, { first: 100 }),
+      await customersConnection(ctx, {}, { last: 2 }),
+      await customersConnection(ctx, { status: 'MERGED' }, {}),
+    ];
+    expect(pages.map((page) => page.edges.map((e) => e.node.id))).toEqual([[ids[4], ids[3], ids[2], ids[0]], [ids[2], ids[0]], [ids[1]]]);
+    for (const { node } of pages.flatMap((page) => page.edges)) {
+      const entity = await orm.em.fork().findOneOrFail(Customer, node.id);
+      expect(Object.fromEntries(props.map((p) => [p, node[p as keyof Customer]]))).toEqual(Object.fromEntries(props.map((p) => [p, entity[p as keyof Customer]])));
+    }
+    const first = pages[0]!.edges.find((e) => e.node.id === ids[0])!.node;
+    expect(first.emailBouncedAt).toEqual(new Date('2026-02-03T04:05:06.789Z'));
+    expect(first.createdAt).toEqual(new Date('1999-12-31T21:59:59.999Z'));
   });
 
   it('pages with skip and take, and answers an empty page as an empty array', async () => {

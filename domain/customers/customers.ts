@@ -104,13 +104,31 @@ async function filterSql(ctx: ServiceContext, filter: CustomerFilter): Promise<F
 }
 
 /**
- * Rows of `customers` as the plain data a list needs (the entity's property names and types),
- * typed as the entity: a list is never changed in the request that reads it, and making each row a
- * managed entity (identity map, change-tracking snapshot) took a third of a list request's CPU.
+ * A row of `customers c` as a JSON object keyed by the entity's property names, timestamps as epoch
+ * milliseconds (truncated, as pg parses them). A page arrives as one JSON text that the API parses
+ * once: reading 25 rows of 26 columns through the driver's row parser and mapping them to entities
+ * cost more of a GraphQL list request's CPU than executing it.
  */
-function asCustomers(em: EntityManager, rows: Record<string, unknown>[]): Customer[] {
-  const meta = em.getMetadata().get(Customer);
-  return rows.map((row) => em.getDriver().mapResult(row as never, meta) as Customer);
+const CUSTOMER_ROW = `c.id, c.tenant_id as "tenantId", c.email, c.phone_number as "phoneNumber", c.auth_user_id as "authUserId",
+  c.first_name as "firstName", c.last_name as "lastName", c.status, c.lifecycle_stage as "lifecycleStage",
+  c.membership_tier as "membershipTier", c.membership_status as "membershipStatus", c.handicap, c.home_club_id as "homeClubId",
+  c.engagement_score as "engagementScore", c.churn_risk_score as "churnRiskScore", c.lifetime_value as "lifetimeValue",
+  c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn", c.merged_into_id as "mergedIntoId",
+  ${['created_at', 'updated_at', 'email_bounced_at', 'last_activity_at', 'merged_at']
+    .map((column) => `floor(extract(epoch from c.${column}) * 1000)::int8 as "${column.replace(/_(\w)/g, (_, l: string) => l.toUpperCase())}"`).join(', ')}`;
+const CUSTOMER_TIMES = ['createdAt', 'updatedAt', 'emailBouncedAt', 'lastActivityAt', 'mergedAt'] as const;
+
+/**
+ * CUSTOMER_ROW's JSON as the plain data a list needs, typed as the entity: a list is never changed in
+ * the request that reads it, and making each row a managed entity (identity map, change-tracking
+ * snapshot) took a third of a list request's CPU.
+ */
+function asCustomers(json: string): Customer[] {
+  const rows = JSON.parse(json) as Record<string, unknown>[];
+  for (const row of rows) {
+    for (const key of CUSTOMER_TIMES) if (row[key] !== null) row[key] = new Date(row[key] as number);
+  }
+  return rows as Customer[];
 }
 
 const planCustomerPage = (args: PageArgs) => planPage(args, (key) => key.length === 1 && typeof key[0] === 'string' && isUuid(key[0]));
@@ -154,19 +172,19 @@ export async function customersConnection(
   // Handled here as well, so a count that fails while the page does is not an unhandled rejection.
   if (countNow && !totals) count().catch(() => undefined);
   const cursor = plan.cursor ? ` and c.id ${plan.backwards ? '>' : '<'} ?` : '';
-  const rows = await executeBound<Record<string, unknown>>(ctx.em, ...listStatement(
-    `select c.*${totals ? `, (${totals.sql}) as total__` : ''}
-       from customers c where ${sql.where}${cursor} order by c.id ${plan.backwards ? 'asc' : 'desc'} limit ?`,
-    [...(totals?.params ?? []), ...sql.params, ...(plan.cursor ? [String(plan.cursor[0])] : []), plan.limit],
+  const direction = plan.backwards ? 'asc' : 'desc';
+  const [row] = await executeBound<{ page: string; total: string | null }>(ctx.em, ...listStatement(
+    `select (select coalesce(json_agg(v order by v.id ${direction}), '[]')::text
+               from (select ${CUSTOMER_ROW} from customers c where ${sql.where}${cursor} order by c.id ${direction} limit ?) v) as page
+            ${totals ? `, (${totals.sql}) as total` : ''}`,
+    [...sql.params, ...(plan.cursor ? [String(plan.cursor[0])] : []), plan.limit, ...(totals?.params ?? [])],
     !plan.cursor && !sql.counted,
   ));
   if (totals) {
-    const total = rows.length ? Number(rows[0]!.total__) : undefined;
-    for (const row of rows) delete row.total__;
-    // An empty page carries no total: counted on its own, if asked.
-    if (total !== undefined) count = () => Promise.resolve(total);
+    const total = Number(row!.total);
+    count = () => Promise.resolve(total);
   }
-  return { ...toPage(asCustomers(ctx.em, rows), plan, (c) => [c.id]), get totalCount() { return count(); } };
+  return { ...toPage(asCustomers(row!.page), plan, (c) => [c.id]), get totalCount() { return count(); } };
 }
 
 /**
