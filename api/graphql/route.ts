@@ -14,7 +14,7 @@ import type { GraphQLContext } from './context.js';
 import { createExecutor } from './executor.js';
 import { explorerAssets, explorerPage } from './explorer.js';
 import { createCostAnalysis, limitError, maxDepthRule, type RootFieldCost } from './limits.js';
-import { createLoaders } from './loaders.js';
+import { Loaders } from './loaders.js';
 import { rootResolvers } from './resolvers.js';
 import { buildSchema } from './schema.js';
 import { implementedOperations, typeResolvers } from './operations/index.js';
@@ -86,6 +86,8 @@ export function graphqlRoutes(deps: AppDeps) {
   // send the same few query texts again and again, so the valid ones are kept (documents are not
   // changed by execution). Invalid texts are not kept: they cost their sender every time.
   const validDocuments = new DocumentCache(DOCUMENT_CACHE_CHARS);
+  // Cached documents whose string literals are known to be clean (they do not change).
+  const cleanLiterals = new WeakSet<DocumentNode>();
   const execute = createExecutor(config.GRAPHQL_COMPILE_AFTER);
 
   // Errors thrown by resolvers keep their AppError code; anything else is masked as INTERNAL and
@@ -133,7 +135,10 @@ export function graphqlRoutes(deps: AppDeps) {
     try {
       // PostgreSQL refuses NUL in text: in variables, or a string literal's decoded \u0000. Checked
       // apart, so the variables get the whole depth limit.
-      assertCleanJson(stringLiterals(document), 'query');
+      if (!cleanLiterals.has(document)) {
+        assertCleanJson(stringLiterals(document), 'query');
+        cleanLiterals.add(document);
+      }
       assertCleanJson(variables.coerced, 'variables', config.MAX_JSON_DEPTH);
     } catch (err) {
       return [platformError(err as Error, ctx)];
@@ -155,7 +160,7 @@ export function graphqlRoutes(deps: AppDeps) {
     const signal = c.req.raw.signal;
     // 'cancel query': a query in flight when the client goes away is cancelled in PostgreSQL too.
     const service = serviceContext(c, deps, principal, { signal, inflightQueryAbortStrategy: 'cancel query' });
-    const ctx: GraphQLContext = { ...service, loaders: createLoaders(service, config.GRAPHQL_LIST_SIZE), signal, listSize: config.GRAPHQL_LIST_SIZE };
+    const ctx: GraphQLContext = { ...service, loaders: new Loaders(service, config.GRAPHQL_LIST_SIZE), signal, listSize: config.GRAPHQL_LIST_SIZE };
     const onAbort = () => ctx.log.info('client disconnected: GraphQL execution stopped');
     signal.addEventListener('abort', onAbort, { once: true });
     try {
