@@ -16,53 +16,62 @@ export interface PageKey {
   args: PageArgs;
 }
 
+const byId = <V>(ctx: ServiceContext, load: Batch<V>) => new DataLoader<string, V>(async (ids) => {
+  const found = await load(ctx, ids);
+  return ids.map((id) => found.get(id)!);
+});
+
+// Keys with the same paging arguments share a statement; a bad argument fails only its own keys.
+const paged = <V>(ctx: ServiceContext, load: PagedBatch<V>) => new DataLoader<PageKey, V, string>(async (keys) => {
+  const groups = new Map<string, PageKey[]>();
+  for (const key of keys) {
+    const args = JSON.stringify(key.args);
+    groups.set(args, [...(groups.get(args) ?? []), key]);
+  }
+  const results = new Map<PageKey, V | Error>();
+  await Promise.all([...groups.values()].map(async (group) => {
+    try {
+      const found = await load(ctx, [...new Set(group.map((k) => k.id))], group[0]!.args);
+      for (const key of group) results.set(key, found.get(key.id)!);
+    } catch (err) {
+      for (const key of group) results.set(key, err as Error);
+    }
+  }));
+  return keys.map((key) => results.get(key)!);
+}, { cacheKeyFn: (key) => JSON.stringify([key.id, key.args]) });
+
 /**
  * One set per request: a relationship field of every object on a page waits for the same tick and
  * is fetched in one statement, so the number of statements depends on the query's shape, not on
  * its page sizes. Lists without paging arguments stop at `listSize` items a parent, the length the
- * cost analysis assumes (GRAPHQL_LIST_SIZE).
+ * cost analysis assumes (GRAPHQL_LIST_SIZE). Each loader is made when a resolver first asks for
+ * it: most operations use none, and making all eleven was a tenth of a customer page's garbage.
  */
-export function createLoaders(ctx: ServiceContext, listSize: number) {
-  const byId = <V>(load: Batch<V>) => new DataLoader<string, V>(async (ids) => {
-    const found = await load(ctx, ids);
-    return ids.map((id) => found.get(id)!);
-  });
-  // Keys with the same paging arguments share a statement; a bad argument fails only its own keys.
-  const paged = <V>(load: PagedBatch<V>) => new DataLoader<PageKey, V, string>(async (keys) => {
-    const groups = new Map<string, PageKey[]>();
-    for (const key of keys) {
-      const args = JSON.stringify(key.args);
-      groups.set(args, [...(groups.get(args) ?? []), key]);
-    }
-    const results = new Map<PageKey, V | Error>();
-    await Promise.all([...groups.values()].map(async (group) => {
-      try {
-        const found = await load(ctx, [...new Set(group.map((k) => k.id))], group[0]!.args);
-        for (const key of group) results.set(key, found.get(key.id)!);
-      } catch (err) {
-        for (const key of group) results.set(key, err as Error);
-      }
-    }));
-    return keys.map((key) => results.get(key)!);
-  }, { cacheKeyFn: (key) => JSON.stringify([key.id, key.args]) });
+export class Loaders {
+  private readonly made = new Map<string, DataLoader<never, unknown, unknown>>();
 
-  return {
-    club: byId(clubsByIds),
-    notes: byId((c, ids) => notesOfCustomers(c, ids, listSize)),
-    segment: byId(segmentsByIds),
-    segments: byId((c, ids) => segmentsOfCustomers(c, ids, listSize)),
-    enrollments: byId((c, ids) => enrollmentsOfCustomers(c, ids, listSize)),
-    activities: paged(timelinePages),
-    activityCount: byId(activityCounts),
-    members: paged(segmentMemberPages),
-    memberCount: byId(segmentMemberCounts),
-    journeySteps: byId((c, ids) => stepsOfJourneys(c.em, c.tenantId, ids)),
-    socialConnection: byId(connectionsByIds),
-  };
-}
+  constructor(private readonly ctx: ServiceContext, private readonly listSize: number) {}
 
-export type Loaders = ReturnType<typeof createLoaders>;
+  private loader<L extends DataLoader<never, unknown, unknown>>(name: string, make: () => L): L {
+    let loader = this.made.get(name) as L | undefined;
+    if (!loader) this.made.set(name, (loader = make()));
+    return loader;
+  }
 
-export function forgetLoaded(loaders: Loaders): void {
-  for (const loader of Object.values(loaders)) loader.clearAll();
+  get club() { return this.loader('club', () => byId(this.ctx, clubsByIds)); }
+  get notes() { return this.loader('notes', () => byId(this.ctx, (c, ids) => notesOfCustomers(c, ids, this.listSize))); }
+  get segment() { return this.loader('segment', () => byId(this.ctx, segmentsByIds)); }
+  get segments() { return this.loader('segments', () => byId(this.ctx, (c, ids) => segmentsOfCustomers(c, ids, this.listSize))); }
+  get enrollments() { return this.loader('enrollments', () => byId(this.ctx, (c, ids) => enrollmentsOfCustomers(c, ids, this.listSize))); }
+  get activities() { return this.loader('activities', () => paged(this.ctx, timelinePages)); }
+  get activityCount() { return this.loader('activityCount', () => byId(this.ctx, activityCounts)); }
+  get members() { return this.loader('members', () => paged(this.ctx, segmentMemberPages)); }
+  get memberCount() { return this.loader('memberCount', () => byId(this.ctx, segmentMemberCounts)); }
+  get journeySteps() { return this.loader('journeySteps', () => byId(this.ctx, (c, ids) => stepsOfJourneys(c.em, c.tenantId, ids))); }
+  get socialConnection() { return this.loader('socialConnection', () => byId(this.ctx, connectionsByIds)); }
+
+  /** After a mutation: what was loaded before it may have changed. */
+  forget(): void {
+    for (const loader of this.made.values()) loader.clearAll();
+  }
 }

@@ -3,7 +3,6 @@ import { Kind, parse, type GraphQLResolveInfo, type ObjectTypeDefinitionNode, ty
 import { assertTenant, authorize } from '../../domain/context.js';
 import { isOperation, type OperationName } from '../../domain/operations.js';
 import type { GraphQLContext } from './context.js';
-import { forgetLoaded } from './loaders.js';
 import { typeDefs } from './schema.js';
 
 export type RootResolver = (args: any, ctx: GraphQLContext, info: GraphQLResolveInfo) => unknown;
@@ -42,7 +41,7 @@ export function rootResolvers(implemented: Partial<Record<OperationName, RootRes
         const resolver = (_parent: unknown, args: Record<string, any>, ctx: GraphQLContext, info: GraphQLResolveInfo) => {
           ctx.signal.throwIfAborted(); // mutations run one after another: none starts once the client has gone
           // What an earlier mutation of the request loaded may have changed since.
-          if (typeName === 'Mutation') forgetLoaded(ctx.loaders);
+          if (typeName === 'Mutation') ctx.loaders.forget();
           authorize(ctx.principal, field);
           assertTenant(ctx.principal, args.tenantId);
           assertTenant(ctx.principal, args.input?.tenantId, 'input.tenantId');
