@@ -1,9 +1,12 @@
+import { buildSchema, getNamedType, type GraphQLObjectType } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOrm } from '../db/orm.js';
 import type { ServiceContext } from '../domain/context.js';
 import { Customer } from '../db/entities/index.js';
 import { customersConnection, listCustomersPage } from '../domain/customers/customers.js';
+import { typeDefs } from '../api/graphql/schema.js';
 import { newTenant, startTestApi, testConfig, token, type TestApi } from './support/api.js';
+import { selection } from './support/graphql.js';
 
 // GET /customers answers the columns PostgreSQL renders (CUSTOMER_VIEW); GET /customers/:id goes through
 // customerView and the Customer schema. A customer must read the same either way.
@@ -75,7 +78,7 @@ describe('the customer list as PostgreSQL renders it', () => {
     });
     expect(merged.body.data[0]).toMatchObject({ fullName: null, mergedIntoId: ids[0], mergedAt: '2026-01-02T03:04:05.000Z' });
 
-    // GraphQL's connection reads its page as JSON too (CUSTOMER_ROW): every property as the entity has it.
+    // GraphQL's connection reads its page as JSON too (customerRow): every property as the entity has it.
     const ctx = { tenantId: tenant, em: orm.em.fork(), config: testConfig() } as unknown as ServiceContext;
     const props = orm.getMetadata().get(Customer).props.map((p) => p.name);
     const pages = [
@@ -91,6 +94,27 @@ describe('the customer list as PostgreSQL renders it', () => {
     const first = pages[0]!.edges.find((e) => e.node.id === ids[0])!.node;
     expect(first.emailBouncedAt).toEqual(new Date('2026-02-03T04:05:06.789Z'));
     expect(first.createdAt).toEqual(new Date('1999-12-31T21:59:59.999Z'));
+  });
+
+  // customers(...) fetches only the properties its selected node fields read (READS in
+  // api/graphql/operations/customers.ts): each field asked alone answers as in a whole selection.
+  it('answers each Customer field selected alone as in a selection of all of them', async () => {
+    const customer = buildSchema(typeDefs.join('\n')).getType('Customer') as GraphQLObjectType;
+    const fields = Object.values(customer.getFields()).map((f) => `${f.name} ${selection(getNamedType(f.type), 1)}`.trim());
+    const page = async (nodeFields: string) => {
+      const res = await api.call('POST', '/graphql', { auth, body: { query: `{ customers(tenantId: "${tenant}", filter: { status: ACTIVE }) { edges { cursor node { ${nodeFields} } } } }` } });
+      expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
+      return res.body.data.customers.edges as { cursor: string; node: Record<string, unknown> }[];
+    };
+    const whole = await page(fields.join(' '));
+    expect(whole.length).toBeGreaterThan(1);
+    expect(whole.some((e) => e.node.fullName === 'Zoë "Zee" O\\Brien\ttab')).toBe(true);
+    for (const field of fields) {
+      const name = field.split(' ')[0]!;
+      const alone = await page(field);
+      expect(alone.map((e) => e.cursor)).toEqual(whole.map((e) => e.cursor));
+      expect(alone.map((e) => e.node[name]), name).toEqual(whole.map((e) => e.node[name]));
+    }
   });
 
   it('pages with skip and take, and answers an empty page as an empty array', async () => {

@@ -17,6 +17,24 @@ export function selects(info: GraphQLResolveInfo, name: string): boolean {
   return info.fieldNodes.some((field) => within(field.selectionSet));
 }
 
+/**
+ * The names of the fields selected at `path` below the field being resolved (through fragments
+ * and aliases): `['edges', 'node']` of a connection gives what its nodes are asked for.
+ */
+export function selectedFields(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  const walk = (set: SelectionSetNode | undefined, depth: number): void => {
+    for (const s of set?.selections ?? []) {
+      if (s.kind === Kind.INLINE_FRAGMENT) walk(s.selectionSet, depth);
+      else if (s.kind === Kind.FRAGMENT_SPREAD) walk(info.fragments[s.name.value]?.selectionSet, depth);
+      else if (depth === path.length) names.add(s.name.value);
+      else if (s.name.value === path[depth]) walk(s.selectionSet, depth + 1);
+    }
+  };
+  for (const field of info.fieldNodes) walk(field.selectionSet, 0);
+  return names;
+}
+
 // Root fields of the spec's Query and Mutation types, in schema order.
 function rootFields(typeName: 'Query' | 'Mutation'): string[] {
   const doc = parse(typeDefs[0]!);

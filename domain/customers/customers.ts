@@ -103,30 +103,43 @@ async function filterSql(ctx: ServiceContext, filter: CustomerFilter): Promise<F
   return { where: where.join(' and '), params, counted: where.length > totalsKept };
 }
 
-/**
- * A row of `customers c` as a JSON object keyed by the entity's property names, timestamps as epoch
- * milliseconds (truncated, as pg parses them). A page arrives as one JSON text that the API parses
- * once: reading 25 rows of 26 columns through the driver's row parser and mapping them to entities
- * cost more of a GraphQL list request's CPU than executing it.
- */
-const CUSTOMER_ROW = `c.id, c.tenant_id as "tenantId", c.email, c.phone_number as "phoneNumber", c.auth_user_id as "authUserId",
-  c.first_name as "firstName", c.last_name as "lastName", c.status, c.lifecycle_stage as "lifecycleStage",
-  c.membership_tier as "membershipTier", c.membership_status as "membershipStatus", c.handicap, c.home_club_id as "homeClubId",
-  c.engagement_score as "engagementScore", c.churn_risk_score as "churnRiskScore", c.lifetime_value as "lifetimeValue",
-  c.email_opt_in as "emailOptIn", c.sms_opt_in as "smsOptIn", c.push_opt_in as "pushOptIn", c.merged_into_id as "mergedIntoId",
-  ${['created_at', 'updated_at', 'email_bounced_at', 'last_activity_at', 'merged_at']
-    .map((column) => `floor(extract(epoch from c.${column}) * 1000)::int8 as "${column.replace(/_(\w)/g, (_, l: string) => l.toUpperCase())}"`).join(', ')}`;
-const CUSTOMER_TIMES = ['createdAt', 'updatedAt', 'emailBouncedAt', 'lastActivityAt', 'mergedAt'] as const;
+/** A Customer property: what a caller may ask a page of customers for. */
+export type CustomerProperty = keyof Customer & string;
+
+const customerRows = new Map<string, { sql: string; times: string[] }>();
+// Row shapes kept (a GraphQL client's few selections); others are built when asked.
+const CUSTOMER_ROWS_KEPT = 64;
 
 /**
- * CUSTOMER_ROW's JSON as the plain data a list needs, typed as the entity: a list is never changed in
+ * A row of `customers c` as a JSON object keyed by the entity's property names (`properties`, with
+ * the id, or all), timestamps as epoch milliseconds (truncated, as pg parses them). A page arrives
+ * as one JSON text that the API parses once: reading 25 rows of 26 columns through the driver's row
+ * parser and mapping them to entities cost more of a GraphQL list request's CPU than executing it,
+ * and a GraphQL selection of ten fields rendered and parsed all 26.
+ */
+function customerRow(em: EntityManager, properties?: readonly CustomerProperty[]) {
+  const key = properties ? [...new Set(properties)].sort().join(',') : '*';
+  let row = customerRows.get(key);
+  if (row) return row;
+  const props = em.getMetadata().get(Customer).props.filter((p) => !properties || p.name === 'id' || properties.includes(p.name as CustomerProperty));
+  const times = props.filter((p) => p.runtimeType === 'Date').map((p) => p.name);
+  const sql = props.map((p) => (times.includes(p.name)
+    ? `floor(extract(epoch from c.${p.fieldNames[0]}) * 1000)::int8 as "${p.name}"`
+    : `c.${p.fieldNames[0]} as "${p.name}"`)).join(', ');
+  row = { sql, times };
+  if (customerRows.size < CUSTOMER_ROWS_KEPT) customerRows.set(key, row);
+  return row;
+}
+
+/**
+ * customerRow's JSON as the plain data a list needs, typed as the entity: a list is never changed in
  * the request that reads it, and making each row a managed entity (identity map, change-tracking
  * snapshot) took a third of a list request's CPU.
  */
-function asCustomers(json: string): Customer[] {
+function asCustomers(json: string, times: readonly string[]): Customer[] {
   const rows = JSON.parse(json) as Record<string, unknown>[];
   for (const row of rows) {
-    for (const key of CUSTOMER_TIMES) if (row[key] !== null) row[key] = new Date(row[key] as number);
+    for (const key of times) if (row[key] !== null) row[key] = new Date(row[key] as number);
   }
   return rows as Customer[];
 }
@@ -160,9 +173,11 @@ function totalsQuery(tenantId: string, { status, lifecycleStage }: CustomerFilte
 /**
  * Newest first, Relay cursors over the time-ordered id; counted only when asked, or alongside the
  * page with `countNow` (the caller knows it will ask), so the request waits for one round trip.
+ * With `properties`, the customers carry only those (and the id): for a caller that reads no others.
  */
 export async function customersConnection(
-  ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {}, { countNow = false } = {},
+  ctx: ServiceContext, filter: CustomerFilter = {}, args: PageArgs = {},
+  { countNow = false, properties }: { countNow?: boolean; properties?: readonly CustomerProperty[] } = {},
 ): Promise<LazyConnection<Customer>> {
   const plan = planCustomerPage(args);
   const sql = await filterSql(ctx, filter);
@@ -173,9 +188,10 @@ export async function customersConnection(
   if (countNow && !totals) count().catch(() => undefined);
   const cursor = plan.cursor ? ` and c.id ${plan.backwards ? '>' : '<'} ?` : '';
   const direction = plan.backwards ? 'asc' : 'desc';
+  const shape = customerRow(ctx.em, properties);
   const [row] = await executeBound<{ page: string; total: string | null }>(ctx.em, ...listStatement(
     `select (select coalesce(json_agg(v order by v.id ${direction}), '[]')::text
-               from (select ${CUSTOMER_ROW} from customers c where ${sql.where}${cursor} order by c.id ${direction} limit ?) v) as page
+               from (select ${shape.sql} from customers c where ${sql.where}${cursor} order by c.id ${direction} limit ?) v) as page
             ${totals ? `, (${totals.sql}) as total` : ''}`,
     [...sql.params, ...(plan.cursor ? [String(plan.cursor[0])] : []), plan.limit, ...(totals?.params ?? [])],
     !plan.cursor && !sql.counted,
@@ -184,7 +200,7 @@ export async function customersConnection(
     const total = Number(row!.total);
     count = () => Promise.resolve(total);
   }
-  return { ...toPage(asCustomers(row!.page), plan, (c) => [c.id]), get totalCount() { return count(); } };
+  return { ...toPage(asCustomers(row!.page, shape.times), plan, (c) => [c.id]), get totalCount() { return count(); } };
 }
 
 /**

@@ -1,21 +1,33 @@
+import type { GraphQLResolveInfo } from 'graphql';
 import type { Customer, Segment } from '../../../db/entities/index.js';
-import { createCustomer, customersConnection, fullName, getCustomer, updateCustomer } from '../../../domain/customers/customers.js';
+import { createCustomer, customersConnection, fullName, getCustomer, updateCustomer, type CustomerProperty } from '../../../domain/customers/customers.js';
 import { mergeCustomers } from '../../../domain/customers/merge.js';
 import { addNote, customerNotes, deleteNote, updateNote } from '../../../domain/customers/notes.js';
 import { resolveCustomer } from '../../../domain/customers/resolve.js';
 import { timelineConnection } from '../../../domain/customers/timeline.js';
 import type { PageArgs } from '../../../domain/pagination.js';
 import type { GraphQLContext } from '../context.js';
-import { selects, type RootResolver } from '../resolvers.js';
+import { selectedFields, selects, type RootResolver } from '../resolvers.js';
 
 // The spec gives customerTimeline no paging arguments: it answers the newest page, and
 // Customer.activities(first, after) walks further.
 const TIMELINE_PAGE = 100;
 
+// What each resolved field of Customer reads of the customer; every other field reads its own property.
+const READS: Record<string, readonly CustomerProperty[]> = {
+  __typename: [], fullName: ['firstName', 'lastName'], homeClub: ['homeClubId'], activities: [], notes: [], segments: [], journeyEnrollments: [],
+};
+
+/** The customer properties a connection's selected nodes read: a page fetches only those. */
+function nodeProperties(info: GraphQLResolveInfo): CustomerProperty[] {
+  return [...selectedFields(info, ['edges', 'node'])].flatMap((field) => READS[field] ?? [field as CustomerProperty]);
+}
+
 export const customerOperations = {
   customer: ({ id }, ctx) => getCustomer(ctx, id),
   // A selected totalCount is counted alongside the page rather than after it.
-  customers: ({ filter, pagination }, ctx, info) => customersConnection(ctx, filter ?? {}, pagination ?? {}, { countNow: selects(info, 'totalCount') }),
+  customers: ({ filter, pagination }, ctx, info) =>
+    customersConnection(ctx, filter ?? {}, pagination ?? {}, { countNow: selects(info, 'totalCount'), properties: nodeProperties(info) }),
   // A crm:read token finds profiles; creating one on a miss takes crm:write.
   resolveCustomer: ({ email, phone, authUserId }, ctx) => resolveCustomer(ctx, { email, phone, authUserId }, { write: ctx.principal.scopes.has('crm:write') }),
   customerTimeline: ({ customerId, filters }, ctx) => timelineConnection(ctx, customerId, filters ?? {}, { first: TIMELINE_PAGE }),
