@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
-  buildSchema, getNamedType, isEnumType, isNonNullType, parse, type ExecutionResult, type GraphQLArgument, type GraphQLSchema,
+  buildSchema, getIntrospectionQuery, getNamedType, isEnumType, isNonNullType, parse, type ExecutionResult, type GraphQLArgument, type GraphQLSchema,
 } from 'graphql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
@@ -98,6 +98,17 @@ describe('compiled execution', () => {
     }
     // Most fields answer data here (a few answer NOT_IMPLEMENTED, or nothing for this tenant).
     expect(answered).toBeGreaterThan(fields.length * 0.7);
+  });
+
+  // Compiled, enums and built-in scalars are answered without graphql-js's serializers: the
+  // introspection answer (enums, booleans, nullable strings) must not change for it.
+  it("answers the explorer's introspection query as graphql-js does", async () => {
+    const query = getIntrospectionQuery();
+    expect(query.length).toBeLessThanOrEqual(COMPILED_CHARS_AT_MOST);
+    const first = await api.graphql(auth, query);
+    const second = await api.graphql(auth, query);
+    expect(first.body.data.__schema.types.length).toBeGreaterThan(50);
+    expect(comparable(second.body)).toEqual(comparable(first.body));
   });
 
   it('answers variables, fragments, aliases, directives and nested totals as graphql-js does', async () => {
