@@ -96,24 +96,35 @@ describe('the customer list as PostgreSQL renders it', () => {
     expect(first.createdAt).toEqual(new Date('1999-12-31T21:59:59.999Z'));
   });
 
-  // customers(...) fetches only the properties its selected node fields read (READS in
-  // api/graphql/operations/customers.ts): each field asked alone answers as in a whole selection.
+  // customers(...) and segmentMembers(...) fetch only the properties their selected node fields
+  // read (READS in api/graphql/operations/customers.ts): each field asked alone answers as in a
+  // whole selection.
   it('answers each Customer field selected alone as in a selection of all of them', async () => {
     const customer = buildSchema(typeDefs.join('\n')).getType('Customer') as GraphQLObjectType;
     const fields = Object.values(customer.getFields()).map((f) => `${f.name} ${selection(getNamedType(f.type), 1)}`.trim());
-    const page = async (nodeFields: string) => {
-      const res = await api.call('POST', '/graphql', { auth, body: { query: `{ customers(tenantId: "${tenant}", filter: { status: ACTIVE }) { edges { cursor node { ${nodeFields} } } } }` } });
-      expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
-      return res.body.data.customers.edges as { cursor: string; node: Record<string, unknown> }[];
-    };
-    const whole = await page(fields.join(' '));
-    expect(whole.length).toBeGreaterThan(1);
-    expect(whole.some((e) => e.node.fullName === 'Zoë "Zee" O\\Brien\ttab')).toBe(true);
-    for (const field of fields) {
-      const name = field.split(' ')[0]!;
-      const alone = await page(field);
-      expect(alone.map((e) => e.cursor)).toEqual(whole.map((e) => e.cursor));
-      expect(alone.map((e) => e.node[name]), name).toEqual(whole.map((e) => e.node[name]));
+    const segment = await api.call('POST', '/api/v1/segments', { auth, body: { name: 'everyone listed', type: 'STATIC' } });
+    expect(segment.status).toBe(201);
+    await orm.em.fork().execute(
+      `insert into segment_members (segment_id, customer_id, tenant_id) select ?, id, tenant_id from customers where tenant_id = ? and status = 'ACTIVE'`,
+      [segment.body.data.id, tenant],
+    );
+    const connections = [`customers(tenantId: "${tenant}", filter: { status: ACTIVE })`, `segmentMembers(segmentId: "${segment.body.data.id}")`];
+    for (const connection of connections) {
+      const page = async (nodeFields: string) => {
+        const res = await api.call('POST', '/graphql', { auth, body: { query: `{ list: ${connection} { totalCount edges { cursor node { ${nodeFields} } } } }` } });
+        expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
+        return res.body.data.list as { totalCount: number; edges: { cursor: string; node: Record<string, unknown> }[] };
+      };
+      const whole = await page(fields.join(' '));
+      expect(whole.edges.length, connection).toBeGreaterThan(1);
+      expect(whole.totalCount, connection).toBe(whole.edges.length);
+      expect(whole.edges.some((e) => e.node.fullName === 'Zoë "Zee" O\\Brien\ttab'), connection).toBe(true);
+      for (const field of fields) {
+        const name = field.split(' ')[0]!;
+        const alone = (await page(field)).edges;
+        expect(alone.map((e) => e.cursor)).toEqual(whole.edges.map((e) => e.cursor));
+        expect(alone.map((e) => e.node[name]), `${connection} ${name}`).toEqual(whole.edges.map((e) => e.node[name]));
+      }
     }
   });
 

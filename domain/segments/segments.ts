@@ -61,10 +61,12 @@ export async function segmentMembers(ctx: ServiceContext, segmentId: string, pag
   return counted(await segmentMembersConnection(ctx, segmentId, page));
 }
 
-/** As `segmentMembers`, counted only when asked. */
-export async function segmentMembersConnection(ctx: ServiceContext, segmentId: string, page: PageArgs = {}) {
+/** As `segmentMembers`, counted only when asked; `options` as customersConnection's. */
+export async function segmentMembersConnection(
+  ctx: ServiceContext, segmentId: string, page: PageArgs = {}, options: Parameters<typeof customersConnection>[3] = {},
+) {
   const segment = await getSegment(ctx, segmentId);
-  return customersConnection(ctx, { segmentId: segment.id }, page);
+  return customersConnection(ctx, { segmentId: segment.id }, page, options);
 }
 
 /**

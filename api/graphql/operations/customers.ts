@@ -19,7 +19,7 @@ const READS: Record<string, readonly CustomerProperty[]> = {
 };
 
 /** The customer properties a connection's selected nodes read: a page fetches only those. */
-function nodeProperties(info: GraphQLResolveInfo): CustomerProperty[] {
+export function nodeProperties(info: GraphQLResolveInfo): CustomerProperty[] {
   return [...selectedFields(info, ['edges', 'node'])].flatMap((field) => READS[field] ?? [field as CustomerProperty]);
 }
 
