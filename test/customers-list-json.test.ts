@@ -118,7 +118,9 @@ describe('the customer list as PostgreSQL renders it', () => {
       const whole = await page(fields.join(' '));
       expect(whole.edges.length, connection).toBeGreaterThan(1);
       expect(whole.totalCount, connection).toBe(whole.edges.length);
+      // What a field reads under another name (READS) must be right in the whole selection too.
       expect(whole.edges.some((e) => e.node.fullName === 'Zoë "Zee" O\\Brien\ttab'), connection).toBe(true);
+      expect(whole.edges.some((e) => (e.node.homeClub as { id: string } | null)?.id === 'club_1'), connection).toBe(true);
       for (const field of fields) {
         const name = field.split(' ')[0]!;
         const alone = (await page(field)).edges;
