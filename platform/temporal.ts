@@ -1,4 +1,4 @@
-import { Client, Connection, ScheduleNotFoundError, type ScheduleOptions } from '@temporalio/client';
+import { Client, Connection, ScheduleNotFoundError, WorkflowNotFoundError, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from './config.js';
 import { temporalAddress } from './config.js';
 
@@ -38,5 +38,19 @@ export async function upsertSchedule(client: Client, options: ScheduleOptions & 
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw err;
     await client.schedule.create(options);
+  }
+}
+
+/**
+ * A signalWithStart, made once more if it answers "workflow not found": the run it found closed
+ * before the signal reached it (the time-skipping test server answers so), and the second call,
+ * finding none running, starts one. Without it the caller would fail, or back off, for nothing.
+ */
+export async function signalWithStartAgainIfClosed<T>(signalWithStart: () => Promise<T>): Promise<T> {
+  try {
+    return await signalWithStart();
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    return signalWithStart();
   }
 }

@@ -8,7 +8,7 @@ import { JOURNEY_ENROLL, JOURNEY_SIGNAL, type JourneySignalPayload } from '../do
 import { PROMOTION_SIGNAL, type PromotionSignalPayload } from '../domain/promotions/outbox.js';
 import { SOCIAL_TOKEN_REFRESH, startTokenRefresh, type TokenRefreshPayload } from '../domain/social/workflows.js';
 import { CustomerId, JourneyId, TenantId } from '../platform/search-attributes.js';
-import { createTemporalClient } from '../platform/temporal.js';
+import { createTemporalClient, signalWithStartAgainIfClosed } from '../platform/temporal.js';
 import type { JourneyEnrollmentInput, JourneyEvent } from '../workflows/journey.js';
 
 const BATCH = 100;
@@ -54,20 +54,23 @@ export async function dispatchRow(client: Client, taskQueue: string, row: Row, s
       // synthetic `enrolled` one; a second trigger for the same run arrives as a JOURNEY_SIGNAL.
       const event: JourneyEvent = p.event ?? { type: 'enrolled', activityId: p.input.enrollmentId, occurredAt: new Date().toISOString() };
       try {
-        await client.workflow.signalWithStart('journeyEnrollmentWorkflow', {
-          workflowId: p.workflowId,
-          taskQueue,
-          args: [p.input],
-          signal: 'event',
-          signalArgs: [event],
-          // A finished enrolment is never started again.
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          typedSearchAttributes: [
-            { key: TenantId, value: p.input.tenantId },
-            { key: JourneyId, value: p.input.journeyId },
-            { key: CustomerId, value: p.input.customerId },
-          ],
-        });
+        // Asked again if the run closed under the signal: the second call answers "already started".
+        await signalWithStartAgainIfClosed(() =>
+          client.workflow.signalWithStart('journeyEnrollmentWorkflow', {
+            workflowId: p.workflowId,
+            taskQueue,
+            args: [p.input],
+            signal: 'event',
+            signalArgs: [event],
+            // A finished enrolment is never started again.
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            typedSearchAttributes: [
+              { key: TenantId, value: p.input.tenantId },
+              { key: JourneyId, value: p.input.journeyId },
+              { key: CustomerId, value: p.input.customerId },
+            ],
+          }),
+        );
       } catch (err) {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       }
@@ -91,13 +94,15 @@ export async function dispatchRow(client: Client, taskQueue: string, row: Row, s
       // Tells a running promotion workflow to re-read its plan, or starts it (again): one that has
       // ended for good reads that it has nothing to do and ends at once.
       const p = row.payload as PromotionSignalPayload;
-      await client.workflow.signalWithStart('eventPromotionWorkflow', {
-        workflowId: p.workflowId,
-        taskQueue,
-        args: [p.input],
-        signal: 'planChanged',
-        typedSearchAttributes: [{ key: TenantId, value: p.input.tenantId }],
-      });
+      await signalWithStartAgainIfClosed(() =>
+        client.workflow.signalWithStart('eventPromotionWorkflow', {
+          workflowId: p.workflowId,
+          taskQueue,
+          args: [p.input],
+          signal: 'planChanged',
+          typedSearchAttributes: [{ key: TenantId, value: p.input.tenantId }],
+        }),
+      );
       return;
     }
     case SOCIAL_TOKEN_REFRESH:

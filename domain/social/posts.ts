@@ -5,6 +5,7 @@ import type { SocialPlatform, SocialPostStatus } from '../../db/entities/enums.j
 import { pgArray } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import { TenantId } from '../../platform/search-attributes.js';
+import { signalWithStartAgainIfClosed } from '../../platform/temporal.js';
 import {
   publishSocialPostNow, socialPostChanged, socialPostRunId, type socialPostWorkflow, type SocialPostRunInput,
 } from '../../workflows/social-post.js';
@@ -78,14 +79,16 @@ export async function createSocialPost(ctx: ServiceContext, input: unknown): Pro
 /** Tells the post's run something changed (or to publish), starting it if none runs. */
 async function signalRun(ctx: ServiceContext, postId: string, signal: typeof socialPostChanged | typeof publishSocialPostNow) {
   const input: SocialPostRunInput = { tenantId: ctx.tenantId, postId };
-  return ctx.temporal.workflow.signalWithStart<typeof socialPostWorkflow, []>('socialPostWorkflow', {
-    workflowId: socialPostRunId(postId),
-    taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
-    args: [input],
-    signal,
-    signalArgs: [],
-    typedSearchAttributes: [{ key: TenantId, value: ctx.tenantId }],
-  });
+  return signalWithStartAgainIfClosed(() =>
+    ctx.temporal.workflow.signalWithStart<typeof socialPostWorkflow, []>('socialPostWorkflow', {
+      workflowId: socialPostRunId(postId),
+      taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
+      args: [input],
+      signal,
+      signalArgs: [],
+      typedSearchAttributes: [{ key: TenantId, value: ctx.tenantId }],
+    }),
+  );
 }
 
 /** Only while DRAFT, SCHEDULED or FAILED; a SCHEDULED post's run is told, so it publishes the new content. */

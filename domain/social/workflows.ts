@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { TenantId } from '../../platform/search-attributes.js';
+import { signalWithStartAgainIfClosed } from '../../platform/temporal.js';
 import { tokenRefreshId, tokensChangedSignal, type socialTokenRefreshWorkflow, type TokenRefreshInput } from '../../workflows/social-token-refresh.js';
 
 // How the connections service drives the token refresh workflow `social-token-refresh-<connectionId>`.
@@ -33,14 +34,16 @@ export async function enqueueTokenRefresh(em: EntityManager, tenantId: string, c
  * reconnect) so it computes its next refresh again: one run per connection.
  */
 export async function startTokenRefresh(temporal: Client, taskQueue: string, { workflowId, tenantId, connectionId }: TokenRefreshPayload): Promise<void> {
-  await temporal.workflow.signalWithStart<typeof socialTokenRefreshWorkflow>('socialTokenRefreshWorkflow', {
-    workflowId,
-    taskQueue,
-    args: [{ tenantId, connectionId }],
-    signal: tokensChangedSignal,
-    signalArgs: [],
-    typedSearchAttributes: [{ key: TenantId, value: tenantId }],
-  });
+  await signalWithStartAgainIfClosed(() =>
+    temporal.workflow.signalWithStart<typeof socialTokenRefreshWorkflow>('socialTokenRefreshWorkflow', {
+      workflowId,
+      taskQueue,
+      args: [{ tenantId, connectionId }],
+      signal: tokensChangedSignal,
+      signalArgs: [],
+      typedSearchAttributes: [{ key: TenantId, value: tenantId }],
+    }),
+  );
 }
 
 /** Ends the connection's refresh workflow (disconnected); none running is fine. */
