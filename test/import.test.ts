@@ -69,6 +69,29 @@ describe('POST /api/v1/customers/import', () => {
     expect((await api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(2500);
   });
 
+  it('a batch that meets a taken email after new ones still creates each new row once and updates the owner', async () => {
+    const auth = await token(newTenant());
+    const owner = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'm1700@example.com', firstName: 'Owner', lastName: 'Kept' } })).body.data;
+    // The first batch is all new; the second meets the owner's email 700 rows in.
+    const rows = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ email: `m${i}@example.com`, firstName: `M${i}` })).join('\n');
+    const res = await upload(auth, rows, 'application/x-ndjson');
+    expect(res.body.data).toMatchObject({ created: 2499, updated: 1, rejected: 0 });
+    expect((await api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(2500);
+    expect((await api.call('GET', `/api/v1/customers/${owner.id}`, { auth })).body.data).toMatchObject({ firstName: 'M1700', lastName: 'Kept' });
+  });
+
+  it('two imports of overlapping files at once: every email one profile, every row created or updated', async () => {
+    const auth = await token(newTenant());
+    const file = (from: number) => Array.from({ length: 2000 }, (_, i) => JSON.stringify({ email: `o${from + i}@example.com`, firstName: `F${from}` })).join('\n');
+    const [a, b] = await Promise.all([upload(auth, file(0), 'application/x-ndjson'), upload(auth, file(1000), 'application/x-ndjson')]);
+    for (const r of [a, b]) {
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.data.created + r.body.data.updated).toBe(2000);
+    }
+    expect(a.body.data.created + b.body.data.created).toBe(3000);
+    expect((await api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(3000);
+  });
+
   it('stores text exactly, whatever it holds, on both the insert and the update path', async () => {
     const auth = await token(newTenant());
     const odd = 'Quote " backslash \\ comma , brace { } tab \t emoji 🏌️ accent é';
