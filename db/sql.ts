@@ -13,6 +13,16 @@ export const liveCustomer = (alias?: string) => {
 };
 export const LIVE_CUSTOMER = liveCustomer('c');
 
+/**
+ * A statement's tenant, as a `?` read through a scalar subquery, for lookups by a key within the
+ * tenant: the plan is then made for a tenant of average size, not for the value. Planned for the
+ * value, a tenant the statistics have not seen (a new club, or one that grew since the last
+ * ANALYZE) is costed at one row, so an index led by tenant_id alone ties with the key's index,
+ * and PostgreSQL may walk the tenant's rows for every key (test/tenant-statistics.test.ts). Not for
+ * statements that read the tenant's rows in order (list pages): those want the value's own plan.
+ */
+export const TENANT = '(select ?::text)';
+
 /** `text` as a literal LIKE/ILIKE pattern piece: its %, _ and \\ match themselves. */
 export const escapeLike = (text: string) => text.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { executeBound, pgArray, sizedStatement } from '../db/sql.js';
+import { executeBound, pgArray, sizedStatement, TENANT } from '../db/sql.js';
 import { enqueueTriggeredCampaigns } from './campaigns/triggers.js';
 import { recordConversions } from './campaigns/conversions.js';
 import { INTERACTION_CAUSE } from './campaigns/interactions.js';
@@ -26,14 +26,14 @@ export interface AppendedActivity {
   occurredAt: Date;
 }
 
-const LOCK_CUSTOMERS = sizedStatement('select 1 from customers where tenant_id = ? and id = any(?::uuid[]) order by id for no key update');
+export const LOCK_CUSTOMERS = sizedStatement(`select 1 from customers where tenant_id = ${TENANT} and id = any(?::uuid[]) order by id for no key update`);
 // Named for an event or a short batch (planning it cost more than running it, on every event). The
 // customers are probed by key (`id = any`), so the plan kept is one for every tenant: joined only on
 // the newest activities, a plan could hash a tenant's customers.
 const FOLLOW_LAST_ACTIVITY = sizedStatement(
   `update customers c set last_activity_at = a.newest, updated_at = now()
      from unnest(?::uuid[], ?::timestamptz[]) as a(customer_id, newest)
-    where c.tenant_id = ? and c.id = any(?::uuid[]) and c.id = a.customer_id
+    where c.tenant_id = ${TENANT} and c.id = any(?::uuid[]) and c.id = a.customer_id
       and (c.last_activity_at is null or c.last_activity_at < a.newest)`,
 );
 

@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Segment } from '../../db/entities/index.js';
-import { escapeLike, executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, perValuesStatement, pgArray } from '../../db/sql.js';
+import { escapeLike, executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, perValuesStatement, pgArray, TENANT } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { lazyCount, planPage, toPage, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
@@ -22,7 +22,9 @@ export const isUuid = (id: string) => UUID.test(id);
 
 /** A customer of the caller's tenant (merged and deleted ones included), or 404: never another tenant's. */
 export async function getCustomer(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Customer> {
-  const customer = isUuid(id) ? await ctx.em.findOne(Customer, { id, tenantId: ctx.tenantId }) : null;
+  const customer = isUuid(id)
+    ? await ctx.em.createQueryBuilder(Customer, 'c').where({ id }).andWhere(`c.tenant_id = ${TENANT}`, [ctx.tenantId]).getSingleResult()
+    : null;
   if (!customer) throw notFound('customer', id);
   return customer;
 }

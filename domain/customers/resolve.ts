@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Customer } from '../../db/entities/index.js';
-import { executeBound, LIVE_CUSTOMER, pgArray, sizedStatement } from '../../db/sql.js';
+import { executeBound, LIVE_CUSTOMER, pgArray, sizedStatement, TENANT } from '../../db/sql.js';
 import { asAppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { afterCustomersChanged } from '../reactions.js';
@@ -62,13 +62,13 @@ export async function resolveInTransaction(em: EntityManager, tenantId: string, 
  * writing anything (no profile to create, no identifier to add, no conflict to record), so a
  * caller may take it instead of a resolution; the nulls still need one.
  */
-const EXACT_PROFILES = sizedStatement(
+export const EXACT_PROFILES = sizedStatement(
   `select k.ord, c.id, c.email, c.phone_number, c.auth_user_id
      from unnest(?::text[], ?::text[], ?::text[]) with ordinality as k(email, phone, auth_user_id, ord)
      cross join lateral (
-       select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.email = k.email
-       union select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.phone_number = k.phone
-       union select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ? and ${LIVE_CUSTOMER} and c.auth_user_id = k.auth_user_id
+       select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ${TENANT} and ${LIVE_CUSTOMER} and c.email = k.email
+       union select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ${TENANT} and ${LIVE_CUSTOMER} and c.phone_number = k.phone
+       union select c.id, c.email, c.phone_number, c.auth_user_id from customers c where c.tenant_id = ${TENANT} and ${LIVE_CUSTOMER} and c.auth_user_id = k.auth_user_id
      ) c`,
 );
 

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { newIds } from '../../db/ids.js';
 import { Activity } from '../../db/entities/index.js';
-import { executeBound, pgArray, sizedStatement } from '../../db/sql.js';
+import { executeBound, pgArray, sizedStatement, TENANT } from '../../db/sql.js';
 import type { ActivityCategory } from '../../db/entities/enums.js';
 import type { ServiceContext } from '../context.js';
 import { counted, lazyCount, planPage, toPage, type Connection, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
@@ -75,7 +75,7 @@ export async function timelineConnection(ctx: ServiceContext, customerId: string
   const f = validate(timelineFilters, filters, 'filters');
   const customer = await getCustomer(ctx, customerId);
   const plan = planTimelinePage(args);
-  const qb = ctx.em.createQueryBuilder(Activity, 'a').where({ tenantId: ctx.tenantId, customer: customer.id });
+  const qb = ctx.em.createQueryBuilder(Activity, 'a').where({ customer: customer.id }).andWhere(`a.tenant_id = ${TENANT}`, [ctx.tenantId]);
   if (f.categories?.length) qb.andWhere({ category: { $in: f.categories } });
   if (f.startDate) qb.andWhere({ occurredAt: { $gte: f.startDate } });
   if (f.endDate) qb.andWhere({ occurredAt: { $lte: f.endDate } });
@@ -105,7 +105,7 @@ export async function timelinePages(ctx: ServiceContext, customerIds: readonly s
   const rows = await ctx.em.execute<({ owner__id: string } & Record<string, unknown>)[]>(
     `select c.id as owner__id, t.* from unnest(?::uuid[]) as c(id)
        cross join lateral (
-         select a.* from activities a where a.tenant_id = ? and a.customer_id = c.id ${cursor}
+         select a.* from activities a where a.tenant_id = ${TENANT} and a.customer_id = c.id ${cursor}
           order by a.occurred_at ${dir}, a.id ${dir} limit ?
        ) t`,
     [pgArray([...customerIds]), ctx.tenantId, ...(plan.cursor ?? []), plan.limit],
@@ -118,7 +118,7 @@ export async function timelinePages(ctx: ServiceContext, customerIds: readonly s
 /** Activities per customer, for `totalCount`: one statement for all of `customerIds`. */
 export async function activityCounts(ctx: ServiceContext, customerIds: readonly string[]): Promise<Map<string, number>> {
   const rows = await ctx.em.execute<{ customer_id: string; n: number }[]>(
-    'select customer_id, count(*)::int as n from activities where tenant_id = ? and customer_id = any(?::uuid[]) group by customer_id',
+    `select customer_id, count(*)::int as n from activities where tenant_id = ${TENANT} and customer_id = any(?::uuid[]) group by customer_id`,
     [ctx.tenantId, pgArray([...customerIds])],
   );
   const counts = new Map(rows.map((r) => [r.customer_id, r.n]));

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Segment } from '../../db/entities/index.js';
-import { executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, pgArray, sizedStatement } from '../../db/sql.js';
+import { executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, pgArray, sizedStatement, TENANT } from '../../db/sql.js';
 import { AppError } from '../../platform/errors.js';
 import { enrollSegmentEntries, journeysAfterSegmentEntries, segmentEntryJourneys, type SegmentEntryJourney } from '../journeys/enrollment.js';
 import { compileCriteria, type Compiled } from './criteria.js';
@@ -255,7 +255,7 @@ function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): 
                 case when c.id is not null then array[${rendered.map((c) => c.sql).join(', ')}] end as hits,
                 array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id and sm.segment_id = any(?::uuid[])) as members
            from ${customers}
-           left join customers c on c.tenant_id = ? and c.id = t.id and ${LIVE_CUSTOMER}${probes.length ? `
+           left join customers c on c.tenant_id = ${TENANT} and c.id = t.id and ${LIVE_CUSTOMER}${probes.length ? `
            cross join lateral (select ${probes.map((p, i) => `${p.sql} as p${i}`).join(', ')} offset 0) p` : ''}
        ) e on cur.current`;
   return {
