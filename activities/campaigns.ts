@@ -5,7 +5,7 @@ import { DateTime } from 'luxon';
 import type pg from 'pg';
 import { Campaign, MessageTemplate } from '../db/entities/index.js';
 import type { CampaignStatus, Channel } from '../db/entities/enums.js';
-import { pgArray } from '../db/sql.js';
+import { pgArray, TENANT } from '../db/sql.js';
 import { audienceInsert } from '../domain/campaigns/audience.js';
 import { recordInteractions, type InteractionInput } from '../domain/campaigns/interactions.js';
 import { canTransition, transition, type CampaignAction } from '../domain/campaigns/state.js';
@@ -178,7 +178,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         `select count(distinct customer_id)::int as target,
                 count(*) filter (where status = 'PENDING')::int as pending,
                 count(*) filter (where status = 'SKIPPED')::int as skipped
-           from campaign_deliveries where tenant_id = ? and campaign_id = ? and run_key = ?`,
+           from campaign_deliveries where tenant_id = ${TENANT} and campaign_id = ? and run_key = ?`,
         [input.tenantId, input.campaignId, input.runKey],
       );
       log.info({ campaignId: input.campaignId, runKey: input.runKey, ...row }, 'campaign audience snapshot');
@@ -370,7 +370,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                     c.last_name as "lastName", c.membership_tier as "membershipTier", c.membership_status as "membershipStatus",
                     c.lifecycle_stage as "lifecycleStage", c.handicap, c.home_club_id as "homeClubId", k.name as "clubName",
                     k.timezone as "clubTimezone", c.email_opt_in, c.sms_opt_in, c.push_opt_in, c.status, c.email_bounced_at, c.auth_user_id
-               from claimed cl join customers c on c.tenant_id = ? and c.id = cl.customer_id
+               from claimed cl join customers c on c.tenant_id = ${TENANT} and c.id = cl.customer_id
                left join clubs k on k.tenant_id = c.tenant_id and k.id = c.home_club_id
               order by cl.id`,
             [claim, input.campaignId, input.runKey, input.tenantId, ...(takingBack ? [claim] : [after, now().toISOString()]), config.CAMPAIGN_BATCH_SIZE, input.tenantId],
@@ -422,8 +422,8 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         `select count(*)::int as pending,
                 count(*) filter (where send_at is null or send_at <= ?::timestamptz)::int as due,
                 min(send_at) filter (where send_at > ?::timestamptz) as next,
-                (select status from campaigns where tenant_id = ? and id = ?) as status
-           from campaign_deliveries where campaign_id = ? and run_key = ? and tenant_id = ? and status in ('PENDING', 'SENDING')`,
+                (select status from campaigns where tenant_id = ${TENANT} and id = ?) as status
+           from campaign_deliveries where campaign_id = ? and run_key = ? and tenant_id = ${TENANT} and status in ('PENDING', 'SENDING')`,
         [now().toISOString(), now().toISOString(), input.tenantId, input.campaignId, input.campaignId, input.runKey, input.tenantId],
       );
       return {
@@ -457,7 +457,7 @@ async function capFrequency(em: EntityManager, campaign: Campaign, rows: Claimed
   if (!campaign.frequencyCap) return;
   const counts = await em.execute<{ customer_id: string; n: number }[]>(
     `select customer_id, count(*)::int as n from campaign_deliveries
-      where tenant_id = ? and customer_id = any(?::uuid[]) and sent_at > ?::timestamptz - interval '24 hours'
+      where tenant_id = ${TENANT} and customer_id = any(?::uuid[]) and sent_at > ?::timestamptz - interval '24 hours'
       group by customer_id`,
     [campaign.tenantId, pgArray([...new Set(rows.map((r) => r.id))]), now.toISOString()],
   );

@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Campaign } from '../db/entities/index.js';
 import type { Channel, JourneyStepType } from '../db/entities/enums.js';
-import { LIVE_CUSTOMER } from '../db/sql.js';
+import { LIVE_CUSTOMER, TENANT } from '../db/sql.js';
 import { audienceInsert } from '../domain/campaigns/audience.js';
 import { updateCustomer } from '../domain/customers/customers.js';
 import { journeysAfterSegmentEntries } from '../domain/journeys/enrollment.js';
@@ -188,7 +188,7 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
       if (!prepared) return { outcome: 'ENDED' };
       const read = async () => {
         const [row] = await em.execute<{ status: string; skip_reason: string | null; send_at: Date | null }[]>(
-          'select status, skip_reason, send_at from campaign_deliveries where tenant_id = ? and campaign_id = ? and run_key = ? and customer_id = ? and channel = ?',
+          `select status, skip_reason, send_at from campaign_deliveries where tenant_id = ${TENANT} and campaign_id = ? and run_key = ? and customer_id = ? and channel = ?`,
           [input.tenantId, prepared.id, runKey, input.customerId, input.config.channel],
         );
         return row;
@@ -228,7 +228,7 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
         let clubZone: string | null = null;
         if (input.config.atLocalTime && input.config.timezone === 'customer') {
           const [club] = await em.execute<{ timezone: string | null }[]>(
-            `select k.timezone from customers c join clubs k on k.tenant_id = c.tenant_id and k.id = c.home_club_id where c.tenant_id = ? and c.id = ?`,
+            `select k.timezone from customers c join clubs k on k.tenant_id = c.tenant_id and k.id = c.home_club_id where c.tenant_id = ${TENANT} and c.id = ?`,
             [input.tenantId, input.customerId],
           );
           clubZone = club?.timezone ?? null;
@@ -260,7 +260,7 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
         throw err;
       }
       const [row] = await em.execute<{ yes: boolean }[]>(
-        `select exists (select 1 from customers c where c.tenant_id = ? and c.id = ? and ${LIVE_CUSTOMER} and ${compiled.perCustomerSql}) as yes`,
+        `select exists (select 1 from customers c where c.tenant_id = ${TENANT} and c.id = ? and ${LIVE_CUSTOMER} and ${compiled.perCustomerSql}) as yes`,
         [input.tenantId, input.customerId, ...compiled.params(input.tenantId)],
       );
       return row!.yes;
@@ -278,7 +278,7 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
           // enrolment's. The journey row FOR KEY SHARE: it waits for an archive (FOR UPDATE) in
           // progress, and the update's reactions may still end enrolments or count new ones in this
           // or other journeys (FOR NO KEY UPDATE, which KEY SHARE holders never block).
-          await em.execute('select 1 from customers where tenant_id = ? and id = ? for no key update', [input.tenantId, input.customerId]);
+          await em.execute(`select 1 from customers where tenant_id = ${TENANT} and id = ? for no key update`, [input.tenantId, input.customerId]);
           await em.execute('select 1 from journeys where tenant_id = ? and id = ? for key share', [input.tenantId, input.journeyId]);
           const enrollment = await lockEnrollment(em, input);
           if (enrollment?.status !== 'ACTIVE') return 'ENDED';

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Hono, type Context } from 'hono';
 import type { Channel } from '../db/entities/enums.js';
+import { TENANT } from '../db/sql.js';
 import { CHANNEL_LABEL, recordInteractions } from '../domain/campaigns/interactions.js';
 import { trackingKey, verifyTrackingToken, type TokenKind, type VerifiedToken } from '../domain/campaigns/tracking.js';
 import { afterCustomersChanged } from '../domain/reactions.js';
@@ -83,7 +84,7 @@ export function trackingRoutes(deps: AppDeps) {
     const column = OPT_IN[delivery.channel];
     await em.transactional(async (tx) => {
       const changed = column
-        ? await tx.execute(`update customers set ${column} = false, updated_at = now() where tenant_id = ? and id = ? and ${column} returning id`, [delivery.tenant_id, delivery.customer_id])
+        ? await tx.execute(`update customers set ${column} = false, updated_at = now() where tenant_id = ${TENANT} and id = ? and ${column} returning id`, [delivery.tenant_id, delivery.customer_id])
         : [];
       const fresh = await recordInteractions(tx, [{ ...interaction(delivery), type: 'UNSUBSCRIBED', occurredAt: new Date(), key: `unsubscribe:${delivery.id}` }]);
       // A new interaction has already told the reactions (its timeline entry); a repeat that still

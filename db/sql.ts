@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { raw } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { CompiledQuery } from 'kysely';
 import type pg from 'pg';
@@ -22,6 +23,8 @@ export const LIVE_CUSTOMER = liveCustomer('c');
  * statements that read the tenant's rows in order (list pages): those want the value's own plan.
  */
 export const TENANT = '(select ?::text)';
+/** TENANT as a value of a MikroORM query's `tenantId`. */
+export const tenantKey = (tenantId: string) => raw(TENANT, [tenantId]);
 
 /** `text` as a literal LIKE/ILIKE pattern piece: its %, _ and \\ match themselves. */
 export const escapeLike = (text: string) => text.replace(/[\\%_]/g, (ch) => `\\${ch}`);

@@ -69,7 +69,7 @@ export async function applyDeliveryReceipts(em: EntityManager, body: DeliveryRec
     )).map((d) => [d.id, d]));
     const seen = new Set((await tx.execute<{ tenant_id: string; external_event_id: string }[]>(
       `select tenant_id, external_event_id from campaign_interactions
-        where tenant_id = any(?::text[]) and external_event_id = any(?::text[])`,
+        where tenant_id = any((select ?::text[])::text[]) and external_event_id = any(?::text[])`,
       [pgArray([...new Set([...deliveries.values()].map((d) => d.tenant_id))]), pgArray(events.map((e) => receiptKey(e.id)))],
     )).map((r) => `${r.tenant_id}\u0000${r.external_event_id}`));
 

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Channel, InteractionType } from '../../db/entities/enums.js';
-import { pgArray } from '../../db/sql.js';
+import { pgArray, TENANT } from '../../db/sql.js';
 import { notFound } from '../../platform/errors.js';
 import { fullName, isUuid } from '../customers/customers.js';
 
@@ -111,7 +111,7 @@ export async function campaignStats(em: EntityManager, tenantId: string, campaig
             (count(*) filter (where status = 'BOUNCED'))::int as bounced,
             (count(*) filter (where status = 'FAILED'))::int as failed,
             (count(*) filter (where status = 'SKIPPED'))::int as skipped
-       from campaign_deliveries where tenant_id = ? and campaign_id = ? group by channel, skip_reason`,
+       from campaign_deliveries where tenant_id = ${TENANT} and campaign_id = ? group by channel, skip_reason`,
     [tenantId, campaignId],
   );
   const skipped: Record<string, number> = {};
@@ -123,7 +123,7 @@ export async function campaignStats(em: EntityManager, tenantId: string, campaig
   const engaged = await em.execute<{ channel: Channel; opened: number; clicked: number }[]>(
     `select channel, (count(distinct delivery_id) filter (where type = 'OPENED'))::int as opened,
             (count(distinct delivery_id) filter (where type = 'CLICKED'))::int as clicked
-       from campaign_interactions where tenant_id = ? and campaign_id = ? and type in ('OPENED', 'CLICKED') group by channel`,
+       from campaign_interactions where tenant_id = ${TENANT} and campaign_id = ? and type in ('OPENED', 'CLICKED') group by channel`,
     [tenantId, campaignId],
   );
   for (const r of engaged) Object.assign(channel(r.channel), { opened: r.opened, clicked: r.clicked });
@@ -131,10 +131,10 @@ export async function campaignStats(em: EntityManager, tenantId: string, campaig
   const hours = await em.execute<{ hour: Date; sent: number; opened: number }[]>(
     `select hour, sum(sent)::int as sent, sum(opened)::int as opened from (
         select date_trunc('hour', sent_at, 'UTC') as hour, count(*) as sent, 0 as opened
-          from campaign_deliveries where tenant_id = ? and campaign_id = ? and ${SENT} and sent_at is not null group by 1
+          from campaign_deliveries where tenant_id = ${TENANT} and campaign_id = ? and ${SENT} and sent_at is not null group by 1
         union all
         select date_trunc('hour', occurred_at, 'UTC'), 0, count(distinct delivery_id)
-          from campaign_interactions where tenant_id = ? and campaign_id = ? and type = 'OPENED' group by 1
+          from campaign_interactions where tenant_id = ${TENANT} and campaign_id = ? and type = 'OPENED' group by 1
       ) t group by hour order by hour`,
     [tenantId, campaignId, tenantId, campaignId],
   );
@@ -160,7 +160,7 @@ export async function listInteractions(
   const typeFilter = q.type ? 'and i.type = ?' : '';
   const args = [tenantId, campaignId, ...(q.type ? [q.type] : [])];
   const [{ total }] = (await em.execute<{ total: number }[]>(
-    `select count(*)::int as total from campaign_interactions i where i.tenant_id = ? and i.campaign_id = ? ${typeFilter}`,
+    `select count(*)::int as total from campaign_interactions i where i.tenant_id = ${TENANT} and i.campaign_id = ? ${typeFilter}`,
     args,
   )) as [{ total: number }];
   const rows = await em.execute<{
@@ -170,7 +170,7 @@ export async function listInteractions(
     `select i.id, i.customer_id, c.email, c.first_name, c.last_name, i.type, i.channel, i.occurred_at, i.metadata
        from campaign_interactions i
        left join customers c on c.tenant_id = i.tenant_id and c.id = i.customer_id
-      where i.tenant_id = ? and i.campaign_id = ? ${typeFilter}
+      where i.tenant_id = ${TENANT} and i.campaign_id = ? ${typeFilter}
       order by i.occurred_at desc, i.id desc offset ? limit ?`,
     [...args, q.skip, q.take],
   );

@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Segment } from '../../db/entities/index.js';
-import { escapeLike, executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, perValuesStatement, pgArray, TENANT } from '../../db/sql.js';
+import { escapeLike, executeBound, LIVE_CUSTOMER, namedStatement, numberedPlaceholders, perValuesStatement, pgArray, TENANT, tenantKey } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { lazyCount, planPage, toPage, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
@@ -22,9 +22,7 @@ export const isUuid = (id: string) => UUID.test(id);
 
 /** A customer of the caller's tenant (merged and deleted ones included), or 404: never another tenant's. */
 export async function getCustomer(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Customer> {
-  const customer = isUuid(id)
-    ? await ctx.em.createQueryBuilder(Customer, 'c').where({ id }).andWhere(`c.tenant_id = ${TENANT}`, [ctx.tenantId]).getSingleResult()
-    : null;
+  const customer = isUuid(id) ? await ctx.em.findOne(Customer, { id, tenantId: tenantKey(ctx.tenantId) }) : null;
   if (!customer) throw notFound('customer', id);
   return customer;
 }
@@ -216,7 +214,7 @@ export async function segmentMemberPages(ctx: ServiceContext, segmentIds: readon
     `select s.id as segment__id, m.* from unnest(?::uuid[]) as s(id)
        cross join lateral (
          select c.* from segment_members sm join customers c on c.id = sm.customer_id
-          where sm.segment_id = s.id and sm.tenant_id = ? and c.tenant_id = ? and ${LIVE_CUSTOMER} ${cursor}
+          where sm.segment_id = s.id and sm.tenant_id = ${TENANT} and c.tenant_id = ${TENANT} and ${LIVE_CUSTOMER} ${cursor}
           order by c.id ${plan.backwards ? 'asc' : 'desc'} limit ?
        ) m`,
     [pgArray([...segmentIds]), ctx.tenantId, ctx.tenantId, ...(plan.cursor ? [String(plan.cursor[0])] : []), plan.limit],
@@ -230,7 +228,7 @@ export async function segmentMemberPages(ctx: ServiceContext, segmentIds: readon
 export async function segmentMemberCounts(ctx: ServiceContext, segmentIds: readonly string[]): Promise<Map<string, number>> {
   const rows = await ctx.em.execute<{ segment_id: string; n: number }[]>(
     `select sm.segment_id, count(*)::int as n from segment_members sm join customers c on c.id = sm.customer_id
-      where sm.segment_id = any(?::uuid[]) and sm.tenant_id = ? and c.tenant_id = ? and ${LIVE_CUSTOMER}
+      where sm.segment_id = any(?::uuid[]) and sm.tenant_id = ${TENANT} and c.tenant_id = ${TENANT} and ${LIVE_CUSTOMER}
       group by sm.segment_id`,
     [pgArray([...segmentIds]), ctx.tenantId, ctx.tenantId],
   );
@@ -274,7 +272,7 @@ async function assertIdentifiersFree(
     if (!value) continue;
     const existing = await em.findOne(
       Customer,
-      { tenantId, [field]: value, status: { $nin: [...DEAD_STATUSES] }, ...(exceptId && { id: { $ne: exceptId } }) },
+      { tenantId: tenantKey(tenantId), [field]: value, status: { $nin: [...DEAD_STATUSES] }, ...(exceptId && { id: { $ne: exceptId } }) },
       { fields: ['id'] },
     );
     if (existing) {

@@ -1,4 +1,5 @@
 import { Customer } from '../../db/entities/index.js';
+import { TENANT } from '../../db/sql.js';
 import { AppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { exitCustomersEnrollments, journeysAfterSegmentEntries } from '../journeys/enrollment.js';
@@ -52,8 +53,8 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
     await em.flush();
 
     const move = async (sql: string) => em.execute(sql, [winner.id, loser.id, ctx.tenantId]);
-    await move('update activities set customer_id = ? where customer_id = ? and tenant_id = ?');
-    await move('update notes set customer_id = ?, updated_at = now() where customer_id = ? and tenant_id = ?');
+    await move(`update activities set customer_id = ? where customer_id = ? and tenant_id = ${TENANT}`);
+    await move(`update notes set customer_id = ?, updated_at = now() where customer_id = ? and tenant_id = ${TENANT}`);
     // Memberships follow the winner: the loser exits every segment, the winner enters those it
     // was not in, and a segment that had both loses one member. Its segments are locked key-share:
     // one whose deletion is in flight is waited for and then left out (its members went with it);
@@ -62,7 +63,7 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
       `with mine as (
          select l.segment_id, exists (select 1 from segment_members w where w.segment_id = l.segment_id and w.customer_id = ?) as both_in
            from segment_members l join segments s on s.id = l.segment_id and s.tenant_id = l.tenant_id
-          where l.customer_id = ? and l.tenant_id = ?
+          where l.customer_id = ? and l.tenant_id = ${TENANT}
           order by s.id
             for key share of s
        ), changes as (
@@ -94,7 +95,7 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
     await journeysAfterSegmentEntries(em, ctx.tenantId, entered);
     // A delivery the winner already has for the same campaign run and channel stays with the loser.
     await em.execute(
-      `update campaign_deliveries d set customer_id = ? where d.customer_id = ? and d.tenant_id = ?
+      `update campaign_deliveries d set customer_id = ? where d.customer_id = ? and d.tenant_id = ${TENANT}
           and not exists (select 1 from campaign_deliveries w where w.customer_id = ? and w.campaign_id = d.campaign_id
                             and w.run_key = d.run_key and w.channel = d.channel)`,
       [winner.id, loser.id, ctx.tenantId, winner.id],

@@ -1,5 +1,5 @@
 import { Club, JourneyEnrollment, Segment } from '../../db/entities/index.js';
-import { pgArray } from '../../db/sql.js';
+import { pgArray, TENANT } from '../../db/sql.js';
 import type { ServiceContext } from '../context.js';
 
 // Relationships of many customers at once (the tenant's, already loaded), one statement each:
@@ -28,7 +28,7 @@ export async function segmentsOfCustomers(ctx: ServiceContext, customerIds: read
     `select c.id as customer_id, t.id as segment_id from unnest(?::uuid[]) with ordinality as c(id, i)
        cross join lateral (
          select s.id, s.name from segment_members m join segments s on s.id = m.segment_id and s.tenant_id = m.tenant_id
-          where m.tenant_id = ? and m.customer_id = c.id order by s.name, s.id limit ?
+          where m.tenant_id = ${TENANT} and m.customer_id = c.id order by s.name, s.id limit ?
        ) t
       order by c.i, t.name, t.id`,
     [pgArray([...customerIds]), ctx.tenantId, limit],

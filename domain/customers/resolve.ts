@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Customer } from '../../db/entities/index.js';
-import { executeBound, LIVE_CUSTOMER, pgArray, sizedStatement, TENANT } from '../../db/sql.js';
+import { executeBound, LIVE_CUSTOMER, pgArray, sizedStatement, TENANT, tenantKey } from '../../db/sql.js';
 import { asAppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { afterCustomersChanged } from '../reactions.js';
@@ -103,7 +103,7 @@ export async function resolveIn(em: EntityManager, tenantId: string, ids: Identi
   }
   const candidates = await em.find(
     Customer,
-    { tenantId, status: { $nin: [...DEAD_STATUSES] }, $or: given.map((k) => ({ [IDENTIFIER_COLUMN[k]]: ids[k] })) },
+    { tenantId: tenantKey(tenantId), status: { $nin: [...DEAD_STATUSES] }, $or: given.map((k) => ({ [IDENTIFIER_COLUMN[k]]: ids[k] })) },
     { orderBy: { id: 'asc' } },
   );
 

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { newIds } from '../../db/ids.js';
 import { Activity } from '../../db/entities/index.js';
-import { executeBound, pgArray, sizedStatement, TENANT } from '../../db/sql.js';
+import { executeBound, pgArray, sizedStatement, TENANT, tenantKey } from '../../db/sql.js';
 import type { ActivityCategory } from '../../db/entities/enums.js';
 import type { ServiceContext } from '../context.js';
 import { counted, lazyCount, planPage, toPage, type Connection, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
@@ -75,7 +75,7 @@ export async function timelineConnection(ctx: ServiceContext, customerId: string
   const f = validate(timelineFilters, filters, 'filters');
   const customer = await getCustomer(ctx, customerId);
   const plan = planTimelinePage(args);
-  const qb = ctx.em.createQueryBuilder(Activity, 'a').where({ customer: customer.id }).andWhere(`a.tenant_id = ${TENANT}`, [ctx.tenantId]);
+  const qb = ctx.em.createQueryBuilder(Activity, 'a').where({ tenantId: tenantKey(ctx.tenantId), customer: customer.id });
   if (f.categories?.length) qb.andWhere({ category: { $in: f.categories } });
   if (f.startDate) qb.andWhere({ occurredAt: { $gte: f.startDate } });
   if (f.endDate) qb.andWhere({ occurredAt: { $lte: f.endDate } });

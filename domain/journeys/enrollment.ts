@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Journey, JourneyEnrollment, JourneyEnrollmentStep } from '../../db/entities/index.js';
 import type { EnrollmentStatus } from '../../db/entities/enums.js';
-import { executeBound, liveCustomer, pgArray, sizedStatement } from '../../db/sql.js';
+import { executeBound, liveCustomer, pgArray, sizedStatement, TENANT } from '../../db/sql.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import { journeyWorkflowId, type JourneyEvent } from '../../workflows/journey.js';
 import type { ServiceContext } from '../context.js';
@@ -114,7 +114,7 @@ async function enrollRound(em: EntityManager, tenantId: string, round: EnrollCan
        from unnest(?::uuid[], ?::uuid[], ?::text[]) with ordinality as t(journey_id, customer_id, idem, ord)
        left join journeys j on j.tenant_id = ? and j.id = t.journey_id and j.status = 'ACTIVE' and j.current_version >= 1
        left join journey_versions v on v.tenant_id = j.tenant_id and v.journey_id = j.id and v.version = j.current_version
-       left join customers cu on cu.tenant_id = ? and cu.id = t.customer_id and ${liveCustomer('cu')}
+       left join customers cu on cu.tenant_id = ${TENANT} and cu.id = t.customer_id and ${liveCustomer('cu')}
       order by t.ord`,
     [
       pgArray(round.map((c) => c.journeyId)), pgArray(round.map((c) => c.customerId)), pgArray(round.map((c) => c.idempotencyKey)),

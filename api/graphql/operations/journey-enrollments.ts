@@ -1,5 +1,6 @@
 import DataLoader from 'dataloader';
 import { Customer, Journey, type JourneyEnrollment, type JourneyEnrollmentStep } from '../../../db/entities/index.js';
+import { tenantKey } from '../../../db/sql.js';
 import {
   enrollCustomerInJourney, exitCustomerFromJourney, journeyEnrollmentsConnection, stepsOfEnrollments,
 } from '../../../domain/journeys/enrollment.js';
@@ -23,7 +24,7 @@ function loaders(ctx: GraphQLContext): EnrollmentLoaders {
   let l = perRequest.get(ctx.loaders);
   if (!l) {
     const byId = <E extends { id: string }>(entity: typeof Journey | typeof Customer) => new DataLoader<string, E | null>(async (ids) => {
-      const rows = (await ctx.em.find(entity as never, { tenantId: ctx.tenantId, id: { $in: [...ids] } } as never)) as unknown as E[];
+      const rows = (await ctx.em.find(entity as never, { tenantId: tenantKey(ctx.tenantId), id: { $in: [...ids] } } as never)) as unknown as E[];
       const found = new Map(rows.map((r) => [r.id, r]));
       return ids.map((id) => found.get(id) ?? null);
     });
