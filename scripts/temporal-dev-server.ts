@@ -77,21 +77,41 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
   ];
   if (opts.pidFile) await stopOrphan(opts.pidFile, opts.dbFile, opts.notice ?? (() => {}));
+  // A second attempt when the first exits before it answers: the CLI takes its internal services'
+  // ports as it starts, and another process starting at the same moment can take one first (a Go
+  // panic: address already in use). Not an attempt more: a second exit is the server's own fault.
+  try {
+    return await spawnDevServer(cli, args, opts, address, uiUrl);
+  } catch (err) {
+    if (!(err instanceof DevServerExited)) throw err;
+    opts.notice?.(`the Temporal dev server exited while starting; starting it again (${err.message.slice(0, 300)})`);
+    return spawnDevServer(cli, args, opts, address, uiUrl);
+  }
+}
+
+class DevServerExited extends Error {}
+
+async function spawnDevServer(cli: string, args: string[], opts: TemporalDevServerOptions, address: string, uiUrl: string | undefined): Promise<TemporalDevServer> {
+  const namespace = opts.namespace ?? 'default';
   const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
   opts.onSpawn?.(child.pid!);
   if (opts.pidFile) writeFileSync(opts.pidFile, `${child.pid}\n`);
   const forget = () => {
     if (opts.pidFile) rmSync(opts.pidFile, { force: true });
   };
-  let output = '';
+  // Its first lines and its last: a panic's message leads a stack trace of thousands of lines.
+  let head = '';
+  let tail = '';
   const collect = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-4000);
-    for (const line of chunk.toString().split('\n')) if (line.trim()) opts.log?.(line);
+    const text = chunk.toString();
+    if (head.length < 2000) head = (head + text).slice(0, 2000);
+    else tail = (tail + text).slice(-2000);
+    for (const line of text.split('\n')) if (line.trim()) opts.log?.(line);
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`temporal server exited with code ${code}: ${output}`))),
+    child.once('exit', (code) => reject(new DevServerExited(`temporal server exited with code ${code}: ${head}${tail ? `\n…\n${tail}` : ''}`))),
   );
   try {
     await Promise.race([waitForTemporal(address, namespace, 120_000), exited]);
