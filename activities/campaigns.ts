@@ -247,13 +247,15 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                       sent_at = coalesce(d.sent_at, case when t.status = 'SENT' then t.at end),
                       claimed_by = null, updated_at = now()
                  from unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) as t(id, status, provider, error, reason, at)
-                where d.tenant_id = ? and d.id = t.id
+                where d.tenant_id = ${TENANT} and d.id = t.id and d.id = any(?::uuid[])
                   and (d.status = 'SENDING' or (t.status = 'SENT' and d.status in ('DELIVERED', 'BOUNCED', 'FAILED')))`,
               [
                 pgArray(batch.map((d) => d.id)), pgArray(batch.map((d) => (d.status === 'DEFERRED' || d.status === 'WAIT' ? 'PENDING' : d.status))),
                 pgArray(batch.map((d) => d.providerMessageId ?? null)), pgArray(batch.map((d) => d.error ?? null)),
                 pgArray(batch.map((d) => d.skipReason ?? null)), pgArray(batch.map((d) => d.at.toISOString())),
-                campaign.tenantId,
+                // The ids again, as a condition on the key: joined only through unnest, the rows were
+                // found by a scan of the tenant's deliveries in those statuses.
+                campaign.tenantId, pgArray(batch.map((d) => d.id)),
               ],
             );
             const deferred = batch.filter((d) => d.status === 'DEFERRED');
