@@ -3,6 +3,7 @@ import { raw } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { CompiledQuery } from 'kysely';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 
 /**
  * Live customers: merged and deleted profiles are in no list, segment or sync. Spelled as two
@@ -158,7 +159,29 @@ export function numberedPlaceholders(sql: string): string {
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
-/** Installed on every pooled connection: runs the statements namedStatement marked as named ones. */
+const COPY = '/*copy-from-stdin*/';
+/**
+ * `copy <table> (<columns>) from stdin ...`, marked to run through executeBound with its one
+ * parameter, the data in the statement's format, streamed as the COPY's input: the ORM's
+ * connection (and so its transaction) has no COPY of its own. Answers no rows.
+ */
+export function copyFromStdin(sql: string): string {
+  return `${COPY} ${sql}`;
+}
+
+function copy(query: (...args: unknown[]) => unknown, text: string, data: string): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const stream = query(copyFrom(text)) as ReturnType<typeof copyFrom>;
+    stream.on('error', reject);
+    stream.on('finish', () => resolve({ command: 'COPY', rowCount: stream.rowCount, rows: [], oid: 0, fields: [] }));
+    stream.end(data);
+  });
+}
+
+/**
+ * Installed on every pooled connection: runs the statements namedStatement marked as named ones,
+ * and copyFromStdin's as COPY.
+ */
 export function runMarkedStatementsNamed(client: pg.Client): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   const names = new Set<string>();
@@ -166,6 +189,9 @@ export function runMarkedStatementsNamed(client: pg.Client): void {
   const named = (set: Set<string>, cap: number, name: string) => set.has(name) || (set.size < cap && !!set.add(name));
   client.query = ((...args: unknown[]) => {
     const [text, values] = args;
+    if (typeof text === 'string' && text.startsWith(COPY) && Array.isArray(values) && values.length === 1 && typeof values[0] === 'string') {
+      return copy(query, text, values[0]);
+    }
     if (typeof text === 'string' && text.startsWith('/*named') && (args.length === 2 || (args.length === 3 && args[2] === undefined))) {
       const name = text.slice(text.indexOf(':') + 1, text.indexOf('*/'));
       if (text.startsWith(NAMED) ? named(names, MAX_NAMED_PER_CONNECTION, name) : text.startsWith(NAMED_PER_VALUES) && named(perValues, MAX_PER_VALUES_PER_CONNECTION, name)) {

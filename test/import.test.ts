@@ -3,6 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { Readable } from 'node:stream';
+import { readImportRows } from '../domain/customers/import.js';
+import { AppError } from '../platform/errors.js';
 import { newTenant, startTestApi, token, TEST_JWT_SECRET, type TestApi } from './support/api.js';
 
 let api: TestApi;
@@ -99,9 +102,11 @@ describe('POST /api/v1/customers/import', () => {
     const lines = [
       { email: 'odd@example.com', firstName: odd, lastName: 'Lone \ud800 surrogate', handicap: -3.5, smsOptIn: 'yes' },
       { email: 'null@example.com', firstName: 'null', lastName: '{"a":1}' },
+      // New rows go in through COPY's CSV: its end-of-data marker and quoted line breaks are data.
+      { email: 'copy@example.com', firstName: 'two\nlines', lastName: '\\.', membershipTier: '"', homeClubId: '' },
     ].map((l) => JSON.stringify(l));
     const created = await upload(auth, lines.join('\n'), 'application/x-ndjson');
-    expect(created.body.data).toMatchObject({ created: 2, updated: 0, rejected: 0 });
+    expect(created.body.data).toMatchObject({ created: 3, updated: 0, rejected: 0 });
     const update = JSON.stringify({ email: 'null@example.com', membershipTier: odd });
     expect((await upload(auth, update, 'application/x-ndjson')).body.data).toMatchObject({ created: 0, updated: 1 });
 
@@ -109,6 +114,7 @@ describe('POST /api/v1/customers/import', () => {
     const byEmail = Object.fromEntries(list.map((c: any) => [c.email, c]));
     expect(byEmail['odd@example.com']).toMatchObject({ firstName: odd, lastName: 'Lone \ufffd surrogate', handicap: -3.5, smsOptIn: true });
     expect(byEmail['null@example.com']).toMatchObject({ firstName: 'null', lastName: '{"a":1}', membershipTier: odd });
+    expect(byEmail['copy@example.com']).toMatchObject({ firstName: 'two\nlines', lastName: '\\.', membershipTier: '"', homeClubId: null, lifecycleStage: 'SUBSCRIBER', emailOptIn: false });
   });
 
   it('reads lines however the body is cut: CRLF endings, characters split across chunks, no final line break', async () => {
@@ -131,6 +137,25 @@ describe('POST /api/v1/customers/import', () => {
     expect(report.data.errors.map((e) => e.line)).toEqual([6]);
     const list = (await api.call('GET', '/api/v1/customers?take=10', { auth })).body.data;
     expect(list.map((c: any) => c.firstName).sort()).toEqual([...names].sort());
+  });
+
+  it('a body cut short at its byte limit is refused for its size, not for the record the cut broke', async () => {
+    const cut = () => {
+      throw new AppError('PAYLOAD_TOO_LARGE', 'body: larger than the limit');
+    };
+    const limits = { maxRows: 10, maxLineBytes: 2000 };
+    const read = async (text: string, format: 'csv' | 'ndjson', assertWhole: () => void = cut) => {
+      const rows: unknown[] = [];
+      for await (const group of readImportRows(Readable.from([Buffer.from(text)]), format, limits, assertWhole)) rows.push(...group);
+      return rows;
+    };
+    // An open quote where the body was cut: an unclosed-quote CSV error but for the check.
+    await expect(read('email,firstName\na@example.com,"Bo', 'csv')).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    await expect(read('email,firstName\na@example.com,"Bo', 'csv', () => {})).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
+    await expect(read('{"email":"a@example.com"}\n{"email":"b@exa', 'ndjson')).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    // Over the row limit before the cut: the rows' fault is the one reported.
+    const many = Array.from({ length: 11 }, (_, i) => JSON.stringify({ email: `r${i}@example.com` })).join('\n');
+    await expect(read(many, 'ndjson')).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: expect.stringContaining('10 rows') });
   });
 
   it('refuses a row naming an unknown field, "__proto__" included, and keeps the rest', async () => {

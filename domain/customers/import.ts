@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { CsvError, parse as parseCsv } from 'csv-parse';
 import { z } from 'zod';
 import { newIds } from '../../db/ids.js';
-import { executeBound, liveCustomer } from '../../db/sql.js';
+import { copyFromStdin, executeBound, liveCustomer } from '../../db/sql.js';
 import type { Config } from '../../platform/config.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
@@ -127,9 +127,10 @@ function boundedLines(maxLineBytes: number, lines?: boolean): Transform {
 /**
  * Rows of an NDJSON or CSV byte stream, parsed as they arrive (never buffered whole), bounded by
  * `limits`, in the groups they arrive in. A malformed CSV (an unclosed quote, say) is a
- * VALIDATION_ERROR naming its line.
+ * VALIDATION_ERROR naming its line. `assertWhole` is asked once the stream has ended: a body cut
+ * short at its byte limit throws there, after the rows before the cut have met the other limits.
  */
-export async function* readImportRows(body: Readable, format: ImportFormat, limits: ImportLimits): AsyncGenerator<ImportRow[]> {
+export async function* readImportRows(body: Readable, format: ImportFormat, limits: ImportLimits, assertWhole = () => {}): AsyncGenerator<ImportRow[]> {
   let rows = 0;
   const counted = (row: ImportRow) => {
     if (++rows > limits.maxRows) {
@@ -154,6 +155,7 @@ export async function* readImportRows(body: Readable, format: ImportFormat, limi
       }
       if (group.length) yield group;
     }
+    assertWhole();
     return;
   }
   const parser = pipeline(
@@ -167,8 +169,10 @@ export async function* readImportRows(body: Readable, format: ImportFormat, limi
   );
   try {
     for await (const { record, info } of parser) yield [counted({ line: info.lines, record })];
+    assertWhole();
   } catch (err) {
     if (err instanceof CsvError) {
+      assertWhole(); // a record cut short at the byte limit
       const line = (err as CsvError & { lines?: number }).lines;
       throw new AppError('VALIDATION_ERROR', `body: not valid CSV${line ? ` at line ${line}` : ''}: ${err.message}`, { field: 'body' });
     }
@@ -185,6 +189,44 @@ const PROPS: (keyof CustomerFields)[] = [
   'email', 'phoneNumber', 'authUserId', 'firstName', 'lastName', 'lifecycleStage', 'membershipTier', 'membershipStatus', 'handicap',
   'homeClubId', 'emailOptIn', 'smsOptIn', 'pushOptIn',
 ];
+
+const COPY_CUSTOMERS = copyFromStdin(`copy customers (id, tenant_id, ${COLUMNS.map(([c]) => c).join(', ')}) from stdin with (format csv)`);
+
+/**
+ * A CSV field: null unquoted (COPY's NULL), text quoted. Text is sent as UTF-8, whose encoder
+ * turns a lone surrogate into U+FFFD; NUL never gets here (the row schema refuses it).
+ */
+const csvField = (value: unknown): string => {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') return String(value);
+  return value.includes('"') ? `"${value.replace(/"/g, '""')}"` : `"${value}"`;
+};
+
+/** What a new profile gets for a field its row leaves out (the update path leaves it as it is). */
+const INSERT_DEFAULTS: Partial<Record<keyof CustomerFields, string | boolean>> = {
+  lifecycleStage: 'SUBSCRIBER', emailOptIn: false, smsOptIn: false, pushOptIn: false,
+};
+
+/** New profiles as COPY's CSV input. */
+function csvRows(tenantId: string, rows: { id: string; fields: CustomerFields }[]): string {
+  const tenant = csvField(tenantId);
+  let text = '';
+  for (const { id, fields } of rows) {
+    text += `${id},${tenant}`;
+    for (const prop of PROPS) text += `,${csvField(fields[prop] ?? INSERT_DEFAULTS[prop])}`;
+    text += '\n';
+  }
+  return text;
+}
+
+/** The identifiers of a batch's rows. */
+interface BatchKeys {
+  emails: Set<string>;
+  phones: Set<string>;
+}
+const batchKeys = (): BatchKeys => ({ emails: new Set(), phones: new Set() });
+const holds = (keys: BatchKeys, email: string | null | undefined, phone: string | null | undefined) =>
+  (!!email && keys.emails.has(email)) || (!!phone && keys.phones.has(phone));
 
 interface Valid {
   line: number;
@@ -210,7 +252,7 @@ export async function importCustomers(ctx: ServiceContext, groups: AsyncIterable
     if (report.errors.length < MAX_REPORTED) report.errors.push({ line, reason });
   };
   let batch: Valid[] = [];
-  const keys = new Set<string>();
+  let keys = batchKeys();
   const state: ImportState = { plainInserts: true };
   // Batches are written on WRITERS connections while the next one is parsed. Overlapping writes
   // stay correct: an insert that meets a row another batch has not committed yet waits for it,
@@ -218,24 +260,24 @@ export async function importCustomers(ctx: ServiceContext, groups: AsyncIterable
   // A row repeating an identifier of a batch still being written waits for that batch, so the
   // later row always lands last.
   const writing = new Set<Promise<void>>();
-  const writingKeys = new Set<string>();
+  const writingKeys = new Set<BatchKeys>();
   let failed: { error: unknown } | undefined;
   const flush = async () => {
     if (failed) throw failed.error;
     if (!batch.length) return;
     const full = batch;
-    const fullKeys = [...keys];
+    const fullKeys = keys;
     batch = [];
-    keys.clear();
+    keys = batchKeys();
     while (writing.size >= WRITERS) await Promise.race(writing);
-    fullKeys.forEach((k) => writingKeys.add(k));
+    writingKeys.add(fullKeys);
     // A failed write is kept (never left unhandled) and thrown by the next flush.
     const write: Promise<void> = writeBatch(ctx, full, report, reject, state).then(
       () => onBatch?.(report),
       (error: unknown) => void (failed ??= { error }),
     ).finally(() => {
       writing.delete(write);
-      fullKeys.forEach((k) => writingKeys.delete(k));
+      writingKeys.delete(fullKeys);
     });
     writing.add(write);
   };
@@ -264,11 +306,17 @@ export async function importCustomers(ctx: ServiceContext, groups: AsyncIterable
         reject(line, fromZod(parsed.error).message);
         continue;
       }
-      const rowKeys = [parsed.data.email && `e:${parsed.data.email}`, parsed.data.phoneNumber && `p:${parsed.data.phoneNumber}`].filter(Boolean) as string[];
+      const { email, phoneNumber } = parsed.data;
       // A row repeating an identifier of its own batch goes to the next batch, so it updates the first.
-      if (rowKeys.some((k) => keys.has(k)) || batch.length >= BATCH) await flush();
-      if (rowKeys.some((k) => writingKeys.has(k))) await Promise.all(writing);
-      rowKeys.forEach((k) => keys.add(k));
+      if (holds(keys, email, phoneNumber) || batch.length >= BATCH) await flush();
+      for (const written of writingKeys) {
+        if (holds(written, email, phoneNumber)) {
+          await Promise.all(writing);
+          break;
+        }
+      }
+      if (email) keys.emails.add(email);
+      if (phoneNumber) keys.phones.add(phoneNumber);
       batch.push({ line, fields: parsed.data });
     }
   }
@@ -314,9 +362,9 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[], 
   const insert = (onConflict: string) => executeBound<{ id: string }>(
     em,
     `insert into customers (id, tenant_id, ${COLUMNS.map(([c]) => c).join(', ')})
-     select v.id, $1, v.email, v.phone_number, v.auth_user_id, v.first_name, v.last_name, coalesce(v.lifecycle_stage, 'SUBSCRIBER'),
+     select v.id, $1, v.email, v.phone_number, v.auth_user_id, v.first_name, v.last_name, coalesce(v.lifecycle_stage, '${INSERT_DEFAULTS.lifecycleStage}'),
             v.membership_tier, v.membership_status, v.handicap, v.home_club_id,
-            coalesce(v.email_opt_in, false), coalesce(v.sms_opt_in, false), coalesce(v.push_opt_in, false)
+            coalesce(v.email_opt_in, ${INSERT_DEFAULTS.emailOptIn}), coalesce(v.sms_opt_in, ${INSERT_DEFAULTS.smsOptIn}), coalesce(v.push_opt_in, ${INSERT_DEFAULTS.pushOptIn})
        from ${unnest(2)}
      ${onConflict}
      returning id`,
@@ -324,13 +372,15 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[], 
   );
   let inserted: { id: string }[];
   if (state.plainInserts) {
-    // Optimistic: a plain insert costs PostgreSQL about a quarter less than ON CONFLICT DO NOTHING,
-    // which probes each of the five unique indexes before inserting and confirms every row after.
-    // A batch that meets a taken identifier rolls back to the savepoint and goes the careful way,
-    // as does the rest of the import (a file that updates profiles meets them in every batch).
+    // Optimistic: COPY, whose rows cost PostgreSQL about a third less than an INSERT ... SELECT
+    // with ON CONFLICT DO NOTHING, which probes each of the five unique indexes before inserting
+    // and confirms every row after. A batch that meets a taken identifier rolls back to the
+    // savepoint and goes the careful way, as does the rest of the import (a file that updates
+    // profiles meets them in every batch).
     await executeBound(em, 'savepoint import_batch', []);
     try {
-      inserted = await insert('');
+      await executeBound(em, COPY_CUSTOMERS, [csvRows(tenantId, candidates)]);
+      inserted = candidates;
     } catch (err) {
       if (!(err instanceof UniqueConstraintViolationException)) throw err;
       state.plainInserts = false;
