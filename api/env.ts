@@ -28,5 +28,7 @@ export interface AppEnv {
     log: Logger;
     principal: Principal;
     ctx: ServiceContext;
+    /** The byte limit of a route that streams its body (see middleware/body-limit.ts). */
+    streamedBodyLimit: number;
   };
 }

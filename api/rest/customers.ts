@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import { CustomerStatus, LifecycleStage, NoteType } from '../../db/entities/enums.js';
 import { createCustomer, customerView, getCustomer, listCustomersPage, updateCustomer } from '../../domain/customers/customers.js';
@@ -12,6 +11,7 @@ import { ingestEvents, upstreamEventFields, MAX_BATCH } from '../../domain/event
 import { AppError } from '../../platform/errors.js';
 import { validate } from '../../domain/validate.js';
 import type { AppDeps } from '../env.js';
+import { announcesBody, streamedBody } from '../middleware/body-limit.js';
 import { discardBody, guard } from '../middleware/guard.js';
 import { conflict, CursorQuery, cursorMeta, documented, errorResponses, IdParam, json, jsonBody, PageQuery, pageMeta, queryInt, router } from './openapi.js';
 import { Activity, Customer, cursorPage, Deleted, ImportReport, IngestReport, MergeResult, Note, one, page, Resolution, serialize } from './schemas.js';
@@ -237,8 +237,9 @@ export function customerRoutes(deps: AppDeps) {
         await discardBody(c);
         throw new AppError('VALIDATION_ERROR', 'content-type: send text/csv or application/x-ndjson', { field: 'content-type' });
       }
-      if (!c.req.raw.body) throw new AppError('VALIDATION_ERROR', 'body: empty import', { field: 'body' });
-      const rows = readImportRows(Readable.fromWeb(c.req.raw.body as never), format, importLimits(deps.config));
+      if (!announcesBody(c)) throw new AppError('VALIDATION_ERROR', 'body: empty import', { field: 'body' });
+      const body = streamedBody(c);
+      const rows = readImportRows(body.stream, format, importLimits(deps.config), body.assertWhole);
       return c.json(serialize(one(ImportReport), { data: await importCustomers(c.get('ctx'), rows) }), 200);
     },
   );
