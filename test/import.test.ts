@@ -72,6 +72,22 @@ describe('POST /api/v1/customers/import', () => {
     expect((await api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(2500);
   });
 
+  it('streams a chunked body a row at a time, past the socket\'s buffers, to the end', async () => {
+    const auth = await token(newTenant());
+    let i = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (i === 6000) return controller.close();
+        controller.enqueue(Buffer.from(`${JSON.stringify({ email: `s${i}@example.com`, firstName: 'x'.repeat(100), lastName: `S${i++}` })}\n`));
+      },
+    });
+    const res = await fetch(`${api.url}/api/v1/customers/import`, {
+      method: 'POST', body, duplex: 'half', headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/x-ndjson' },
+      signal: AbortSignal.timeout(30_000),
+    } as RequestInit);
+    expect(((await res.json()) as { data: unknown }).data).toMatchObject({ created: 6000, updated: 0, rejected: 0 });
+  });
+
   it('a batch that meets a taken email after new ones still creates each new row once and updates the owner', async () => {
     const auth = await token(newTenant());
     const owner = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'm1700@example.com', firstName: 'Owner', lastName: 'Kept' } })).body.data;

@@ -60,12 +60,18 @@ export interface StreamedBody {
  * CPU. The rest of a body cut short is left unread, for node-server to drain after the answer:
  * the request is never destroyed, so the answer still reaches the client.
  */
+function bodySource(c: Context<AppEnv>): Readable {
+  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+  if (incoming instanceof IncomingMessage && !incoming.readableDidRead) return incoming;
+  // Not before: building the web Request's body may start reading the request into it.
+  const body = c.req.raw.body;
+  return body ? Readable.fromWeb(body as never) : Readable.from([]);
+}
+
 export function streamedBody(c: Context<AppEnv>): StreamedBody {
   const maxBytes = c.get('streamedBodyLimit');
   if (maxBytes === undefined) throw new Error(`${c.req.path} streams its body but bodyLimit was not told its limit`);
-  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
-  const body = c.req.raw.body;
-  const source = incoming instanceof IncomingMessage && !incoming.readableDidRead ? incoming : body ? Readable.fromWeb(body as never) : Readable.from([]);
+  const source = bodySource(c);
   let size = 0;
   let cut = false;
   const stream: Transform = new Transform({
