@@ -162,21 +162,45 @@ export function numberedPlaceholders(sql: string): string {
 const COPY = '/*copy-from-stdin*/';
 /**
  * `copy <table> (<columns>) from stdin ...`, marked to run through executeBound with its one
- * parameter, the data in the statement's format, streamed as the COPY's input: the ORM's
- * connection (and so its transaction) has no COPY of its own. Answers no rows.
+ * parameter, the data in the statement's format as an iterable of text chunks, streamed as the
+ * COPY's input: the ORM's connection (and so its transaction) has no COPY of its own. Answers no
+ * rows. Each chunk is taken from the iterable only once the connection has sent the last, so a
+ * generator's chunks die young instead of waiting, all made, for the socket.
  */
 export function copyFromStdin(sql: string): string {
   return `${COPY} ${sql}`;
 }
 
-function copy(query: (...args: unknown[]) => unknown, text: string, data: string): Promise<pg.QueryResult> {
-  return new Promise((resolve, reject) => {
-    const stream = query(copyFrom(text)) as ReturnType<typeof copyFrom>;
+async function copy(query: (...args: unknown[]) => unknown, text: string, chunks: Iterable<string>): Promise<pg.QueryResult> {
+  const stream = query(copyFrom(text)) as ReturnType<typeof copyFrom>;
+  const done = new Promise<void>((resolve, reject) => {
     stream.on('error', reject);
-    stream.on('finish', () => resolve({ command: 'COPY', rowCount: stream.rowCount, rows: [], oid: 0, fields: [] }));
-    stream.end(data);
+    stream.on('finish', resolve);
   });
+  done.catch(() => undefined); // awaited below, after the writes
+  // Drained, or failed (PostgreSQL refused a row): either way the next chunk may be looked at.
+  const drained = () => new Promise<void>((resolve) => {
+    stream.once('drain', resolve);
+    done.then(resolve, resolve);
+  });
+  try {
+    for (const chunk of chunks) {
+      if (!stream.write(chunk)) await drained();
+      if (stream.errored) break;
+    }
+  } catch (err) {
+    // The data could not be made: PostgreSQL is told the COPY failed, so nothing of it is kept.
+    stream.destroy(err as Error);
+    await done.catch(() => undefined);
+    throw err;
+  }
+  stream.end();
+  await done;
+  return { command: 'COPY', rowCount: stream.rowCount, rows: [], oid: 0, fields: [] };
 }
+
+const isChunks = (value: unknown): value is Iterable<string> =>
+  typeof value === 'object' && value !== null && typeof (value as Iterable<string>)[Symbol.iterator] === 'function';
 
 /**
  * Installed on every pooled connection: runs the statements namedStatement marked as named ones,
@@ -189,7 +213,7 @@ export function runMarkedStatementsNamed(client: pg.Client): void {
   const named = (set: Set<string>, cap: number, name: string) => set.has(name) || (set.size < cap && !!set.add(name));
   client.query = ((...args: unknown[]) => {
     const [text, values] = args;
-    if (typeof text === 'string' && text.startsWith(COPY) && Array.isArray(values) && values.length === 1 && typeof values[0] === 'string') {
+    if (typeof text === 'string' && text.startsWith(COPY) && Array.isArray(values) && values.length === 1 && isChunks(values[0])) {
       return copy(query, text, values[0]);
     }
     if (typeof text === 'string' && text.startsWith('/*named') && (args.length === 2 || (args.length === 3 && args[2] === undefined))) {

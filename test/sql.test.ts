@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { namedStatement, perValuesStatement, pgArray, runMarkedStatementsNamed } from '../db/sql.js';
+import { copyFromStdin, namedStatement, perValuesStatement, pgArray, runMarkedStatementsNamed } from '../db/sql.js';
 
 let db: pg.Client;
 beforeAll(async () => {
@@ -81,3 +81,40 @@ describe('per-values statements', () => {
   });
 });
 
+
+describe('copyFromStdin', () => {
+  it('streams a generator\'s chunks as a COPY, each taken once the last was sent; a refused row or a failing generator keeps nothing', async () => {
+    const client = new pg.Client({ connectionString: inject('databaseUrl') });
+    await client.connect();
+    try {
+      runMarkedStatementsNamed(client);
+      await client.query('create temporary table copied (n int primary key, t text)');
+      const copy = copyFromStdin('copy copied (n, t) from stdin with (format csv)');
+      let made = 0;
+      function* rows(from: number, to: number, fail?: number) {
+        for (let n = from; n < to; n += 500) {
+          if (n === fail) throw new Error('no more rows');
+          made++;
+          yield Array.from({ length: 500 }, (_, i) => `${n + i},"row ""${n + i}"", with a comma"\n`).join('');
+        }
+      }
+      // 20,000 rows in 40 chunks of about 15 KB: well past the stream's buffer, so most wait for a drain.
+      const result = await client.query(copy, [rows(0, 20_000)]);
+      expect(result.rowCount).toBe(20_000);
+      expect(made).toBe(40);
+      const count = async () => Number((await client.query('select count(*) from copied')).rows[0].count);
+      expect(await count()).toBe(20_000);
+      expect((await client.query('select t from copied where n = 7')).rows[0].t).toBe('row "7", with a comma');
+
+      // A duplicate key in a later chunk: the whole COPY is refused, with PostgreSQL's code.
+      await expect(client.query(copy, [rows(19_000, 40_000)])).rejects.toMatchObject({ code: '23505' });
+      // A generator that fails half-way: PostgreSQL is told, and keeps none of its rows.
+      await expect(client.query(copy, [rows(40_000, 60_000, 50_000)])).rejects.toThrow('no more rows');
+      expect(await count()).toBe(20_000);
+      // The connection goes on.
+      expect((await client.query('select 1 as one')).rows[0].one).toBe(1);
+    } finally {
+      await client.end();
+    }
+  });
+});

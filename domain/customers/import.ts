@@ -37,9 +37,10 @@ const importRow = (region: string) =>
   z.preprocess(
     (raw) => {
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw;
-      // A plain loop: this runs once per row of a million-row file. No prototype, so a
-      // "__proto__" key stays a key (and is refused as unknown) instead of setting one.
-      const row: Record<string, unknown> = Object.create(null);
+      // A plain loop: this runs once per row of a million-row file. A row with a "__proto__" key
+      // gets no prototype, so the key stays a key (and is refused as unknown) instead of setting
+      // one; the others a plain object, a fifth the size of one without a prototype.
+      const row: Record<string, unknown> = Object.hasOwn(raw, '__proto__') ? Object.create(null) : {};
       for (const key of Object.keys(raw)) {
         const value = (raw as Record<string, unknown>)[key];
         if (value !== '' && value !== null) row[key] = value;
@@ -207,16 +208,28 @@ const INSERT_DEFAULTS: Partial<Record<keyof CustomerFields, string | boolean>> =
   lifecycleStage: 'SUBSCRIBER', emailOptIn: false, smsOptIn: false, pushOptIn: false,
 };
 
-/** New profiles as COPY's CSV input. */
-function csvRows(tenantId: string, rows: { id: string; fields: CustomerFields }[]): string {
+/** Rows a chunk of COPY's input holds. */
+const COPY_CHUNK_ROWS = 100;
+
+/**
+ * New profiles as COPY's CSV input, a chunk at a time as the connection takes them. Made all at
+ * once, a batch's text (as one string, in V8's large-object space; as chunks, queued for the
+ * socket) outlived two young-generation collections and went to the old generation: half a
+ * kilobyte a row that only a full collection frees, most of the import's heap growth.
+ */
+function* csvRows(tenantId: string, rows: { id: string; fields: CustomerFields }[]): Generator<string> {
   const tenant = csvField(tenantId);
-  let text = '';
+  const lines: string[] = [];
   for (const { id, fields } of rows) {
-    text += `${id},${tenant}`;
-    for (const prop of PROPS) text += `,${csvField(fields[prop] ?? INSERT_DEFAULTS[prop])}`;
-    text += '\n';
+    let line = `${id},${tenant}`;
+    for (const prop of PROPS) line += `,${csvField(fields[prop] ?? INSERT_DEFAULTS[prop])}`;
+    lines.push(line);
+    if (lines.length === COPY_CHUNK_ROWS) {
+      yield `${lines.join('\n')}\n`;
+      lines.length = 0;
+    }
   }
-  return text;
+  if (lines.length) yield `${lines.join('\n')}\n`;
 }
 
 /** The identifiers of a batch's rows. */
