@@ -139,6 +139,23 @@ describe('streaming import stays bounded', () => {
     expect(rows.body.error.message).toContain('5 rows');
   });
 
+  it('ends an import whose client went away in the middle of the body, instead of waiting for the rest', async () => {
+    const auth = await token(newTenant());
+    // Imports answered so far, whatever their status: a handler still waiting is not counted.
+    const answered = async () => (await (await fetch(`${api.url}/metrics`)).text()).split('\n')
+      .filter((l) => l.startsWith('crm_http_requests_total{') && l.includes('route="/api/v1/customers/import"'))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    const before = await answered();
+    const url = new URL(`${api.url}/api/v1/customers/import`);
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/x-ndjson' } });
+    req.on('error', () => undefined);
+    req.write(`${JSON.stringify({ email: 'gone@example.com' })}\n{"email":`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    req.destroy();
+    for (let i = 0; i < 100 && (await answered()) === before; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await answered()).toBe(before + 1);
+  });
+
   it('answers a CSV with an unclosed quote with VALIDATION_ERROR naming the line', async () => {
     const auth = await token(newTenant());
     const res = await upload(auth, 'email,firstName\na@example.com,Ann\nb@example.com,"Bob\n', 'text/csv');

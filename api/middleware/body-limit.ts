@@ -84,6 +84,15 @@ export function streamedBody(c: Context<AppEnv>): StreamedBody {
       stream.end();
     },
   });
+  // pipe() passes on neither an error nor an early close: a client gone in the middle of its body
+  // would leave the route waiting for the rest.
+  const abandoned = (err?: Error) => {
+    if (!cut && !source.readableEnded) {
+      stream.destroy(new AppError('VALIDATION_ERROR', `body: the request ended before its body did${err ? ` (${err.message})` : ''}`, { field: 'body' }));
+    }
+  };
+  source.once('error', abandoned);
+  source.once('close', () => abandoned());
   return {
     stream: source.pipe(stream),
     assertWhole: () => {
