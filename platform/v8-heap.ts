@@ -5,7 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 
 // API_HEAP_GROWTH_PERCENT (platform/config.ts validates it and documents why): set after loading,
 // it bounded an import's peak RSS only about half as well.
-const percent = Number(process.env.API_HEAP_GROWTH_PERCENT ?? 100);
+const percent = Number(process.env.API_HEAP_GROWTH_PERCENT ?? 200);
 if (Number.isInteger(percent) && percent > 0 && percent <= 300) setFlagsFromString(`--heap-growing-percent=${percent}`);
 
 // No allocation-site pretenuring. Under a steady stream of requests V8 saw the objects of some
