@@ -6,11 +6,12 @@ import { INTERACTION_CAUSE } from './campaigns/interactions.js';
 import { journeysAfterActivities } from './journeys/enrollment.js';
 import { signalPromotions } from './promotions/outbox.js';
 import type { SourceRef } from './promotions/sources.js';
-import { reevaluateSmartSegments } from './segments/membership.js';
+import { queueSmartReevaluation } from './segments/reevaluations.js';
 
 // The hand-off points from customers to what reacts to them. Every entry point (REST, GraphQL,
 // upstream events, imports, merges) goes through these two functions, in its own transaction, so
-// none can forget a reaction: SMART segments, campaign conversions, and triggered campaigns (through
+// none can forget a reaction: SMART segments (through segment_reevaluations, evaluated just after
+// commit), campaign conversions, and triggered campaigns (through
 // the outbox, durable and outside the request), and journeys (enrolments, signals and exits, through
 // the same outbox). Segment entries and
 // exits they cause are recorded in segment_membership_changes.
@@ -43,8 +44,8 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
   // no one recently active, moves no segment and scores nothing (activities/scoring.ts).
   const activities = cause === INTERACTION_CAUSE ? appended.filter((a) => !OUTBOUND_ACTIVITY_TYPES.includes(a.type)) : appended;
   if (!activities.length) return;
-  // Events for one customer take turns (in id order, so batches cannot deadlock): the second
-  // sees the first's activity when its SMART criteria count events.
+  // Events for one customer take turns (in id order, so batches cannot deadlock), and with the
+  // drain of SMART re-evaluations, which locks them too.
   const customers = [...new Set(activities.map((a) => a.customerId))];
   await executeBound(em, LOCK_CUSTOMERS(customers.length), [tenantId, pgArray(customers)]);
   const newest = new Map<string, Date>();
@@ -67,11 +68,12 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
 }
 
 /**
- * After profiles change (created, updated, merged, imported, given activities): every active
- * SMART segment of the tenant re-evaluates those customers at once, within the same transaction.
+ * After profiles change (created, updated, merged, imported, given activities): those customers
+ * are queued, in this transaction, for every active SMART segment of the tenant to re-evaluate
+ * once it commits (domain/segments/reevaluations.ts).
  */
 export async function afterCustomersChanged(em: EntityManager, tenantId: string, customerIds: string[], cause: string): Promise<void> {
-  await reevaluateSmartSegments(em, tenantId, customerIds, cause);
+  await queueSmartReevaluation(em, tenantId, customerIds, cause);
 }
 
 /**

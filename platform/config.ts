@@ -72,6 +72,9 @@ const Env = z.object({
   CAMPAIGN_BATCH_SIZE: positiveInt(500),
   // How often each worker looks for committed reactions to start (triggered campaigns).
   OUTBOX_POLL_MS: positiveInt(1_000),
+  // How often each API process looks for customers queued for SMART segments by other processes
+  // (its own changes wake it at once).
+  SMART_REEVALUATION_POLL_MS: positiveInt(1_000),
   // Off: this worker starts no reactions (test files turn it on where they need it).
   OUTBOX_DISPATCH: z.stringbool().default(true),
   // Only the reactions of tenants whose id starts with this (deployments sharing one database:

@@ -457,6 +457,7 @@ describe('SPLIT, CONDITION on a segment, UPDATE, versions', () => {
     const { rows: customers } = await db.query(`select id, lifecycle_stage, membership_tier from customers where tenant_id = $1 order by id`, [tenant]);
     expect(customers.find((c) => c.id === member)).toMatchObject({ lifecycle_stage: 'ADVOCATE', membership_tier: 'GOLD' });
     expect(customers.find((c) => c.id === other)).toMatchObject({ lifecycle_stage: 'SUBSCRIBER' });
+    await stack.api.settled(tenant);
     const { rows: memberships } = await db.query(`select segment_id from segment_members where customer_id = $1 order by segment_id`, [member]);
     expect(memberships.map((m) => m.segment_id).sort()).toEqual([vip!.id, fans!.id, advocates!.id].sort());
     const { rows: changes } = await db.query(`select segment_id, change from segment_membership_changes where customer_id = $1`, [member]);

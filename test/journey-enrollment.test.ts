@@ -376,12 +376,17 @@ describe('segment entries, merges and deletes', () => {
     expect(await enrollments(journeyId)).toEqual([]);
     await call('PATCH', `/customers/${silver.id}`, auth, { membershipTier: 'GOLD' });
     const gold = await customer(auth, { membershipTier: 'GOLD' });
+    await stack.api.settled(tenant);
     const rows = await enrollments(journeyId);
     expect(rows.map((r) => r.customer_id).sort()).toEqual([silver.id, gold.id].sort());
     expect(rows.every((r) => /^segment-entry:\d+$/.test(r.idempotency_key))).toBe(true);
     // Leaving and entering again is a new entry, but re-entry is not allowed here.
     await call('PATCH', `/customers/${gold.id}`, auth, { membershipTier: 'SILVER' });
+    await stack.api.settled(tenant);
     await call('PATCH', `/customers/${gold.id}`, auth, { membershipTier: 'GOLD' });
+    await stack.api.settled(tenant);
+    expect((await db.query(`select change from segment_membership_changes where segment_id = $1 and customer_id = $2 order by id`, [segment.id, gold.id])).rows)
+      .toEqual([{ change: 'ENTERED' }, { change: 'EXITED' }, { change: 'ENTERED' }]);
     expect(await enrollments(journeyId)).toHaveLength(2);
     await run(journeyWorkflowId(journeyId, gold.id, 1));
   });

@@ -260,8 +260,8 @@ describe('segment lifecycle', () => {
       .toEqual([{ customer_id: ids[2], change: 'ENTERED', cause: 'manual' }]);
   });
 
-  it('moves SMART membership in real time as events arrive and profiles change', async () => {
-    const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@m.test' }, { firstName: 'Bob', email: 'b@m.test' }]);
+  it('moves SMART membership just after events arrive and profiles change', async () => {
+    const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@m.test' }, { firstName: 'Bob', email: 'b@m.test' }]);
     const smart = (await stack.api.call('POST', '/api/v1/segments', {
       auth, body: { name: 'recent bookers', type: 'SMART', criteria: { all: [{ event: { type: 'booking.created', within: 'P7D' } }, { field: 'status', op: 'eq', value: 'ACTIVE' }] } },
     })).body.data;
@@ -270,14 +270,17 @@ describe('segment lifecycle', () => {
     await stack.api.call('POST', '/api/v1/events', { auth, body: {
       type: 'booking.created', category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { id: ids[0] }, sourceService: 'b', sourceEventId: '1',
     } });
+    await stack.api.settled(tenant);
     expect(await members(auth, smart.id)).toEqual(['Ann']);
     // A brand-new customer created by an event joins too.
     await stack.api.call('POST', '/api/v1/events', { auth, body: {
       type: 'booking.created', category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { email: 'new@m.test' }, sourceService: 'b', sourceEventId: '2',
     } });
+    await stack.api.settled(tenant);
     expect((await stack.api.call('GET', `/api/v1/segments/${smart.id}`, { auth })).body.data.memberCount).toBe(2);
 
     await stack.api.call('PATCH', `/api/v1/customers/${ids[0]}`, { auth, body: { status: 'INACTIVE' } });
+    await stack.api.settled(tenant);
     expect((await members(auth, smart.id)).length).toBe(1);
     const changes = await sql(`select change, cause from segment_membership_changes where segment_id = $1 and customer_id = $2 order by id`, [smart.id, ids[0]]);
     expect(changes).toEqual([{ change: 'ENTERED', cause: 'event' }, { change: 'EXITED', cause: 'updated' }]);
@@ -288,6 +291,7 @@ describe('segment lifecycle', () => {
     // A merge moves the loser's membership to the winner and the counts stay right.
     await stack.api.call('PATCH', `/api/v1/customers/${ids[0]}`, { auth, body: { status: 'ACTIVE' } });
     await stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[1], loserId: ids[0] } });
+    await stack.api.settled(tenant);
     const after = (await stack.api.call('GET', `/api/v1/segments/${smart.id}`, { auth })).body.data;
     const stored = await sql('select count(*)::int as n from segment_members where segment_id = $1', [smart.id]);
     expect(after.memberCount).toBe(stored[0].n);
@@ -301,7 +305,7 @@ describe('segment lifecycle', () => {
 
   it('keeps a real-time count exact in a row per writer, however many members move, after concurrent events, exits and merges', async () => {
     const people = Array.from({ length: 40 }, (_, i) => ({ firstName: `P${i}`, email: `p${i}@w.test` }));
-    const { auth, ids } = await tenantWith(people);
+    const { tenant, auth, ids } = await tenantWith(people);
     const smart = (await stack.api.call('POST', '/api/v1/segments', {
       auth, body: { name: 'active bookers', type: 'SMART', criteria: { all: [{ event: { type: 'booking.created' } }, { field: 'status', op: 'eq', value: 'ACTIVE' }] } },
     })).body.data;
@@ -314,6 +318,7 @@ describe('segment lifecycle', () => {
       ...ids.slice(0, 10).map((id) => stack.api.call('PATCH', `/api/v1/customers/${id}`, { auth, body: { status: 'INACTIVE' } })),
       ...[10, 12, 14, 16, 18].map((i) => stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[i], loserId: ids[i + 1] } })),
     ]);
+    await stack.api.settled(tenant);
     const [stored] = await sql<{ members: number; rows: number }>(
       `select (select count(*)::int from segment_members where segment_id = $1) as members,
               (select count(*)::int from segment_member_count_deltas where segment_id = $1) as rows`, [smart.id],
@@ -410,7 +415,7 @@ describe('segment lifecycle', () => {
   }
 
   it('evaluates SMART segments that share a probe of the timeline (the same event, window and values) as each would alone', async () => {
-    const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'ann@p.test' }, { firstName: 'Bob', email: 'bob@p.test' }]);
+    const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'ann@p.test' }, { firstName: 'Bob', email: 'bob@p.test' }]);
     // twice and atMostOnce count the same bookings as far as two; golfers, golfingAnn and noGolf read the same GOLF probe.
     const criteria = {
       twice: { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 } },
@@ -426,11 +431,14 @@ describe('segment lifecycle', () => {
     const event = (customer: string, type: string, category: string, id: string) => ({
       type, category, title: 'x', occurredAt: new Date().toISOString(), customer: { id: customer }, sourceService: 'probe', sourceEventId: id,
     });
-    // A batch (one statement for its customers) and single events (the one-customer statement).
+    // Each drained alone: Ann's two events (one customer), then Bob's, each (the one-customer statement).
     const batch = await stack.api.call('POST', '/api/v1/events', { auth, body: [event(ids[0]!, 'booking.created', 'BOOKING', '1'), event(ids[0]!, 'booking.created', 'BOOKING', '2')] });
     expect(batch.status).toBe(200);
+    await stack.api.settled(tenant);
     await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1]!, 'booking.created', 'BOOKING', '3') });
+    await stack.api.settled(tenant);
     await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1]!, 'lesson.booked', 'GOLF', '4') });
+    await stack.api.settled(tenant);
     const expected = { twice: ['Ann'], atMostOnce: ['Bob'], golfers: ['Bob'], golfingAnn: [], noGolf: ['Ann'] };
     for (const [name, id] of Object.entries(segments)) {
       expect([name, (await members(auth, id)).sort()]).toEqual([name, expected[name as keyof typeof expected]]);
@@ -445,7 +453,7 @@ describe('segment lifecycle', () => {
     const smart = (await stack.api.call('POST', '/api/v1/segments', {
       auth, body: { name: 'bookers', type: 'SMART', criteria: { event: { type: 'booking.created' } } },
     })).body.data;
-    // The deletion's cascade holds the segment's references lock, which the event takes before evaluating.
+    // The deletion's cascade holds the segment's references lock, which the event's re-evaluation takes.
     const res = await whileDeleting(smart.id, 'segment-references', () => stack.api.call('POST', '/api/v1/events', { auth, body: {
       type: 'booking.created', category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { id: ids[0] }, sourceService: 'gone', sourceEventId: '1',
     } }));
@@ -477,12 +485,14 @@ describe('segment lifecycle', () => {
       type, category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { id: customerId }, sourceService: 'b', sourceEventId,
     } });
     await post(ids[0]!, 'booking.created', '1');
+    await stack.api.settled(tenant);
     expect(await members(auth, smart.id)).toEqual(['Ann']);
 
     // Another API instance (here: SQL, so nothing in this process hears of it) edits the criteria.
     await sql(`update segments set criteria = $1 where id = $2`, [JSON.stringify({ event: { type: 'lesson.booked' } }), smart.id]);
     await post(ids[0]!, 'booking.created', '2');
     await post(ids[1]!, 'lesson.booked', '3');
+    await stack.api.settled(tenant);
     expect(await members(auth, smart.id)).toEqual(['Bob']);
 
     // A SMART segment added elsewhere counts from the next event; one deactivated no longer moves.
@@ -490,6 +500,7 @@ describe('segment lifecycle', () => {
     await sql(`insert into segments (id, tenant_id, name, type, criteria) values ($1, $2, 'added', 'SMART', $3)`, [added, tenant, JSON.stringify({ field: 'firstName', op: 'eq', value: 'Ann' })]);
     await sql(`update segments set is_active = false where id = $1`, [smart.id]);
     await post(ids[0]!, 'lesson.booked', '4');
+    await stack.api.settled(tenant);
     expect(await members(auth, added)).toEqual(['Ann']);
     expect(await members(auth, smart.id)).toEqual(['Bob']);
   });
@@ -541,9 +552,11 @@ describe('segment lifecycle', () => {
     for (const e of events) {
       const res = await stack.api.call('POST', '/api/v1/events', { auth: single.auth, body: [e] });
       singly.push(res.body.data.results[0].status);
+      await stack.api.settled(single.tenant);
     }
     const batch = await setUp();
     const together = (await stack.api.call('POST', '/api/v1/events', { auth: batch.auth, body: events })).body.data.results.map((r: any) => r.status);
+    await stack.api.settled(batch.tenant);
     expect(together).toEqual(singly);
     expect(together).toEqual(['created', 'created', 'created', 'created', 'created', 'rejected', 'duplicate', 'created']);
     const expected = await state(single);

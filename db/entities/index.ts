@@ -5,7 +5,7 @@ import { Activity, Customer, Note } from './customer.js';
 import { Journey, JourneyEnrollment, JourneyEnrollmentStep, JourneyStep, JourneyVersion } from './journey.js';
 import { EventPromotion, PromotionSend, PromotionSource } from './promotion.js';
 import { RateLimitCounter } from './rate-limit.js';
-import { Segment, SegmentMember, SegmentMemberCountDelta, SegmentMembershipChange, SegmentSyncedMember } from './segment.js';
+import { Segment, SegmentMember, SegmentMemberCountDelta, SegmentMembershipChange, SegmentReevaluation, SegmentSyncedMember } from './segment.js';
 import { SocialConnection, SocialOAuthState, SocialPost } from './social.js';
 
 export * from './analytics.js';
@@ -20,7 +20,7 @@ export * from './social.js';
 
 export const entities = [
   Club, Customer, Activity, Note,
-  Segment, SegmentMember, SegmentMembershipChange, SegmentMemberCountDelta, SegmentSyncedMember,
+  Segment, SegmentMember, SegmentMembershipChange, SegmentMemberCountDelta, SegmentReevaluation, SegmentSyncedMember,
   MessageTemplate, Campaign, CampaignDelivery, CampaignInteraction, ReactionOutbox,
   Journey, JourneyStep, JourneyVersion, JourneyEnrollment, JourneyEnrollmentStep,
   SocialConnection, SocialOAuthState, SocialPost, EventPromotion, PromotionSource, PromotionSend,

@@ -92,3 +92,23 @@ export const SegmentSyncedMember = defineEntity({
   },
 });
 export type SegmentSyncedMember = InferEntity<typeof SegmentSyncedMember>;
+
+// Customers awaiting re-evaluation against their tenant's SMART segments: written in the
+// transaction that changed them (an event, an edit, a merge), taken by the API's drainer
+// (domain/segments/reevaluations.ts) after commit. A row per change, not per customer: a change
+// committed while a drainer evaluates the customer leaves a row of its own, evaluated next.
+export const SegmentReevaluation = defineEntity({
+  name: 'SegmentReevaluation',
+  tableName: 'segment_reevaluations',
+  properties: {
+    id: p.bigint('number').primary().autoincrement(),
+    tenantId: p.string().length(100),
+    customerId: p.uuid(),
+    cause: p.string().length(100),
+    enqueuedAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
+    // A row whose evaluation failed waits (backing off), so it holds up no other.
+    attempts: p.integer().default(0),
+    nextAttemptAt: p.datetime().nullable(),
+  },
+});
+export type SegmentReevaluation = InferEntity<typeof SegmentReevaluation>;

@@ -168,9 +168,24 @@ async function loadSmartPlan(em: EntityManager, tenantId: string): Promise<Smart
   return plan;
 }
 
+const HAS_SMART_SEGMENTS = namedStatement(
+  `select exists (select 1 from segments where tenant_id = (select ?::text) and type = 'SMART' and is_active) as found`,
+);
+
+/**
+ * Whether the tenant has active SMART segments: yes when this process compiled some (the
+ * evaluation checks them again), else a look that compiles nothing, so a change never fails on
+ * criteria its evaluation would refuse.
+ */
+export async function hasSmartSegments(em: EntityManager, tenantId: string): Promise<boolean> {
+  if (smartPlans.get(tenantId)?.ids.length) return true;
+  return (await executeBound<{ found: boolean }>(em, HAS_SMART_SEGMENTS, [tenantId]))[0]!.found;
+}
+
 /**
  * Re-evaluates the given customers against every active SMART segment of the tenant: the
- * real-time path, called from domain/reactions.ts whenever profiles or timelines change. One
+ * real-time path, run by the drainer of segment_reevaluations (./reevaluations.ts) for the
+ * customers that profile and timeline changes queued there. One
  * statement for all segments, reading each customer row once, so an event costs one round trip
  * however many SMART segments exist; SMART segments that read other SMART segments' membership go
  * in later statements, after those. Count changes go to segment_member_count_deltas (rows, not an

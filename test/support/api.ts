@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { inject } from 'vitest';
 import { startApi, type RunningApi } from '../../api/server.js';
 import { signDevToken, SCOPES } from '../../platform/auth.js';
@@ -44,6 +46,8 @@ export interface TestApi extends RunningApi {
     body: any;
   }>;
   graphql(auth: string, query: string, variables?: Record<string, unknown>): Promise<{ status: number; headers: Headers; body: any }>;
+  /** Resolves once SMART segments have followed every change the tenant committed so far. */
+  settled(tenantId: string): Promise<void>;
 }
 
 export async function startTestApi(
@@ -77,9 +81,19 @@ export async function startTestApi(
     }
     return { status: res.status, headers: res.headers, body: parsed };
   };
+  let db: pg.Pool | undefined;
   return {
     ...api,
     call,
     graphql: (auth, query, variables) => call('POST', '/graphql', { auth, body: { query, variables } }),
+    async settled(tenantId) {
+      db ??= new pg.Pool({ connectionString: testConfig().DATABASE_URL, max: 1 });
+      // A row disappears when the drain that took it commits, its moves with it.
+      while ((await db.query('select 1 from segment_reevaluations where tenant_id = $1 limit 1', [tenantId])).rowCount) await sleep(5);
+    },
+    async close() {
+      await db?.end();
+      await api.close();
+    },
   };
 }
