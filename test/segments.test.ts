@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { newTenant, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { until } from './support/until.js';
 import { foldMemberCountDeltas } from '../domain/segments/member-counts.js';
 import type { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from '../workflows/segment-refresh.js';
 import type { segmentCountFoldWorkflow } from '../workflows/segment-count-fold.js';
@@ -290,6 +291,7 @@ describe('segment lifecycle', () => {
 
     // A merge moves the loser's membership to the winner and the counts stay right.
     await stack.api.call('PATCH', `/api/v1/customers/${ids[0]}`, { auth, body: { status: 'ACTIVE' } });
+    await stack.api.settled(tenant);
     await stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[1], loserId: ids[0] } });
     await stack.api.settled(tenant);
     const after = (await stack.api.call('GET', `/api/v1/segments/${smart.id}`, { auth })).body.data;
@@ -503,6 +505,24 @@ describe('segment lifecycle', () => {
     await stack.api.settled(tenant);
     expect(await members(auth, added)).toEqual(['Ann']);
     expect(await members(auth, smart.id)).toEqual(['Bob']);
+  });
+
+  it('puts back, backing off, the customers of a tenant whose SMART segments cannot be evaluated, and evaluates the others', async () => {
+    const broken = await tenantWith([{ firstName: 'Ann', email: 'a@broken.test' }]);
+    const fine = await tenantWith([{ firstName: 'Bob', email: 'b@fine.test' }]);
+    // Criteria no version of the API accepts, written past it (SQL): its tenant's evaluations fail.
+    await sql(`insert into segments (tenant_id, name, type, criteria) values ($1, 'bad', 'SMART', $2)`, [broken.tenant, JSON.stringify({ field: 'nope', op: 'eq', value: 1 })]);
+    const bobs = (await stack.api.call('POST', '/api/v1/segments', { auth: fine.auth, body: { name: 'bobs', type: 'SMART', criteria: { field: 'lastName', op: 'eq', value: 'B' } } })).body.data;
+    await stack.api.call('PATCH', `/api/v1/customers/${broken.ids[0]}`, { auth: broken.auth, body: { lastName: 'A' } });
+    await stack.api.call('PATCH', `/api/v1/customers/${fine.ids[0]}`, { auth: fine.auth, body: { lastName: 'B' } });
+    await stack.api.settled(fine.tenant);
+    expect(await members(fine.auth, bobs.id)).toEqual(['Bob']);
+    const [back] = await until('the broken tenant\'s row put back', async () => {
+      const rows = await sql(`select customer_id, cause, attempts, next_attempt_at > now() as later from segment_reevaluations where tenant_id = $1`, [broken.tenant]);
+      return rows[0]?.attempts ? rows : undefined;
+    }, 10_000);
+    expect(back).toEqual({ customer_id: broken.ids[0], cause: 'updated', attempts: 1, later: true });
+    await sql('delete from segments where tenant_id = $1', [broken.tenant]);
   });
 
   it('gives a batch of events the same results, profiles, segments and changes as the same events one by one', async () => {
