@@ -238,9 +238,7 @@ export async function benchEventBatches(url: string, batches: number, lanes: num
           if (!res.ok || answer.data?.accepted !== BATCH) throw new Error(`${endpoint} batch ${batch}: ${res.status} ${JSON.stringify(answer).slice(0, 300)}`);
         }
       }));
-      const posted = performance.now();
       await smartSettled(url, tenant);
-      if (process.env.BENCH_DEBUG) console.log('posted in', Math.round(posted - started), 'ms, settled', Math.round(performance.now() - posted), 'ms later');
       return Math.round((batches * BATCH) / ((performance.now() - started) / 1000));
     };
     const rows: Record<string, string | number>[] = [];
