@@ -6,12 +6,12 @@ import { INTERACTION_CAUSE } from './campaigns/interactions.js';
 import { journeysAfterActivities } from './journeys/enrollment.js';
 import { signalPromotions } from './promotions/outbox.js';
 import type { SourceRef } from './promotions/sources.js';
-import { queueSmartReevaluation } from './segments/reevaluations.js';
+import { followSmartSegments } from './segments/reevaluations.js';
 
 // The hand-off points from customers to what reacts to them. Every entry point (REST, GraphQL,
 // upstream events, imports, merges) goes through these two functions, in its own transaction, so
-// none can forget a reaction: SMART segments (through segment_reevaluations, evaluated just after
-// commit), campaign conversions, and triggered campaigns (through
+// none can forget a reaction: SMART segments (a few customers through segment_reevaluations,
+// evaluated just after commit), campaign conversions, and triggered campaigns (through
 // the outbox, durable and outside the request), and journeys (enrolments, signals and exits, through
 // the same outbox). Segment entries and
 // exits they cause are recorded in segment_membership_changes.
@@ -68,12 +68,12 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
 }
 
 /**
- * After profiles change (created, updated, merged, imported, given activities): those customers
- * are queued, in this transaction, for every active SMART segment of the tenant to re-evaluate
- * once it commits (domain/segments/reevaluations.ts).
+ * After profiles change (created, updated, merged, imported, given activities): every active
+ * SMART segment of the tenant re-evaluates those customers, here for many, just after commit for a
+ * few (domain/segments/reevaluations.ts).
  */
 export async function afterCustomersChanged(em: EntityManager, tenantId: string, customerIds: string[], cause: string): Promise<void> {
-  await queueSmartReevaluation(em, tenantId, customerIds, cause);
+  await followSmartSegments(em, tenantId, customerIds, cause);
 }
 
 /**

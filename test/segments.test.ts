@@ -525,6 +525,19 @@ describe('segment lifecycle', () => {
     await sql('delete from segments where tenant_id = $1', [broken.tenant]);
   });
 
+  it('moves the SMART members of a batch of many customers in the batch\'s own transaction, queuing none', async () => {
+    const { tenant, auth } = await tenantWith([]);
+    const bookers = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: 'bookers', type: 'SMART', criteria: { event: { type: 'booking.created' } } } })).body.data;
+    const events = Array.from({ length: 120 }, (_, i) => ({
+      type: 'booking.created', category: 'BOOKING', title: 'x', occurredAt: new Date().toISOString(), customer: { email: `m${i}@many.test` }, sourceService: 'many', sourceEventId: `${i}`,
+    }));
+    expect((await stack.api.call('POST', '/api/v1/events', { auth, body: events })).body.data.accepted).toBe(120);
+    // Read at once: no wait for a drain.
+    expect((await stack.api.call('GET', `/api/v1/segments/${bookers.id}`, { auth })).body.data.memberCount).toBe(120);
+    expect(await sql('select count(*)::int as n from segment_membership_changes where segment_id = $1 and change = $2', [bookers.id, 'ENTERED'])).toEqual([{ n: 120 }]);
+    expect(await sql('select 1 from segment_reevaluations where tenant_id = $1', [tenant])).toEqual([]);
+  });
+
   it('gives a batch of events the same results, profiles, segments and changes as the same events one by one', async () => {
     const criteria = {
       twice: { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 } },

@@ -5,13 +5,14 @@ import type { Logger } from '../../platform/logger.js';
 import { LOCK_CUSTOMERS } from '../reactions.js';
 import { hasSmartSegments, reevaluateSmartSegments } from './membership.js';
 
-// SMART segments follow profile and timeline changes just after those commit, not inside them.
-// The change's transaction queues its customers in segment_reevaluations (a row per change, so
-// nothing it queued can be lost or taken by an earlier drain), and each API process drains the
-// queue: a batch of rows per transaction, each tenant's customers evaluated by one statement per
-// level of segments, as an event batch's are. Evaluated inside every event, 20 SMART segments
-// cost an event two thirds of what the event itself costs (three statements and a statement's
-// worth of trigger checks, for six memberships); a batch shares all of that.
+// SMART segments follow profile and timeline changes of a few customers just after those commit,
+// not inside them. The change's transaction queues its customers in segment_reevaluations (a row
+// per change, so nothing it queued can be lost or taken by an earlier drain), and each API process
+// drains the queue: a batch of rows per transaction, each tenant's customers evaluated by one
+// statement per level of segments. Evaluated inside every event, 20 SMART segments cost an event
+// two thirds of what the event itself costs (three statements and a statement's worth of trigger
+// checks, for six memberships); a drain shares all of that among its customers. A change of many
+// customers at once shares it already, and evaluates them in its own transaction as before.
 //
 // What a drain sees: it locks the customers it evaluates (as events do), so a change to one of
 // them either committed before (and is seen) or waits and queues a row of its own (evaluated by
@@ -19,6 +20,8 @@ import { hasSmartSegments, reevaluateSmartSegments } from './membership.js';
 // record each entry and exit once whoever makes it. A drain that fails puts its rows back,
 // backing off, and the others go on.
 
+/** Customers a change evaluates itself, rather than queue, from this many on. */
+const EVALUATED_IN_PLACE = 100;
 /** Rows a drain takes at most: one transaction's work. */
 const BATCH = 1000;
 /** Drains that run beside the first while it finds full batches. */
@@ -52,12 +55,16 @@ interface Claimed {
 const nudges = new Set<() => void>();
 
 /**
- * Queues customers whose profiles or timelines changed for their tenant's SMART segments, in the
- * transaction of the change. A tenant without active SMART segments queues nothing.
+ * Has the tenant's SMART segments follow customers whose profiles or timelines changed, in the
+ * transaction of the change: a few customers (an event, an edit, a merge) are queued for the
+ * drain, which evaluates many changes' customers a statement; many at once (an event batch, an
+ * import's batch) are evaluated here, where one statement already serves them all and a queue
+ * would only add its rows. A tenant without active SMART segments does neither.
  */
-export async function queueSmartReevaluation(em: EntityManager, tenantId: string, customerIds: string[], cause: string): Promise<void> {
+export async function followSmartSegments(em: EntityManager, tenantId: string, customerIds: string[], cause: string): Promise<void> {
   if (!customerIds.length || !(await hasSmartSegments(em, tenantId))) return;
   const unique = [...new Set(customerIds)];
+  if (unique.length >= EVALUATED_IN_PLACE) return reevaluateSmartSegments(em, tenantId, unique, cause);
   await executeBound(em, ENQUEUE(unique.length), [tenantId, pgArray(unique), cause]);
   for (const nudge of nudges) nudge();
 }
