@@ -5,7 +5,7 @@ import { Server as HttpServer } from 'node:http';
 import pg from 'pg';
 import type { Options } from '@mikro-orm/postgresql';
 import { apiDbTimeouts, openOrm, pgPoolTimeouts } from '../db/orm.js';
-import { startSmartReevaluationDrainer } from '../domain/segments/reevaluations.js';
+import { oldestSmartReevaluationAge, startSmartReevaluationDrainer } from '../domain/segments/reevaluations.js';
 import { stateSecretWarning } from '../domain/social/connections.js';
 import { createTokenVerifier } from '../platform/auth.js';
 import { embeddedDatabaseUrl, loadConfig, type Config } from '../platform/config.js';
@@ -66,7 +66,11 @@ export async function startApi(config: Config, log: Logger = createLogger(config
       secret: jwtSecret(config), jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE,
     }),
   });
-  const smartReevaluations = startSmartReevaluationDrainer(db, log, config.SMART_REEVALUATION_POLL_MS);
+  const smartReevaluations = startSmartReevaluationDrainer(db, log, config.SMART_REEVALUATION_POLL_MS, {
+    tenantPrefix: config.OUTBOX_TENANT_PREFIX,
+    report: (outcome, customers) => metrics.smartReevaluations.inc({ outcome }, customers),
+  });
+  metrics.watchSmartQueue(() => oldestSmartReevaluationAge(db));
   const server = await listen(app.fetch, config.PORT, config.HTTP_KEEP_ALIVE_TIMEOUT_MS);
   log.info({ port: server.port }, 'API listening');
   const metricsServer = config.METRICS_PORT === undefined ? undefined : await listen(metricsApp(metrics, config.METRICS_TOKEN).fetch, config.METRICS_PORT, config.HTTP_KEEP_ALIVE_TIMEOUT_MS);

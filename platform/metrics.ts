@@ -38,10 +38,28 @@ export class ApiMetrics {
     labelNames: ['class'] as const,
     registers: [this.own],
   });
+  readonly smartReevaluations = new Counter({
+    name: 'crm_smart_reevaluations_total',
+    help: 'Queued customer changes this process re-evaluated for SMART segments (evaluated), or put back after a failed evaluation (failed)',
+    labelNames: ['outcome'] as const,
+    registers: [this.own],
+  });
   private readonly pools = new Map<string, pg.Pool>();
+  private smartQueueAge?: () => Promise<number>;
 
   constructor() {
     const pools = this.pools;
+    const self = this;
+    new Gauge({
+      name: 'crm_smart_reevaluation_lag_seconds',
+      help: 'Age of the oldest customer queued for SMART segments (0: none queued): how far behind real time they are',
+      registers: [this.own],
+      async collect() {
+        // A database that does not answer leaves the gauge as it was rather than fail the page.
+        const age = await self.smartQueueAge?.().catch(() => undefined);
+        if (age !== undefined) this.set(age);
+      },
+    });
     new Gauge({
       name: 'crm_db_pool_connections',
       help: 'PostgreSQL connections of a pool: total open, idle, and requests waiting for one',
@@ -60,6 +78,11 @@ export class ApiMetrics {
   }
 
   /** Reports `pool`'s use under `name` on every scrape. */
+  /** `age` answers the lag gauge at each scrape. */
+  watchSmartQueue(age: () => Promise<number>): void {
+    this.smartQueueAge = age;
+  }
+
   watchPool(name: string, pool: pg.Pool): void {
     this.pools.set(name, pool);
   }

@@ -522,6 +522,12 @@ describe('segment lifecycle', () => {
       return rows[0]?.attempts ? rows : undefined;
     }, 10_000);
     expect(back).toEqual({ customer_id: broken.ids[0], cause: 'updated', attempts: 1, later: true });
+    // Operators see both, and how far behind the queue is.
+    const metrics = await (await fetch(stack.api.metricsUrl)).text();
+    const value = (line: string) => Number(metrics.match(new RegExp(`^${line.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm'))?.[1]);
+    expect(value('crm_smart_reevaluations_total{outcome="failed"}')).toBeGreaterThanOrEqual(1);
+    expect(value('crm_smart_reevaluations_total{outcome="evaluated"}')).toBeGreaterThanOrEqual(1);
+    expect(value('crm_smart_reevaluation_lag_seconds')).toBeGreaterThan(0);
     await sql('delete from segments where tenant_id = $1', [broken.tenant]);
   });
 

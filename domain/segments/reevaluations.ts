@@ -36,11 +36,13 @@ const ENQUEUE = sizedStatement(`insert into segment_reevaluations (tenant_id, cu
 
 // The rows to evaluate, oldest first; a row another drain holds is skipped, and one backing off waits.
 const CLAIM = `delete from segment_reevaluations where id in (
-    select id from segment_reevaluations where next_attempt_at is null or next_attempt_at <= now()
+    select id from segment_reevaluations where (next_attempt_at is null or next_attempt_at <= now()) and starts_with(tenant_id, $2)
      order by id limit $1 for update skip locked)
   returning tenant_id, customer_id, cause, attempts`;
 
-const PENDING = `select count(*)::int as n from (select 1 from segment_reevaluations limit 1) q`;
+const OLDEST = `select coalesce(extract(epoch from now() - (select enqueued_at from segment_reevaluations order by id limit 1)), 0)::float8 as age`;
+
+const PENDING = `select count(*)::int as n from (select 1 from segment_reevaluations where starts_with(tenant_id, $1) limit 1) q`;
 
 const REQUEUE = `insert into segment_reevaluations (tenant_id, customer_id, cause, attempts, next_attempt_at)
   select $1, unnest($2::uuid[]), $3, $4::int, now() + make_interval(secs => least(power(2, $4::int), $5))`;
@@ -69,15 +71,27 @@ export async function followSmartSegments(em: EntityManager, tenantId: string, c
   for (const nudge of nudges) nudge();
 }
 
+export interface DrainOptions {
+  /** Only tenants whose id starts with this (OUTBOX_TENANT_PREFIX: deployments sharing a database). */
+  tenantPrefix: string;
+  /** Told of the customers each drain evaluated, or put back. */
+  report?: (outcome: 'evaluated' | 'failed', customers: number) => void;
+}
+
+/** Seconds since the oldest queued customer was queued; 0 when none is. */
+export async function oldestSmartReevaluationAge(orm: Orm): Promise<number> {
+  return (await executeBound<{ age: number }>(orm.em.fork(), OLDEST, []))[0]!.age;
+}
+
 /** One drain: takes up to `batch` rows and evaluates them, tenant by tenant. Returns the rows taken. */
-export async function drainSmartReevaluations(orm: Orm, log: Logger, batch = BATCH): Promise<number> {
+export async function drainSmartReevaluations(orm: Orm, log: Logger, { tenantPrefix, report }: DrainOptions, batch = BATCH): Promise<number> {
   // Whether anything waits, outside a transaction: a BEGIN that times out on a database that stopped
   // answering keeps its pooled connection for good (Kysely releases it only after a transaction),
   // and an idle API would otherwise send one every poll.
-  const [waiting] = await executeBound<{ n: number }>(orm.em.fork(), PENDING, []);
+  const [waiting] = await executeBound<{ n: number }>(orm.em.fork(), PENDING, [tenantPrefix]);
   if (!waiting?.n) return 0;
   return orm.em.fork().transactional(async (em) => {
-    const rows = await executeBound<Claimed>(em, CLAIM, [batch]);
+    const rows = await executeBound<Claimed>(em, CLAIM, [batch, tenantPrefix]);
     const tenants = new Map<string, Claimed[]>();
     for (const row of rows) tenants.set(row.tenant_id, [...(tenants.get(row.tenant_id) ?? []), row]);
     // Tenants and customers in one order, the order events lock customers in: two drains (or a
@@ -92,11 +106,13 @@ export async function drainSmartReevaluations(orm: Orm, log: Logger, batch = BAT
         await executeBound(em, LOCK_CUSTOMERS(customers.length), [tenantId, pgArray(customers)]);
         for (const [cause, ids] of causes) await reevaluateSmartSegments(em, tenantId, ids, cause);
         await executeBound(em, 'release savepoint segment_reevaluation', []);
+        report?.('evaluated', claimed.length);
       } catch (err) {
         await executeBound(em, 'rollback to savepoint segment_reevaluation', []);
         const attempts = Math.max(...claimed.map((r) => r.attempts)) + 1;
         log.warn({ err, tenantId, customers: customers.length, attempts }, 'SMART segment re-evaluation failed; trying again later');
         for (const [cause, ids] of causes) await executeBound(em, REQUEUE, [tenantId, pgArray(ids), cause, attempts, MAX_BACKOFF_SECONDS]);
+        report?.('failed', claimed.length);
       }
     }
     return rows.length;
@@ -112,7 +128,7 @@ export interface SmartReevaluationDrainer {
  * process queued rows (and, batches not yet full, after GATHER_MS, so a busy API evaluates many
  * customers a statement), and every `pollMs` for rows other processes queued or left behind.
  */
-export function startSmartReevaluationDrainer(orm: Orm, log: Logger, pollMs: number): SmartReevaluationDrainer {
+export function startSmartReevaluationDrainer(orm: Orm, log: Logger, pollMs: number, options: DrainOptions): SmartReevaluationDrainer {
   let stopped = false;
   let nudged = false;
   let wake: (() => void) | undefined;
@@ -132,7 +148,7 @@ export function startSmartReevaluationDrainer(orm: Orm, log: Logger, pollMs: num
   nudges.add(nudge);
   const drain = async () => {
     try {
-      return await drainSmartReevaluations(orm, log);
+      return await drainSmartReevaluations(orm, log, options);
     } catch (err) {
       if (!stopped) log.warn({ err }, 'SMART segment re-evaluation: drain failed; trying again later');
       return 0;
