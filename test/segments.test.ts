@@ -507,6 +507,17 @@ describe('segment lifecycle', () => {
     expect(await members(auth, smart.id)).toEqual(['Bob']);
   });
 
+  it('evaluates customers another process queued, or one that died before draining them, at its next poll', async () => {
+    const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@queued.test' }]);
+    const vips = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: 'vips', type: 'SMART', criteria: { field: 'lastName', op: 'eq', value: 'Vip' } } })).body.data;
+    // What a worker's journey step, or an API killed after its commit, leaves: the change and its row, nobody told.
+    await sql(`with changed as (update customers set last_name = 'Vip' where id = $2 returning id)
+               insert into segment_reevaluations (tenant_id, customer_id, cause) select $1, id, 'journey' from changed`, [tenant, ids[0]]);
+    await stack.api.settled(tenant);
+    expect(await members(auth, vips.id)).toEqual(['Ann']);
+    expect(await sql('select change, cause from segment_membership_changes where segment_id = $1', [vips.id])).toEqual([{ change: 'ENTERED', cause: 'journey' }]);
+  });
+
   it('puts back, backing off, the customers of a tenant whose SMART segments cannot be evaluated, and evaluates the others', async () => {
     const broken = await tenantWith([{ firstName: 'Ann', email: 'a@broken.test' }]);
     const fine = await tenantWith([{ firstName: 'Bob', email: 'b@fine.test' }]);
