@@ -74,7 +74,7 @@ export async function followSmartSegments(em: EntityManager, tenantId: string, c
 export interface DrainOptions {
   /** Only tenants whose id starts with this (OUTBOX_TENANT_PREFIX: deployments sharing a database). */
   tenantPrefix: string;
-  /** Told of the customers each drain evaluated, or put back. */
+  /** Told, once a drain commits, how many queued rows it evaluated and how many it put back. */
   report?: (outcome: 'evaluated' | 'failed', customers: number) => void;
 }
 
@@ -90,33 +90,46 @@ export async function drainSmartReevaluations(orm: Orm, log: Logger, { tenantPre
   // and an idle API would otherwise send one every poll.
   const [waiting] = await executeBound<{ n: number }>(orm.em.fork(), PENDING, [tenantPrefix]);
   if (!waiting?.n) return 0;
-  return orm.em.fork().transactional(async (em) => {
+  const outcomes = { evaluated: 0, failed: 0 };
+  const taken = await orm.em.fork().transactional(async (em) => {
     const rows = await executeBound<Claimed>(em, CLAIM, [batch, tenantPrefix]);
-    const tenants = new Map<string, Claimed[]>();
-    for (const row of rows) tenants.set(row.tenant_id, [...(tenants.get(row.tenant_id) ?? []), row]);
+    const tenants = groupBy(rows, (r) => r.tenant_id);
     // Tenants and customers in one order, the order events lock customers in: two drains (or a
     // drain and an event batch) wait for each other instead of deadlocking.
     for (const tenantId of [...tenants.keys()].sort()) {
       const claimed = tenants.get(tenantId)!;
       const customers = [...new Set(claimed.map((r) => r.customer_id))].sort();
-      const causes = new Map<string, string[]>();
-      for (const r of claimed) causes.set(r.cause, [...(causes.get(r.cause) ?? []), r.customer_id]);
+      const causes = new Map([...groupBy(claimed, (r) => r.cause)].map(([cause, rs]) => [cause, rs.map((r) => r.customer_id)]));
       await executeBound(em, 'savepoint segment_reevaluation', []);
       try {
         await executeBound(em, LOCK_CUSTOMERS(customers.length), [tenantId, pgArray(customers)]);
         for (const [cause, ids] of causes) await reevaluateSmartSegments(em, tenantId, ids, cause);
         await executeBound(em, 'release savepoint segment_reevaluation', []);
-        report?.('evaluated', claimed.length);
+        outcomes.evaluated += claimed.length;
       } catch (err) {
         await executeBound(em, 'rollback to savepoint segment_reevaluation', []);
         const attempts = Math.max(...claimed.map((r) => r.attempts)) + 1;
         log.warn({ err, tenantId, customers: customers.length, attempts }, 'SMART segment re-evaluation failed; trying again later');
         for (const [cause, ids] of causes) await executeBound(em, REQUEUE, [tenantId, pgArray(ids), cause, attempts, MAX_BACKOFF_SECONDS]);
-        report?.('failed', claimed.length);
+        outcomes.failed += claimed.length;
       }
     }
     return rows.length;
   });
+  // Once committed: what a rolled-back drain took is still queued, and counted by whoever takes it.
+  for (const outcome of ['evaluated', 'failed'] as const) if (outcomes[outcome]) report?.(outcome, outcomes[outcome]);
+  return taken;
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }
 
 export interface SmartReevaluationDrainer {
