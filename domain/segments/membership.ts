@@ -263,21 +263,32 @@ function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): 
   const probeParams = probes.flatMap((p) => p.params);
   const segmentIds = pgArray(ids);
   // OFFSET 0: the versions are compared once; pulled up, the comparison ran again in the join's filter.
-  const sql = (customers: string) => `select cur.current, e.id, e.hits, e.members
+  // The moves are found here too, as signed positions in the level's segment order (+ enters, -
+  // leaves), and only customers who move come back: as a row per customer with every segment's
+  // condition and membership, a batch of 1,000 sent 200 KB whose arrays Node parsed for longer
+  // than PostgreSQL took to evaluate them.
+  const sql = (customers: string) => `select cur.current, e.id, e.moves
        from (select (${SMART_VERSIONS}) = ?::text[] as current offset 0) cur
        left join lateral (
-         select t.id,
-                case when c.id is not null then array[${rendered.map((c) => c.sql).join(', ')}] end as hits,
-                array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id and sm.segment_id = any(?::uuid[])) as members
-           from ${customers}
-           left join customers c on c.tenant_id = ${TENANT} and c.id = t.id and ${LIVE_CUSTOMER}${probes.length ? `
-           cross join lateral (select ${probes.map((p, i) => `${p.sql} as p${i}`).join(', ')} offset 0) p` : ''}
+         select x.id, m.moves
+           from (select t.id,
+                        case when c.id is not null then array[${rendered.map((c) => c.sql).join(', ')}] end as hits,
+                        array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id and sm.segment_id = any(?::uuid[])) as members
+                   from ${customers}
+                   left join customers c on c.tenant_id = ${TENANT} and c.id = t.id and ${LIVE_CUSTOMER}${probes.length ? `
+                   cross join lateral (select ${probes.map((p, i) => `${p.sql} as p${i}`).join(', ')} offset 0) p` : ''}
+                 offset 0) x
+           cross join lateral (
+             select array_agg(case when s.hit then s.i else -s.i end)::int[] as moves
+               from unnest(?::uuid[], x.hits) with ordinality as s(segment_id, hit, i)
+              where coalesce(s.hit, false) <> (s.segment_id = any(x.members))) m
+          where m.moves is not null
        ) e on cur.current`;
   return {
     one: namedStatement(sql('(select ?::uuid as id) t')),
     // A batch's: planned each time, for its customers.
     many: numberedPlaceholders(sql('unnest(?::uuid[]) as t(id)')),
-    params: (versions, customers) => [tenantId, versions, ...conditionParams, tenantId, segmentIds, customers, tenantId, ...probeParams],
+    params: (versions, customers) => [tenantId, versions, ...conditionParams, tenantId, segmentIds, customers, tenantId, ...probeParams, segmentIds],
   };
 }
 
@@ -292,19 +303,14 @@ async function reevaluate(
   em: EntityManager, versions: string[], level: Level, customers: { one: boolean; param: string }, cause: string, tenantId: string,
 ): Promise<boolean> {
   const { one, many, params } = level.evaluation;
-  const rows = await executeBound<{ current: boolean; id: string | null; hits: (boolean | null)[] | null; members: string[] }>(
+  const rows = await executeBound<{ current: boolean; id: string | null; moves: number[] | null }>(
     em, customers.one ? one : many, params(pgArray(versions), customers.param),
   );
   if (!rows[0]!.current) return false;
   const moves: { segmentId: string; customerId: string; d: 1 | -1 }[] = [];
-  for (const { id, hits, members } of rows) {
-    if (!id) continue;
-    const held = new Set(members);
-    level.ids.forEach((segmentId, i) => {
-      const hit = hits?.[i] === true;
-      if (hit && !held.has(segmentId)) moves.push({ segmentId, customerId: id, d: 1 });
-      if (!hit && held.has(segmentId)) moves.push({ segmentId, customerId: id, d: -1 });
-    });
+  for (const { id, moves: signed } of rows) {
+    if (!id || !signed) continue;
+    for (const k of signed) moves.push({ segmentId: level.ids[Math.abs(k) - 1]!, customerId: id, d: k > 0 ? 1 : -1 });
   }
   // In one global order (segment, customer), so two batches moving the same members wait for each
   // other instead of deadlocking on the membership keys.
