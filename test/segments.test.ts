@@ -418,9 +418,11 @@ describe('segment lifecycle', () => {
 
   it('evaluates SMART segments that share a probe of the timeline (the same event, window and values) as each would alone', async () => {
     const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'ann@p.test' }, { firstName: 'Bob', email: 'bob@p.test' }]);
-    // twice and atMostOnce count the same bookings as far as two; golfers, golfingAnn and noGolf read the same GOLF probe.
+    // twice, thrice and atMostOnce count the same bookings (one probe, counting as far as three);
+    // golfers, golfingAnn and noGolf read the same GOLF probe.
     const criteria = {
       twice: { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 } },
+      thrice: { event: { type: 'booking.created' }, count: { op: 'gte', value: 3 } },
       atMostOnce: { event: { type: 'booking.created' }, count: { op: 'lte', value: 1 } },
       golfers: { event: { category: 'GOLF' } },
       golfingAnn: { all: [{ event: { category: 'GOLF' } }, { field: 'firstName', op: 'eq', value: 'Ann' }] },
@@ -433,15 +435,17 @@ describe('segment lifecycle', () => {
     const event = (customer: string, type: string, category: string, id: string) => ({
       type, category, title: 'x', occurredAt: new Date().toISOString(), customer: { id: customer }, sourceService: 'probe', sourceEventId: id,
     });
-    // Each drained alone: Ann's two events (one customer), then Bob's, each (the one-customer statement).
-    const batch = await stack.api.call('POST', '/api/v1/events', { auth, body: [event(ids[0]!, 'booking.created', 'BOOKING', '1'), event(ids[0]!, 'booking.created', 'BOOKING', '2')] });
+    // Each drained alone: Ann's three events (one customer), then Bob's, each (the one-customer statement).
+    const batch = await stack.api.call('POST', '/api/v1/events', {
+      auth, body: ['1', '2', '5'].map((id) => event(ids[0]!, 'booking.created', 'BOOKING', id)),
+    });
     expect(batch.status).toBe(200);
     await stack.api.settled(tenant);
     await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1]!, 'booking.created', 'BOOKING', '3') });
     await stack.api.settled(tenant);
     await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1]!, 'lesson.booked', 'GOLF', '4') });
     await stack.api.settled(tenant);
-    const expected = { twice: ['Ann'], atMostOnce: ['Bob'], golfers: ['Bob'], golfingAnn: [], noGolf: ['Ann'] };
+    const expected = { twice: ['Ann'], thrice: ['Ann'], atMostOnce: ['Bob'], golfers: ['Bob'], golfingAnn: [], noGolf: ['Ann'] };
     for (const [name, id] of Object.entries(segments)) {
       expect([name, (await members(auth, id)).sort()]).toEqual([name, expected[name as keyof typeof expected]]);
       // A refresh computes each segment on its own, over the tenant: it finds nothing to change.

@@ -42,7 +42,7 @@ export const SegmentMember = defineEntity({
     tenantId: p.string().length(100),
     addedAt: p.datetime().onCreate(() => new Date()).defaultRaw('now()'),
   },
-  indexes: [{ name: 'segment_members_customer_idx', properties: ['tenantId', 'customer'] }],
+  indexes: [{ name: 'segment_members_customer_idx', properties: ['tenantId', 'customer', 'segment'] }],
 });
 export type SegmentMember = InferEntity<typeof SegmentMember>;
 

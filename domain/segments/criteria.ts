@@ -79,11 +79,17 @@ const PROBE_TOKEN = new RegExp(`${PROBE}(\\d+)${PROBE}`, 'g');
 /** Stands for the tenant among the parameters until `params(tenantId)`. */
 const TENANT = Symbol('tenant');
 
-/** A subquery of one customer's activities, in its per-customer form; `key` is its text and values. */
+/**
+ * A subquery of one customer's activities, in its per-customer form; `key` is its text and values.
+ * A count's probe (`limit` set) counts only as far as its last parameter, the limit, and its key
+ * leaves the limit out: probes of one key differ only in how far they count, so one counting as far
+ * as the furthest serves them all.
+ */
 export interface Probe {
   key: string;
   sql: string;
   params: unknown[];
+  limit?: number;
 }
 
 export interface Compiled {
@@ -156,8 +162,8 @@ export interface CriteriaLimits {
 
 class Compiler {
   params: unknown[] = [];
-  /** Probes, each standing in the compiled text as probeToken(i), with its run of `params`. */
-  probes: { sql: string; first: number; count: number }[] = [];
+  /** Probes, each standing in the compiled text as probeToken(i), with its run of `params` (a count's limit last). */
+  probes: { sql: string; first: number; count: number; counts?: boolean }[] = [];
   segmentRefs = new Map<string, string>();
   private nodes = 0;
   private values = 0;
@@ -269,8 +275,8 @@ class Compiler {
       op = String(count.op);
       n = count.value as number;
     }
-    const probe = (sql: string) => {
-      this.probes.push({ sql, first: firstParam, count: this.params.length - firstParam });
+    const probe = (sql: string, counts?: boolean) => {
+      this.probes.push({ sql, first: firstParam, count: this.params.length - firstParam, counts });
       return probeToken(this.probes.length - 1);
     };
     // The common "did it at least once" needs no count.
@@ -282,7 +288,7 @@ class Compiler {
     // Counted only as far as the comparison can tell (N for gte, N + 1 for lte and eq), so a
     // customer with years of bookings costs what one with a few does.
     const enough = op === 'gte' ? n : n + 1;
-    const counted = probe(`(select count(*) from (select from activities a where ${where}${NEWEST_PER_CUSTOMER} limit ${this.param(enough, 'int8')}) counted)`);
+    const counted = probe(`(select count(*) from (select from activities a where ${where}${NEWEST_PER_CUSTOMER} limit ${this.param(enough, 'int8')}) counted)`, true);
     return `(${counted} ${COMPARE[op]} ${this.param(n, 'int')})`;
   }
 
@@ -312,7 +318,8 @@ export function compileCriteria(criteria: unknown, path = 'criteria', limits?: C
   const probes = (tenantId: string): Probe[] => compiler.probes.map((p) => {
     const params = bind(tenantId, compiler.params.slice(p.first, p.first + p.count));
     const sql = perCustomerForm(p.sql);
-    return { key: `${sql}\u0000${JSON.stringify(params)}`, sql, params };
+    if (!p.counts) return { key: `${sql}\u0000${JSON.stringify(params)}`, sql, params };
+    return { key: `${sql}\u0000${JSON.stringify(params.slice(0, -1))}`, sql, params, limit: Number(params.at(-1)) };
   });
   /** The template with each probe inline or, where `ref` names one, its reference (and not its values). */
   const assemble = (tenantId: string, ref: (probe: Probe, i: number) => string | undefined) => {

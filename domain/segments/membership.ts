@@ -250,12 +250,23 @@ function dependencyLevels(segments: { id: string; refs: string[] }[]): string[][
 function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): Level['evaluation'] {
   // A probe of the customer's activities that several conditions make (the same event, window and
   // values) is computed once per customer, in a lateral subquery, and read by each of them.
-  const uses = new Map<string, number>();
-  for (const c of conditions) for (const probe of c.probes(tenantId)) uses.set(probe.key, (uses.get(probe.key) ?? 0) + 1);
+  // Counts of the same events that differ only in how far they count (at least 2 bookings, at
+  // least 4) share one probe counting as far as the furthest.
+  const uses = new Map<string, { n: number; limit?: number }>();
+  for (const c of conditions) {
+    for (const probe of c.probes(tenantId)) {
+      const use = uses.get(probe.key);
+      uses.set(probe.key, { n: (use?.n ?? 0) + 1, limit: probe.limit === undefined ? undefined : Math.max(probe.limit, use?.limit ?? 0) });
+    }
+  }
   const shared = new Map<string, { alias: string; sql: string; params: unknown[] }>();
   const rendered = conditions.map((c) => c.perCustomerWith(tenantId, (probe) => {
-    if (uses.get(probe.key)! < 2) return undefined;
-    if (!shared.has(probe.key)) shared.set(probe.key, { alias: `p.p${shared.size}`, sql: probe.sql, params: probe.params });
+    const use = uses.get(probe.key)!;
+    if (use.n < 2) return undefined;
+    if (!shared.has(probe.key)) {
+      const params = use.limit === undefined ? probe.params : [...probe.params.slice(0, -1), use.limit];
+      shared.set(probe.key, { alias: `p.p${shared.size}`, sql: probe.sql, params });
+    }
     return shared.get(probe.key)!.alias;
   }));
   const probes = [...shared.values()];
@@ -266,14 +277,16 @@ function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): 
   // The moves are found here too, as signed positions in the level's segment order (+ enters, -
   // leaves), and only customers who move come back: as a row per customer with every segment's
   // condition and membership, a batch of 1,000 sent 200 KB whose arrays Node parsed for longer
-  // than PostgreSQL took to evaluate them.
+  // than PostgreSQL took to evaluate them. A customer's memberships are read whole, whatever the
+  // segment, from the index on (tenant, customer, segment) alone; filtered to the level's segments,
+  // PostgreSQL searched the primary key once per segment instead.
   const sql = (customers: string) => `select cur.current, e.id, e.moves
        from (select (${SMART_VERSIONS}) = ?::text[] as current offset 0) cur
        left join lateral (
          select x.id, m.moves
            from (select t.id,
                         case when c.id is not null then array[${rendered.map((c) => c.sql).join(', ')}] end as hits,
-                        array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id and sm.segment_id = any(?::uuid[])) as members
+                        array(select sm.segment_id from segment_members sm where sm.tenant_id = ? and sm.customer_id = t.id) as members
                    from ${customers}
                    left join customers c on c.tenant_id = ${TENANT} and c.id = t.id and ${LIVE_CUSTOMER}${probes.length ? `
                    cross join lateral (select ${probes.map((p, i) => `${p.sql} as p${i}`).join(', ')} offset 0) p` : ''}
@@ -288,7 +301,7 @@ function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): 
     one: namedStatement(sql('(select ?::uuid as id) t')),
     // A batch's: planned each time, for its customers.
     many: numberedPlaceholders(sql('unnest(?::uuid[]) as t(id)')),
-    params: (versions, customers) => [tenantId, versions, ...conditionParams, tenantId, segmentIds, customers, tenantId, ...probeParams, segmentIds],
+    params: (versions, customers) => [tenantId, versions, ...conditionParams, tenantId, customers, tenantId, ...probeParams, segmentIds],
   };
 }
 
