@@ -35,6 +35,37 @@ export function pgPoolTimeouts(timeouts: DbTimeouts): pg.PoolConfig {
   };
 }
 
+// BEGIN however spelled, COMMIT, ROLLBACK (not to a savepoint: its transaction goes on).
+const TRANSACTION_CONTROL = /^\s*(begin|start transaction|commit|rollback)\s*$|^\s*start transaction\b/i;
+const BEGIN = /^\s*(begin|start transaction)\b/i;
+
+/**
+ * Takes a pooled connection out of the pool, closed, once its transaction cannot be known to have
+ * begun or ended. Kysely gives a transaction's connection back only after its COMMIT or ROLLBACK
+ * succeeds: a BEGIN that got no answer (a stalled database) kept its connection checked out for
+ * good, and so did a ROLLBACK that got none after a failed statement. Each such request cost the
+ * pool a connection until none was left, and a shutdown waited for them forever. Returned to the
+ * pool instead, the connection could run the next request inside a transaction that began late.
+ * A server's own error (an SQLSTATE) leaves a COMMIT's or ROLLBACK's connection fit for use and
+ * given back as usual; a BEGIN's is never given back, so it goes whatever the error.
+ */
+function discardWhenTransactionControlFails(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  client.query = ((...args: unknown[]) => {
+    const result = query(...args);
+    const [text] = args;
+    if (typeof text !== 'string' || !TRANSACTION_CONTROL.test(text) || !(result instanceof Promise)) return result;
+    return result.catch((err: unknown) => {
+      if (BEGIN.test(text) || !(err as { code?: unknown })?.code) {
+        const release = client.release;
+        client.release = () => undefined; // once: whoever releases it after this changes nothing
+        release?.call(client, err instanceof Error ? err : new Error(String(err)));
+      }
+      throw err;
+    });
+  }) as typeof client.query;
+}
+
 function ormOptions(databaseUrl: string, timeouts?: DbTimeouts, extra: Partial<Options> = {}): Options {
   return {
     clientUrl: databaseUrl,
@@ -47,7 +78,10 @@ function ormOptions(databaseUrl: string, timeouts?: DbTimeouts, extra: Partial<O
     pool: { min: 0, max: 10 },
     driverOptions: {
       ...(timeouts && pgPoolTimeouts(timeouts)),
-      onPoolCreated: (pool: pg.Pool) => pool.on('connect', runMarkedStatementsNamed),
+      onPoolCreated: (pool: pg.Pool) => pool.on('connect', (client) => {
+        runMarkedStatementsNamed(client);
+        discardWhenTransactionControlFails(client);
+      }),
     },
     ...extra,
   };

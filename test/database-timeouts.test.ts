@@ -101,4 +101,25 @@ describe('a stalled database', () => {
     }
     expect(status).toBe(200);
   });
+
+  it('gives back every connection whose transaction could not begin: writes answer 503 while stalled, then all serve again', async () => {
+    const auth = await token(newTenant());
+    expect((await api.call('POST', '/api/v1/customers', { auth, body: { email: 'before@stall.test' } })).status).toBe(201);
+    relay.stall(true);
+    // More writes than the pool has connections, each stuck in its BEGIN.
+    const stalled = await Promise.all(Array.from({ length: 12 }, (_, i) => api.call('POST', '/api/v1/customers', { auth, body: { email: `stalled${i}@stall.test` } })));
+    expect(stalled.map((r) => r.status)).toEqual(Array(12).fill(503));
+    relay.stall(false);
+    let statuses: number[] = [];
+    for (let attempt = 0; attempt < 50; attempt++) {
+      // As many writes at once as the pool holds: each needs a connection of its own.
+      statuses = (await Promise.all(Array.from({ length: 10 }, (_, i) => api.call('POST', '/api/v1/customers', { auth, body: { email: `after${attempt}.${i}@stall.test` } })))).map((r) => r.status);
+      if (statuses.every((s) => s === 201)) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(statuses).toEqual(Array(10).fill(201));
+    // None of the stalled writes landed half-way: a BEGIN given up on never ran its statements.
+    const list = (await api.call('GET', '/api/v1/customers?search=stalled', { auth })).body;
+    expect(list.data).toEqual([]);
+  });
 });

@@ -85,9 +85,7 @@ export async function oldestSmartReevaluationAge(orm: Orm): Promise<number> {
 
 /** One drain: takes up to `batch` rows and evaluates them, tenant by tenant. Returns the rows taken. */
 export async function drainSmartReevaluations(orm: Orm, log: Logger, { tenantPrefix, report }: DrainOptions, batch = BATCH): Promise<number> {
-  // Whether anything waits, outside a transaction: a BEGIN that times out on a database that stopped
-  // answering keeps its pooled connection for good (Kysely releases it only after a transaction),
-  // and an idle API would otherwise send one every poll.
+  // Whether anything waits, outside a transaction: an idle API opens none, every poll.
   const [waiting] = await executeBound<{ n: number }>(orm.em.fork(), PENDING, [tenantPrefix]);
   if (!waiting?.n) return 0;
   const outcomes = { evaluated: 0, failed: 0 };
