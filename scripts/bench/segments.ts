@@ -227,9 +227,10 @@ export async function benchEventBatches(url: string, batches: number, lanes: num
         customer: { email: `c${(i * 37) % CUSTOMERS}.${tenant}@example.com` }, sourceService: 'bench', sourceEventId: `e${i}`,
       };
     }));
-    /** Posts `batches` bodies, `lanes` at a time; events per second. */
+    /** Posts `batches` bodies, `lanes` at a time; events per second, and the machine's CPU per batch. */
     const run = async (endpoint: string, tenant: string, headers: Record<string, string>) => {
       let next = 0;
+      const busy = machineBusyMs();
       const started = performance.now();
       await Promise.all(Array.from({ length: lanes }, async () => {
         for (let batch = next++; batch < batches; batch = next++) {
@@ -239,20 +240,22 @@ export async function benchEventBatches(url: string, batches: number, lanes: num
         }
       }));
       await smartSettled(url, tenant);
-      return Math.round((batches * BATCH) / ((performance.now() - started) / 1000));
+      const seconds = (performance.now() - started) / 1000;
+      return { rate: Math.round((batches * BATCH) / seconds), cpu: ((machineBusyMs() - busy) / batches).toFixed(1) };
     };
     const rows: Record<string, string | number>[] = [];
     const bareTenant = `bench_batch_bare_${Date.now()}`;
     await seedCustomers(url, bareTenant, CUSTOMERS);
-    const bareRate = await run(`${bare.url}/events?tenantId=${bareTenant}`, bareTenant, {});
-    rows.push({ endpoint: 'bare Hono + pg, multi-row INSERT (baseline)', 'events/s': bareRate, ratio: '1.00' });
+    const bareRun = await run(`${bare.url}/events?tenantId=${bareTenant}`, bareTenant, {});
+    const bareRate = bareRun.rate;
+    rows.push({ endpoint: 'bare Hono + pg, multi-row INSERT (baseline)', 'events/s': bareRate, ratio: '1.00', 'machine CPU ms/batch': bareRun.cpu });
     for (const smartSegments of [0, 20]) {
       const tenant = `bench_batch_${smartSegments}_${Date.now()}`;
       await seedCustomers(url, tenant, CUSTOMERS);
       await newSmartSegments(url, tenant, smartSegments, true);
       const auth = `Bearer ${await signDevToken(BENCH_SECRET, { tenantId: tenant, scopes: [...SCOPES] }, '1h')}`;
-      const rate = await run(`${api.url}/api/v1/events`, tenant, { authorization: auth });
-      rows.push({ endpoint: `POST /events, ${smartSegments} active SMART segments`, 'events/s': rate, ratio: ratio(rate, bareRate) });
+      const { rate, cpu } = await run(`${api.url}/api/v1/events`, tenant, { authorization: auth });
+      rows.push({ endpoint: `POST /events, ${smartSegments} active SMART segments`, 'events/s': rate, ratio: ratio(rate, bareRate), 'machine CPU ms/batch': cpu });
     }
     process.stdout.write(`\nEvent batches: ${batches} batches of ${BATCH} events (${CUSTOMERS} customers), ${lanes} in flight\n${table(rows)}\nTarget: with 20 SMART segments at least 0.5x the bare INSERT\n`);
   } finally {
