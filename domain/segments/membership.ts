@@ -241,7 +241,7 @@ function dependencyLevels(segments: { id: string; refs: string[] }[]): string[][
 
 /**
  * The statement that evaluates one level of SMART segments: for each customer (its row read once),
- * every segment's condition (an array of booleans in segment order) and the memberships it holds,
+ * every segment's condition and the memberships it holds, compared into the moves it needs,
  * provided the segments' versions are still the ones compiled. Named: planning it took five times
  * as long as running it, on every event. A single event's form reads one customer id, not an
  * array, so its generic plan is costed for one row as a custom plan would be and PostgreSQL keeps
@@ -306,8 +306,8 @@ function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): 
 }
 
 /**
- * One level of SMART segments for `ids`. One read computes every segment's condition for each
- * customer and the memberships it holds; only when they differ does a second statement move the
+ * One level of SMART segments for `ids`. One read compares every segment's condition for each
+ * customer with the memberships it holds; only when they differ does a second statement move the
  * members and record the changes. A customer no longer live matches nothing and leaves every
  * segment. Returns false, having changed nothing, when the segments' versions are no longer
  * `versions`.
