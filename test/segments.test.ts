@@ -416,6 +416,40 @@ describe('segment lifecycle', () => {
     }
   }
 
+  it('moves only the SMART members whose conditions changed, whatever else they belong to: STATIC segments and earlier levels stay as they are', async () => {
+    const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@lv.test', handicap: 4 }, { firstName: 'Bob', email: 'b@lv.test', handicap: 20 }]);
+    const create = async (name: string, type: string, criteria: unknown) =>
+      (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name, type, criteria } })).body.data.id as string;
+    const vips = await create('vips', 'STATIC', { field: 'handicap', op: 'lt', value: 10 });
+    const bookers = await create('active bookers', 'SMART', { all: [{ event: { type: 'booking.created' } }, { field: 'status', op: 'eq', value: 'ACTIVE' }] });
+    // A second level: it reads the first's membership.
+    const bookingVips = await create('booking vips', 'SMART', { all: [{ segment: bookers, op: 'in' }, { segment: vips, op: 'in' }] });
+    const bookingOthers = await create('booking others', 'SMART', { all: [{ event: { type: 'booking.created' } }, { segment: vips, op: 'notIn' }] });
+    const book = (customer: string, id: string) => ({
+      type: 'booking.created', category: 'BOOKING', title: 'Booked', occurredAt: new Date().toISOString(), customer: { id: customer }, sourceService: 'lv', sourceEventId: id,
+    });
+    const state = async () => Object.fromEntries(await Promise.all(Object.entries({ vips, bookers, bookingVips, bookingOthers })
+      .map(async ([name, id]) => [name, (await members(auth, id)).sort()])));
+    const changes = async () => (await sql<{ n: number }>('select count(*)::int as n from segment_membership_changes where tenant_id = $1', [tenant]))[0]!.n;
+
+    // Both customers drained together (the many-customer statement), then each alone (the one-customer statement).
+    await Promise.all([stack.api.call('POST', '/api/v1/events', { auth, body: book(ids[0]!, '1') }), stack.api.call('POST', '/api/v1/events', { auth, body: book(ids[1]!, '2') })]);
+    await stack.api.settled(tenant);
+    expect(await state()).toEqual({ vips: ['Ann'], bookers: ['Ann', 'Bob'], bookingVips: ['Ann'], bookingOthers: ['Bob'] });
+    const recorded = await changes();
+    expect(recorded).toBe(4);
+    // Nothing changes for anyone: nothing moves, nothing is recorded.
+    await stack.api.call('POST', '/api/v1/events', { auth, body: book(ids[0]!, '3') });
+    await stack.api.settled(tenant);
+    expect(await changes()).toBe(recorded);
+    // Ann leaves the first level, and so the second; her STATIC membership stays.
+    await stack.api.call('PATCH', `/api/v1/customers/${ids[0]}`, { auth, body: { status: 'INACTIVE' } });
+    await stack.api.settled(tenant);
+    expect(await state()).toEqual({ vips: ['Ann'], bookers: ['Bob'], bookingVips: [], bookingOthers: ['Bob'] });
+    expect(await sql('select change, segment_id from segment_membership_changes where tenant_id = $1 and customer_id = $2 and cause = $3 order by segment_id', [tenant, ids[0], 'updated']))
+      .toEqual([{ change: 'EXITED', segment_id: bookers }, { change: 'EXITED', segment_id: bookingVips }].sort((a, b) => (a.segment_id < b.segment_id ? -1 : 1)));
+  });
+
   it('evaluates SMART segments that share a probe of the timeline (the same event, window and values) as each would alone', async () => {
     const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'ann@p.test' }, { firstName: 'Bob', email: 'bob@p.test' }]);
     // twice, thrice and atMostOnce count the same bookings (one probe, counting as far as three);
