@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { executeBound, pgArray, sizedStatement, TENANT } from '../db/sql.js';
+import { executeBound, namedStatement, pgArray, sizedStatement, TENANT } from '../db/sql.js';
 import { enqueueTriggeredCampaigns } from './campaigns/triggers.js';
 import { recordConversions } from './campaigns/conversions.js';
 import { INTERACTION_CAUSE } from './campaigns/interactions.js';
@@ -38,6 +38,16 @@ const FOLLOW_LAST_ACTIVITY = sizedStatement(
       and (c.last_activity_at is null or c.last_activity_at < a.newest)`,
 );
 
+// What of the tenant's could react to activities: journeys (enrolments listening, EVENT triggers),
+// campaigns triggered by an event, campaigns converting on one. Each reaction's statement looks up
+// every activity (a batch's 1,000, sent again as arrays); a tenant with none of them skips it.
+// Named: it runs on every event.
+const REACTORS = namedStatement(
+  `select exists (select 1 from journeys where tenant_id = (select ?::text)) as journeys,
+          exists (select 1 from campaigns where tenant_id = (select ?::text) and trigger_event is not null) as triggered,
+          exists (select 1 from campaigns where tenant_id = (select ?::text) and conversion_event is not null) as converting`,
+);
+
 /** After activities land on timelines: `lastActivityAt` follows the newest, then profiles react. */
 export async function afterActivitiesAppended(em: EntityManager, tenantId: string, appended: AppendedActivity[], cause: string): Promise<void> {
   // What the platform sent is on the timeline, but it is not something the customer did: it makes
@@ -57,14 +67,15 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
     pgArray([...newest.keys()]), pgArray([...newest.values()].map((d) => d.toISOString())), tenantId, pgArray([...newest.keys()]),
   ]);
   await afterCustomersChanged(em, tenantId, activities.map((a) => a.customerId), cause);
+  const [reactors] = await executeBound<{ journeys: boolean; triggered: boolean; converting: boolean }>(em, REACTORS, [tenantId, tenantId, tenantId]);
   // Journeys: running enrolments hear the events they wait for (a WAIT untilEvent "campaign.opened"
   // included) and end on exitOn; upstream events, never a campaign's own entries, enrol.
-  await journeysAfterActivities(em, tenantId, activities.map((a) => a.id), { enrol: cause !== INTERACTION_CAUSE });
+  if (reactors!.journeys) await journeysAfterActivities(em, tenantId, activities.map((a) => a.id), { enrol: cause !== INTERACTION_CAUSE });
   // Upstream events trigger campaigns and convert their clicks; a campaign's own timeline entries
   // (sent, opened, ...) do neither, or a campaign triggered by sends would trigger itself forever.
   if (cause === INTERACTION_CAUSE) return;
-  await enqueueTriggeredCampaigns(em, tenantId, activities.map((a) => a.id));
-  await recordConversions(em, tenantId, activities);
+  if (reactors!.triggered) await enqueueTriggeredCampaigns(em, tenantId, activities.map((a) => a.id));
+  if (reactors!.converting) await recordConversions(em, tenantId, activities);
 }
 
 /**

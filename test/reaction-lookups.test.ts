@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openOrm, type Orm } from '../db/orm.js';
 import { enqueueTriggeredCampaigns } from '../domain/campaigns/triggers.js';
 import { journeysAfterActivities, journeysAfterSegmentEntries } from '../domain/journeys/enrollment.js';
+import { afterActivitiesAppended } from '../domain/reactions.js';
 import { reevaluateSmartSegments } from '../domain/segments/membership.js';
 import { newTenant, testConfig } from './support/api.js';
 import { insertCustomer } from './support/journey-fixtures.js';
@@ -62,6 +63,26 @@ describe('reactions to an appended activity', () => {
     // One probe of the primary key per statement that looks (three), never the 3,001 rows.
     expect(activitiesRead).toBeGreaterThan(0);
     expect(activitiesRead).toBeLessThanOrEqual(3);
+  });
+
+  it('are not looked for at all in a tenant with no journeys and no campaign an event triggers or converts', async () => {
+    const tenant = newTenant();
+    const customer = await insertCustomer(db, tenant);
+    const { rows } = await db.query<{ id: string; occurred_at: Date }>(
+      `insert into activities (tenant_id, customer_id, type, category, title, occurred_at)
+       select $1, $2, 'booking.created', 'BOOKING', 'Booked', now() - make_interval(secs => g) from generate_series(1, 200) g returning id, occurred_at`,
+      [tenant, customer],
+    );
+    const appended = rows.map((r) => ({ id: r.id, customerId: customer, type: 'booking.created', category: 'BOOKING', occurredAt: r.occurred_at }));
+    const read = (at: string) => orm.em.fork().transactional(async (em) => {
+      const before = await rowsRead(em, 'activities');
+      await afterActivitiesAppended(em, tenant, appended, at);
+      return (await rowsRead(em, 'activities')) - before;
+    });
+    expect(await read('event')).toBe(0);
+    // Once the tenant has a journey (a draft, even), its enrolments are looked for again.
+    await db.query(`insert into journeys (tenant_id, name, trigger_type) values ($1, 'Draft', 'EVENT')`, [tenant]);
+    expect(await read('event')).toBeGreaterThan(0);
   });
 
   it('read a segment entry by its key, not the membership changes statistics took for a few rows', async () => {
