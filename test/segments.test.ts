@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { newTenant, token } from './support/api.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { until } from './support/until.js';
+import { compileCriteria, SHARED_COUNT_LIMIT } from '../domain/segments/criteria.js';
 import { foldMemberCountDeltas } from '../domain/segments/member-counts.js';
 import type { scheduledSegmentRefreshWorkflow, segmentRefreshWorkflow } from '../workflows/segment-refresh.js';
 import type { segmentCountFoldWorkflow } from '../workflows/segment-count-fold.js';
@@ -453,11 +454,13 @@ describe('segment lifecycle', () => {
   it('evaluates SMART segments that share a probe of the timeline (the same event, window and values) as each would alone', async () => {
     const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'ann@p.test' }, { firstName: 'Bob', email: 'bob@p.test' }]);
     // twice, thrice and atMostOnce count the same bookings (one probe, counting as far as three);
-    // golfers, golfingAnn and noGolf read the same GOLF probe.
+    // atMostMany too, but too far to share: it counts alone. golfers, golfingAnn and noGolf read
+    // the same GOLF probe.
     const criteria = {
       twice: { event: { type: 'booking.created' }, count: { op: 'gte', value: 2 } },
       thrice: { event: { type: 'booking.created' }, count: { op: 'gte', value: 3 } },
       atMostOnce: { event: { type: 'booking.created' }, count: { op: 'lte', value: 1 } },
+      atMostMany: { event: { type: 'booking.created' }, count: { op: 'lte', value: SHARED_COUNT_LIMIT } },
       golfers: { event: { category: 'GOLF' } },
       golfingAnn: { all: [{ event: { category: 'GOLF' } }, { field: 'firstName', op: 'eq', value: 'Ann' }] },
       noGolf: { not: { event: { category: 'GOLF' } } },
@@ -479,7 +482,10 @@ describe('segment lifecycle', () => {
     await stack.api.settled(tenant);
     await stack.api.call('POST', '/api/v1/events', { auth, body: event(ids[1]!, 'lesson.booked', 'GOLF', '4') });
     await stack.api.settled(tenant);
-    const expected = { twice: ['Ann'], thrice: ['Ann'], atMostOnce: ['Bob'], golfers: ['Bob'], golfingAnn: [], noGolf: ['Ann'] };
+    const expected = { twice: ['Ann'], thrice: ['Ann'], atMostOnce: ['Bob'], atMostMany: ['Ann', 'Bob'], golfers: ['Bob'], golfingAnn: [], noGolf: ['Ann'] };
+    const key = (c: unknown) => compileCriteria(c).probes(tenant)[0]!.key;
+    expect(key(criteria.twice)).toBe(key(criteria.atMostOnce));
+    expect(key(criteria.twice)).not.toBe(key(criteria.atMostMany));
     for (const [name, id] of Object.entries(segments)) {
       expect([name, (await members(auth, id)).sort()]).toEqual([name, expected[name as keyof typeof expected]]);
       // A refresh computes each segment on its own, over the tenant: it finds nothing to change.

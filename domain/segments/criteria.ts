@@ -78,12 +78,15 @@ const probeToken = (i: number) => `${PROBE}${i}${PROBE}`;
 const PROBE_TOKEN = new RegExp(`${PROBE}(\\d+)${PROBE}`, 'g');
 /** Stands for the tenant among the parameters until `params(tenantId)`. */
 const TENANT = Symbol('tenant');
+/** How far a count's probe may count for others (see Probe): a customer's hundred rows, read by index. */
+export const SHARED_COUNT_LIMIT = 100;
 
 /**
  * A subquery of one customer's activities, in its per-customer form; `key` is its text and values.
- * A count's probe (`limit` set) counts only as far as its last parameter, the limit, and its key
- * leaves the limit out: probes of one key differ only in how far they count, so one counting as far
- * as the furthest serves them all.
+ * A count's probe (`limit` set) counts only as far as its last parameter, the limit. Up to
+ * SHARED_COUNT_LIMIT its key leaves the limit out: probes of one key then differ only in how far
+ * they count, so one counting as far as the furthest serves them all. A longer count keeps its own
+ * probe: shared, "at most 5,000 bookings" would have "at least 2" count 5,001 rows of every customer.
  */
 export interface Probe {
   key: string;
@@ -319,7 +322,8 @@ export function compileCriteria(criteria: unknown, path = 'criteria', limits?: C
     const params = bind(tenantId, compiler.params.slice(p.first, p.first + p.count));
     const sql = perCustomerForm(p.sql);
     if (!p.counts) return { key: `${sql}\u0000${JSON.stringify(params)}`, sql, params };
-    return { key: `${sql}\u0000${JSON.stringify(params.slice(0, -1))}`, sql, params, limit: Number(params.at(-1)) };
+    const limit = Number(params.at(-1));
+    return { key: `${sql}\u0000${JSON.stringify(limit <= SHARED_COUNT_LIMIT ? params.slice(0, -1) : params)}`, sql, params, limit };
   });
   /** The template with each probe inline or, where `ref` names one, its reference (and not its values). */
   const assemble = (tenantId: string, ref: (probe: Probe, i: number) => string | undefined) => {

@@ -251,7 +251,7 @@ function evaluationOf(tenantId: string, conditions: Compiled[], ids: string[]): 
   // A probe of the customer's activities that several conditions make (the same event, window and
   // values) is computed once per customer, in a lateral subquery, and read by each of them.
   // Counts of the same events that differ only in how far they count (at least 2 bookings, at
-  // least 4) share one probe counting as far as the furthest.
+  // least 4) share one probe counting as far as the furthest (Probe: short counts only).
   const uses = new Map<string, { n: number; limit?: number }>();
   for (const c of conditions) {
     for (const probe of c.probes(tenantId)) {
