@@ -37,17 +37,18 @@ export function pgPoolTimeouts(timeouts: DbTimeouts): pg.PoolConfig {
 
 // BEGIN however spelled, COMMIT, ROLLBACK (not to a savepoint: its transaction goes on).
 const TRANSACTION_CONTROL = /^\s*(begin|start transaction|commit|rollback)\s*$|^\s*start transaction\b/i;
-const BEGIN = /^\s*(begin|start transaction)\b/i;
+const COMMIT = /^\s*commit\s*$/i;
 
 /**
  * Takes a pooled connection out of the pool, closed, once its transaction cannot be known to have
  * begun or ended. Kysely gives a transaction's connection back only after its COMMIT or ROLLBACK
  * succeeds: a BEGIN that got no answer (a stalled database) kept its connection checked out for
- * good, and so did a ROLLBACK that got none after a failed statement. Each such request cost the
- * pool a connection until none was left, and a shutdown waited for them forever. Returned to the
- * pool instead, the connection could run the next request inside a transaction that began late.
- * A server's own error (an SQLSTATE) leaves a COMMIT's or ROLLBACK's connection fit for use and
- * given back as usual; a BEGIN's is never given back, so it goes whatever the error.
+ * good, and so did a ROLLBACK that failed after a failed statement (no answer, a reset socket, a
+ * backend terminated). Each such request cost the pool a connection until none was left, and a
+ * shutdown waited for them forever. Returned to the pool instead, the connection could run the next
+ * request inside a transaction that began late. Only a COMMIT refused by the server itself (an
+ * ERROR, such as a serialization failure, on a connection that goes on) keeps its connection: the
+ * ROLLBACK that follows gives it back.
  */
 function discardWhenTransactionControlFails(client: pg.PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
@@ -56,7 +57,7 @@ function discardWhenTransactionControlFails(client: pg.PoolClient): void {
     const [text] = args;
     if (typeof text !== 'string' || !TRANSACTION_CONTROL.test(text) || !(result instanceof Promise)) return result;
     return result.catch((err: unknown) => {
-      if (BEGIN.test(text) || !(err as { code?: unknown })?.code) {
+      if (!COMMIT.test(text) || !refusedByServer(err)) {
         const release = client.release;
         client.release = () => undefined; // once: whoever releases it after this changes nothing
         release?.call(client, err instanceof Error ? err : new Error(String(err)));
@@ -65,6 +66,12 @@ function discardWhenTransactionControlFails(client: pg.PoolClient): void {
     });
   }) as typeof client.query;
 }
+
+/** A server's ERROR on a connection that stays up (not FATAL, not a connection exception, not a socket's error). */
+const refusedByServer = (err: unknown) => {
+  const { severity, code } = (err ?? {}) as { severity?: unknown; code?: unknown };
+  return severity === 'ERROR' && typeof code === 'string' && !code.startsWith('08');
+};
 
 function ormOptions(databaseUrl: string, timeouts?: DbTimeouts, extra: Partial<Options> = {}): Options {
   return {

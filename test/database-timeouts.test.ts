@@ -7,15 +7,28 @@ import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
 // short database timeouts; the database is made to wait (a row lock) or to stall altogether.
 const TIMEOUTS = { DB_STATEMENT_TIMEOUT_MS: '300', DB_ACQUIRE_TIMEOUT_MS: '500' };
 
-/** A TCP relay in front of PostgreSQL that can stop passing bytes (a stalled server) and go on again. */
+/**
+ * A TCP relay in front of PostgreSQL that can stop passing bytes (a stalled server) and go on
+ * again, or reset each connection that sends a ROLLBACK (a connection lost as it rolls back).
+ */
 async function stallableRelay(target: URL) {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let stalled = false;
+  let resetRollbacks = false;
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
     const pair: [net.Socket, net.Socket] = [client, upstream];
     pairs.add(pair);
-    client.pipe(upstream).on('error', () => undefined);
+    client.on('data', (chunk: Buffer) => {
+      // A simple-protocol ROLLBACK: the statement's text, nul-terminated.
+      if (resetRollbacks && /rollback\0/i.test(chunk.toString('latin1'))) {
+        client.resetAndDestroy();
+        upstream.destroy();
+        return;
+      }
+      if (!upstream.write(chunk)) client.pause();
+    });
+    upstream.on('drain', () => stalled || client.resume());
     upstream.pipe(client).on('error', () => undefined);
     client.on('error', () => undefined).on('close', () => { upstream.destroy(); pairs.delete(pair); });
     upstream.on('error', () => undefined).on('close', () => client.destroy());
@@ -26,6 +39,9 @@ async function stallableRelay(target: URL) {
   url.host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
   return {
     url: url.toString(),
+    resetRollbacks(on: boolean) {
+      resetRollbacks = on;
+    },
     stall(on: boolean) {
       stalled = on;
       for (const pair of pairs) pair.forEach((s) => (on ? s.pause() : s.resume()));
@@ -100,6 +116,32 @@ describe('a stalled database', () => {
       if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
     }
     expect(status).toBe(200);
+  });
+
+  it('gives back every connection lost as it rolled back: writes that failed answer 503, then all serve again', async () => {
+    const auth = await token(newTenant());
+    const customer = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'rolled@back.test' } })).body.data;
+    // Each write waits for the row past its statement timeout, rolls back, and its connection drops.
+    const locker = new pg.Client({ connectionString: inject('databaseUrl') });
+    await locker.connect();
+    await locker.query('begin');
+    await locker.query('select id from customers where id = $1 for update', [customer.id]);
+    relay.resetRollbacks(true);
+    try {
+      const failed = await Promise.all(Array.from({ length: 12 }, (_, i) => api.call('PATCH', `/api/v1/customers/${customer.id}`, { auth, body: { firstName: `F${i}` } })));
+      expect(failed.map((r) => r.status)).toEqual(Array(12).fill(503));
+    } finally {
+      relay.resetRollbacks(false);
+      await locker.query('rollback');
+      await locker.end();
+    }
+    let statuses: number[] = [];
+    for (let attempt = 0; attempt < 50; attempt++) {
+      statuses = (await Promise.all(Array.from({ length: 10 }, (_, i) => api.call('POST', '/api/v1/customers', { auth, body: { email: `rolled${attempt}.${i}@back.test` } })))).map((r) => r.status);
+      if (statuses.every((s) => s === 201)) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(statuses).toEqual(Array(10).fill(201));
   });
 
   it('gives back every connection whose transaction could not begin: writes answer 503 while stalled, then all serve again', async () => {
