@@ -583,6 +583,18 @@ describe('segment lifecycle', () => {
     expect(value('crm_smart_reevaluations_total{outcome="failed"}')).toBeGreaterThanOrEqual(1);
     expect(value('crm_smart_reevaluations_total{outcome="evaluated"}')).toBeGreaterThanOrEqual(1);
     expect(value('crm_smart_reevaluation_lag_seconds')).toBeGreaterThan(0);
+    // Days of failures later, the row is due again: its backoff stays at the bound, and the drain
+    // that takes it with the other tenant's still evaluates that one.
+    await sql('update segment_reevaluations set attempts = 1023, next_attempt_at = now() where tenant_id = $1', [broken.tenant]);
+    await stack.api.call('PATCH', `/api/v1/customers/${fine.ids[0]}`, { auth: fine.auth, body: { lastName: 'C' } });
+    await stack.api.settled(fine.tenant);
+    expect(await members(fine.auth, bobs.id)).toEqual([]);
+    const [later] = await until('the broken tenant\'s row put back again', async () => {
+      const rows = await sql(`select attempts, extract(epoch from next_attempt_at - now())::float8 as wait from segment_reevaluations where tenant_id = $1`, [broken.tenant]);
+      return rows[0]?.attempts === 1024 ? rows : undefined;
+    }, 10_000);
+    expect(later.wait).toBeGreaterThan(200);
+    expect(later.wait).toBeLessThanOrEqual(300);
     await sql('delete from segments where tenant_id = $1', [broken.tenant]);
   });
 

@@ -42,10 +42,15 @@ const CLAIM = `delete from segment_reevaluations where id in (
 
 const OLDEST = `select coalesce(extract(epoch from now() - (select enqueued_at from segment_reevaluations order by id limit 1)), 0)::float8 as age`;
 
-const PENDING = `select count(*)::int as n from (select 1 from segment_reevaluations where starts_with(tenant_id, $1) limit 1) q`;
+// Due rows only: one backing off would have an idle API open a transaction every poll, for nothing.
+const PENDING = `select count(*)::int as n from (select 1 from segment_reevaluations
+  where (next_attempt_at is null or next_attempt_at <= now()) and starts_with(tenant_id, $1) limit 1) q`;
 
 const REQUEUE = `insert into segment_reevaluations (tenant_id, customer_id, cause, attempts, next_attempt_at)
-  select $1, unnest($2::uuid[]), $3, $4::int, now() + make_interval(secs => least(power(2, $4::int), $5))`;
+  select $1, unnest($2::uuid[]), $3, $4::int, now() + make_interval(secs => $5)`;
+
+/** 2, 4, 8 ... seconds, at most MAX_BACKOFF_SECONDS (2 ** 1024 is past any float: a tenant failing for days broke the drain). */
+const backoffSeconds = (attempts: number) => Math.min(2 ** Math.min(attempts, 30), MAX_BACKOFF_SECONDS);
 
 interface Claimed {
   tenant_id: string;
@@ -108,7 +113,7 @@ export async function drainSmartReevaluations(orm: Orm, log: Logger, { tenantPre
         await executeBound(em, 'rollback to savepoint segment_reevaluation', []);
         const attempts = Math.max(...claimed.map((r) => r.attempts)) + 1;
         log.warn({ err, tenantId, customers: customers.length, attempts }, 'SMART segment re-evaluation failed; trying again later');
-        for (const [cause, ids] of causes) await executeBound(em, REQUEUE, [tenantId, pgArray(ids), cause, attempts, MAX_BACKOFF_SECONDS]);
+        for (const [cause, ids] of causes) await executeBound(em, REQUEUE, [tenantId, pgArray(ids), cause, attempts, backoffSeconds(attempts)]);
         outcomes.failed += claimed.length;
       }
     }
