@@ -1,4 +1,4 @@
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { DeadlockException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { isDatabaseUnavailable } from './database-unavailable.js';
 import type { ZodError } from 'zod';
 
@@ -47,6 +47,11 @@ export function asAppError(err: unknown): AppError | undefined {
   if (err instanceof AppError) return err;
   if (err instanceof UniqueConstraintViolationException) {
     return new AppError('CONFLICT', 'a concurrent change took one of these unique values; retry');
+  }
+  // PostgreSQL undid a transaction to let a concurrent one through (a deadlock, or a
+  // serialization failure): the request can be sent again.
+  if (err instanceof DeadlockException) {
+    return new AppError('CONFLICT', 'a concurrent change collided with this one; retry');
   }
   // A database that does not answer in time is a temporary condition of the service, not a fault
   // of this request: the caller is told to come back shortly instead of being held.

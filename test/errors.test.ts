@@ -1,4 +1,6 @@
+import { DeadlockException } from '@mikro-orm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asAppError } from '../platform/errors.js';
 import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
 
 let api: TestApi;
@@ -16,6 +18,13 @@ describe('error envelopes and request ids', () => {
     const echoed = await api.call('GET', '/api/v1/campaigns/nope', { auth, headers: { 'x-request-id': 'req_from-upstream-42' } });
     expect(echoed.headers.get('x-request-id')).toBe('req_from-upstream-42');
     expect(echoed.body.error.requestId).toBe('req_from-upstream-42');
+  });
+
+  it('answers a transaction PostgreSQL undid for a deadlock or a serialization failure with a CONFLICT to retry, not a 500', () => {
+    for (const code of ['40P01', '40001']) {
+      const undone = asAppError(new DeadlockException(Object.assign(new Error('deadlock detected'), { code })));
+      expect([undone?.code, undone?.status]).toEqual(['CONFLICT', 409]);
+    }
   });
 
   it('answers an unknown route with RESOURCE_NOT_FOUND in the envelope', async () => {

@@ -2,11 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { Readable } from 'node:stream';
 import { readImportRows } from '../domain/customers/import.js';
 import { AppError } from '../platform/errors.js';
 import { newTenant, startTestApi, token, TEST_JWT_SECRET, type TestApi } from './support/api.js';
+import { until } from './support/until.js';
 
 let api: TestApi;
 beforeAll(async () => {
@@ -109,6 +111,33 @@ describe('POST /api/v1/customers/import', () => {
     }
     expect(a.body.data.created + b.body.data.created).toBe(3000);
     expect((await api.call('GET', '/api/v1/customers?take=1', { auth })).body.meta.total).toBe(3000);
+  });
+
+  it('updates profiles in the order events lock them: a file listing them backwards waits for an event batch instead of deadlocking with it', async () => {
+    const auth = await token(newTenant());
+    const a = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'a@order.test' } })).body.data;
+    const b = (await api.call('POST', '/api/v1/customers', { auth, body: { email: 'b@order.test' } })).body.data;
+    const [low, high] = [a, b].sort((x, y) => (x.id < y.id ? -1 : 1));
+    // An event batch's transaction, as appendActivities takes its locks: by id, the lower first.
+    const [batch, watcher] = [new pg.Client({ connectionString: inject('databaseUrl') }), new pg.Client({ connectionString: inject('databaseUrl') })];
+    await Promise.all([batch.connect(), watcher.connect()]);
+    try {
+      await batch.query('begin');
+      await batch.query('select 1 from customers where id = $1 for no key update', [low.id]);
+      const imported = upload(auth, [high, low].map((c) => JSON.stringify({ email: c.email, firstName: 'Imported' })).join('\n'), 'application/x-ndjson');
+      // Once the import waits for the lower one, the batch takes the higher one, and commits.
+      // (Watched from outside: a transaction sees pg_stat_activity as it first read it.)
+      const [{ pid }] = (await batch.query('select pg_backend_pid() as pid')).rows;
+      await until('the import waits for the batch', async () => (await watcher.query(
+        'select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [pid])).rowCount || undefined, 10_000);
+      await batch.query('select 1 from customers where id = $1 for no key update', [high.id]);
+      await batch.query('commit');
+      const res = await imported;
+      expect(res.status).toBe(200);
+      expect(res.body.data).toMatchObject({ created: 0, updated: 2, rejected: 0 });
+    } finally {
+      await Promise.all([batch.end(), watcher.end()]);
+    }
   });
 
   it('stores text exactly, whatever it holds, on both the insert and the update path', async () => {

@@ -4,11 +4,11 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { CsvError, parse as parseCsv } from 'csv-parse';
 import { z } from 'zod';
 import { newIds } from '../../db/ids.js';
-import { copyFromStdin, executeBound, liveCustomer } from '../../db/sql.js';
+import { copyFromStdin, executeBound, liveCustomer, pgArray } from '../../db/sql.js';
 import type { Config } from '../../platform/config.js';
 import { AppError, fromZod } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
-import { afterCustomersChanged } from '../reactions.js';
+import { afterCustomersChanged, LOCK_CUSTOMERS } from '../reactions.js';
 import { hasNul } from '../validate.js';
 import { customerFields, type CustomerFields } from './schemas.js';
 
@@ -455,6 +455,10 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[], 
     }
   }
   if (updates.length) {
+    // Profiles are locked first, in id order as events lock them: in the file's order, an update
+    // and an event batch holding the same two profiles could each wait for the other (a deadlock).
+    const ids = updates.map((u) => u.id);
+    await executeBound(em, LOCK_CUSTOMERS(ids.length), [tenantId, pgArray(ids)]);
     // Import sets what a row gives and leaves the rest: blank cells never erase data.
     await executeBound(
       em,
