@@ -54,10 +54,8 @@ export async function afterActivitiesAppended(em: EntityManager, tenantId: strin
   // no one recently active, moves no segment and scores nothing (activities/scoring.ts).
   const activities = cause === INTERACTION_CAUSE ? appended.filter((a) => !OUTBOUND_ACTIVITY_TYPES.includes(a.type)) : appended;
   if (!activities.length) return;
-  // Events for one customer take turns (in id order, so batches cannot deadlock), and with the
-  // drain of SMART re-evaluations, which locks them too.
-  const customers = [...new Set(activities.map((a) => a.customerId))];
-  await executeBound(em, LOCK_CUSTOMERS(customers.length), [tenantId, pgArray(customers)]);
+  // The customers are locked already (appendActivities), in id order: events for one customer
+  // take turns, and with the drain of SMART re-evaluations, which locks them too.
   const newest = new Map<string, Date>();
   for (const a of activities) {
     const seen = newest.get(a.customerId);

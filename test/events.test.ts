@@ -1,11 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openOrm, type Orm } from '../db/orm.js';
+import { appendActivities } from '../domain/customers/timeline.js';
 import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
 
 let api: TestApi;
+let orm: Orm;
 beforeAll(async () => {
   api = await startTestApi();
+  orm = await openOrm(inject('databaseUrl'));
 });
-afterAll(() => api.close());
+afterAll(async () => {
+  await orm.close();
+  await api.close();
+});
 
 const event = (over: Record<string, unknown> = {}) => ({
   type: 'booking.created',
@@ -85,6 +92,56 @@ describe('POST /api/v1/events', () => {
     expect(res.status).toBe(404);
     const timeline = await api.call('GET', `/api/v1/customers/${theirs.id}/timeline`, { auth: otherAuth });
     expect(timeline.body.data).toEqual([]);
+  });
+
+  it('answers an event repeated within a batch as the first, without creating the profile the repeat names', async () => {
+    const auth = await token(newTenant());
+    const res = await api.call('POST', '/api/v1/events', { auth, body: [
+      event({ sourceEventId: 'twice', customer: { email: 'first@repeat.test' } }),
+      event({ sourceEventId: 'twice', customer: { email: 'second@repeat.test' } }),
+    ] });
+    expect(res.status).toBe(200);
+    const [first, repeat] = res.body.data.results;
+    expect(first).toMatchObject({ status: 'created' });
+    expect(repeat).toEqual({ index: 1, status: 'duplicate', customerId: first.customerId });
+    expect((await api.call('GET', '/api/v1/customers?search=second', { auth })).body.data).toEqual([]);
+  });
+
+  it('refuses text holding half a surrogate pair with 400 naming it, creating nothing', async () => {
+    const auth = await token(newTenant());
+    const res = await api.call('POST', '/api/v1/events', { auth, body: [
+      event({ sourceEventId: 's1', customer: { email: 'one@surrogate.test' } }),
+      event({ sourceEventId: 's2', customer: { email: 'two@surrogate.test' }, metadata: { k: 'lone \udc00 half' } }),
+    ] });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'VALIDATION_ERROR', message: expect.stringContaining('body[1].metadata.k') });
+    expect((await api.call('GET', '/api/v1/customers', { auth })).body.data).toEqual([]);
+  });
+
+  it('stores two batches carrying the same events in opposite orders, each event once, without a deadlock', async () => {
+    const auth = await token(newTenant());
+    const events = Array.from({ length: 500 }, (_, i) => event({ sourceEventId: `both-${i}`, customer: { email: `c${i % 50}@both.test` } }));
+    const post = (body: unknown[]) => api.call('POST', '/api/v1/events', { auth, body });
+    const [ahead, reversed] = await Promise.all([post(events), post([...events].reverse())]);
+    expect([ahead.status, reversed.status]).toEqual([200, 200]);
+    expect(ahead.body.data.accepted + reversed.body.data.accepted).toBe(500);
+    expect(ahead.body.data.duplicates + reversed.body.data.duplicates).toBe(500);
+  });
+
+  it('puts an activity resolved before a merge on the profile merged into, and none on a profile deleted meanwhile', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const create = async (email: string) => (await api.call('POST', '/api/v1/customers', { auth, body: { email } })).body.data.id as string;
+    const [winner, loser, deleted] = [await create('winner@race.test'), await create('loser@race.test'), await create('deleted@race.test')];
+    // Resolved to the loser and to the deleted profile; the merge and the deletion commit before the event's transaction.
+    expect((await api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: winner, loserId: loser } })).status).toBe(200);
+    expect((await api.call('PATCH', `/api/v1/customers/${deleted}`, { auth, body: { status: 'DELETED' } })).status).toBe(200);
+    const outcomes = await orm.em.fork().transactional((em) => appendActivities(em, tenant, [loser, deleted].map((customerId, i) => ({
+      customerId, type: 'booking.created', category: 'BOOKING' as const, title: 'Booked', occurredAt: new Date(), sourceService: 'race', sourceEventId: `r${i}`,
+    }))));
+    expect(outcomes).toEqual([expect.objectContaining({ customerId: winner }), 'gone']);
+    const timeline = (await api.call('GET', `/api/v1/customers/${winner}/timeline`, { auth })).body.data.map((a: { type: string }) => a.type);
+    expect(timeline).toContain('booking.created');
   });
 
   it('takes a full batch of 1,000 events for many customers', async () => {

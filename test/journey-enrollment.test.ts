@@ -4,6 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { activityDbTimeouts, openOrm, type Orm } from '../db/orm.js';
 import { INTERACTION_CAUSE } from '../domain/campaigns/interactions.js';
+import type { AppendedActivity } from '../domain/reactions.js';
 import { appendActivities } from '../domain/customers/timeline.js';
 import { enrollCustomers } from '../domain/journeys/enrollment.js';
 import { CustomerId, JourneyId, TenantId } from '../platform/search-attributes.js';
@@ -204,9 +205,9 @@ describe('enrolment from upstream events', () => {
     const c = await customer(auth);
     const enrolled = await call('POST', `/journeys/${waiting}/enrollments`, auth, { customer: { id: c.id } });
     expect(enrolled.status).toBe(201);
-    const [opened] = await orm.em.fork().transactional((em) => appendActivities(em, tenant, [
+    const [opened] = (await orm.em.fork().transactional((em) => appendActivities(em, tenant, [
       { customerId: c.id, type: 'campaign.opened', category: 'MARKETING', title: 'Opened', occurredAt: new Date() },
-    ], INTERACTION_CAUSE));
+    ], INTERACTION_CAUSE))) as AppendedActivity[];
     expect(await enrollments(triggeredByOpen)).toEqual([]);
     const signals = await outbox(tenant, 'journey-signal');
     expect(signals.map((s) => s.key)).toEqual([`${enrolled.body.data.id}:event:${opened!.id}`]);

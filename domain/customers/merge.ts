@@ -114,7 +114,7 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
         title: `Merged into customer ${winner.id}`,
         metadata: { winnerId: winner.id, mergedBy: ctx.principal.sub },
       },
-    ], 'merged');
+    ], 'merged', { followMerges: false });
     return { winner, mergedFields: [...mergedFields] };
   });
 }

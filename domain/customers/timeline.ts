@@ -23,47 +23,100 @@ export interface NewActivity {
 }
 
 // Named for an event or a short batch: planning it cost more than running it, on every event.
+// Rows go in by source event, so two batches carrying some of the same events claim them in one
+// order and one waits for the other (in the order given, each could hold what the other wants).
 const APPEND_ACTIVITIES = sizedStatement(
   `insert into activities (id, tenant_id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
    select t.id, ?, t.customer_id, t.type, t.category, t.title, t.description, t.occurred_at, t.metadata, t.source_service, t.source_event_id
      from unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::jsonb[], ?::text[], ?::text[])
        as t(id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
+    order by t.source_service, t.source_event_id
    on conflict (tenant_id, source_service, source_event_id) where source_service is not null and source_event_id is not null do nothing
    returning id`,
 );
 
+// The customers whose timelines grow, locked in id order before anything is written: two batches,
+// a batch and a merge, or a batch and the SMART drain holding the same customers wait for each
+// other instead of deadlocking. Read under the lock, what became of each since it was resolved
+// (before this transaction): merged meanwhile, its activities go to the profile it went into.
+const LOCK_TIMELINES = sizedStatement(
+  `select id, status, merged_into_id from customers where tenant_id = ${TENANT} and id = any(?::uuid[]) order by id for no key update`,
+);
+const MAX_MERGE_HOPS = 10;
+
+/** Locks the customers (and those they were merged into); each id's live profile, or null: deleted, or not the tenant's. */
+async function lockTimelines(em: EntityManager, tenantId: string, customerIds: string[], followMerges: boolean): Promise<Map<string, string | null>> {
+  const rows = new Map<string, { status: string; merged_into_id: string | null }>();
+  let wanted = [...new Set(customerIds)];
+  for (let hop = 0; wanted.length && hop <= MAX_MERGE_HOPS; hop++) {
+    const locked = await executeBound<{ id: string; status: string; merged_into_id: string | null }>(em, LOCK_TIMELINES(wanted.length), [tenantId, pgArray(wanted)]);
+    for (const row of locked) rows.set(row.id, row);
+    if (!followMerges) break;
+    wanted = [...new Set(locked.flatMap((r) => (r.status === 'MERGED' && r.merged_into_id && !rows.has(r.merged_into_id) ? [r.merged_into_id] : [])))];
+  }
+  const live = (id: string): string | null => {
+    for (let at: string | null = id, hop = 0; at && hop <= MAX_MERGE_HOPS; hop++) {
+      const row = rows.get(at);
+      if (!row) return null;
+      if (!followMerges) return at;
+      if (row.status === 'MERGED') at = row.merged_into_id;
+      else return row.status === 'DELETED' ? null : at;
+    }
+    return null;
+  };
+  return new Map(customerIds.map((id) => [id, live(id)]));
+}
+
 /**
- * Appends activities in one statement. An activity whose (sourceService, sourceEventId) is already
- * stored for the tenant is skipped: the returned array holds `null` at its index.
+ * What became of an item: appended (on the profile it names, or the one that profile was merged
+ * into since), `duplicate` (its source event is already stored for the tenant), or `gone` (its
+ * profile was deleted).
  */
-export async function appendActivities(em: EntityManager, tenantId: string, items: NewActivity[], cause = 'event'): Promise<(AppendedActivity | null)[]> {
+export type AppendOutcome = AppendedActivity | 'duplicate' | 'gone';
+
+/**
+ * Appends activities in one statement. `followMerges: false` writes to the profiles as named, merged
+ * or not (a merge's own record on its loser).
+ */
+export async function appendActivities(
+  em: EntityManager, tenantId: string, items: NewActivity[], cause = 'event', { followMerges = true } = {},
+): Promise<AppendOutcome[]> {
   if (!items.length) return [];
+  const timelines = await lockTimelines(em, tenantId, items.map((i) => i.customerId), followMerges);
   const ids = newIds(items.length);
-  const rows = await executeBound<{ id: string }>(
-    em,
-    APPEND_ACTIVITIES(items.length),
-    [
-      tenantId,
-      ...[
-        ids,
-        items.map((i) => i.customerId),
-        items.map((i) => i.type),
-        items.map((i) => i.category),
-        items.map((i) => i.title),
-        items.map((i) => i.description ?? null),
-        items.map((i) => i.occurredAt.toISOString()),
-        items.map((i) => (i.metadata == null ? null : JSON.stringify(i.metadata))),
-        items.map((i) => i.sourceService ?? null),
-        items.map((i) => i.sourceEventId ?? null),
-      ].map(pgArray),
-    ],
-  );
+  const landing = items.flatMap((item, index) => {
+    const customerId = timelines.get(item.customerId);
+    return customerId ? [{ ...item, customerId, id: ids[index]! }] : [];
+  });
+  const rows = landing.length
+    ? await executeBound<{ id: string }>(
+        em,
+        APPEND_ACTIVITIES(landing.length),
+        [
+          tenantId,
+          ...[
+            landing.map((i) => i.id),
+            landing.map((i) => i.customerId),
+            landing.map((i) => i.type),
+            landing.map((i) => i.category),
+            landing.map((i) => i.title),
+            landing.map((i) => i.description ?? null),
+            landing.map((i) => i.occurredAt.toISOString()),
+            landing.map((i) => (i.metadata == null ? null : JSON.stringify(i.metadata))),
+            landing.map((i) => i.sourceService ?? null),
+            landing.map((i) => i.sourceEventId ?? null),
+          ].map(pgArray),
+        ],
+      )
+    : [];
   const inserted = new Set(rows.map((r) => r.id));
-  const appended: (AppendedActivity | null)[] = items.map((item, index) =>
-    inserted.has(ids[index]!) ? { id: ids[index]!, customerId: item.customerId, type: item.type, category: item.category, occurredAt: item.occurredAt } : null,
-  );
-  await afterActivitiesAppended(em, tenantId, appended.filter((a): a is AppendedActivity => a !== null), cause);
-  return appended;
+  const outcomes: AppendOutcome[] = items.map((item, index) => {
+    const customerId = timelines.get(item.customerId);
+    if (!customerId) return 'gone';
+    return inserted.has(ids[index]!) ? { id: ids[index]!, customerId, type: item.type, category: item.category, occurredAt: item.occurredAt } : 'duplicate';
+  });
+  await afterActivitiesAppended(em, tenantId, outcomes.filter((a): a is AppendedActivity => typeof a === 'object'), cause);
+  return outcomes;
 }
 
 const planTimelinePage = (args: PageArgs) =>

@@ -122,6 +122,8 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
   const pending: { index: number; activity: NewActivity }[] = [];
   const sources: { index: number; event: SourceEvent }[] = [];
   const resolvedBy = new Map<string, Promise<string>>();
+  const firsts = new Map<string, number>();
+  const repeats: { index: number; of: number }[] = [];
 
   const parsedItems = items.map((item) => schema.safeParse(item));
   // Known events are acknowledged before anything else: a re-sent event never resolves (or
@@ -161,11 +163,20 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
       sources.push({ index, event: { ...event, metadata: sourceMetadata.parse(event.metadata) } });
       continue;
     }
-    const storedFor = known.get(`${event.sourceService}\u0000${event.sourceEventId}`);
+    const eventKey = `${event.sourceService}\u0000${event.sourceEventId}`;
+    const storedFor = known.get(eventKey);
     if (storedFor) {
       results[index] = { index, status: 'duplicate', customerId: storedFor };
       continue;
     }
+    // The same event again in this batch: answered as the first is, without resolving (or
+    // creating) the profile it names.
+    const first = firsts.get(eventKey);
+    if (first !== undefined) {
+      repeats.push({ index, of: first });
+      continue;
+    }
+    firsts.set(eventKey, index);
     try {
       // One resolution per distinct identity in the batch.
       const key = identityKey(event);
@@ -191,11 +202,27 @@ export async function ingestEvents(ctx: ServiceContext, items: unknown[]): Promi
     return { appended: await appendActivities(em, ctx.tenantId, pending.map((p) => p.activity)), outcomes: recorded.outcomes };
   });
   sources.forEach(({ index }, i) => (results[index] = { index, status: outcomes[i]! }));
+  // An event another request stored meanwhile belongs to the profile that request gave it.
+  const duplicates = pending.filter((_, i) => appended[i] === 'duplicate').map((p) => p.activity);
+  const storedMeanwhile = duplicates.length
+    ? await executeBound<{ source_service: string; source_event_id: string; customer_id: string }>(ctx.em, STORED_EVENTS(duplicates.length), [
+        pgArray(duplicates.map((a) => a.sourceService)), pgArray(duplicates.map((a) => a.sourceEventId)), ctx.tenantId,
+      ])
+    : [];
+  const ownerOf = new Map(storedMeanwhile.map((r) => [`${r.source_service}\u0000${r.source_event_id}`, r.customer_id]));
   pending.forEach(({ index, activity }, i) => {
-    const stored = appended[i];
-    results[index] = stored
-      ? { index, status: 'created', activityId: stored.id, customerId: activity.customerId }
-      : { index, status: 'duplicate', customerId: activity.customerId };
+    const outcome = appended[i]!;
+    if (outcome === 'gone') {
+      results[index] = { index, status: 'rejected', error: { code: 'INVALID_STATE', message: `customer ${activity.customerId} is DELETED`, field: 'customer' } };
+    } else if (outcome === 'duplicate') {
+      results[index] = { index, status: 'duplicate', customerId: ownerOf.get(`${activity.sourceService}\u0000${activity.sourceEventId}`) ?? activity.customerId };
+    } else {
+      results[index] = { index, status: 'created', activityId: outcome.id, customerId: outcome.customerId };
+    }
   });
+  for (const { index, of } of repeats) {
+    const first = results[of]!;
+    results[index] = first.status === 'rejected' ? { ...first, index } : { index, status: 'duplicate', customerId: first.customerId };
+  }
   return results;
 }
