@@ -392,6 +392,17 @@ describe('segment entries, merges and deletes', () => {
     await run(journeyWorkflowId(journeyId, gold.id, 1));
   });
 
+  it('enrols on entries whatever the case its trigger wrote the segment id in', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const segment = (await call('POST', '/segments', auth, { name: 'Caps', type: 'SMART', criteria: { field: 'membershipTier', op: 'eq', value: 'CAPS' } })).body.data;
+    // As stored before trigger configs were kept as read (ids lower-case).
+    const journeyId = await journey(tenant, { triggerType: 'SEGMENT_ENTRY', triggerConfig: { segmentId: segment.id.toUpperCase() } });
+    const c = await customer(auth, { membershipTier: 'CAPS' });
+    await stack.api.settled(tenant);
+    expect((await enrollments(journeyId)).map((r) => r.customer_id)).toEqual([c.id]);
+  });
+
   it('enrols customers a refresh workflow finds entering a DYNAMIC segment', async () => {
     const tenant = newTenant();
     const auth = await token(tenant);

@@ -62,6 +62,15 @@ describe('journey graph validation', () => {
     const wait = step('WAIT', { duration: 'P1D' }, { nextStepId: check.id });
     update.nextStepId = wait.id;
     expect(structuralFaults(graph([trigger, check, update, wait, end]))).toEqual([]);
+    // A WAIT until a date waits once: once the date has passed, the loop would spin without end.
+    const once = step('WAIT', { until: '2030-01-01T00:00:00Z' }, { nextStepId: check.id });
+    update.nextStepId = once.id;
+    expect(structuralFaults(graph([trigger, check, update, once, end])).map((f) => f.message)).toEqual([
+      expect.stringMatching(/steps\[1\], steps\[2\], steps\[3\] .* form a loop without a WAIT step that waits each time/),
+    ]);
+    const event = step('WAIT', { untilEvent: 'booking.created', timeout: 'P7D' }, { nextStepId: check.id });
+    update.nextStepId = event.id;
+    expect(structuralFaults(graph([trigger, check, update, event, end]))).toEqual([]);
 
     const self = step('SEND', { channel: 'EMAIL', templateId: randomUUID() });
     self.nextStepId = self.id;

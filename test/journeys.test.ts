@@ -281,6 +281,18 @@ describe('journey builder', () => {
     expect(stats.steps.find((s: any) => s.stepId === w.send.id)).toMatchObject({ entered: 0, messages: { sent: 0, opened: 0 } });
   });
 
+  it('keeps trigger and step configs as read: event names trimmed, ids lower-case (as events and entries match them)', async () => {
+    const t = await tenantWith();
+    const padded = await createJourney(t.auth, { triggerConfig: { event: '  member.joined ', exitOn: ' member.left' } });
+    expect(padded.triggerConfig).toEqual({ event: 'member.joined', exitOn: 'member.left' });
+    const entry = await createJourney(t.auth, { triggerType: 'SEGMENT_ENTRY', triggerConfig: { segmentId: t.segment.toUpperCase() } });
+    expect(entry.triggerConfig).toEqual({ segmentId: t.segment });
+    const wait = await addStep(t.auth, padded.id, { type: 'WAIT', config: { untilEvent: ' email.opened ', timeout: 'P3D' } });
+    expect(wait.config).toEqual({ untilEvent: 'email.opened', timeout: 'P3D' });
+    const send = await addStep(t.auth, padded.id, { type: 'SEND', config: { channel: 'EMAIL', templateId: t.email.toUpperCase() } });
+    expect(send.config).toEqual({ channel: 'EMAIL', templateId: t.email });
+  });
+
   it('refuses a step past JOURNEY_MAX_STEPS (50), so one journey cannot grow without bound', async () => {
     const t = await tenantWith();
     const journey = await createJourney(t.auth);

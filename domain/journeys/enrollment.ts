@@ -328,12 +328,12 @@ export async function journeysAfterActivities(em: EntityManager, tenantId: strin
 /**
  * The ACTIVE SEGMENT_ENTRY journeys that segment entries enrol in, as SQL over `entries` (a
  * relation of segment_membership_changes rows: id, tenant_id, segment_id, customer_id, change),
- * in change order. A writer that records entries in a CTE asks in the same statement.
+ * in change order. Lower-cased: triggers saved before ids were stored lower-case may hold capitals. A writer that records entries in a CTE asks in the same statement.
  */
 export const segmentEntryJourneys = (entries: string) => `
   select j.id as journey_id, m.customer_id, m.id::text as change_id
     from ${entries} m
-    join journey_versions v on v.tenant_id = m.tenant_id and v.trigger_type = 'SEGMENT_ENTRY' and v.trigger_config->>'segmentId' = m.segment_id::text
+    join journey_versions v on v.tenant_id = m.tenant_id and v.trigger_type = 'SEGMENT_ENTRY' and lower(v.trigger_config->>'segmentId') = m.segment_id::text
     join journeys j on j.tenant_id = v.tenant_id and j.id = v.journey_id and j.current_version = v.version and j.status = 'ACTIVE'
    where m.change = 'ENTERED'`;
 

@@ -130,9 +130,12 @@ export function structuralFaults(graph: JourneyGraph, limits?: CriteriaLimits): 
     });
   }
 
-  // A loop must pass through a WAIT, or an enrolment would spin without end: strongly connected
-  // components of the graph without its WAIT steps (Tarjan, iterative).
-  const nodes = steps.filter((s) => s.type !== 'WAIT');
+  // A loop must pass through a WAIT that waits each time round (a duration, an event's timeout), or
+  // an enrolment would spin without end: a WAIT until a date waits once, then lets every later
+  // visit through at once. Strongly connected components of the graph without those WAIT steps
+  // (Tarjan, iterative).
+  const waitsEachTime = (s: VersionStep) => s.type === 'WAIT' && s.config?.until === undefined;
+  const nodes = steps.filter((s) => !waitsEachTime(s));
   const inGraph = new Set(nodes.map((s) => s.id));
   const succ = (id: string) => next(steps[index.get(id)!]!).filter((t) => inGraph.has(t));
   const order = new Map<string, number>();
@@ -175,7 +178,7 @@ export function structuralFaults(graph: JourneyGraph, limits?: CriteriaLimits): 
           const members = component.map((c) => index.get(c)!).sort((x, y) => x - y);
           faults.push({
             field: at(members[0]!),
-            message: `${at(members[0]!)}: ${members.map((m) => at(m)).join(', ')} (${members.map((m) => label(steps[m]!)).join(', ')}) form a loop without a WAIT step`,
+            message: `${at(members[0]!)}: ${members.map((m) => at(m)).join(', ')} (${members.map((m) => label(steps[m]!)).join(', ')}) form a loop without a WAIT step that waits each time (a duration, or an event with its timeout)`,
           });
         }
       }

@@ -12,7 +12,7 @@ import { assertCleanJson, nonEmptyUpdate, optional, validate } from '../validate
 import { configFaults, eventTypesOf, graphError, graphFaults, pastUntilFaults, triggerFaults, type JourneyGraph } from './graph.js';
 import { signalJourneyEnrollments } from './outbox.js';
 import { assertEditable, assertJourneyTransition, targetStatus } from './state.js';
-import { journeyTimeZone, TRIGGER_TYPES, type VersionStep } from './steps.js';
+import { journeyTimeZone, STEP_CONFIG, TRIGGER_CONFIG, TRIGGER_TYPES, type TriggerType, type VersionStep } from './steps.js';
 
 // The journey builder: journeys and their steps (the working copy), and the lifecycle that
 // publishes versions of it. Every write runs in a transaction holding the journey's row lock, so
@@ -89,7 +89,8 @@ function parseTrigger(triggerType: string, triggerConfig: unknown): Record<strin
   assertCleanJson(triggerConfig, 'input.triggerConfig', JSON_DEPTH);
   const faults = triggerFaults(triggerType, triggerConfig).map((f) => ({ field: `input.${f.field}`, message: `input.${f.message}` }));
   if (faults.length) throw faultsError(faults);
-  return triggerConfig == null ? null : (triggerConfig as Record<string, unknown>);
+  // Stored as read (ids lower-case, event names trimmed): that is how entries and events match it.
+  return triggerConfig == null ? null : (TRIGGER_CONFIG[triggerType as TriggerType].parse(triggerConfig) as Record<string, unknown>);
 }
 
 /** A step config read under its type; the error names `input.config.<field>`. */
@@ -97,7 +98,7 @@ function parseConfig(ctx: ServiceContext, type: JourneyStepType, config: unknown
   assertCleanJson(config, 'input.config', JSON_DEPTH);
   const faults = configFaults(type, config, 'input.config', limitsOf(ctx));
   if (faults.length) throw faultsError(faults);
-  return config as Record<string, unknown>;
+  return STEP_CONFIG[type].parse(config) as Record<string, unknown>;
 }
 
 // ---- reads ----------------------------------------------------------------------------------

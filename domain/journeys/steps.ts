@@ -8,7 +8,8 @@ import { timeZone } from '../campaigns/schemas.js';
 // as a whole graph, when a journey is activated. The workflow (workflows/journey.ts) reads the
 // published, already-valid form: the types below.
 
-const id = z.uuid();
+// Stored lower-case: a SEGMENT_ENTRY trigger's segmentId is compared as text with the entries' ids.
+const id = z.uuid().transform((v) => v.toLowerCase());
 const eventType = z.string().trim().min(1).max(200);
 const isoDuration = z
   .string()
