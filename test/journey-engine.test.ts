@@ -387,6 +387,29 @@ describe('bounded history', () => {
     expect(hourly.visits).toBeGreaterThanOrEqual(72);
     expect((await stepRecords(db, e.enrollmentId)).find((x) => x.step_id === ids.advocate)).toMatchObject({ outcome: 'YES', visits: hourly.visits });
   });
+
+  it('events about the customer during a long WAIT continue the run as new mid-wait; the wait ends when it would have, one visit', async () => {
+    const tenant = newTenant();
+    const { steps, ids } = graph({ trigger: { type: 'TRIGGER' }, wait: { type: 'WAIT', config: { duration: 'P30D' } }, end: { type: 'END' } });
+    const journey = await insertJourney(db, tenant, steps);
+    const e = await insertEnrollment(db, journey, await insertCustomer(db, tenant));
+    const first = await start(journey, e);
+    const until30 = await waiting(e);
+    const handle = env.client.workflow.getHandle(e.workflowId);
+    // Each a signal (the trigger's event again, say): more than one run's history holds.
+    for (let i = 0; i < 1_200; i++) await handle.signal(journeyEventSignal, { type: 'member.joined', activityId: randomUUID(), occurredAt: new Date().toISOString() });
+    const run1 = env.client.workflow.getHandle(e.workflowId, first.signaledRunId);
+    await until('the first run to continue as new', async () => ((await run1.describe()).status.name === 'CONTINUED_AS_NEW' ? true : undefined), 60_000);
+    const firstRun = await run1.fetchHistory();
+    // Went on as new during the wait (no workflow time has passed): the enrolment still waits, as before.
+    expect(firstRun.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    expect(await enrollmentRow(db, e.enrollmentId)).toMatchObject({ status: 'ACTIVE', current_step_id: ids.wait, waiting_until: until30 });
+    saveHistory('continue-while-waiting', firstRun);
+    expect(await finish(e)).toBe('COMPLETED');
+    const wait = (await stepRecords(db, e.enrollmentId)).find((x) => x.step_id === ids.wait)!;
+    expect(wait).toMatchObject({ status: 'COMPLETED', visits: 1 });
+    expect(Math.abs(wait.completed_at!.getTime() - until30.getTime())).toBeLessThan(60_000);
+  });
 });
 
 describe('SPLIT, CONDITION on a segment, UPDATE, versions', () => {

@@ -92,6 +92,8 @@ export interface JourneyCarry {
   visits: Record<string, number>;
   paused: boolean;
   seen: string[];
+  /** A WAIT the run continued as new during (signals filled its history): resumed, not entered again. */
+  waiting?: { stepId: string; until: string; untilEvent: string | null };
 }
 
 class StepFailed extends Error {}
@@ -103,6 +105,10 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
   const keepEarlyEvents = patched('journey-early-events');
   // Runs begun with regular activities replay with them.
   const acts = patched('journey-local-activities') ? local : remote;
+  // Signals during a long WAIT (events about the customer) continue the run as new mid-wait; runs
+  // begun before this change replay as they ran (they waited on, whatever their history).
+  const continueWhileWaiting = patched('journey-continue-while-waiting');
+  const historyFull = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY;
   const ref = { tenantId: input.tenantId, journeyId: input.journeyId, enrollmentId: input.enrollmentId };
   const now = () => new Date().toISOString();
   /** Events received before the version (and so exitOn) was known. */
@@ -176,12 +182,15 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
 
   for (;;) {
     if (exit) return end('EXITED', exit.reason, state.previous);
-    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY) {
+    // A WAIT this run resumes (its predecessor continued as new during it) is not entered again,
+    // nor held by a pause: it was under way.
+    const resumed = state.waiting?.stepId === state.stepId ? state.waiting : undefined;
+    if (!resumed && historyFull()) {
       await continueAsNew<typeof journeyEnrollmentWorkflow>(input, { ...state, paused, seen: [...seen] });
     }
     // Paused: hold before the next step until resumed (or, should the resume be lost, the journey
     // is found ACTIVE again at the next look).
-    if (paused) {
+    if (paused && !resumed) {
       if (await condition(() => !paused || exit !== undefined, PAUSE_RECHECK_MS)) continue;
       // No resume yet: a look at the journey (the signal may be lost), which entering the step takes.
     }
@@ -190,21 +199,24 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
     const step = byId.get(stepId);
     if (!step) return end('FAILED', `step ${stepId} is not in version ${input.version}`, state.previous);
 
-    const visit = (state.visits[stepId] ?? 0) + 1;
-    const entered = await acts.enterJourneyStep({
-      ...ref, step: { id: step.id, stepNumber: step.stepNumber, type: step.type, name: step.name }, visit, at: now(), previous: state.previous,
-    });
-    state.previous = null;
-    if (entered.enrollment !== 'ACTIVE') {
-      log.info('the enrolment was ended elsewhere; stopping', { enrollmentId: input.enrollmentId, status: entered.enrollment });
-      return entered.enrollment;
+    state.waiting = undefined;
+    const visit = resumed ? state.visits[stepId]! : (state.visits[stepId] ?? 0) + 1;
+    if (!resumed) {
+      const entered = await acts.enterJourneyStep({
+        ...ref, step: { id: step.id, stepNumber: step.stepNumber, type: step.type, name: step.name }, visit, at: now(), previous: state.previous,
+      });
+      state.previous = null;
+      if (entered.enrollment !== 'ACTIVE') {
+        log.info('the enrolment was ended elsewhere; stopping', { enrollmentId: input.enrollmentId, status: entered.enrollment });
+        return entered.enrollment;
+      }
+      if (entered.journey === 'ARCHIVED') return end('EXITED', 'archived', null);
+      if (entered.journey === 'PAUSED') {
+        paused = true;
+        continue;
+      }
+      paused = false;
     }
-    if (entered.journey === 'ARCHIVED') return end('EXITED', 'archived', null);
-    if (entered.journey === 'PAUSED') {
-      paused = true;
-      continue;
-    }
-    paused = false;
     state.visits[stepId] = visit;
     Object.assign(position, { stepId: step.id, stepNumber: step.stepNumber, stepType: step.type, waitingUntil: null });
 
@@ -235,19 +247,27 @@ export async function journeyEnrollmentWorkflow(input: JourneyEnrollmentInput, c
         case 'WAIT': {
           const config = step.config as WaitConfig;
           // Listening from the step's start: the event may come while the wait is being started.
-          if (keepEarlyEvents) {
+          if (keepEarlyEvents || resumed) {
             waitingFor = config.untilEvent ?? null;
             eventCame = false;
           }
-          const { until } = await acts.startJourneyWait({ ...ref, customerId: input.customerId, config, at: now(), timezone: state.timezone });
+          const until = resumed ? resumed.until : (await acts.startJourneyWait({ ...ref, customerId: input.customerId, config, at: now(), timezone: state.timezone })).until;
           if (until === null) return 'ENDED';
           position.waitingUntil = until;
-          if (!keepEarlyEvents) {
+          if (!keepEarlyEvents && !resumed) {
             waitingFor = config.untilEvent ?? null;
             eventCame = false;
           }
-          const ms = Date.parse(until) - Date.now();
-          if (ms > 0) await condition(() => eventCame || exit !== undefined, ms);
+          for (;;) {
+            const ms = Date.parse(until) - Date.now();
+            if (ms <= 0) break;
+            const woken = await condition(() => eventCame || exit !== undefined || (continueWhileWaiting && historyFull()), ms);
+            if (!woken || eventCame || exit !== undefined) break;
+            // The customer's events filled this run's history during the wait: the next run waits on.
+            await continueAsNew<typeof journeyEnrollmentWorkflow>(input, {
+              ...state, stepId, paused, seen: [...seen], waiting: { stepId, until, untilEvent: config.untilEvent ?? null },
+            });
+          }
           if (config.untilEvent !== undefined) outcome = eventCame ? 'EVENT' : 'TIMEOUT';
           waitingFor = null;
           eventCame = false;
