@@ -350,6 +350,28 @@ describe('POST /journeys/{id}/enrollments', () => {
     expect(again.body.error).toMatchObject({ code: 'CONFLICT', existingId: first.body.data.id });
   });
 
+  it('an enrolment racing an archive waits for it, and is refused once it commits: no ACTIVE enrolment in an ARCHIVED journey', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const journeyId = await journey(tenant);
+    const c = await customer(auth);
+    const archive = new pg.Client({ connectionString: inject('databaseUrl') });
+    await archive.connect();
+    try {
+      await archive.query('begin');
+      await archive.query(`update journeys set status = 'ARCHIVED' where id = $1`, [journeyId]);
+      const [{ pid }] = (await archive.query('select pg_backend_pid() as pid')).rows;
+      const enrolled = call('POST', `/journeys/${journeyId}/enrollments`, auth, { customer: { id: c.id } });
+      await until('the enrolment waits for the archive', async () => (await db.query('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [pid])).rowCount || undefined);
+      await archive.query('commit');
+      const res = await enrolled;
+      expect([res.status, res.body.error?.code]).toEqual([409, 'INVALID_STATE']);
+    } finally {
+      await archive.end();
+    }
+    expect(await enrollments(journeyId)).toEqual([]);
+  });
+
   it('refuses a journey that is not ACTIVE, an unknown customer, and a missing customer', async () => {
     const tenant = newTenant();
     const auth = await token(tenant);

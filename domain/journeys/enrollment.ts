@@ -103,6 +103,10 @@ export async function enrollCustomers(em: EntityManager, tenantId: string, candi
 }
 
 async function enrollRound(em: EntityManager, tenantId: string, round: EnrollCandidate[]): Promise<EnrollResult[]> {
+  // The journeys first, in id order (as exits lock them): their status is then read as it stays
+  // until this commits. Read before, an archive committing in between left an ACTIVE enrolment in
+  // an ARCHIVED journey (the archive had ended the ones it saw).
+  await lockJourneys(em, tenantId, round.map((c) => c.journeyId));
   const states = await em.execute<State[]>(
     `select t.journey_id, t.customer_id, t.idem, t.ord::int as ord,
             (j.id is not null and v.id is not null and cu.id is not null) as eligible,
@@ -225,6 +229,16 @@ export async function exitEnrollments(em: EntityManager, tenantId: string, enrol
 }
 
 /** Locks the journeys' rows of these enrolments (FOR NO KEY UPDATE, in id order: the lock order above). */
+async function lockJourneys(em: EntityManager, tenantId: string, journeyIds: string[]): Promise<void> {
+  await em.execute('select id from journeys where tenant_id = ? and id = any(?::uuid[]) order by id for no key update', [tenantId, pgArray([...new Set(journeyIds)])]);
+}
+
+async function journeysOf(em: EntityManager, tenantId: string, enrollmentIds: string[]): Promise<string[]> {
+  if (!enrollmentIds.length) return [];
+  const rows = await em.execute<{ journey_id: string }[]>('select journey_id from journey_enrollments where tenant_id = ? and id = any(?::uuid[])', [tenantId, pgArray(enrollmentIds)]);
+  return rows.map((r) => r.journey_id);
+}
+
 async function lockJourneysOf(em: EntityManager, tenantId: string, enrollmentIds: string[]): Promise<void> {
   await em.execute(
     `select j.id from journeys j
@@ -304,19 +318,20 @@ export async function journeysAfterActivities(em: EntityManager, tenantId: strin
   );
   const exits = new Map<string, string>();
   for (const l of listening) if (l.exit && !exits.has(l.enrollment_id)) exits.set(l.enrollment_id, l.type);
-  // Their journeys all at once, in id order (each exit below would otherwise lock its own in turn).
-  if (exits.size) await lockJourneysOf(em, tenantId, [...exits.keys()]);
+  const triggered = opts.enrol
+    ? await executeBound<{ journey_id: string; customer_id: string; activity_id: string; type: string; occurred_at: Date }>(em, TRIGGERED_JOURNEYS(activityIds.length), [ids, tenantId])
+    : [];
+  // The journeys the exits and the enrolments below touch, all at once and in id order: locked in
+  // turn (an exit's, then an enrolment's), they could deadlock with a writer taking them in order.
+  if (triggered.length) await lockJourneys(em, tenantId, [...triggered.map((t) => t.journey_id), ...await journeysOf(em, tenantId, [...exits.keys()])]);
+  else if (exits.size) await lockJourneysOf(em, tenantId, [...exits.keys()]);
   for (const [enrollmentId, type] of exits) await exitEnrollments(em, tenantId, [enrollmentId], `exitOn:${type}`);
   for (const l of listening) {
     if (exits.has(l.enrollment_id)) continue;
     const event: JourneyEvent = { type: l.type, activityId: l.activity_id, occurredAt: new Date(l.occurred_at).toISOString() };
     await signalJourneyEnrollments(em, tenantId, { enrollmentIds: [l.enrollment_id] }, 'event', l.activity_id, event);
   }
-  if (!opts.enrol) return;
-
-  const triggered = await executeBound<{ journey_id: string; customer_id: string; activity_id: string; type: string; occurred_at: Date }>(
-    em, TRIGGERED_JOURNEYS(activityIds.length), [ids, tenantId],
-  );
+  if (!triggered.length) return;
   await enrollCustomers(em, tenantId, triggered.map((t) => ({
     journeyId: t.journey_id,
     customerId: t.customer_id,
