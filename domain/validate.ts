@@ -35,13 +35,15 @@ export const nonEmptyUpdate = <T extends z.ZodObject>(schema: T) =>
   schema.refine((v) => Object.values(v).some((x) => x !== undefined), { message: 'give at least one field to change' });
 
 const NUL_MESSAGE = 'text may not contain NUL (\\u0000) characters';
+// Parsed objects (zod's records among them) take such a key as their prototype: dropped, or worse, read through.
+const PROTO_MESSAGE = 'a key named "__proto__" cannot be stored';
 const SURROGATE_MESSAGE = 'text may not contain an unpaired UTF-16 surrogate (\\ud800-\\udfff)';
 /** Why text cannot be stored as it is: a NUL, or half of a surrogate pair (JSON, and so jsonb, refuses one). */
 const textFault = (text: string) => (text.includes('\u0000') ? NUL_MESSAGE : text.isWellFormed() ? undefined : SURROGATE_MESSAGE);
 
 /**
  * The first fault of a parsed JSON value, with its path: text holding a NUL character (PostgreSQL
- * text cannot store one) or an unpaired surrogate, or nesting deeper than `maxDepth`. Walks with an explicit stack, so a
+ * text cannot store one) or an unpaired surrogate, a key named `__proto__`, or nesting deeper than `maxDepth`. Walks with an explicit stack, so a
  * value nested thousands of levels deep is refused instead of overflowing the call stack.
  */
 export function jsonFault(value: unknown, maxDepth = Infinity): { path: string; message: string } | undefined {
@@ -58,7 +60,7 @@ export function jsonFault(value: unknown, maxDepth = Infinity): { path: string; 
     const isArray = Array.isArray(v);
     for (const [key, child] of Object.entries(v)) {
       const childPath = isArray ? `${path}[${key}]` : path ? `${path}.${key}` : key;
-      const message = textFault(key);
+      const message = key === '__proto__' ? PROTO_MESSAGE : textFault(key);
       if (message) return { path: childPath.toWellFormed(), message };
       pending.push({ value: child, path: childPath, depth: depth + 1 });
     }
