@@ -11,6 +11,8 @@ export interface Operation {
    * credential, so neither scope nor tenant applies; `rate` is charged per address for bad ones.
    */
   signed?: true;
+  /** Writes when the token holds this scope (and is then charged as a write, whatever `rate`). */
+  writesWith?: Scope;
 }
 
 const read: Operation = { scope: 'crm:read', rate: 'read' };
@@ -23,7 +25,8 @@ export const OPERATIONS = {
   // Customers
   customer: read,
   customers: read,
-  resolveCustomer: read,
+  // Creates or completes the profile for a token that may write (crm:write).
+  resolveCustomer: { ...read, writesWith: 'crm:write' },
   customerTimeline: read,
   customerNotes: read,
   createCustomer: write('crm:write'),
@@ -111,4 +114,10 @@ export function isSigned(name: OperationName): boolean {
 
 export function isOperation(name: string): name is OperationName {
   return Object.hasOwn(OPERATIONS, name);
+}
+
+/** The rate class a call is charged in: its operation's, or `write` where this token makes it write. */
+export function rateClassOf(name: OperationName, scopes: ReadonlySet<string>): RateClass {
+  const operation: Operation = OPERATIONS[name];
+  return operation.writesWith && scopes.has(operation.writesWith) ? 'write' : operation.rate;
 }

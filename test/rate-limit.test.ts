@@ -25,6 +25,16 @@ describe('rate limits', () => {
     expect(reset).toBeLessThanOrEqual(Date.now() / 1000 + 61);
   });
 
+  it('charges resolveCustomer as a write to a token that may write (it creates profiles then), as a read to one that may not', async () => {
+    const tenant = newTenant();
+    const writer = await api.call('POST', '/api/v1/customers/resolve', { auth: await token(tenant), body: { email: 'new@resolve-rate.test' } });
+    expect(writer.headers.get('x-ratelimit-limit')).toBe('100');
+    const gql = await api.graphql(await token(tenant), `{ resolveCustomer(tenantId: "${tenant}", email: "other@resolve-rate.test") { resolution { isNew } } }`);
+    expect(gql.headers.get('x-ratelimit-limit')).toBe('100');
+    const reader = await api.call('POST', '/api/v1/customers/resolve', { auth: await token(tenant, ['crm:read']), body: { email: 'new@resolve-rate.test' } });
+    expect(reader.headers.get('x-ratelimit-limit')).toBe('1000');
+  });
+
   it('answers 429 past the campaign-execution limit, counted across API instances, per tenant', async () => {
     const tenant = newTenant();
     const auth = await token(tenant);

@@ -3,7 +3,7 @@ import {
 } from 'graphql';
 import { createHandler, type OperationArgs, type OperationContext } from 'graphql-http';
 import { Hono, type Context } from 'hono';
-import { isOperation, OPERATIONS, type RateClass } from '../../domain/operations.js';
+import { isOperation, rateClassOf, type RateClass } from '../../domain/operations.js';
 import { assertCleanJson } from '../../domain/validate.js';
 import type { Principal } from '../../platform/auth.js';
 import { asAppError } from '../../platform/errors.js';
@@ -64,10 +64,10 @@ class DocumentCache {
 }
 
 /** Root fields' points by rate class; introspection and unknown fields are reads. */
-function pointsByClass(costs: Map<string, RootFieldCost>): Map<RateClass, number> {
+function pointsByClass(costs: Map<string, RootFieldCost>, scopes: ReadonlySet<string>): Map<RateClass, number> {
   const points = new Map<RateClass, number>();
   for (const [field, { points: n }] of costs) {
-    const cls = isOperation(field) ? OPERATIONS[field].rate : 'read';
+    const cls = isOperation(field) ? rateClassOf(field, scopes) : 'read';
     points.set(cls, (points.get(cls) ?? 0) + n);
   }
   return points;
@@ -148,7 +148,7 @@ export function graphqlRoutes(deps: AppDeps) {
     if (cost > config.GRAPHQL_MAX_COST) {
       return [limitError(`query cost ${cost} exceeds the limit of ${config.GRAPHQL_MAX_COST} (GRAPHQL_MAX_COST; lists count by their page size)`, operation)];
     }
-    await spend(pointsByClass(costs));
+    await spend(pointsByClass(costs, ctx.principal.scopes));
     return { schema, document, operationName: params.operationName, variableValues: params.variables, contextValue: ctx as never }; // graphql-http's context type wants an index signature
   };
 

@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createMiddleware } from 'hono/factory';
 import { assertTenant, authorize, type ServiceContext } from '../../domain/context.js';
-import { OPERATIONS, type OperationName, type RateClass } from '../../domain/operations.js';
+import { OPERATIONS, rateClassOf, type OperationName, type RateClass } from '../../domain/operations.js';
 import { assertCleanJson } from '../../domain/validate.js';
 import type { Principal } from '../../platform/auth.js';
 import { AppError } from '../../platform/errors.js';
@@ -109,7 +109,7 @@ export interface GuardOptions {
 export const guard = (deps: AppDeps, operation: OperationName, options: GuardOptions = {}) =>
   createMiddleware<AppEnv>(async (c, next) => {
     const principal = await authenticate(c, deps);
-    await rateLimit(c, deps, principal, [OPERATIONS[operation].rate]);
+    await rateLimit(c, deps, principal, [rateClassOf(operation, principal.scopes)]);
     authorize(principal, operation);
     assertCleanUrl(c);
     assertTenant(principal, c.req.query('tenantId'));
