@@ -178,6 +178,14 @@ describe('timeline and notes', () => {
     const page2 = await api.call('GET', `/api/v1/customers/${id}/timeline?take=2&after=${page1.body.meta.nextCursor}`, { auth });
     expect(page2.body.data.map((a: any) => a.title)).toEqual(['e2', 'e1']);
     expect(page2.body.meta.total).toBe(5); // the whole timeline, not what follows the cursor
+    // A cursor whose instant this API did not write is refused (PostgreSQL reads none of these).
+    for (const at of ['1', 'March 7', '2026-02-30T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '+275760-09-13T00:00:00.000Z']) {
+      const forged = Buffer.from(JSON.stringify([at, results[0].activityId])).toString('base64url');
+      const rest = await api.call('GET', `/api/v1/customers/${id}/timeline?take=2&after=${forged}`, { auth });
+      expect([at, rest.status, rest.body.error?.code]).toEqual([at, 400, 'VALIDATION_ERROR']);
+      const viaGql = await api.graphql(auth, `query($id: ID!, $after: String) { customer(id: $id) { activities(first: 2, after: $after) { totalCount } } }`, { id, after: forged });
+      expect([at, viaGql.body.errors?.[0]?.extensions?.code]).toEqual([at, 'VALIDATION_ERROR']);
+    }
     const badCategory = await api.call('GET', `/api/v1/customers/${id}/timeline?categories=NOPE`, { auth });
     expect(badCategory.status).toBe(400);
 

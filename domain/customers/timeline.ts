@@ -119,8 +119,12 @@ export async function appendActivities(
   return outcomes;
 }
 
+// A cursor's instant is one this API wrote (toISOString of a stored time): anything else (a date
+// JavaScript reads and PostgreSQL does not, or out of PostgreSQL's range) is a tampered cursor.
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const isInstant = (at: unknown) => typeof at === 'string' && ISO_INSTANT.test(at) && !at.startsWith('0000') && !Number.isNaN(Date.parse(at)) && new Date(at).toISOString() === at;
 const planTimelinePage = (args: PageArgs) =>
-  planPage(args, ([at, id, ...rest]) => rest.length === 0 && typeof at === 'string' && !Number.isNaN(Date.parse(at)) && typeof id === 'string' && isUuid(id));
+  planPage(args, ([at, id, ...rest]) => rest.length === 0 && isInstant(at) && typeof id === 'string' && isUuid(id));
 const activityKey = (a: Activity) => [a.occurredAt.toISOString(), a.id];
 
 /** Newest first; cursors over (occurredAt, id); counted only when asked. */
