@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
+import { until } from './support/until.js';
 
 let api: TestApi;
 let auth: string;
@@ -62,6 +64,36 @@ describe('customer profiles', () => {
     const bad = await api.call('PATCH', `/api/v1/customers/${a.id}`, { auth, body: { lifecycleStage: 'ROYALTY' } });
     expect(bad.status).toBe(400);
     expect(bad.body.error.field).toBe('lifecycleStage');
+  });
+
+  it('an edit or a note racing a merge of its profile waits for it, then is refused: the merged profile stays merged', async () => {
+    const mine = await token(newTenant());
+    const create = async (email: string) => (await api.call('POST', '/api/v1/customers', { auth: mine, body: { email } })).body.data.id as string;
+    const [winner, loser] = [await create('winner@merge-race.test'), await create('loser@merge-race.test')];
+    // The merge, held open after marking the loser.
+    const [merge, watcher] = [new pg.Client({ connectionString: inject('databaseUrl') }), new pg.Client({ connectionString: inject('databaseUrl') })];
+    await Promise.all([merge.connect(), watcher.connect()]);
+    try {
+      await merge.query('begin');
+      await merge.query(`update customers set status = 'MERGED', merged_into_id = $1 where id = $2`, [winner, loser]);
+      const [{ pid }] = (await merge.query('select pg_backend_pid() as pid')).rows;
+      const edit = api.call('PATCH', `/api/v1/customers/${loser}`, { auth: mine, body: { status: 'INACTIVE', membershipTier: 'GOLD' } });
+      const note = api.call('POST', `/api/v1/customers/${loser}/notes`, { auth: mine, body: { content: 'Called about lessons' } });
+      // (Watched from outside: a transaction sees pg_stat_activity as it first read it.)
+      // The first waits for the merge, the second for the first (in line for the same row).
+      await until('both wait for the merge', async () => ((await watcher.query(
+        `with first as (select pid from pg_stat_activity where $1 = any(pg_blocking_pids(pid)))
+         select (select count(*) from first) + (select count(*) from pg_stat_activity a where pg_blocking_pids(a.pid) && array(select pid from first)) as n`,
+        [pid],
+      )).rows[0].n === '2' ? true : undefined));
+      await merge.query('commit');
+      for (const res of [await edit, await note]) expect([res.status, res.body.error?.code]).toEqual([409, 'INVALID_STATE']);
+    } finally {
+      await Promise.all([merge.end(), watcher.end()]);
+    }
+    const after = (await api.call('GET', `/api/v1/customers/${loser}`, { auth: mine })).body.data;
+    expect(after).toMatchObject({ status: 'MERGED', membershipTier: null });
+    expect((await api.call('GET', `/api/v1/customers/${loser}/notes`, { auth: mine })).body.data).toEqual([]);
   });
 
   it('hides other tenants\' customers: 404 by id over REST and GraphQL, absent from lists', async () => {

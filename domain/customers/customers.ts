@@ -1,4 +1,4 @@
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { Customer, Segment } from '../../db/entities/index.js';
@@ -29,6 +29,18 @@ export async function getCustomer(ctx: { em: EntityManager; tenantId: string }, 
 
 export async function getLiveCustomer(ctx: { em: EntityManager; tenantId: string }, id: string): Promise<Customer> {
   const customer = await getCustomer(ctx, id);
+  if (!isLive(customer)) throw new AppError('INVALID_STATE', `customer ${id} ${deadState(customer)}`);
+  return customer;
+}
+
+/**
+ * The live profile, locked until the transaction (`em`'s) ends, for a change to it: a merge or a
+ * deletion committing meanwhile is waited for and then seen. Read without the lock, a profile merged
+ * in between took the change (an edit made it live again beside its winner; a note went with it).
+ */
+export async function lockLiveCustomer(em: EntityManager, tenantId: string, id: string): Promise<Customer> {
+  const customer = isUuid(id) ? await em.findOne(Customer, { id, tenantId: tenantKey(tenantId) }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true }) : null;
+  if (!customer) throw notFound('customer', id);
   if (!isLive(customer)) throw new AppError('INVALID_STATE', `customer ${id} ${deadState(customer)}`);
   return customer;
 }
@@ -310,7 +322,7 @@ export async function insertCustomer(em: EntityManager, tenantId: string, fields
 export async function updateCustomer(ctx: Pick<ServiceContext, 'tenantId' | 'em' | 'config'>, id: string, input: unknown): Promise<Customer> {
   const fields = validate(updateCustomerInput(ctx.config.DEFAULT_PHONE_REGION), input);
   return ctx.em.transactional(async (em) => {
-    const customer = await getLiveCustomer({ em, tenantId: ctx.tenantId }, id);
+    const customer = await lockLiveCustomer(em, ctx.tenantId, id);
     await assertIdentifiersFree(em, ctx.tenantId, fields, customer.id);
     em.assign(customer, stripUndefined(fields) as never);
     await uniquely(em, ctx.tenantId, fields, customer.id, () => em.flush());

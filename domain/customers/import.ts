@@ -463,7 +463,7 @@ async function upsertBatch(em: EntityManager, tenantId: string, batch: Valid[], 
     await executeBound(
       em,
       `update customers c set ${COLUMNS.map(([col]) => `${col} = coalesce(v.${col}, c.${col})`).join(', ')}, updated_at = now()
-         from ${unnest(2)} where c.id = v.id and c.tenant_id = $1`,
+         from ${unnest(2)} where c.id = v.id and c.tenant_id = $1 and ${liveCustomer('c')}`,
       [tenantId, rowsJson(updates)],
     );
   }

@@ -5,7 +5,7 @@ import type { NoteType } from '../../db/entities/enums.js';
 import { notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { validate } from '../validate.js';
-import { getCustomer, getLiveCustomer, isUuid, stripUndefined } from './customers.js';
+import { getCustomer, getLiveCustomer, isUuid, lockLiveCustomer, stripUndefined } from './customers.js';
 import { noteInput, noteUpdate } from './schemas.js';
 
 /** Pinned notes first, then newest first: `limit` of them from `offset`. */
@@ -44,17 +44,19 @@ const customerIdOf = (n: Note) => (typeof n.customer === 'object' ? n.customer.i
 
 export async function addNote(ctx: ServiceContext, customerId: string, input: unknown): Promise<Note> {
   const data = validate(noteInput, input, 'input');
-  const customer = await getLiveCustomer(ctx, customerId);
-  const note = ctx.em.create(Note, {
-    id: uuidv7(),
-    tenantId: ctx.tenantId,
-    customer: customer.id,
-    ...data,
-    createdBy: ctx.principal.sub,
-    createdByName: ctx.principal.name ?? null,
-  } as never);
-  await ctx.em.flush();
-  return note;
+  return ctx.em.transactional(async (em) => {
+    const customer = await lockLiveCustomer(em, ctx.tenantId, customerId);
+    const note = em.create(Note, {
+      id: uuidv7(),
+      tenantId: ctx.tenantId,
+      customer: customer.id,
+      ...data,
+      createdBy: ctx.principal.sub,
+      createdByName: ctx.principal.name ?? null,
+    } as never);
+    await em.flush();
+    return note;
+  });
 }
 
 async function getNote(ctx: ServiceContext, id: string): Promise<Note> {
