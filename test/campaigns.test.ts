@@ -198,6 +198,26 @@ describe('pause, resume and cancel while sending', () => {
     expect(new Set(mails.map((m) => (m.to as { text: string }).text)).size).toBe(a.emailOk.size);
   });
 
+  it('a pause that comes before the run begins (right after execute) holds the run before it sends', async () => {
+    const a = await audience(30, 'early-pause');
+    const t = await templates(a.auth);
+    const id = (await call('POST', '/campaigns', a.auth, { name: 'Early', type: 'ONE_TIME', segmentId: a.segmentId, channels: ['EMAIL'], ...t })).body.data.id;
+    // Execute's first half: the campaign ACTIVE, its run not started yet. The pause finds no run.
+    await db.query(`update campaigns set status = 'ACTIVE' where id = $1`, [id]);
+    const paused = await call('POST', `/campaigns/${id}/pause`, a.auth);
+    expect(paused.body.data).toMatchObject({ status: 'PAUSED' });
+    // Execute's second half, as startOneTimeRun starts it.
+    await stack.client.workflow.start('campaignWorkflow', {
+      workflowId: `campaign-${id}`, taskQueue: stack.taskQueue, args: [{ tenantId: a.tenant, campaignId: id, kind: 'ONE_TIME', runKey: 'once', startAt: null }],
+    });
+    await until('the run holds', async () => ((await stack.client.workflow.getHandle(`campaign-${id}`).query('progress')) as { phase: string }).phase === 'paused' || undefined);
+    expect(mailsOf('early-pause')).toHaveLength(0);
+    expect((await campaignOf(a.auth, id)).status).toBe('PAUSED');
+    expect((await call('POST', `/campaigns/${id}/resume`, a.auth)).body.data).toMatchObject({ status: 'ACTIVE' });
+    await until('COMPLETED', async () => (await campaignOf(a.auth, id)).status === 'COMPLETED');
+    expect(mailsOf('early-pause')).toHaveLength(a.emailOk.size);
+  });
+
   it('cancel stops sending and marks what was not sent as cancelled', async () => {
     const a = await audience(240, 'cancel');
     const t = await templates(a.auth);

@@ -144,6 +144,9 @@ export async function campaignWorkflow(input: CampaignRunInput, carried?: Campai
       const status = await transitionCampaign({ ...ref, action: 'start', ifAlready: 'ACTIVE', quiet: true });
       const goes = ownsState ? status === 'ACTIVE' || status === 'PAUSED' : status === 'ACTIVE';
       if (!goes) progress.cancelled = true;
+      // Paused before this run began (the pause found no run to tell): it holds before sending,
+      // as a run told to pause does. Runs begun before this change replay as they ran (they sent).
+      else if (status === 'PAUSED' && patched('campaign-start-paused')) progress.paused = true;
     }
     if (progress.cancelled) return finish();
     progress.phase = 'snapshot';
