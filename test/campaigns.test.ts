@@ -270,6 +270,36 @@ describe('the state machine', () => {
       expect((await call('POST', `/campaigns/${id}/${action}`, a.auth)).body.error?.code).toBe('INVALID_STATE');
     }
     expect((await call('POST', `/campaigns/${id}/schedule`, a.auth, { scheduledAt: future })).body.error?.code).toBe('INVALID_STATE');
+    // A double click with two times: the one that scheduled is the one kept. Both read DRAFT, then
+    // queue for the campaign's row (held here) in the order sent.
+    const twice = (await call('POST', '/campaigns', a.auth, { name: 'Twice', type: 'ONE_TIME', segmentId: a.segmentId, channels: ['EMAIL', 'SMS'], ...t })).body.data.id;
+    const [holder, watcher] = [new pg.Client({ connectionString: inject('databaseUrl') }), new pg.Client({ connectionString: inject('databaseUrl') })];
+    await Promise.all([holder.connect(), watcher.connect()]);
+    try {
+      await holder.query('begin');
+      await holder.query('select id from campaigns where id = $1 for update', [twice]);
+      const [{ pid }] = (await holder.query('select pg_backend_pid() as pid')).rows;
+      const waiting = async (n: number) => until(`${n} waiting`, async () => ((await watcher.query(
+        `with first as (select pid from pg_stat_activity where $1 = any(pg_blocking_pids(pid)))
+         select (select count(*) from first) + (select count(*) from pg_stat_activity a where pg_blocking_pids(a.pid) && array(select pid from first)) as n`,
+        [pid],
+      )).rows[0].n === String(n) ? true : undefined));
+      const [soon, later] = [3_600_000, 7 * 86_400_000].map((ms) => new Date(Date.now() + ms).toISOString());
+      const first = call('POST', `/campaigns/${twice}/schedule`, a.auth, { scheduledAt: soon });
+      await waiting(1);
+      const second = call('POST', `/campaigns/${twice}/schedule`, a.auth, { scheduledAt: later });
+      await waiting(2);
+      await holder.query('commit');
+      const answers = await Promise.all([first, second]);
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+      // The time the scheduling request asked for, not the refused one's.
+      const won = answers[0]!.status === 200 ? soon : later;
+      expect(answers.find((r) => r.status === 200)!.body.data.scheduledAt).toBe(won);
+      expect((await campaignOf(a.auth, twice)).scheduledAt).toBe(won);
+    } finally {
+      await Promise.all([holder.end(), watcher.end()]);
+    }
+    await call('POST', `/campaigns/${twice}/cancel`, a.auth);
     // Audience and templates are frozen outside DRAFT; the name is not.
     expect((await call('PATCH', `/campaigns/${id}`, a.auth, { segmentId: a.segmentId })).body.error).toMatchObject({ code: 'INVALID_STATE', field: 'segmentId' });
     expect((await call('PATCH', `/campaigns/${id}`, a.auth, { name: 'Renamed' })).body.data.name).toBe('Renamed');

@@ -195,9 +195,8 @@ export async function scheduleCampaign(ctx: ServiceContext, id: string, input: u
   }
   await assertSendable(ctx, campaign);
   const previous = campaign.scheduledAt ?? null;
-  campaign.scheduledAt = scheduledAt ?? null;
-  await ctx.em.flush();
-  await transition(ctx.em, ctx.tenantId, campaign.id, 'schedule');
+  await transition(ctx.em, ctx.tenantId, campaign.id, 'schedule', { scheduledAt: scheduledAt ?? null });
+  campaign.scheduledAt = scheduledAt ?? null; // as written
   // Nothing half-made: if Temporal does not take the run (or schedule), the campaign stays DRAFT.
   try {
     if (campaign.type === 'ONE_TIME') await startOneTimeRun(ctx, campaign, runStartAt(campaign));

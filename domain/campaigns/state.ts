@@ -51,13 +51,18 @@ export function assertTransition(id: string, status: CampaignStatus, action: Cam
  * Moves the campaign by `action` if its current state allows it, stamping the action's time, in
  * one statement. Returns the new status; throws INVALID_STATE (naming the state it found) if not.
  */
-export async function transition(em: EntityManager, tenantId: string, id: string, action: CampaignAction): Promise<CampaignStatus> {
+export async function transition(
+  em: EntityManager, tenantId: string, id: string, action: CampaignAction, also: { scheduledAt?: Date | null } = {},
+): Promise<CampaignStatus> {
   const { from, to, stamp } = TRANSITIONS[action];
   const set = stamp ? `, ${stamp} = ${stamp === 'started_at' ? 'coalesce(started_at, now())' : 'now()'}` : '';
+  // What the move carries is written by it, or not at all: a request that loses the race (a double
+  // click) leaves the winner's values.
+  const carried = 'scheduledAt' in also ? ', scheduled_at = ?' : '';
   const rows = await em.execute<{ status: CampaignStatus }[]>(
-    `update campaigns set status = ?, updated_at = now()${set}
+    `update campaigns set status = ?, updated_at = now()${set}${carried}
       where tenant_id = ? and id = ? and status = any(?::text[]) returning status`,
-    [to, tenantId, id, `{${from.join(',')}}`],
+    [to, ...('scheduledAt' in also ? [also.scheduledAt ?? null] : []), tenantId, id, `{${from.join(',')}}`],
   );
   if (rows.length) return to;
   const [current] = await em.execute<{ status: CampaignStatus }[]>('select status from campaigns where tenant_id = ? and id = ?', [tenantId, id]);
