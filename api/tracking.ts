@@ -83,13 +83,24 @@ export function trackingRoutes(deps: AppDeps) {
     await discardBody(c);
     const column = OPT_IN[delivery.channel];
     await em.transactional(async (tx) => {
+      // The profile the recipient is now: merged since the send, it is the one it went into.
       const changed = column
-        ? await tx.execute(`update customers set ${column} = false, updated_at = now() where tenant_id = ${TENANT} and id = ? and ${column} returning id`, [delivery.tenant_id, delivery.customer_id])
+        ? await tx.execute<{ id: string }[]>(
+          `with recursive chain as (
+             select id, status, merged_into_id, 0 as hop from customers where tenant_id = ${TENANT} and id = ?
+             union all
+             select c.id, c.status, c.merged_into_id, chain.hop + 1 from chain join customers c on c.tenant_id = ${TENANT} and c.id = chain.merged_into_id
+              where chain.status = 'MERGED' and chain.hop < 10)
+           update customers set ${column} = false, updated_at = now()
+            where tenant_id = ${TENANT} and id = (select id from chain order by hop desc limit 1) and status <> 'MERGED' and ${column} returning id`,
+          [delivery.tenant_id, delivery.customer_id, delivery.tenant_id, delivery.tenant_id],
+        )
         : [];
       const fresh = await recordInteractions(tx, [{ ...interaction(delivery), type: 'UNSUBSCRIBED', occurredAt: new Date(), key: `unsubscribe:${delivery.id}` }]);
       // A new interaction has already told the reactions (its timeline entry); a repeat that still
-      // changed the profile (opted in again since) tells them itself.
-      if (!fresh && changed.length) await afterCustomersChanged(tx, delivery.tenant_id, [delivery.customer_id], 'unsubscribe');
+      // changed the profile (opted in again since) tells them itself, as does one merged since.
+      const target = changed[0]?.id;
+      if (target && (!fresh || target !== delivery.customer_id)) await afterCustomersChanged(tx, delivery.tenant_id, [target], 'unsubscribe');
     });
     const what = CHANNEL_LABEL[delivery.channel].toLowerCase();
     return c.html(page('You are unsubscribed', `<p>You will receive no more ${escapeHtml(what)} messages from us.</p>`));

@@ -182,6 +182,18 @@ describe('unsubscribe', () => {
     expect(entries).toEqual([expect.objectContaining({ type: 'campaign.unsubscribed', category: 'MARKETING', title: 'Unsubscribed from email: Spring Open' })]);
   });
 
+  it('unsubscribes the profile a merge made of the recipient since the send', async () => {
+    const { tenant, campaignId, deliveryId, customerId: loser, auth } = await setup();
+    const winner = (await api.call('POST', '/api/v1/customers', { auth, body: { email: `winner-${randomUUID().slice(0, 6)}@example.com`, emailOptIn: true } })).body.data.id;
+    // Both duplicates got the message: the loser's delivery stays the loser's.
+    await seedDelivery(db, tenant, campaignId, winner);
+    expect((await api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: winner, loserId: loser } })).status).toBe(200);
+    expect((await api.call('GET', `/api/v1/customers/${winner}`, { auth })).body.data.emailOptIn).toBe(true);
+    const res = await fetch(render(deliveryId).unsubscribe, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect((await api.call('GET', `/api/v1/customers/${winner}`, { auth })).body.data.emailOptIn).toBe(false);
+  });
+
   it('turns off the opt-in of the message\'s channel', async () => {
     for (const [channel, off] of [['SMS', 'smsOptIn'], ['WHATSAPP', 'smsOptIn'], ['PUSH', 'pushOptIn'], ['IN_APP', 'pushOptIn']] as const) {
       const { deliveryId, customerId, auth } = await setup(channel);
