@@ -312,9 +312,22 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
           return;
         }
         let message: OutboundMessage;
+        // Loaded outside the render's catch: a database that did not answer is retried, not taken
+        // for a template that cannot render (a missing template is a ChannelError, caught there).
+        let template: Awaited<ReturnType<typeof templateFor>>;
+        try {
+          template = await templateFor(row.channel);
+        } catch (err) {
+          if (!(err instanceof ChannelError)) throw err;
+          done.push({ id: row.delivery_id, status: 'FAILED', error: `rendering failed: ${err.message}`, row, at: now() });
+          return;
+        }
         try {
           const unsubscribe = unsubscribeUrl({ baseUrl, key, deliveryId: row.delivery_id });
-          const rendered: RenderedMessage = await (await templateFor(row.channel)).render(recipientVariables(row, unsubscribe, variables));
+          // Each render may take up to its limit on this thread: other activities' heartbeats and
+          // connections get the event loop in between.
+          await new Promise<void>((resume) => setImmediate(resume));
+          const rendered: RenderedMessage = await template.render(recipientVariables(row, unsubscribe, variables));
           message = {
             deliveryId: row.delivery_id, tenantId: campaign.tenantId, campaignId: campaign.id, channel: row.channel,
             to: { customerId: row.id, email: row.email, phoneNumber: row.phoneNumber },
