@@ -40,6 +40,26 @@ async function tenantWith(people: object[]) {
 const members = async (auth: string, segmentId: string) =>
   (await stack.api.call('GET', `/api/v1/segments/${segmentId}/members?take=100`, { auth })).body.data.map((c: any) => c.firstName).sort();
 
+describe('deleted customers', () => {
+  it('leave every segment at once, each exit recorded: memberCount matches the members listed', async () => {
+    const { tenant, auth, ids } = await tenantWith(['Ann', 'Bob', 'Cat'].map((firstName) => ({ firstName, email: `${firstName.toLowerCase()}@deleted.test`, membershipTier: 'GOLD' })));
+    const segments: string[] = [];
+    for (const type of ['STATIC', 'DYNAMIC', 'SMART']) {
+      const res = await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: `gold ${type}`, type, criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } } });
+      expect(res.body.data.memberCount).toBe(3);
+      segments.push(res.body.data.id);
+    }
+    expect((await stack.api.call('PATCH', `/api/v1/customers/${ids[1]}`, { auth, body: { status: 'DELETED' } })).status).toBe(200);
+    await stack.api.settled(tenant);
+    for (const id of segments) {
+      expect((await stack.api.call('GET', `/api/v1/segments/${id}`, { auth })).body.data.memberCount).toBe(2);
+      expect(await members(auth, id)).toEqual(['Ann', 'Cat']);
+    }
+    const exits = await sql(`select segment_id from segment_membership_changes where customer_id = $1 and change = 'EXITED' order by segment_id`, [ids[1]]);
+    expect(exits.map((r: { segment_id: string }) => r.segment_id)).toEqual([...segments].sort());
+  });
+});
+
 describe('segment criteria', () => {
   it('counts events exactly at the boundaries of gte, lte and eq', async () => {
     const names = ['Zero', 'One', 'Two', 'Three'];

@@ -7,6 +7,7 @@ import { AppError, notFound } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { lazyCount, planPage, toPage, type LazyConnection, type Page, type PageArgs } from '../pagination.js';
 import { exitCustomersEnrollments } from '../journeys/enrollment.js';
+import { addMemberCountDeltas } from '../segments/member-counts.js';
 import { afterCustomersChanged } from '../reactions.js';
 import { validate } from '../validate.js';
 import { normalizePhone } from './identifiers.js';
@@ -326,11 +327,40 @@ export async function updateCustomer(ctx: Pick<ServiceContext, 'tenantId' | 'em'
     await assertIdentifiersFree(em, ctx.tenantId, fields, customer.id);
     em.assign(customer, stripUndefined(fields) as never);
     await uniquely(em, ctx.tenantId, fields, customer.id, () => em.flush());
-    // A deleted profile's running journey enrolments exit.
-    if (fields.status === 'DELETED') await exitCustomersEnrollments(em, ctx.tenantId, [customer.id], 'deleted');
+    // A deleted profile's running journey enrolments exit, and it leaves its segments.
+    if (fields.status === 'DELETED') {
+      await exitCustomersEnrollments(em, ctx.tenantId, [customer.id], 'deleted');
+      await leaveSegments(em, ctx.tenantId, customer.id, 'deleted');
+    }
     await afterCustomersChanged(em, ctx.tenantId, [customer.id], 'updated');
     return customer;
   });
+}
+
+/**
+ * Takes a profile out of every segment it is in, each exit recorded and counted: a deleted profile
+ * is in no list, and memberCount counts rows (a STATIC or DYNAMIC segment kept it until a refresh,
+ * or for good). Its segments are locked key-share, in id order, as a merge locks them: one whose
+ * deletion is in flight is waited for and then left out (its members went with it).
+ */
+async function leaveSegments(em: EntityManager, tenantId: string, customerId: string, cause: string): Promise<void> {
+  await em.execute(
+    `with mine as (
+       select m.segment_id from segment_members m join segments s on s.id = m.segment_id and s.tenant_id = m.tenant_id
+        where m.customer_id = ? and m.tenant_id = ${TENANT}
+        order by s.id
+          for key share of s
+     ), gone as (
+       delete from segment_members m using mine where m.segment_id = mine.segment_id and m.customer_id = ?
+       returning m.segment_id
+     ), changes as (
+       insert into segment_membership_changes (tenant_id, segment_id, customer_id, change, cause)
+       select ?, segment_id, ?::uuid, 'EXITED', ? from gone
+     ), counted as (${addMemberCountDeltas('select segment_id, -1 from gone')}
+     )
+     select 1`,
+    [customerId, tenantId, customerId, tenantId, customerId, cause],
+  );
 }
 
 export function stripUndefined<T extends object>(o: T): Partial<T> {
