@@ -530,6 +530,35 @@ describe('segment lifecycle', () => {
     expect((await stack.api.call('GET', `/api/v1/segments/${smart.id}`, { auth })).status).toBe(404);
   });
 
+  it('a refresh racing a merge waits for it: the merged profile is not put back in the segment', async () => {
+    const { tenant, auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@merge-refresh.test' }, { firstName: 'Bob', email: 'b@merge-refresh.test' }]);
+    const anns = (await stack.api.call('POST', '/api/v1/segments', { auth, body: { name: 'anns', type: 'DYNAMIC', criteria: { field: 'firstName', op: 'eq', value: 'Ann' } } })).body.data;
+    expect(await members(auth, anns.id)).toEqual(['Ann']);
+    // The merge is held after it has moved the memberships, at the loser's campaign delivery.
+    const [{ id: campaign }] = await sql(`insert into campaigns (tenant_id, name, type, status, channels) values ($1, 'held', 'ONE_TIME', 'ACTIVE', '{EMAIL}') returning id`, [tenant]);
+    const [{ id: delivery }] = await sql(`insert into campaign_deliveries (tenant_id, campaign_id, customer_id, run_key, channel, status) values ($1, $2, $3, 'once', 'EMAIL', 'SENT') returning id`, [tenant, campaign, ids[0]]);
+    const holder = new pg.Client({ connectionString: inject('databaseUrl') });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('select id from campaign_deliveries where id = $1 for update', [delivery]);
+      const [{ pid }] = (await holder.query('select pg_backend_pid() as pid')).rows;
+      const merged = stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[1], loserId: ids[0] } });
+      await until('the merge is held', async () => (await sql('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [pid])).length || undefined);
+      const refreshed = stack.api.call('POST', `/api/v1/segments/${anns.id}/refresh`, { auth });
+      await new Promise((r) => setTimeout(r, 500)); // the refresh reaches the segment's lock (or, unlocked, its diff)
+      await holder.query('commit');
+      expect((await merged).status).toBe(200);
+      expect((await refreshed).status).toBe(200);
+    } finally {
+      await holder.end();
+    }
+    expect(await sql('select customer_id from segment_members where segment_id = $1 and customer_id = $2', [anns.id, ids[0]])).toEqual([]);
+    expect(await sql(`select 1 from segment_membership_changes where segment_id = $1 and customer_id = $2 and change = 'ENTERED' and cause <> 'created'`, [anns.id, ids[0]])).toEqual([]);
+    const listed = await members(auth, anns.id);
+    expect((await stack.api.call('GET', `/api/v1/segments/${anns.id}`, { auth })).body.data.memberCount).toBe(listed.length);
+  });
+
   it('merges a customer whose segment is being deleted: the merge lands, the segment goes', async () => {
     const { auth, ids } = await tenantWith([{ firstName: 'Ann', email: 'a@merge-gone.test' }, { firstName: 'Bob', email: 'b@merge-gone.test' }]);
     const anns = (await stack.api.call('POST', '/api/v1/segments', {

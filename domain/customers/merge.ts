@@ -4,6 +4,7 @@ import { AppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { exitCustomersEnrollments, journeysAfterSegmentEntries } from '../journeys/enrollment.js';
 import { addMemberCountDeltas } from '../segments/member-counts.js';
+import { lockSegmentsOf } from '../segments/membership.js';
 import { deadState, getCustomer, isLive } from './customers.js';
 import { appendActivities } from './timeline.js';
 
@@ -33,6 +34,9 @@ export async function mergeCustomers(ctx: ServiceContext, winnerId: string, lose
     // Lock both rows in id order so two opposite merges cannot deadlock.
     const [first, second] = [winnerId, loserId].sort();
     for (const id of [first!, second!]) await getCustomer(scoped, id);
+    // Their segments first, against refreshes: one diffing meanwhile read the loser as live and
+    // put it back (an ENTERED for a merged profile) once the merge had taken it out.
+    await lockSegmentsOf(em, ctx.tenantId, [first!, second!]);
     await em.execute('select id from customers where id in (?, ?) for update', [first, second]);
     // Re-read under the row locks: a concurrent merge may have changed either.
     const winner = await em.refreshOrFail(await getCustomer(scoped, winnerId));

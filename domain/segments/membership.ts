@@ -153,6 +153,19 @@ const LOCK_SEGMENTS_SHARED = sizedStatement(
      from unnest(?::uuid[]) as t(id) order by id`,
 );
 
+/**
+ * Takes the shared locks of the segments that `customerIds` belong to now (see LOCK_SEGMENTS_SHARED),
+ * for a change that moves those customers' memberships outside a refresh (a merge): a refresh then
+ * waits for it, or it for the refresh. Take them before locking the customers, as a refresh takes its
+ * own before its writes wait on theirs.
+ */
+export async function lockSegmentsOf(em: EntityManager, tenantId: string, customerIds: string[]): Promise<void> {
+  const rows = await em.execute<{ segment_id: string }[]>(
+    `select distinct segment_id from segment_members where tenant_id = ${TENANT} and customer_id = any(?::uuid[])`, [tenantId, pgArray(customerIds)],
+  );
+  if (rows.length) await executeBound(em, LOCK_SEGMENTS_SHARED(rows.length), [pgArray(rows.map((r) => r.segment_id))]);
+}
+
 async function loadSmartPlan(em: EntityManager, tenantId: string): Promise<SmartPlan> {
   const rows = await executeBound<{ id: string; criteria: unknown; version: string }>(em, SMART_SEGMENTS, [tenantId]);
   const compiled = new Map(rows.map((r) => [r.id, compileCriteria(r.criteria)]));
