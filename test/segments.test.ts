@@ -565,7 +565,7 @@ describe('segment lifecycle', () => {
       auth, body: { name: 'anns', type: 'SMART', criteria: { field: 'firstName', op: 'eq', value: 'Ann' } },
     })).body.data;
     expect(await members(auth, anns.id)).toEqual(['Ann']);
-    const res = await whileDeleting(anns.id, 'both_in', () => stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[1], loserId: ids[0] } }));
+    const res = await whileDeleting(anns.id, 'pg_advisory_xact_lock_shared', () => stack.api.call('POST', '/api/v1/customers/merge', { auth, body: { winnerId: ids[1], loserId: ids[0] } }));
     expect(res.status).toBe(200);
     expect(await sql('select count(*)::int as n from segment_members where segment_id = $1', [anns.id])).toEqual([{ n: 0 }]);
     expect(await sql('select status from customers where id = $1', [ids[0]])).toEqual([{ status: 'MERGED' }]);
