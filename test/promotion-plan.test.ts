@@ -47,4 +47,19 @@ describe('promotion plan', () => {
     // No event heard of yet: wait to be told.
     expect(planStep(p, null, ZONE, new Set(), local('2027-03-02T00:00'))).toEqual({ due: [], nextAt: null });
   });
+
+  it('reminds a moved event for its new date, but not with reminders whose time passed while it was elsewhere', () => {
+    const p = promotion({ reminderDays: [7, 3, 1] });
+    const keys = (step: ReturnType<typeof planStep>) => ('due' in step ? step.due.map((s) => s.key) : step.stop);
+    // Every reminder of Saturday's event has gone; on Friday at noon it moves to Sunday.
+    const sent = new Set(['p:reminder:7:2027-04-03', 'p:reminder:3:2027-04-03', 'p:reminder:1:2027-04-03']);
+    const movedAt = local('2027-04-02T12:00');
+    const sunday = { startsAt: local('2027-04-04T09:00'), startsAtChangedAt: movedAt };
+    // Not Sunday's 3-day reminder at once (Thursday's, after Friday's 1-day one): Sunday's 1-day, on Saturday.
+    expect(planStep(p, sunday, ZONE, sent, movedAt)).toEqual({ due: [], nextAt: local('2027-04-03T09:00') });
+    expect(keys(planStep(p, sunday, ZONE, sent, local('2027-04-03T09:00')))).toEqual(['p:reminder:1:2027-04-04']);
+    // Moved a day earlier just after its 7-day reminder: the new date's 7-day one, a day past, is not sent.
+    const friday = { startsAt: local('2027-04-02T09:00'), startsAtChangedAt: local('2027-03-27T10:00') };
+    expect(keys(planStep(p, friday, ZONE, new Set(['p:reminder:7:2027-04-03']), local('2027-03-27T10:00')))).toEqual([]);
+  });
 });

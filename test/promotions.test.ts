@@ -129,8 +129,12 @@ describe('promotion sources: POST /events', () => {
     expect(report.results.map((r: any) => [r.status, r.customerId])).toEqual([['created', undefined], ['superseded', undefined], ['duplicate', undefined]]);
     expect(await event()).toMatchObject({ title: 'Club championship', startsAt: '2027-04-03T08:00:00.000Z', location: 'North course', cancelled: false });
     expect((await db.query('select count(*)::int as n from customers where tenant_id = $1', [c.tenant])).rows[0].n).toBe(2);
+    const movedAt = async () => (await db.query(`select starts_at_changed_at as at from promotion_sources where tenant_id = $1 and source_id = 'champs'`, [c.tenant])).rows[0].at;
+    expect(await movedAt()).toBeNull();
 
     report = await c.ok('POST', '/events', newer, 200);
+    // When its start moved is kept (a reminder whose time passed before is not sent after the fact).
+    expect(await movedAt()).toBeInstanceOf(Date);
     expect(report.results[0].status).toBe('created');
     expect(await event()).toMatchObject({ title: 'Champs (moved)', startsAt: '2027-04-10T08:00:00.000Z', updatedAt: '2026-11-02T10:00:00.000Z' });
 

@@ -41,6 +41,8 @@ export const PromotionSource = defineEntity({
     title: p.string().length(500),
     description: p.text().nullable(),
     startsAt: p.datetime(),
+    // When `startsAt` last changed (null: never since first recorded).
+    startsAtChangedAt: p.datetime().nullable(),
     endsAt: p.datetime().nullable(),
     location: p.string().length(500).nullable(),
     url: p.text(),

@@ -15,6 +15,8 @@ export interface PlanPromotion {
 export interface PlanSource {
   startsAt: Date;
   cancelledAt?: Date | null;
+  /** When `startsAt` last changed. */
+  startsAtChangedAt?: Date | null;
 }
 
 export interface PlannedSend {
@@ -47,8 +49,10 @@ export function plannedSends(p: PlanPromotion, source: PlanSource, zone: string)
 /**
  * What to send at `now`. Nothing more once the promotion is inactive or not automatic, the event
  * is cancelled or has begun. The announcement goes once, late if need be. Of the reminders whose
- * time has come only the latest counts: one missed while nothing ran (the promotion was created,
- * or its event moved, after it) is not sent after the fact.
+ * time has come only the latest counts (one missed while nothing ran, the promotion created after
+ * it, is not sent after the fact), and only if its time came after the event last moved: one whose
+ * time passed while the event was elsewhere is not sent (moved a day later once every reminder had
+ * gone, its 3-day reminder went out at once, after the 1-day one).
  */
 export function planStep(p: PlanPromotion, source: PlanSource | null, zone: string, sent: ReadonlySet<string>, now: Date): PlanStep {
   if (!p.isActive) return { stop: 'promotion inactive' };
@@ -58,7 +62,8 @@ export function planStep(p: PlanPromotion, source: PlanSource | null, zone: stri
   if (source.cancelledAt) return { stop: 'event cancelled' };
   if (source.startsAt.getTime() <= now.getTime()) return { stop: 'event started' };
   const sends = plannedSends(p, source, zone);
-  const past = sends.filter((s) => s.at.getTime() <= now.getTime());
+  const moved = source.startsAtChangedAt?.getTime() ?? -Infinity;
+  const past = sends.filter((s) => s.at.getTime() <= now.getTime() && (s.kind === 'ANNOUNCE' || s.at.getTime() >= moved));
   const lastReminder = past.filter((s) => s.kind === 'REMINDER').at(-1);
   const due = past.filter((s) => !sent.has(s.key) && (s.kind === 'ANNOUNCE' || s === lastReminder));
   const next = sends.find((s) => s.at.getTime() > now.getTime() && !sent.has(s.key));

@@ -75,6 +75,7 @@ export async function recordSourceEvents(em: EntityManager, tenantId: string, ev
          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          on conflict (tenant_id, source_type, source_id) do update
             set club_id = excluded.club_id, title = excluded.title, description = excluded.description, starts_at = excluded.starts_at,
+                starts_at_changed_at = case when promotion_sources.starts_at is distinct from excluded.starts_at then now() else promotion_sources.starts_at_changed_at end,
                 ends_at = excluded.ends_at, location = excluded.location, url = excluded.url, image_url = excluded.image_url,
                 cancelled_at = excluded.cancelled_at, occurred_at = excluded.occurred_at, source_service = excluded.source_service,
                 source_event_id = excluded.source_event_id, updated_at = now()
