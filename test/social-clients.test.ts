@@ -22,7 +22,8 @@ beforeAll(async () => {
 });
 afterAll(() => fakes.close());
 
-function post(platform: SocialPlatform, text = `Club night ${randomBytes(4).toString('hex')}`) {
+// Characters LinkedIn's text format reserves, and X escapes (&), in every post.
+function post(platform: SocialPlatform, text = `Club night (18 holes) #golf & more ${randomBytes(4).toString('hex')}`) {
   const media = platform === 'TIKTOK' ? [`${fakes.url}/media/clip.mp4`] : platform === 'INSTAGRAM' || platform === 'TWITTER' ? [`${fakes.url}/media/green.png`] : [];
   return { text, mediaUrls: media, linkUrl: platform === 'FACEBOOK' ? 'https://club.example/night' : null };
 }

@@ -157,8 +157,13 @@ export function oauthTokens(platform: SocialPlatform, body: any): TokenSet {
 }
 
 /** Text compared with links ignored: platforms rewrite them (X's t.co) when they store a post. */
+/**
+ * Whether a platform's copy of a post's text is the text sent: links may come back shortened (and
+ * X appends one for its media), entities HTML-escaped (X's `&amp;`), whitespace folded.
+ */
 export const sameText = (a: string | null | undefined, b: string): boolean => {
-  const norm = (s: string) => s.replace(/https?:\/\/\S+/g, 'URL').replace(/\s+/g, ' ').trim();
+  const norm = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
+    .replace(/https?:\/\/\S+/g, 'URL').replace(/\s+/g, ' ').trim().replace(/( ?URL)+$/, '').trim();
   return typeof a === 'string' && norm(a) === norm(b);
 };
 

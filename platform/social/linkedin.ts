@@ -9,6 +9,8 @@ import type { PostMetrics, PublishedPost, PublishRequest, SocialAccount, SocialP
 const SCOPES = ['openid', 'profile', 'w_member_social'];
 const REST_HEADERS = { 'LinkedIn-Version': '202411', 'X-Restli-Protocol-Version': '2.0.0' };
 
+/** Post text in LinkedIn's "little text" format: each of its reserved characters escaped. */
+export const littleText = (text: string) => text.replace(/[\\|{}@[\]()<>#*_~]/g, (c) => `\\${c}`);
 /** Posts are published as a member (`urn:li:person:<sub>`) unless the account id is already a URN (an organisation). */
 const authorUrn = (accountId: string) => (accountId.startsWith('urn:li:') ? accountId : `urn:li:person:${accountId}`);
 const postUrl = (urn: string) => `https://www.linkedin.com/feed/update/${urn}`;
@@ -74,11 +76,12 @@ export class LinkedInClient implements SocialPlatformClient {
   }
 
   async publish(accountId: string, accessToken: string, post: PublishRequest): Promise<PublishedPost> {
+    // Text goes as "little text": its reserved characters escaped, or LinkedIn cuts the post at the first.
     const answer = await this.http.call({
       method: 'POST', url: this.api('/rest/posts'), token: accessToken, write: true, headers: REST_HEADERS,
       json: {
         author: authorUrn(accountId),
-        commentary: post.text,
+        commentary: littleText(post.text),
         visibility: 'PUBLIC',
         distribution: { feedDistribution: 'MAIN_FEED', targetEntities: [], thirdPartyDistributionChannels: [] },
         lifecycleState: 'PUBLISHED',
@@ -97,7 +100,7 @@ export class LinkedInClient implements SocialPlatformClient {
     url.searchParams.set('count', '20');
     url.searchParams.set('sortBy', 'CREATED');
     const answer = await this.http.call({ method: 'GET', url: url.toString(), token: accessToken, headers: REST_HEADERS });
-    const found = ((answer.body.elements ?? []) as any[]).find((p) => sameText(p.commentary, post.text) && Number(p.createdAt ?? 0) >= since.getTime() - 1000);
+    const found = ((answer.body.elements ?? []) as any[]).find((p) => sameText(p.commentary, littleText(post.text)) && Number(p.createdAt ?? 0) >= since.getTime() - 1000);
     return found ? { platformPostId: String(found.id), platformUrl: postUrl(String(found.id)) } : null;
   }
 

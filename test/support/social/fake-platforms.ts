@@ -486,7 +486,11 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
           bearer(state, req, url);
           const since = Date.parse(url.searchParams.get('start_time') ?? '1970-01-01T00:00:00Z');
           const data = state.posts.filter((p) => p.accountId === timeline[1] && p.createdAt.getTime() >= since).reverse()
-            .map((p) => ({ id: p.id, text: p.text, created_at: p.createdAt.toISOString(), edit_history_tweet_ids: [p.id] }));
+            // As X gives them back: &, < and > as entities, a tweet with media ending in its t.co link.
+            .map((p) => ({
+              id: p.id, text: p.text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;') + (p.mediaUrls.length ? ` https://t.co/${p.id.slice(-10)}` : ''),
+              created_at: p.createdAt.toISOString(), edit_history_tweet_ids: [p.id],
+            }));
           return { status: 200, body: data.length ? { data, meta: { result_count: data.length } } : { meta: { result_count: 0 } } };
         },
       };
@@ -549,7 +553,12 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
           if (!req.headers['linkedin-version']) return { status: 426, body: { status: 426, code: 'NONEXISTENT_VERSION', message: 'Requested version  is not active' } };
           const author = String(body.json.author ?? '');
           if (author !== `urn:li:person:${state.user.id}`) return { status: 403, body: { status: 403, message: `Not enough permissions to post as ${author}` } };
-          const post = newPost(state, state.user.id, String(body.json.commentary ?? ''), [], body.json.content?.article?.source ?? null, `urn:li:share:${nextId()}`);
+          // "Little text": a backslash escapes the next character, and LinkedIn silently cuts the
+          // post at the first reserved character left unescaped.
+          const commentary = String(body.json.commentary ?? '');
+          const cut = commentary.search(/(?<!\\)[|{}@[\]()<>#*_~]/);
+          const text = (cut < 0 ? commentary : commentary.slice(0, cut)).replace(/\\(.)/g, '$1');
+          const post = newPost(state, state.user.id, text, [], body.json.content?.article?.source ?? null, `urn:li:share:${nextId()}`);
           return { status: 201, headers: { 'x-restli-id': post.id } };
         },
       };
@@ -561,7 +570,7 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
           bearer(state, req, url);
           const author = url.searchParams.get('author');
           const elements = state.posts.filter((p) => `urn:li:person:${p.accountId}` === author).reverse()
-            .map((p) => ({ id: p.id, author, commentary: p.text, createdAt: p.createdAt.getTime(), lifecycleState: 'PUBLISHED' }));
+            .map((p) => ({ id: p.id, author, commentary: p.text.replace(/[\\|{}@[\]()<>#*_~]/g, (c) => `\\${c}`), createdAt: p.createdAt.getTime(), lifecycleState: 'PUBLISHED' }));
           return { status: 200, body: { elements, paging: { start: 0, count: 20, total: elements.length } } };
         },
       };
