@@ -23,14 +23,11 @@ export interface NewActivity {
 }
 
 // Named for an event or a short batch: planning it cost more than running it, on every event.
-// Rows go in by source event, so two batches carrying some of the same events claim them in one
-// order and one waits for the other (in the order given, each could hold what the other wants).
 const APPEND_ACTIVITIES = sizedStatement(
   `insert into activities (id, tenant_id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
    select t.id, ?, t.customer_id, t.type, t.category, t.title, t.description, t.occurred_at, t.metadata, t.source_service, t.source_event_id
      from unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::jsonb[], ?::text[], ?::text[])
        as t(id, customer_id, type, category, title, description, occurred_at, metadata, source_service, source_event_id)
-    order by t.source_service, t.source_event_id
    on conflict (tenant_id, source_service, source_event_id) where source_service is not null and source_event_id is not null do nothing
    returning id`,
 );
@@ -67,6 +64,8 @@ async function lockTimelines(em: EntityManager, tenantId: string, customerIds: s
   return new Map(customerIds.map((id) => [id, live(id)]));
 }
 
+const compare = (a: string | null | undefined, b: string | null | undefined) => ((a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0);
+
 /**
  * What became of an item: appended (on the profile it names, or the one that profile was merged
  * into since), `duplicate` (its source event is already stored for the tenant), or `gone` (its
@@ -84,10 +83,14 @@ export async function appendActivities(
   if (!items.length) return [];
   const timelines = await lockTimelines(em, tenantId, items.map((i) => i.customerId), followMerges);
   const ids = newIds(items.length);
+  // In source-event order (any one order every writer shares): two batches carrying some of the
+  // same events then claim them in turn, and one waits for the other; in the order given, each
+  // could hold what the other wants (a deadlock). Compared by code unit, not collation: cheaper.
+  const byEvent = (a: NewActivity, b: NewActivity) => compare(a.sourceService, b.sourceService) || compare(a.sourceEventId, b.sourceEventId);
   const landing = items.flatMap((item, index) => {
     const customerId = timelines.get(item.customerId);
     return customerId ? [{ ...item, customerId, id: ids[index]! }] : [];
-  });
+  }).sort(byEvent);
   const rows = landing.length
     ? await executeBound<{ id: string }>(
         em,
