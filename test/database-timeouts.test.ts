@@ -101,6 +101,17 @@ describe('a stalled database', () => {
     await relay.close();
   });
 
+  /** As many writes at once as the pool holds (each needs a connection of its own), tried until all land: their statuses. */
+  async function poolServesAgain(auth: string, domain: string): Promise<number[]> {
+    let statuses: number[] = [];
+    for (let attempt = 0; attempt < 50; attempt++) {
+      statuses = (await Promise.all(Array.from({ length: 10 }, (_, i) => api.call('POST', '/api/v1/customers', { auth, body: { email: `after${attempt}.${i}@${domain}` } })))).map((r) => r.status);
+      if (statuses.every((s) => s === 201)) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return statuses;
+  }
+
   it('answers 503 on pooled and new connections alike, then serves again when the database does', async () => {
     const auth = await token(newTenant());
     // Warm the pool: some requests then stall on a pooled connection, others on a new one.
@@ -135,13 +146,7 @@ describe('a stalled database', () => {
       await locker.query('rollback');
       await locker.end();
     }
-    let statuses: number[] = [];
-    for (let attempt = 0; attempt < 50; attempt++) {
-      statuses = (await Promise.all(Array.from({ length: 10 }, (_, i) => api.call('POST', '/api/v1/customers', { auth, body: { email: `rolled${attempt}.${i}@back.test` } })))).map((r) => r.status);
-      if (statuses.every((s) => s === 201)) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    expect(statuses).toEqual(Array(10).fill(201));
+    expect(await poolServesAgain(auth, 'back.test')).toEqual(Array(10).fill(201));
   });
 
   it('gives back every connection whose transaction could not begin: writes answer 503 while stalled, then all serve again', async () => {
@@ -152,14 +157,7 @@ describe('a stalled database', () => {
     const stalled = await Promise.all(Array.from({ length: 12 }, (_, i) => api.call('POST', '/api/v1/customers', { auth, body: { email: `stalled${i}@stall.test` } })));
     expect(stalled.map((r) => r.status)).toEqual(Array(12).fill(503));
     relay.stall(false);
-    let statuses: number[] = [];
-    for (let attempt = 0; attempt < 50; attempt++) {
-      // As many writes at once as the pool holds: each needs a connection of its own.
-      statuses = (await Promise.all(Array.from({ length: 10 }, (_, i) => api.call('POST', '/api/v1/customers', { auth, body: { email: `after${attempt}.${i}@stall.test` } })))).map((r) => r.status);
-      if (statuses.every((s) => s === 201)) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    expect(statuses).toEqual(Array(10).fill(201));
+    expect(await poolServesAgain(auth, 'stall.test')).toEqual(Array(10).fill(201));
     // None of the stalled writes landed half-way: a BEGIN given up on never ran its statements.
     const list = (await api.call('GET', '/api/v1/customers?search=stalled', { auth })).body;
     expect(list.data).toEqual([]);
