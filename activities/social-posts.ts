@@ -7,7 +7,7 @@ import { publishCredentials, refreshCredentials, type PublishCredentials } from 
 import { composePost, platformFaults } from '../domain/social/validation.js';
 import { AppError } from '../platform/errors.js';
 import {
-  InvalidGrantError, OutcomeUnknownError, RateLimitedError, socialClient, SocialApiError, TokenExpiredError, type PublishedPost,
+  InvalidGrantError, OutcomeUnknownError, RateLimitedError, socialClient, SocialApiError, TokenExpiredError, type PublishedPost, type PublishProgress,
 } from '../platform/social/index.js';
 import type { ActivityDeps } from './index.js';
 
@@ -15,7 +15,9 @@ import type { ActivityDeps } from './index.js';
 // statement), then each platform call is recorded first (publish_attempt_id, publish_attempt_at)
 // in its own committed statement, and cleared when the platform's answer is definite. A recorded
 // attempt found by the next try means its answer was lost: the platform is asked what it published
-// since (findPublished) before anything is sent again.
+// since (findPublished) before anything is sent again. A platform that names an upload before it is
+// public (TikTok, Instagram) has that name recorded with the attempt (publish_handle), and a retry
+// asks after that upload (resume) instead.
 
 interface PostRef {
   tenantId: string;
@@ -34,6 +36,7 @@ interface Claimed {
   link_url: string | null;
   publish_attempt_id: string | null;
   publish_attempt_at: Date | null;
+  publish_handle: string | null;
 }
 
 // The platform's clock and ours may differ a little: an unknown attempt is looked for from this
@@ -63,7 +66,7 @@ export function socialPostActivities(deps: ActivityDeps) {
     const [row] = set.published
       ? await em.execute<{ status: SocialPostStatus }[]>(
         `update social_posts set status = 'PUBLISHED', platform_post_id = ?, platform_url = ?, published_at = ?, error = null,
-                publish_attempt_id = null, publish_attempt_at = null, updated_at = now()
+                publish_attempt_id = null, publish_attempt_at = null, publish_handle = null, updated_at = now()
           where tenant_id = ? and id = ? and status = 'PUBLISHING' and publish_attempt_id is not distinct from ?::uuid returning status`,
         [set.published.platformPostId, set.published.platformUrl, set.at ?? new Date(), ref.tenantId, ref.postId, attemptId])
       // An attempt still recorded is one whose outcome is unknown (definite answers clear theirs at
@@ -92,6 +95,7 @@ export function socialPostActivities(deps: ActivityDeps) {
      * platform's message. No answer: thrown, so the activity's retry checks that attempt first.
      */
     async publishSocialPost(ref: PostRef & { asOf?: string; scheduledAt?: string }): Promise<PublishOutcome> {
+      const started = Date.now();
       const em = orm.em.fork();
       // A run woken by its timer (`scheduledAt`: what it slept until, to the millisecond) claims the
       // post only if it is still SCHEDULED for then or earlier: a reschedule committed as the timer
@@ -101,7 +105,7 @@ export function socialPostActivities(deps: ActivityDeps) {
           where tenant_id = ? and id = ? and (status = 'PUBLISHING'
              or (?::timestamptz is null and status in ('DRAFT', 'SCHEDULED', 'FAILED'))
              or (status = 'SCHEDULED' and scheduled_at < ?::timestamptz + interval '1 millisecond'))
-          returning connection_id, content, media_urls, hashtags, link_url, publish_attempt_id, publish_attempt_at`,
+          returning connection_id, content, media_urls, hashtags, link_url, publish_attempt_id, publish_attempt_at, publish_handle`,
         [ref.tenantId, ref.postId, ref.scheduledAt ?? null, ref.scheduledAt ?? null]);
       if (!post) {
         const [row] = await em.execute<{ status: SocialPostStatus }[]>('select status from social_posts where tenant_id = ? and id = ?', [ref.tenantId, ref.postId]);
@@ -132,11 +136,44 @@ export function socialPostActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const logged = { tenantId: ref.tenantId, postId: ref.postId, platform: connection.platform, attempt: ctx.info.attempt };
 
+      // An attempt is given until its activity's limit, less a platform call's timeout for the last
+      // status poll and one for what follows it (SOCIAL_TIMEOUT_MS): it ends by itself, before a
+      // retry can start beside it.
+      const waitUntil = Math.min(Date.now() + config.SOCIAL_PROCESSING_WAIT_MS,
+        started + ctx.info.startToCloseTimeoutMs - 2 * config.SOCIAL_TIMEOUT_MS - 5_000);
+      const progress = (attemptId: string): PublishProgress => ({
+        waitUntil,
+        accepted: async (handle) => {
+          await em.execute('update social_posts set publish_handle = ? where tenant_id = ? and id = ? and publish_attempt_id = ?',
+            [handle, ref.tenantId, ref.postId, attemptId]);
+        },
+      });
+      /** The platform call of attempt `attemptId`, recorded when its answer is definite. */
+      const attempt = async (attemptId: string, call: (c: PublishCredentials) => Promise<PublishedPost>) => {
+        try {
+          const published = await withToken(em, deps, ref, state, call);
+          await em.execute('update social_connections set last_used_at = now() where tenant_id = ? and id = ?', [ref.tenantId, post.connection_id]);
+          log.info({ ...logged, platformPostId: published.platformPostId }, 'social post published');
+          return { status: await finish(em, ref, attemptId, { published, at: at() }) as 'PUBLISHED' };
+        } catch (err) {
+          if (err instanceof OutcomeUnknownError || !(err instanceof SocialApiError || err instanceof AppError)) throw err; // attempt kept: checked next time
+          // A definite answer: nothing was published by this attempt.
+          await em.execute(`update social_posts set publish_attempt_id = null, publish_attempt_at = null, publish_handle = null
+                             where tenant_id = ? and id = ? and publish_attempt_id = ?`, [ref.tenantId, ref.postId, attemptId]);
+          throw err;
+        }
+      };
+
       try {
-        let previous = post.publish_attempt_id;
+        const previous = post.publish_attempt_id;
         if (previous) {
-          // An attempt whose answer never came: the platform says whether it published.
           const since = new Date(new Date(post.publish_attempt_at!).getTime() - FIND_SLACK_MS);
+          // The platform named the upload it took: that upload is asked after, never posted again.
+          const handle = post.publish_handle;
+          if (handle && client.resume) {
+            return await attempt(previous, (c) => client.resume!(c.accountId, c.accessToken, { post: request, handle, since }, progress(previous)));
+          }
+          // An attempt whose answer never came: the platform says whether it published.
           const found = await withToken(em, deps, ref, state, (c) => client.findPublished(c.accountId, c.accessToken, request, since));
           if (found) {
             log.info({ ...logged, platformPostId: found.platformPostId }, 'social post: the attempt whose answer was lost had published it');
@@ -146,25 +183,11 @@ export function socialPostActivities(deps: ActivityDeps) {
         // Recorded and committed before the call: if its answer is lost, the next try knows.
         const attemptId = randomUUID();
         const taken = await em.execute(
-          `update social_posts set publish_attempt_id = ?, publish_attempt_at = now()
+          `update social_posts set publish_attempt_id = ?, publish_attempt_at = now(), publish_handle = null
             where tenant_id = ? and id = ? and status = 'PUBLISHING' and publish_attempt_id is not distinct from ?::uuid returning id`,
           [attemptId, ref.tenantId, ref.postId, previous]);
         if (!taken.length) throw ApplicationFailure.retryable('another attempt took this post meanwhile', 'AttemptRace');
-        previous = attemptId;
-        post.publish_attempt_id = attemptId;
-        try {
-          const published = await withToken(em, deps, ref, state, (c) => client.publish(c.accountId, c.accessToken, request));
-          await em.execute('update social_connections set last_used_at = now() where tenant_id = ? and id = ?', [ref.tenantId, post.connection_id]);
-          log.info({ ...logged, platformPostId: published.platformPostId }, 'social post published');
-          return { status: await finish(em, ref, attemptId, { published, at: at() }) as 'PUBLISHED' };
-        } catch (err) {
-          if (err instanceof OutcomeUnknownError || !(err instanceof SocialApiError || err instanceof AppError)) throw err; // attempt kept: checked next time
-          // A definite answer: nothing was published by this attempt.
-          await em.execute('update social_posts set publish_attempt_id = null, publish_attempt_at = null where tenant_id = ? and id = ? and publish_attempt_id = ?',
-            [ref.tenantId, ref.postId, attemptId]);
-          post.publish_attempt_id = null;
-          throw err;
-        }
+        return await attempt(attemptId, (c) => client.publish(c.accountId, c.accessToken, request, progress(attemptId)));
       } catch (err) {
         if (err instanceof RateLimitedError) {
           log.warn({ ...logged, retryAfterMs: err.retryAfterMs }, 'social post: rate limited; waiting');

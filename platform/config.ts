@@ -132,6 +132,10 @@ const Env = z.object({
   // At most 40 s: a publish makes up to three calls within its activity's 2-minute limit, so a retry
   // (which first asks the platform what the last attempt did) never starts while that call is alive.
   SOCIAL_TIMEOUT_MS: z.coerce.number().int().positive().max(40_000).default(30_000),
+  // How long one publish attempt waits for a TikTok video or an Instagram container to be processed
+  // (at most until its activity's limit allows). Still processing then: the upload is kept, and the
+  // next attempt asks after it again rather than posting it twice.
+  SOCIAL_PROCESSING_WAIT_MS: z.coerce.number().int().positive().max(60_000).default(40_000),
   // AES-256-GCM key of the stored OAuth tokens: 32 bytes, base64. Unset outside production: generated
   // into $CRM_DATA_DIR. SOCIAL_TOKEN_KEYS_OLD: earlier keys (comma-separated), still read after a rotation.
   // A malformed key stops the processes at start: every token operation would fail with it.

@@ -30,7 +30,7 @@ beforeAll(async () => {
   messaging = await startMessagingServer();
   stack = await startTimeSkippingStack('social', {
     ...fakes.env, MESSAGING_URL: messaging.url, MESSAGING_API_KEY: messaging.apiKey, SOCIAL_TOKEN_KEY: randomBytes(32).toString('base64'), RATE_LIMIT_SOCIAL: '1000', RATE_LIMIT_WRITE: '1000', RATE_LIMIT_CAMPAIGN: '1000',
-    WORKFLOW_RESULT_WAIT_MS: '5000',
+    WORKFLOW_RESULT_WAIT_MS: '5000', SOCIAL_PROCESSING_WAIT_MS: '1500',
   });
   ({ env, api } = stack);
 }, 240_000);
@@ -240,6 +240,66 @@ describe('publishing now', () => {
     await call('PATCH', `/social/posts/${id}`, auth, { content: 'A new announcement' });
     expect((await call('POST', `/social/posts/${id}/publish`, auth)).body.data).toMatchObject({ status: 'PUBLISHED', error: null });
     expect(postsAt('FACEBOOK', connection.accountId).map((p) => p.text)).toEqual(['A new announcement']);
+  });
+});
+
+describe('uploads the platform is still processing', () => {
+  afterAll(() => {
+    fakes.platforms.TIKTOK.processingPolls = 0;
+    fakes.platforms.INSTAGRAM.processingPolls = 0;
+  });
+
+  /** Attempts the post's run made of its publish activity. */
+  async function publishAttempts(postId: string): Promise<number[]> {
+    const history = await env.client.workflow.getHandle(`social-post-${postId}`).fetchHistory();
+    return (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt!);
+  }
+
+  it('TikTok: a video still processing when its attempt ends is asked after by the retry, and posted once', async () => {
+    const { auth, connection } = await tenantWith('TIKTOK');
+    const { id } = await createPost(auth, connection.id, 'Swing tips from the pro', { mediaUrls: [`${fakes.url}/media/swing.mp4`] });
+    // Public only after three status requests: the first attempt gives up waiting after two.
+    fakes.platforms.TIKTOK.processingPolls = 3;
+    const inits = requests('TIKTOK', 'publish');
+    await call('POST', `/social/posts/${id}/publish`, auth);
+    expect((await outcome(id)).status).toBe('PUBLISHED');
+    expect(Math.max(...await publishAttempts(id))).toBeGreaterThanOrEqual(2);
+    expect(requests('TIKTOK', 'publish') - inits).toBe(1);
+    const made = postsAt('TIKTOK', connection.accountId);
+    expect(made.map((p) => p.text)).toEqual(['Swing tips from the pro']);
+    expect(await post(id)).toMatchObject({ status: 'PUBLISHED', platform_post_id: made[0]!.id, publish_attempt_id: null, publish_handle: null });
+  });
+
+  it('Instagram: a reel still processing is published from the same container by the retry', async () => {
+    const { auth, connection } = await tenantWith('INSTAGRAM');
+    const { id } = await createPost(auth, connection.id, 'Course drone tour', { mediaUrls: [`${fakes.url}/media/tour.mp4`] });
+    fakes.platforms.INSTAGRAM.processingPolls = 3;
+    const containers = requests('INSTAGRAM', 'media');
+    await call('POST', `/social/posts/${id}/publish`, auth);
+    expect((await outcome(id)).status).toBe('PUBLISHED');
+    expect(Math.max(...await publishAttempts(id))).toBeGreaterThanOrEqual(2);
+    expect(requests('INSTAGRAM', 'media') - containers).toBe(1);
+    const made = postsAt('INSTAGRAM', connection.accountId);
+    expect(made.map((p) => p.text)).toEqual(['Course drone tour']);
+    expect(await post(id)).toMatchObject({ status: 'PUBLISHED', platform_post_id: made[0]!.id, publish_handle: null });
+  });
+
+  it('TikTok: a run that gave up while the video processed leaves it FAILED; publishing again finds the video, not a second upload', async () => {
+    const { auth, connection } = await tenantWith('TIKTOK');
+    const { id } = await createPost(auth, connection.id, 'Autumn greens update', { mediaUrls: [`${fakes.url}/media/greens.mp4`] });
+    // Longer than the run's eight attempts wait (two status requests each).
+    fakes.platforms.TIKTOK.processingPolls = 17;
+    const inits = requests('TIKTOK', 'publish');
+    await call('POST', `/social/posts/${id}/publish`, auth);
+    const failed = await outcome(id);
+    expect(failed.status).toBe('FAILED');
+    expect((await post(id)).error).toMatch(/still processing/);
+    expect(await post(id)).toMatchObject({ publish_handle: expect.any(String), publish_attempt_id: expect.any(String) });
+    expect(postsAt('TIKTOK', connection.accountId)).toHaveLength(0);
+    const res = await call('POST', `/social/posts/${id}/publish`, auth);
+    expect(res.body.data.status, JSON.stringify(res.body)).toBe('PUBLISHED');
+    expect(requests('TIKTOK', 'publish') - inits).toBe(1);
+    expect(postsAt('TIKTOK', connection.accountId)).toHaveLength(1);
   });
 });
 

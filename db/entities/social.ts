@@ -71,6 +71,8 @@ export const SocialPost = defineEntity({
     // The platform call in flight or whose answer was lost (see activities/social-posts.ts).
     publishAttemptId: p.uuid().nullable(),
     publishAttemptAt: p.datetime().nullable(),
+    /** The upload the platform named for that attempt (TikTok's publish_id, Instagram's container). */
+    publishHandle: p.string().length(200).nullable(),
     /** The business key of posts made by createClubPosts (one per key and connection). */
     sourceKey: p.string().length(200).nullable(),
     metricsUpdatedAt: p.datetime().nullable(),

@@ -1,7 +1,8 @@
 import type { Config } from '../config.js';
 import { joinUrl, oauthTokens, sameText, SocialHttp, sleep } from './http.js';
 import {
-  SocialApiError, type PostMetrics, type PublishedPost, type PublishRequest, type SocialAccount, type SocialPlatformClient, type TokenSet,
+  OutcomeUnknownError, SocialApiError, type PendingPublish, type PostMetrics, type PublishedPost, type PublishProgress, type PublishRequest, type SocialAccount,
+  type SocialPlatformClient, type TokenSet,
 } from './types.js';
 
 // Facebook Pages and Instagram business accounts, both through the Facebook login and the Graph API.
@@ -13,9 +14,8 @@ import {
 const VERSION = 'v21.0';
 const FACEBOOK_SCOPES = ['pages_show_list', 'pages_read_engagement', 'pages_manage_posts', 'read_insights'];
 const INSTAGRAM_SCOPES = ['pages_show_list', 'pages_read_engagement', 'instagram_basic', 'instagram_content_publish', 'instagram_manage_insights'];
-// An Instagram video container is published once the platform has fetched and processed it.
-const CONTAINER_POLLS = 30;
 const CONTAINER_POLL_MS = 2_000;
+const DEFAULT_WAIT_MS = 60_000;
 
 interface GraphPage {
   id: string;
@@ -89,7 +89,7 @@ abstract class GraphClient implements SocialPlatformClient {
     return true;
   }
 
-  abstract publish(accountId: string, accessToken: string, post: PublishRequest): Promise<PublishedPost>;
+  abstract publish(accountId: string, accessToken: string, post: PublishRequest, progress?: PublishProgress): Promise<PublishedPost>;
   abstract findPublished(accountId: string, accessToken: string, post: PublishRequest, since: Date): Promise<PublishedPost | null>;
   abstract metrics(accountId: string, accessToken: string, platformPostId: string): Promise<PostMetrics>;
 
@@ -173,32 +173,48 @@ export class InstagramClient extends GraphClient {
     };
   }
 
-  async publish(igId: string, accessToken: string, post: PublishRequest): Promise<PublishedPost> {
+  async publish(igId: string, accessToken: string, post: PublishRequest, progress?: PublishProgress): Promise<PublishedPost> {
     const media = post.mediaUrls[0];
     if (!media) throw new SocialApiError('INSTAGRAM', 'INSTAGRAM: a post needs an image or a video', null, false);
-    const video = VIDEO.test(media);
     const container = await this.http.call({
       method: 'POST', write: true, token: accessToken, url: this.graph(`/${igId}/media`),
-      form: video ? { media_type: 'REELS', video_url: media, caption: post.text } : { image_url: media, caption: post.text },
+      form: VIDEO.test(media) ? { media_type: 'REELS', video_url: media, caption: post.text } : { image_url: media, caption: post.text },
     });
     const creationId = String(container.body.id);
-    if (video) await this.untilFinished(creationId, accessToken);
+    // Not recorded: nothing is published yet, and the next attempt makes a container of its own.
+    await progress?.accepted(creationId);
+    await this.untilFinished(creationId, accessToken, progress?.waitUntil);
+    return this.publishContainer(igId, accessToken, creationId);
+  }
+
+  /** The container an earlier attempt made: published once processed, or found if it was. */
+  async resume(igId: string, accessToken: string, { post, handle, since }: PendingPublish, progress: PublishProgress): Promise<PublishedPost> {
+    if (await this.untilFinished(handle, accessToken, progress.waitUntil) === 'FINISHED') return this.publishContainer(igId, accessToken, handle);
+    const found = await this.findPublished(igId, accessToken, post, since);
+    if (!found) throw new OutcomeUnknownError('INSTAGRAM', 'INSTAGRAM: the post was published but is not listed yet');
+    return found;
+  }
+
+  private async publishContainer(igId: string, accessToken: string, creationId: string): Promise<PublishedPost> {
     const published = await this.http.call({ method: 'POST', write: true, token: accessToken, url: this.graph(`/${igId}/media_publish`), form: { creation_id: creationId } });
     const id = String(published.body.id);
     const permalink = await this.http.call({ method: 'GET', token: accessToken, url: this.graph(`/${id}`, { fields: 'permalink' }) }).catch(() => null);
     return { platformPostId: id, platformUrl: permalink?.body.permalink ?? `https://www.instagram.com/` };
   }
 
-  private async untilFinished(creationId: string, accessToken: string): Promise<void> {
-    for (let i = 0; i < CONTAINER_POLLS; i++) {
+  /** A video is fetched and processed before it can be published (an image is FINISHED at once). */
+  private async untilFinished(creationId: string, accessToken: string, waitUntil = Date.now() + DEFAULT_WAIT_MS): Promise<'FINISHED' | 'PUBLISHED'> {
+    for (;;) {
       const status = await this.http.call({ method: 'GET', token: accessToken, url: this.graph(`/${creationId}`, { fields: 'status_code' }) });
-      if (status.body.status_code === 'FINISHED') return;
-      if (status.body.status_code === 'ERROR' || status.body.status_code === 'EXPIRED') {
-        throw new SocialApiError('INSTAGRAM', `INSTAGRAM: the video could not be processed (${status.body.status_code})`, null, false);
+      const code = status.body.status_code;
+      if (code === 'FINISHED' || code === 'PUBLISHED') return code;
+      if (code === 'ERROR' || code === 'EXPIRED') {
+        throw new SocialApiError('INSTAGRAM', `INSTAGRAM: the media could not be processed (${code})`, null, false);
       }
-      await sleep(CONTAINER_POLL_MS);
+      const left = waitUntil - Date.now();
+      if (left <= 0) throw new OutcomeUnknownError('INSTAGRAM', 'INSTAGRAM: the video was still processing');
+      await sleep(Math.min(CONTAINER_POLL_MS, left));
     }
-    throw new SocialApiError('INSTAGRAM', 'INSTAGRAM: the video was still processing; try again later', null, true);
   }
 
   async findPublished(igId: string, accessToken: string, post: PublishRequest, since: Date): Promise<PublishedPost | null> {

@@ -1,16 +1,16 @@
 import type { Config } from '../config.js';
 import { joinUrl, oauthTokens, sameText, SocialHttp, sleep } from './http.js';
 import {
-  OutcomeUnknownError, SocialApiError, TokenExpiredError, type PostMetrics, type PublishedPost, type PublishRequest, type SocialAccount, type SocialPlatformClient,
-  type TokenSet,
+  OutcomeUnknownError, SocialApiError, type PendingPublish, type PostMetrics, type PublishedPost, type PublishProgress, type PublishRequest, type SocialAccount,
+  TokenExpiredError, type SocialPlatformClient, type TokenSet,
 } from './types.js';
 
 // TikTok Login Kit (OAuth 2.0 with PKCE S256, `client_key`) and the Content Posting API: a video is
 // posted by URL (PULL_FROM_URL) and TikTok reports when it is public. Refresh tokens rotate.
 
 const SCOPES = ['user.info.basic', 'video.publish', 'video.list'];
-const STATUS_POLLS = 30;
 const STATUS_POLL_MS = 2_000;
+const DEFAULT_WAIT_MS = 60_000;
 
 export class TikTokClient implements SocialPlatformClient {
   readonly platform = 'TIKTOK' as const;
@@ -75,7 +75,7 @@ export class TikTokClient implements SocialPlatformClient {
   }
 
   /** The first media URL is the video; the text is its title. */
-  async publish(_openId: string, accessToken: string, post: PublishRequest): Promise<PublishedPost> {
+  async publish(openId: string, accessToken: string, post: PublishRequest, progress?: PublishProgress): Promise<PublishedPost> {
     const video = post.mediaUrls[0];
     if (!video) throw new SocialApiError('TIKTOK', 'TIKTOK: a post needs a video', null, false);
     const init = await this.http.call({
@@ -86,28 +86,44 @@ export class TikTokClient implements SocialPlatformClient {
       },
     });
     const publishId = String(init.body.data?.publish_id);
+    // The video was accepted: whatever goes wrong from here on, it may yet appear, so its
+    // publish_id is what a retry asks after.
     try {
-      return await this.untilPublished(accessToken, publishId);
+      await progress?.accepted(publishId);
     } catch (err) {
-      // The video was accepted: whatever goes wrong while waiting for it, it may yet appear, so
-      // the caller checks findPublished before any retry.
-      if (err instanceof SocialApiError && !err.retryable && !(err instanceof TokenExpiredError)) throw err;
-      throw new OutcomeUnknownError('TIKTOK', err instanceof Error ? err.message : 'TIKTOK: the post status is unknown');
+      throw new OutcomeUnknownError('TIKTOK', `TIKTOK: the video was accepted but not recorded (${err instanceof Error ? err.message : 'error'})`);
+    }
+    try {
+      return await this.resume(openId, accessToken, { post, handle: publishId, since: new Date() }, progress);
+    } catch (err) {
+      // Refreshing the token and calling publish again would post the video twice.
+      if (err instanceof TokenExpiredError) throw new OutcomeUnknownError('TIKTOK', err.message);
+      throw err;
     }
   }
 
-  private async untilPublished(accessToken: string, publishId: string): Promise<PublishedPost> {
-    for (let i = 0; i < STATUS_POLLS; i++) {
-      const status = await this.http.call({ method: 'POST', url: this.api('/v2/post/publish/status/fetch/'), token: accessToken, json: { publish_id: publishId } });
-      const data = status.body.data ?? {};
-      if (data.status === 'PUBLISH_COMPLETE') {
-        const id = String(data.publicaly_available_post_id?.[0] ?? data.publicly_available_post_id?.[0] ?? publishId);
-        return { platformPostId: id, platformUrl: await this.shareUrl(accessToken, id) };
+  /** Polls the upload's status until it is public, failed, or `waitUntil` comes. */
+  async resume(_openId: string, accessToken: string, { handle: publishId }: PendingPublish, progress?: PublishProgress): Promise<PublishedPost> {
+    const waitUntil = progress?.waitUntil ?? Date.now() + DEFAULT_WAIT_MS;
+    try {
+      for (;;) {
+        const status = await this.http.call({ method: 'POST', url: this.api('/v2/post/publish/status/fetch/'), token: accessToken, json: { publish_id: publishId } });
+        const data = status.body.data ?? {};
+        if (data.status === 'PUBLISH_COMPLETE') {
+          const id = String(data.publicaly_available_post_id?.[0] ?? data.publicly_available_post_id?.[0] ?? publishId);
+          return { platformPostId: id, platformUrl: await this.shareUrl(accessToken, id) };
+        }
+        if (data.status === 'FAILED') throw new SocialApiError('TIKTOK', `TIKTOK: the video was not posted (${data.fail_reason ?? 'failed'})`, null, false);
+        const left = waitUntil - Date.now();
+        if (left <= 0) throw new OutcomeUnknownError('TIKTOK', 'TIKTOK: the video was still processing');
+        await sleep(Math.min(STATUS_POLL_MS, left));
       }
-      if (data.status === 'FAILED') throw new SocialApiError('TIKTOK', `TIKTOK: the video was not posted (${data.fail_reason ?? 'failed'})`, null, false);
-      await sleep(STATUS_POLL_MS);
+    } catch (err) {
+      // A refusal of the token is the caller's to refresh; any other failure to hear back leaves
+      // the upload as it is, for the next attempt to ask after.
+      if (err instanceof SocialApiError && !err.retryable) throw err;
+      throw err instanceof OutcomeUnknownError ? err : new OutcomeUnknownError('TIKTOK', err instanceof Error ? err.message : 'TIKTOK: the post status is unknown');
     }
-    throw new OutcomeUnknownError('TIKTOK', 'TIKTOK: the video was still processing');
   }
 
   private async videos(accessToken: string, fields: string, body: unknown): Promise<any[]> {

@@ -41,6 +41,25 @@ export interface PublishedPost {
   platformUrl: string;
 }
 
+/**
+ * A publish that waits on the platform's processing (a TikTok video, an Instagram container): the
+ * platform names the upload before it is public, and that name is recorded, so a retry asks after
+ * the upload (resume) rather than posting it again.
+ */
+export interface PublishProgress {
+  /** The upload is taken and named (TikTok's publish_id, Instagram's creation id); resolves once recorded. */
+  accepted(handle: string): Promise<void>;
+  /** Waiting on processing stops by then (epoch ms): the attempt's outcome is unknown, and a retry resumes it. */
+  waitUntil: number;
+}
+
+/** What resume asks after: the upload `handle` an earlier attempt of `post` was given at `since` or later. */
+export interface PendingPublish {
+  post: PublishRequest;
+  handle: string;
+  since: Date;
+}
+
 export interface PostMetrics {
   likes: number;
   comments: number;
@@ -60,7 +79,13 @@ export interface SocialPlatformClient {
   refresh(refreshToken: string): Promise<TokenSet>;
   /** False when the platform has no revocation endpoint. */
   revoke(token: TokenSet): Promise<boolean>;
-  publish(accountId: string, accessToken: string, post: PublishRequest): Promise<PublishedPost>;
+  publish(accountId: string, accessToken: string, post: PublishRequest, progress?: PublishProgress): Promise<PublishedPost>;
+  /**
+   * Platforms with a processing stage: the outcome of an upload an earlier attempt was given. The
+   * post once it is public; OutcomeUnknownError while still processing; a SocialApiError that is not
+   * retryable when processing failed (nothing was published).
+   */
+  resume?(accountId: string, accessToken: string, pending: PendingPublish, progress: PublishProgress): Promise<PublishedPost>;
   /**
    * The post an attempt whose answer was lost may have created: one of the account's posts since
    * `since` with this text, or null. Checked before any retry, so nothing is published twice.

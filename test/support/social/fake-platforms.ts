@@ -61,6 +61,13 @@ export interface FakePlatformState {
   accessTokenTtl: number;
   /** Off: code exchanges issue no refresh token (as a reconnect sometimes does). */
   issueRefreshTokens: boolean;
+  /**
+   * TIKTOK videos and INSTAGRAM video containers: how many status requests an upload answers as
+   * still processing before it is done (a TikTok video is listed only then).
+   */
+  processingPolls: number;
+  /** TIKTOK: the videos taken and not yet public, by publish_id. */
+  processing: Map<string, { text: string; video: string; pollsLeft: number }>;
   codes: Map<string, { redirectUri: string; challenge: string | null; scopes: string[]; used: boolean }>;
   tokens: Map<string, FakeToken>;
   posts: FakePost[];
@@ -129,6 +136,8 @@ function newPlatform(platform: SocialPlatform, n: number): FakePlatformState {
       : [],
     accessTokenTtl: platform === 'LINKEDIN' ? 5_184_000 : platform === 'TIKTOK' ? 86_400 : 7_200,
     issueRefreshTokens: true,
+    processingPolls: 0,
+    processing: new Map(),
     codes: new Map(),
     tokens: new Map(),
     posts: [],
@@ -367,7 +376,7 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
           const media = params.image_url ?? params.video_url;
           if (!media) return badRequest(state.platform, 'The parameter image_url or video_url is required');
           const id = `c${nextId()}`;
-          containers.set(id, { igId: ig.instagram!.id, caption: params.caption ?? '', media, published: false });
+          containers.set(id, { igId: ig.instagram!.id, caption: params.caption ?? '', media, published: false, pollsLeft: params.video_url ? state.processingPolls : 0 });
           return { status: 200, body: { id } };
         },
       };
@@ -380,6 +389,7 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
           const container = containers.get(params.creation_id ?? '');
           if (!container || container.igId !== ig.instagram!.id) return badRequest(state.platform, 'Invalid creation_id');
           if (container.published) return badRequest(state.platform, 'The media has already been published');
+          if (container.pollsLeft > 0) return badRequest(state.platform, 'Media ID is not available');
           container.published = true;
           const post = newPost(state, ig.instagram!.id, container.caption, [container.media], null);
           return { status: 200, body: { id: post.id } };
@@ -399,7 +409,14 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
     }
     const container = containers.get(objectId);
     if (container && method === 'GET' && !edge) {
-      return { endpoint: 'status', apply: () => (bearer(state, req, url), { status: 200, body: { id: objectId, status_code: 'FINISHED' } }) };
+      return {
+        endpoint: 'status',
+        apply: () => {
+          bearer(state, req, url);
+          const processing = container.pollsLeft > 0 && container.pollsLeft-- > 0;
+          return { status: 200, body: { id: objectId, status_code: container.published ? 'PUBLISHED' : processing ? 'IN_PROGRESS' : 'FINISHED' } };
+        },
+      };
     }
     const post = state.posts.find((p) => p.id === objectId);
     if (post && method === 'GET') {
@@ -425,7 +442,7 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
     }
     return null;
   }
-  const containers = new Map<string, { igId: string; caption: string; media: string; published: boolean }>();
+  const containers = new Map<string, { igId: string; caption: string; media: string; published: boolean; pollsLeft: number }>();
 
   function twitter(state: FakePlatformState, req: IncomingMessage, url: URL, rest: string, body: { form: Record<string, string>; json: any }): Route | null {
     const method = req.method!;
@@ -632,9 +649,10 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
           bearer(state, req, url);
           const source = body.json.source_info ?? {};
           if (source.source !== 'PULL_FROM_URL' || !source.video_url) return badRequest(state.platform, 'source_info.video_url is required for PULL_FROM_URL');
-          const post = newPost(state, state.user.id, String(body.json.post_info?.title ?? ''), [source.video_url], null);
           const publishId = `v_pub_url~v2.${nextId()}`;
-          publishes.set(publishId, post.id);
+          const text = String(body.json.post_info?.title ?? '');
+          if (state.processingPolls > 0) state.processing.set(publishId, { text, video: source.video_url, pollsLeft: state.processingPolls });
+          else publishes.set(publishId, newPost(state, state.user.id, text, [source.video_url], null).id);
           return ok({ publish_id: publishId });
         },
       };
@@ -644,7 +662,18 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
         endpoint: 'status',
         apply: () => {
           bearer(state, req, url);
-          const id = publishes.get(String(body.json.publish_id ?? ''));
+          const publishId = String(body.json.publish_id ?? '');
+          const upload = state.processing.get(publishId);
+          if (upload && upload.pollsLeft > 0) {
+            upload.pollsLeft--;
+            return ok({ status: 'PROCESSING_DOWNLOAD', uploaded_bytes: 0 });
+          }
+          if (upload) {
+            // Public from now on: listed, and the same post for every later status request.
+            state.processing.delete(publishId);
+            publishes.set(publishId, newPost(state, state.user.id, upload.text, [upload.video], null).id);
+          }
+          const id = publishes.get(publishId);
           if (!id) return badRequest(state.platform, 'publish_id not found');
           return ok({ status: 'PUBLISH_COMPLETE', publicaly_available_post_id: [id], uploaded_bytes: 0 });
         },
