@@ -89,6 +89,14 @@ export function quietUntil(quiet: { start: string; end: string }, zones: (string
 }
 
 /** A claimed delivery's outcome, waiting to be written. */
+/**
+ * What a completion writes. An email the SMTP server accepted is DELIVERED: SMTP has no later
+ * delivery report, and the spec counts an email delivered unless it bounced (a bounce reported
+ * later through the Messaging webhook still moves it to BOUNCED).
+ */
+const writtenStatus = (d: Done): string =>
+  d.status === 'DEFERRED' || d.status === 'WAIT' ? 'PENDING' : d.status === 'SENT' && d.row.channel === 'EMAIL' ? 'DELIVERED' : d.status;
+
 interface Done {
   id: string;
   /**
@@ -244,13 +252,14 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                       provider_message_id = coalesce(d.provider_message_id, t.provider),
                       error = case when d.status = 'SENDING' then t.error else d.error end,
                       skip_reason = case when d.status = 'SENDING' then t.reason else d.skip_reason end,
-                      sent_at = coalesce(d.sent_at, case when t.status = 'SENT' then t.at end),
+                      sent_at = coalesce(d.sent_at, case when t.status in ('SENT', 'DELIVERED') then t.at end),
+                      delivered_at = case when d.status = 'SENDING' and t.status = 'DELIVERED' then t.at else d.delivered_at end,
                       claimed_by = null, updated_at = now()
                  from unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) as t(id, status, provider, error, reason, at)
                 where d.tenant_id = ${TENANT} and d.id = t.id and d.id = any(?::uuid[])
-                  and (d.status = 'SENDING' or (t.status = 'SENT' and d.status in ('DELIVERED', 'BOUNCED', 'FAILED')))`,
+                  and (d.status = 'SENDING' or (t.status in ('SENT', 'DELIVERED') and d.status in ('DELIVERED', 'BOUNCED', 'FAILED')))`,
               [
-                pgArray(batch.map((d) => d.id)), pgArray(batch.map((d) => (d.status === 'DEFERRED' || d.status === 'WAIT' ? 'PENDING' : d.status))),
+                pgArray(batch.map((d) => d.id)), pgArray(batch.map(writtenStatus)),
                 pgArray(batch.map((d) => d.providerMessageId ?? null)), pgArray(batch.map((d) => d.error ?? null)),
                 pgArray(batch.map((d) => d.skipReason ?? null)), pgArray(batch.map((d) => d.at.toISOString())),
                 // The ids again, as a condition on the key: joined only through unnest, the rows were
@@ -280,10 +289,15 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                 [pgArray(waiting.map((d) => d.id)), pgArray(waiting.map((d) => d.until!.toISOString())), campaign.tenantId],
               );
             }
-            const sent: InteractionInput[] = batch.filter((d) => d.status === 'SENT').map((d) => ({
-              tenantId: campaign.tenantId, campaignId: campaign.id, customerId: d.row.id, deliveryId: d.id, type: 'SENT', channel: d.row.channel,
-              occurredAt: d.at, metadata: { providerMessageId: d.providerMessageId, runKey: input.runKey }, key: `sent:${d.id}`,
-            }));
+            const sent: InteractionInput[] = batch.filter((d) => d.status === 'SENT').flatMap((d) => {
+              const interaction = {
+                tenantId: campaign.tenantId, campaignId: campaign.id, customerId: d.row.id, deliveryId: d.id, channel: d.row.channel,
+                occurredAt: d.at, metadata: { providerMessageId: d.providerMessageId, runKey: input.runKey },
+              };
+              return writtenStatus(d) === 'DELIVERED'
+                ? [{ ...interaction, type: 'SENT', key: `sent:${d.id}` }, { ...interaction, type: 'DELIVERED', key: `delivered:${d.id}` }]
+                : [{ ...interaction, type: 'SENT', key: `sent:${d.id}` }];
+            });
             if (sent.length) await recordInteractions(tx, sent);
           });
         } catch (err) {

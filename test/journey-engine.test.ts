@@ -157,7 +157,8 @@ describe('the welcome journey: TRIGGER → SEND email → WAIT 3 days → CONDIT
       customer_id: skimmer, status: 'SENT', run_key: `${s.enrollmentId}:${ids.nudge}:1`, journey_enrollment_id: s.enrollmentId, journey_step_id: ids.nudge,
     });
     const { rows: timeline } = await db.query(`select type from activities where customer_id = $1 order by occurred_at`, [skimmer]);
-    expect(timeline.map((t) => t.type)).toEqual(['campaign.sent', 'campaign.sent']);
+    // The email: sent, and delivered as the SMTP server accepted it; the SMS: sent, awaiting its receipt.
+    expect(timeline.map((t) => t.type).sort()).toEqual(['campaign.delivered', 'campaign.sent', 'campaign.sent']);
 
     const end = await enrollmentRow(db, s.enrollmentId);
     expect(end).toMatchObject({ status: 'COMPLETED', current_step_id: ids.end, current_step_number: 6, waiting_until: null, exit_reason: null });

@@ -264,7 +264,7 @@ describe('automatic promotions on the workflow clock', () => {
     // Past the 7-day reminder; then the workflow is killed and started again (switched on again):
     // what it sent is not sent again.
     await env.sleep(DateTime.fromISO('2027-03-27T12:00:00Z').toMillis() - (await env.currentTimeMs()));
-    await until('the 7-day reminder', async () => (await sends(promotion.id)).find((s) => s.key.startsWith('reminder:7') && s.statuses.every((x) => x === 'SENT')));
+    await until('the 7-day reminder', async () => (await sends(promotion.id)).find((s) => s.key.startsWith('reminder:7') && s.statuses.every((x) => x === 'DELIVERED')));
     await workflow(promotion.id).terminate('test: a lost workflow');
     await c.ok('PATCH', `/promotions/${promotion.id}`, { autoPromote: true });
     await wakesAt(promotion.id, STARTS.minus({ days: 1 }));
@@ -276,7 +276,7 @@ describe('automatic promotions on the workflow clock', () => {
       { key: 'reminder:7:2027-04-03', local: ['2027-03-27 09:00'], recipientCount: 2 },
       { key: 'reminder:1:2027-04-03', local: ['2027-04-02 09:00'], recipientCount: 2 },
     ]);
-    expect(made.every((s) => s.statuses.length === 2 && s.statuses.every((x) => x === 'SENT'))).toBe(true);
+    expect(made.every((s) => s.statuses.length === 2 && s.statuses.every((x) => x === 'DELIVERED'))).toBe(true);
     const mails = await until('six emails', async () => (mailsFor(c).length >= 6 ? mailsFor(c) : undefined));
     expect(mails).toHaveLength(6);
     expect(new Set(mails.map((m) => m.subject))).toEqual(new Set(['Club championship: Saturday 3 April 2027, 09:00']));
@@ -358,7 +358,7 @@ describe('executeEventPromotion', () => {
     const campaign = await c.ok('GET', `/campaigns/${campaignId}`);
     expect(campaign).toMatchObject({ type: 'ONE_TIME', targetCount: 2, sentCount: 2, name: 'Open day: sent now' });
     const { rows } = await db.query('select status from campaign_deliveries where campaign_id = $1', [campaignId]);
-    expect(rows.map((r) => r.status)).toEqual(['SENT', 'SENT']);
+    expect(rows.map((r) => r.status)).toEqual(['DELIVERED', 'DELIVERED']);
     const mails = await until('two emails', async () => (mailsFor(c).length >= 2 ? mailsFor(c) : undefined));
     expect(mails.map((m) => m.subject)).toEqual(['Open day: Saturday 3 April 2027, 09:00', 'Open day: Saturday 3 April 2027, 09:00']);
     expect((await sends(promotion.id)).map((s) => s.key)).toHaveLength(1);
