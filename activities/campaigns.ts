@@ -10,7 +10,7 @@ import { audienceInsert } from '../domain/campaigns/audience.js';
 import { recordInteractions, type InteractionInput } from '../domain/campaigns/interactions.js';
 import { canTransition, transition, type CampaignAction } from '../domain/campaigns/state.js';
 import { applyTracking, trackingKey, unsubscribeUrl } from '../domain/campaigns/tracking.js';
-import { campaignVariables } from '../domain/promotions/sends.js';
+import { campaignVariables, promotedEventCancelled } from '../domain/promotions/sends.js';
 import { compileTemplate, recipientVariables, type RecipientRow, type RenderedMessage } from '../domain/templates/render.js';
 import { ChannelError, type OutboundMessage } from '../platform/channels/channel.js';
 import { createChannelSenders } from '../platform/channels/index.js';
@@ -382,7 +382,15 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       // end is reached the scan starts over once, for rows passed over (not yet due, or locked).
       let takingBack = true;
       let after: string | null = null;
+      // A promotion's send (its `event` variables) is checked before each batch: cancelled since,
+      // nothing more of it goes out.
+      const promoted = 'event' in variables;
+      let eventCancelled = false;
       const claimNext = async (): Promise<Claimed[]> => {
+        if (promoted && await promotedEventCancelled(em, campaign.tenantId, campaign.id)) {
+          eventCancelled = true;
+          return [];
+        }
         for (;;) {
           const which = takingBack
             ? `status = 'SENDING' and claimed_by is distinct from ?`
@@ -413,7 +421,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
           else after = null;
         }
       };
-      const going = () => !halted && !cancelled && !retryLater && Date.now() - started < SLICE_MS;
+      const going = () => !halted && !cancelled && !eventCancelled && !retryLater && Date.now() - started < SLICE_MS;
       // The next batch is claimed while this one is sent, so the senders never wait for the database.
       let next: Promise<Claimed[]> | undefined;
       try {
@@ -436,7 +444,15 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         // takes it back first (a cancelled run's is put back below).
         await next?.catch(() => undefined);
         await flush().catch((err) => (retryLater ??= err as Error));
-        if (cancelled) {
+        if (eventCancelled) {
+          // The campaign is cancelled as a user's cancel would: its run sees CANCELLED below and
+          // marks what was not sent.
+          await transition(em, campaign.tenantId, campaign.id, 'cancel').catch((err) => {
+            if (!(err instanceof AppError)) throw err; // cancelled or completed already
+          });
+          log.info({ campaignId: campaign.id }, 'campaign cancelled: its promoted event was cancelled');
+        }
+        if (cancelled || eventCancelled) {
           // Paused or cancelled: what this attempt claimed but did not send goes back to the queue
           // (only its own: a retry running beside a stale attempt keeps what it holds).
           await em.execute(

@@ -372,6 +372,31 @@ describe('executeEventPromotion', () => {
     expect((await sends(promotion.id)).map((s) => s.key)).toHaveLength(2);
   }, 120_000);
 
+  it('a send held back by a temporary failure stops when its event is cancelled meanwhile: nothing more of it goes out', async () => {
+    const c = await club();
+    for (const [i, email] of c.emails.entries()) {
+      await db.query('update customers set phone_number = $3, sms_opt_in = true where tenant_id = $1 and email = $2', [c.tenant, email, `+4477009000${i + 1}`]);
+    }
+    const sms = await c.ok('POST', '/templates', { name: 'Promo SMS', channel: 'SMS', body: '{{ event.title }} on {{ event.date }}' });
+    const promotion = await c.ok('POST', '/promotions', {
+      clubId: 'club_london', sourceType: 'COMPETITION', sourceId: 'held', channels: ['SMS'], segmentId: c.segmentId, smsTemplateId: sms.id,
+    });
+    await c.ok('POST', '/events', sourceEvent('competition.created', 'held', '2026-11-01T10:00:00Z', { title: 'Fourball' }), 200);
+    // The Messaging service is briefly down: both texts wait for a retry (30 s on).
+    messaging.failNext({ kind: 'error', status: 503, message: 'busy' }, { kind: 'error', status: 503, message: 'busy' });
+    const { campaignId } = await c.ok('POST', `/promotions/${promotion.id}/execute`, undefined, 200);
+    await until('both texts held back', async () => (await db.query(
+      `select count(*)::int as n from campaign_deliveries where campaign_id = $1 and status = 'PENDING' and attempts = 1 and send_at is not null`, [campaignId],
+    )).rows[0].n === 2);
+    await c.ok('POST', '/events', sourceEvent('competition.cancelled', 'held', '2026-11-02T10:00:00Z', { title: 'Fourball' }), 200);
+
+    await env.client.workflow.getHandle(`campaign-${campaignId}`).result();
+    expect((await c.ok('GET', `/campaigns/${campaignId}`)).status).toBe('CANCELLED');
+    const { rows } = await db.query('select status from campaign_deliveries where campaign_id = $1', [campaignId]);
+    expect(rows.map((r) => r.status)).toEqual(['CANCELLED', 'CANCELLED']);
+    expect(messaging.messages.filter((m) => m.message.tenantId === c.tenant)).toHaveLength(0);
+  }, 120_000);
+
   it('with SOCIAL, posts the rendered content on each active connection of the club, through the campaign\'s run', async () => {
     const c = await club();
     const accounts: Record<string, string> = {};

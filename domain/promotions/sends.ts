@@ -52,6 +52,23 @@ export async function campaignVariables(em: EntityManager, tenantId: string, cam
   return row ? { event: row.event } : {};
 }
 
+/**
+ * Whether the campaign is a promotion's send whose event has been cancelled since: what it still
+ * holds back (a retry's wait, a recipient's hour) does not go out, nor does a send made as the
+ * cancellation committed.
+ */
+export async function promotedEventCancelled(em: EntityManager, tenantId: string, campaignId: string): Promise<boolean> {
+  const [row] = await em.execute<{ cancelled: boolean }[]>(
+    `select s.cancelled_at is not null as cancelled
+       from promotion_sends ps
+       join event_promotions p on p.tenant_id = ps.tenant_id and p.id = ps.promotion_id
+       join promotion_sources s on s.tenant_id = p.tenant_id and s.source_type = p.source_type and s.source_id = p.source_id
+      where ps.tenant_id = ? and ps.campaign_id = ? limit 1`,
+    [tenantId, campaignId],
+  );
+  return row?.cancelled === true;
+}
+
 export interface SendRecord {
   key: string;
   campaignId: string | null;
