@@ -431,6 +431,12 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
           next = undefined;
           if (!rows.length) break;
           if (going()) next = claimNext();
+          if (campaign.frequencyCap) {
+            // What this attempt sent is written before the cap counts it: a customer's message on
+            // another channel in an earlier batch, still waiting for its group write, counts.
+            await flush().catch((err) => (retryLater ??= err as Error));
+            if (retryLater) break; // the batch stays SENDING under this attempt's name, taken back by its retry
+          }
           await capFrequency(em, campaign, rows, done, now());
           const capped = new Set(done.map((d) => d.id));
           const sendable = rows.filter((r) => !capped.has(r.delivery_id));
@@ -496,7 +502,9 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
 
 /**
  * Frequency cap: a customer who already got `frequencyCap` campaign messages in the last 24 hours
- * (any campaign, any channel) is skipped. Counted per batch in one statement.
+ * (any campaign, any channel) is skipped. Counted per batch in one statement, once the run's
+ * earlier sends are written. Two campaigns sending to one customer at the same moment each count
+ * the other's messages only once they are written.
  */
 async function capFrequency(em: EntityManager, campaign: Campaign, rows: Claimed[], done: Done[], now: Date): Promise<void> {
   if (!campaign.frequencyCap) return;

@@ -176,6 +176,29 @@ describe('a ONE_TIME campaign on EMAIL and SMS', () => {
   });
 });
 
+describe('the frequency cap', () => {
+  it('one message a day per customer across channels and batches, whichever of their sends goes first', async () => {
+    const a = await audience(200, 'cap');
+    const t = await templates(a.auth);
+    // Two channels through the Messaging service, whose completions are written in groups.
+    const created = await call('POST', '/campaigns', a.auth, {
+      name: 'Capped', type: 'ONE_TIME', segmentId: a.segmentId, channels: ['SMS', 'WHATSAPP'], frequencyCap: 1, smsTemplateId: t.smsTemplateId,
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.data.id;
+    await call('POST', `/campaigns/${id}/execute`, a.auth);
+    await until('COMPLETED', async () => (await campaignOf(a.auth, id)).status === 'COMPLETED');
+
+    const got = new Map<string, string[]>();
+    for (const m of smsOf(a.tenant)) got.set(m.message.to.customerId, [...(got.get(m.message.to.customerId) ?? []), m.message.channel]);
+    // Everyone reachable got exactly one message, on one of the two channels.
+    expect(got.size).toBe(a.smsOk.size);
+    expect([...got.entries()].filter(([, channels]) => channels.length !== 1)).toEqual([]);
+    const stats = (await call('GET', `/campaigns/${id}/stats`, a.auth)).body.data;
+    expect(stats.skipped.FREQUENCY_CAP).toBe(a.smsOk.size);
+  });
+});
+
 describe('pause, resume and cancel while sending', () => {
   it('stops new sends at pause with a true sentCount, and finishes the rest on resume without duplicates', async () => {
     const a = await audience(240, 'pause');
