@@ -229,6 +229,34 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       const heartbeat = setInterval(() => ctx.heartbeat(result), 1_000);
       const started = Date.now();
       let retryLater: Error | undefined;
+      // The claim lease (CAMPAIGN_CLAIM_LEASE_MS): every row this attempt holds has been claimed or
+      // renewed since `renewedAt` (on this clock, taken before the statement), and another attempt
+      // takes a row back only a lease after that. A send starts only while it can end before then.
+      const lease = config.CAMPAIGN_CLAIM_LEASE_MS;
+      const sendWindow = lease - Math.max(config.SMTP_TIMEOUT_MS, config.MESSAGING_TIMEOUT_MS) - 5_000;
+      let renewedAt = Date.now();
+      let renewing = false;
+      const renew = async () => {
+        if (renewing) return;
+        renewing = true;
+        const at = Date.now();
+        try {
+          // Rows a completion write holds are skipped (they are leaving SENDING), so the two never deadlock.
+          await em.execute(
+            `update campaign_deliveries set updated_at = now()
+              where id in (select id from campaign_deliveries
+                            where campaign_id = ? and run_key = ? and tenant_id = ? and status = 'SENDING' and claimed_by = ?
+                            for update skip locked)`,
+            [input.campaignId, input.runKey, input.tenantId, claim],
+          );
+          renewedAt = at;
+        } catch (err) {
+          log.warn({ campaignId: input.campaignId, err }, 'campaign: the claim lease was not renewed');
+        } finally {
+          renewing = false;
+        }
+      };
+      const renewer = setInterval(() => void renew(), Math.min(5_000, lease / 6));
       // A RECURRING or TRIGGERED campaign paused or cancelled while this run was starting.
       const halted = input.ownsState === false && campaign.status !== 'ACTIVE';
 
@@ -356,6 +384,11 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         }
         await rate.take(row.channel, ctx.cancellationSignal).catch(() => undefined);
         if (cancelled) return; // still SENDING: put back below
+        if (Date.now() - renewedAt > sendWindow) {
+          // Another attempt may take this row back before the send could end: it is left to that one.
+          retryLater ??= new Error('the claim on these deliveries could not be renewed in time');
+          return;
+        }
         try {
           const receipt = await channels.forChannel(row.channel).send(message);
           failingInARow = 0;
@@ -393,7 +426,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         }
         for (;;) {
           const which = takingBack
-            ? `status = 'SENDING' and claimed_by is distinct from ?`
+            ? `status = 'SENDING' and claimed_by is distinct from ? and updated_at < now() - ?::interval`
             : `status = 'PENDING' and id > coalesce(?::uuid, '00000000-0000-0000-0000-000000000000') and (send_at is null or send_at <= ?::timestamptz)`;
           const rows = await em.execute<Claimed[]>(
             `with claimed as (
@@ -410,7 +443,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                from claimed cl join customers c on c.tenant_id = ${TENANT} and c.id = cl.customer_id
                left join clubs k on k.tenant_id = c.tenant_id and k.id = c.home_club_id
               order by cl.id`,
-            [claim, input.campaignId, input.runKey, input.tenantId, ...(takingBack ? [claim] : [after, now().toISOString()]), config.CAMPAIGN_BATCH_SIZE, input.tenantId],
+            [claim, input.campaignId, input.runKey, input.tenantId, ...(takingBack ? [claim, `${lease} milliseconds`] : [after, now().toISOString()]), config.CAMPAIGN_BATCH_SIZE, input.tenantId],
           );
           if (rows.length) {
             if (!takingBack) after = rows.at(-1)!.delivery_id;
@@ -446,6 +479,7 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       } finally {
         clearInterval(heartbeat);
         clearInterval(flusher);
+        clearInterval(renewer);
         // A batch claimed but not started stays SENDING under this attempt's name: the next slice
         // takes it back first (a cancelled run's is put back below).
         await next?.catch(() => undefined);
@@ -458,27 +492,34 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
           });
           log.info({ campaignId: campaign.id }, 'campaign cancelled: its promoted event was cancelled');
         }
-        if (cancelled || eventCancelled) {
-          // Paused or cancelled: what this attempt claimed but did not send goes back to the queue
-          // (only its own: a retry running beside a stale attempt keeps what it holds).
-          await em.execute(
-            `update campaign_deliveries set status = 'PENDING', claimed_by = null, updated_at = now()
-              where campaign_id = ? and run_key = ? and tenant_id = ? and status = 'SENDING' and claimed_by = ?`,
-            [input.campaignId, input.runKey, input.tenantId, claim],
-          );
-        }
+        // What this attempt claimed but did not send goes back to the queue at once, for the next
+        // slice (or the run's end) rather than a lease later: only its own rows, and none it sent
+        // whose completion is still unwritten.
+        await em.execute(
+          `update campaign_deliveries set status = 'PENDING', claimed_by = null, updated_at = now()
+            where campaign_id = ? and run_key = ? and tenant_id = ? and status = 'SENDING' and claimed_by = ? and id <> all(?::uuid[])`,
+          [input.campaignId, input.runKey, input.tenantId, claim, pgArray(done.map((d) => d.id))],
+        ).catch((err) => {
+          if (!retryLater && !cancelled) throw err;
+        });
       }
       if (retryLater && !cancelled) throw retryLater;
-      const [left] = await em.execute<{ pending: number; due: number; next: Date | null; status: CampaignStatus }[]>(
+      // Rows another attempt holds (one that died, or lost touch with Temporal but still sends) are
+      // due once their lease runs out: the run sleeps until then rather than asking again at once.
+      const [left] = await em.execute<{ pending: number; due: number; next: Date | null; held_ms: number | null; status: CampaignStatus }[]>(
         `select count(*)::int as pending,
-                count(*) filter (where send_at is null or send_at <= ?::timestamptz)::int as due,
-                min(send_at) filter (where send_at > ?::timestamptz) as next,
+                count(*) filter (where (status = 'PENDING' and (send_at is null or send_at <= ?::timestamptz))
+                                    or (status = 'SENDING' and updated_at < now() - ?::interval))::int as due,
+                min(send_at) filter (where status = 'PENDING' and send_at > ?::timestamptz) as next,
+                extract(epoch from min(updated_at) filter (where status = 'SENDING') + ?::interval - now()) * 1000 as held_ms,
                 (select status from campaigns where tenant_id = ${TENANT} and id = ?) as status
            from campaign_deliveries where campaign_id = ? and run_key = ? and tenant_id = ${TENANT} and status in ('PENDING', 'SENDING')`,
-        [now().toISOString(), now().toISOString(), input.tenantId, input.campaignId, input.campaignId, input.runKey, input.tenantId],
+        [now().toISOString(), `${lease} milliseconds`, now().toISOString(), `${lease} milliseconds`, input.tenantId, input.campaignId, input.campaignId, input.runKey, input.tenantId],
       );
+      const taken = left!.held_ms === null ? null : now().getTime() + Math.max(0, Number(left!.held_ms));
+      const wakes = [left!.next ? new Date(left!.next).getTime() : null, taken].filter((t): t is number => t !== null);
       return {
-        ...result, pending: left!.pending, due: left!.due, nextSendAt: left!.next ? new Date(left!.next).toISOString() : null, campaignStatus: left!.status,
+        ...result, pending: left!.pending, due: left!.due, nextSendAt: wakes.length ? new Date(Math.min(...wakes)).toISOString() : null, campaignStatus: left!.status,
       };
     },
 

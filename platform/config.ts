@@ -81,6 +81,12 @@ const Env = z.object({
   // each test file's workers take only that file's tenants). Empty: every tenant's.
   OUTBOX_TENANT_PREFIX: z.string().max(100).default(''),
   CAMPAIGN_SEND_CONCURRENCY: positiveInt(16),
+  // How long deliveries a send attempt claimed stay its own without being renewed (it renews every
+  // few seconds while it runs): only then may another attempt take them back. A worker that dies
+  // mid-send has its batch sent again after this; one cut off from Temporal but alive keeps its
+  // rows, so no message goes twice. At least the longest send (SMTP_TIMEOUT_MS, MESSAGING_TIMEOUT_MS)
+  // plus 15 s: an attempt stops sending once its last renewal is older than the lease less that.
+  CAMPAIGN_CLAIM_LEASE_MS: positiveInt(90_000),
   // Tries per message on temporary failures (a full mailbox), with backoff from 30 s up to an hour.
   CAMPAIGN_MAX_ATTEMPTS: positiveInt(8),
   EMAIL_MAX_PER_SECOND: positiveInt(50),
@@ -177,6 +183,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`Invalid environment: ${problems}`);
+  }
+  const longestSend = Math.max(parsed.data.SMTP_TIMEOUT_MS, parsed.data.MESSAGING_TIMEOUT_MS);
+  if (parsed.data.CAMPAIGN_CLAIM_LEASE_MS < longestSend + 15_000) {
+    throw new Error(`Invalid environment: CAMPAIGN_CLAIM_LEASE_MS: must be at least the longest send (SMTP_TIMEOUT_MS, MESSAGING_TIMEOUT_MS: ${longestSend}) plus 15000`);
   }
   return parsed.data;
 }

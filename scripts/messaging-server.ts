@@ -105,10 +105,8 @@ export async function startMessagingServer(): Promise<MessagingServer> {
       messages.push({ key, id, message: body });
       const counted = `${customerId}/${body.channel}`;
       messageCounts.set(counted, (messageCounts.get(counted) ?? 0) + 1);
-      if (failure?.kind === 'lost') {
-        await new Promise((r) => setTimeout(r, failure.ms));
-        return res.destroy();
-      }
+      if (failure?.kind === 'lost' || failure?.kind === 'slow') await new Promise((r) => setTimeout(r, failure.ms));
+      if (failure?.kind === 'lost') return res.destroy();
       return send(200, { id });
     }
     send(404, { error: { message: 'not found' } });

@@ -37,6 +37,10 @@ beforeAll(async () => {
     EMAIL_MAX_PER_SECOND: '200',
     CAMPAIGN_BATCH_SIZE: '100',
     RATE_LIMIT_CAMPAIGN: '1000',
+    // The dead worker's rows are taken back once their claim lease runs out (short sends, a short lease).
+    SMTP_TIMEOUT_MS: '3000',
+    MESSAGING_TIMEOUT_MS: '2000',
+    CAMPAIGN_CLAIM_LEASE_MS: '18000',
   };
   api = await startTestApi(env);
   workerEnv = {
