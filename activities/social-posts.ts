@@ -116,6 +116,15 @@ export function socialPostActivities(deps: ActivityDeps) {
       const at = () => new Date(Date.now() + skew);
       const fail = (error: string) => finish(em, ref, null, { error }).then((status) => ({ status }) as PublishOutcome);
 
+      // A campaign's post (one it publishes: SOCIAL among its channels) waiting out a 429 or a
+      // retry when the campaign was cancelled goes no further. An attempt whose outcome is unknown
+      // is still asked after: it may have published already.
+      if (!post.publish_attempt_id) {
+        const [campaign] = await em.execute<{ status: string }[]>(
+          `select c.status from social_posts p join campaigns c on c.tenant_id = p.tenant_id and c.id = p.campaign_id
+            where p.tenant_id = ? and p.id = ? and 'SOCIAL' = any(c.channels)`, [ref.tenantId, ref.postId]);
+        if (campaign?.status === 'CANCELLED') return fail('its campaign was cancelled before it was published');
+      }
       const [connection] = await em.execute<{ platform: SocialPlatform }[]>(
         'select platform from social_connections where tenant_id = ? and id = ?', [ref.tenantId, post.connection_id]);
       if (!connection) return fail('the social connection was removed');

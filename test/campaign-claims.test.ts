@@ -58,6 +58,7 @@ async function campaignWith(count: number) {
 const attempt = (n: number) => new MockActivityEnvironment({
   attempt: n, activityId: 'send', workflowExecution: { workflowId: 'campaign-lease', runId: 'run' },
 });
+type Slice = Awaited<ReturnType<typeof activities.sendDeliveries>>;
 
 describe('a retry beside an attempt that still sends', () => {
   it('takes none of the first attempt\'s rows: every message is posted once, and the run ends with all sent', async () => {
@@ -65,9 +66,9 @@ describe('a retry beside an attempt that still sends', () => {
     // Each post takes 150 ms: the first attempt is mid-batch when the retry starts.
     messaging.failNext(...Array.from({ length: 30 }, () => ({ kind: 'slow' as const, ms: 150 })));
     const ref = { tenantId, campaignId, runKey: 'once', ownsState: true };
-    const first = attempt(1).run(activities.sendDeliveries, ref);
+    const first: Promise<Slice> = attempt(1).run(activities.sendDeliveries, ref);
     await until('the first attempt sending', async () => messaging.messagesReceived.some((k) => ids.has(k)));
-    const retry = await attempt(2).run(activities.sendDeliveries, ref);
+    const retry: Slice = await attempt(2).run(activities.sendDeliveries, ref);
     const original = await first;
 
     const posted = messaging.messagesReceived.filter((k) => ids.has(k));
@@ -83,7 +84,7 @@ describe('a retry beside an attempt that still sends', () => {
     // What a worker killed mid-batch leaves: rows SENDING under its claim, no longer renewed.
     await db.query(`update campaign_deliveries set status = 'SENDING', claimed_by = 'campaign-lease/send#1@gone:1', updated_at = now() where campaign_id = $1`, [campaignId]);
     const ref = { tenantId, campaignId, runKey: 'once', ownsState: true };
-    const early = await attempt(2).run(activities.sendDeliveries, ref);
+    const early: Slice = await attempt(2).run(activities.sendDeliveries, ref);
     expect(early).toMatchObject({ sent: 0, pending: 5, due: 0 });
     const wait = Date.parse(early.nextSendAt!) - Date.now();
     expect(wait).toBeGreaterThan(LEASE_MS - 5_000);
@@ -92,7 +93,7 @@ describe('a retry beside an attempt that still sends', () => {
 
     // The lease ran out (the rows were last renewed longer ago than that).
     await db.query(`update campaign_deliveries set updated_at = now() - interval '${LEASE_MS + 1000} milliseconds' where campaign_id = $1`, [campaignId]);
-    const later = await attempt(3).run(activities.sendDeliveries, ref);
+    const later: Slice = await attempt(3).run(activities.sendDeliveries, ref);
     expect(later).toMatchObject({ sent: 5, pending: 0 });
     expect(new Set(messaging.messagesReceived.filter((k) => ids.has(k)))).toEqual(ids);
   });

@@ -371,6 +371,26 @@ describe('SOCIAL as a campaign channel', () => {
   });
 });
 
+describe('a SOCIAL campaign cancelled while its post waits out a 429', () => {
+  it('does not publish the post when the wait ends: FAILED, saying why', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const x = await connect(auth, tenant, 'TWITTER', 'club_9');
+    const campaign = (await call('POST', '/campaigns', auth, { name: 'Frost', type: 'ONE_TIME', channels: ['SOCIAL'], clubId: 'club_9' })).body.data;
+    const draft = await createPost(auth, x.id, 'Course closed: frost', { campaignId: campaign.id });
+    fakes.fail('TWITTER', 'publish', { kind: 'rate-limit', retryAfter: '900' });
+    expect((await call('POST', `/campaigns/${campaign.id}/execute`, auth)).body.data.status).toBe('ACTIVE');
+    workflowIds.add(`campaign-${campaign.id}`);
+    // The campaign starts the post's run, which then waits out the 429.
+    await until('the post\'s run', async () => env.client.workflow.getHandle(`social-post-${draft.id}`).describe().then(() => true, () => false));
+    await timers(draft.id, 1);
+    expect((await call('POST', `/campaigns/${campaign.id}/cancel`, auth)).body.data.status).toBe('CANCELLED');
+    expect(await outcome(draft.id)).toEqual({ status: 'FAILED', rateLimited: 1 });
+    expect((await post(draft.id)).error).toMatch(/campaign was cancelled/);
+    expect(postsAt('TWITTER', x.accountId)).toHaveLength(0);
+  });
+});
+
 describe('SOCIAL beside messaging channels', () => {
   it('a campaign on SMS and SOCIAL sends its messages and publishes its post, then completes', async () => {
     const tenant = newTenant();
