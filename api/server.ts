@@ -70,7 +70,7 @@ export async function startApi(config: Config, log: Logger = createLogger(config
     tenantPrefix: config.OUTBOX_TENANT_PREFIX,
     report: (outcome, customers) => metrics.smartReevaluations.inc({ outcome }, customers),
   });
-  metrics.watchSmartQueue(() => oldestSmartReevaluationAge(db));
+  metrics.watchSmartQueue(() => oldestSmartReevaluationAge(db, config.OUTBOX_TENANT_PREFIX));
   const server = await listen(app.fetch, config.PORT, config.HTTP_KEEP_ALIVE_TIMEOUT_MS);
   log.info({ port: server.port }, 'API listening');
   const metricsServer = config.METRICS_PORT === undefined ? undefined : await listen(metricsApp(metrics, config.METRICS_TOKEN).fetch, config.METRICS_PORT, config.HTTP_KEEP_ALIVE_TIMEOUT_MS);

@@ -632,6 +632,17 @@ describe('segment lifecycle', () => {
     expect(value('crm_smart_reevaluations_total{outcome="failed"}')).toBeGreaterThanOrEqual(1);
     expect(value('crm_smart_reevaluations_total{outcome="evaluated"}')).toBeGreaterThanOrEqual(1);
     expect(value('crm_smart_reevaluation_lag_seconds')).toBeGreaterThan(0);
+    // Another deployment's backlog in the same database (an hour old) is not this one's lag.
+    const elsewhere = `elsewhere_${randomUUID().slice(0, 8)}`;
+    await sql(`insert into segment_reevaluations (id, tenant_id, customer_id, cause, enqueued_at, next_attempt_at)
+               select coalesce(min(id), 0) - 1, $1, $2, 'updated', now() - interval '1 hour', now() + interval '1 hour' from segment_reevaluations`,
+      [elsewhere, randomUUID()]);
+    const lag = async () => Number((await (await fetch(stack.api.metricsUrl)).text()).match(/^crm_smart_reevaluation_lag_seconds (\S+)$/m)?.[1]);
+    try {
+      expect(await lag()).toBeLessThan(600);
+    } finally {
+      await sql('delete from segment_reevaluations where tenant_id = $1', [elsewhere]);
+    }
     // Days of failures later, the row is due again: its backoff stays at the bound, and the drain
     // that takes it with the other tenant's still evaluates that one.
     await sql('update segment_reevaluations set attempts = 1023, next_attempt_at = now() where tenant_id = $1', [broken.tenant]);

@@ -40,7 +40,9 @@ const CLAIM = `delete from segment_reevaluations where id in (
      order by id limit $1 for update skip locked)
   returning tenant_id, customer_id, cause, attempts`;
 
-const OLDEST = `select coalesce(extract(epoch from now() - (select enqueued_at from segment_reevaluations order by id limit 1)), 0)::float8 as age`;
+// This deployment's rows only (OUTBOX_TENANT_PREFIX): another's backlog is not this one's lag.
+const OLDEST = `select coalesce(extract(epoch from now() - (select enqueued_at from segment_reevaluations
+  where starts_with(tenant_id, $1) order by id limit 1)), 0)::float8 as age`;
 
 // Due rows only: one backing off would have an idle API open a transaction every poll, for nothing.
 const PENDING = `select count(*)::int as n from (select 1 from segment_reevaluations
@@ -83,9 +85,9 @@ export interface DrainOptions {
   report?: (outcome: 'evaluated' | 'failed', customers: number) => void;
 }
 
-/** Seconds since the oldest queued customer was queued; 0 when none is. */
-export async function oldestSmartReevaluationAge(orm: Orm): Promise<number> {
-  return (await executeBound<{ age: number }>(orm.em.fork(), OLDEST, []))[0]!.age;
+/** Seconds since the oldest customer of the deployment's tenants was queued; 0 when none is. */
+export async function oldestSmartReevaluationAge(orm: Orm, tenantPrefix: string): Promise<number> {
+  return (await executeBound<{ age: number }>(orm.em.fork(), OLDEST, [tenantPrefix]))[0]!.age;
 }
 
 /** One drain: takes up to `batch` rows and evaluates them, tenant by tenant. Returns the rows taken. */
