@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { newTenant, startTestApi, token, type TestApi } from './support/api.js';
+import { until } from './support/until.js';
 
 let api: TestApi;
 beforeAll(async () => {
@@ -90,6 +92,40 @@ describe('resolveCustomer', () => {
     expect(conflict).toMatchObject({ category: 'SYSTEM', metadata: { conflicting: ['phone'], otherCustomerIds: [b.id] } });
     // The phone stays with its owner.
     expect((await api.call('GET', `/api/v1/customers/${a.id}`, { auth })).body.data.phoneNumber).toBeNull();
+  });
+});
+
+describe('resolveCustomer racing a merge', () => {
+  it('adds a new identifier to the profile the merge kept, not to the one it merged away', async () => {
+    const { t, auth } = await tenantWithToken();
+    const create = async (body: Record<string, unknown>) => (await api.call('POST', '/api/v1/customers', { auth, body })).body.data.id as string;
+    const loser = await create({ email: 'ann@race.test', firstName: 'Ann' });
+    const winner = await create({ phoneNumber: '+27821234567', firstName: 'Ann' });
+    // A merge in progress: it holds the loser's row, and will hand its email to the winner.
+    const merge = new pg.Client({ connectionString: inject('databaseUrl') });
+    const watch = new pg.Client({ connectionString: inject('databaseUrl') });
+    await merge.connect();
+    await watch.connect();
+    try {
+      await merge.query('begin');
+      await merge.query('select id from customers where id = $1 for update', [loser]);
+      const resolving = api.call('POST', '/api/v1/customers/resolve', { auth, body: { email: 'ann@race.test', authUserId: 'auth|race' } });
+      // Watched from outside the merge's transaction, whose view of pg_stat_activity stays as first read.
+      await until('the resolution to wait on the merge', async () => (await watch.query(
+        `select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%customers%'`,
+      )).rows[0].n > 0, 10_000);
+      await merge.query(`update customers set status = 'MERGED', merged_into_id = $2, merged_at = now() where id = $1`, [loser, winner]);
+      await merge.query(`update customers set email = 'ann@race.test' where id = $1`, [winner]);
+      await merge.query('commit');
+      const resolved = await resolving;
+      expect(resolved.status, JSON.stringify(resolved.body)).toBe(200);
+      expect(resolved.body.data.profile.id).toBe(winner);
+      const { rows } = await merge.query('select id, auth_user_id from customers where tenant_id = $1 order by id', [t]);
+      expect(Object.fromEntries(rows.map((r) => [r.id, r.auth_user_id]))).toEqual({ [loser]: null, [winner]: 'auth|race' });
+    } finally {
+      await merge.end();
+      await watch.end();
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Customer } from '../../db/entities/index.js';
 import { executeBound, LIVE_CUSTOMER, pgArray, sizedStatement, TENANT, tenantKey } from '../../db/sql.js';
-import { asAppError } from '../../platform/errors.js';
+import { AppError, asAppError } from '../../platform/errors.js';
 import type { ServiceContext } from '../context.js';
 import { afterCustomersChanged } from '../reactions.js';
 import { validate } from '../validate.js';
@@ -125,9 +125,16 @@ export async function resolveIn(em: EntityManager, tenantId: string, ids: Identi
 
   if (weight(matchedBy) >= IDENTIFIER_WEIGHT.email) {
     const missing = given.filter((k) => !matchedBy.includes(k) && !conflicting.includes(k));
-    for (const k of missing) (best as Record<string, unknown>)[IDENTIFIER_COLUMN[k]] = ids[k];
-    await em.flush();
-    if (missing.length) await afterCustomersChanged(em, tenantId, [best.id], 'updated');
+    if (missing.length) {
+      // Read without a lock: a merge (or a deletion) that committed since would have them added
+      // to a dead profile. Under the row lock it is live, or the resolution starts over and finds
+      // the profile the merge kept.
+      const [row] = await em.execute<{ status: string }[]>(`select status from customers where tenant_id = ${TENANT} and id = ? for update`, [tenantId, best.id]);
+      if (!row || DEAD_STATUSES.includes(row.status as never)) throw new AppError('CONFLICT', `customer ${best.id} was merged or deleted meanwhile; resolve again`);
+      for (const k of missing) (best as Record<string, unknown>)[IDENTIFIER_COLUMN[k]] = ids[k];
+      await em.flush();
+      await afterCustomersChanged(em, tenantId, [best.id], 'updated');
+    }
   }
   if (conflicting.length) {
     await appendActivities(em, tenantId, [{
