@@ -7,7 +7,8 @@ import { publishCredentials, refreshCredentials, type PublishCredentials } from 
 import { composePost, platformFaults } from '../domain/social/validation.js';
 import { AppError } from '../platform/errors.js';
 import {
-  InvalidGrantError, OutcomeUnknownError, RateLimitedError, socialClient, SocialApiError, TokenExpiredError, type PublishedPost, type PublishProgress,
+  InvalidGrantError, OutcomeUnknownError, RateLimitedError, socialClient, SocialApiError, TokenExpiredError, UploadFailedError, type PublishedPost,
+  type PublishProgress,
 } from '../platform/social/index.js';
 import type { ActivityDeps } from './index.js';
 
@@ -117,14 +118,14 @@ export function socialPostActivities(deps: ActivityDeps) {
       const fail = (error: string) => finish(em, ref, null, { error }).then((status) => ({ status }) as PublishOutcome);
 
       // A campaign's post (one it publishes: SOCIAL among its channels) waiting out a 429 or a
-      // retry when the campaign was cancelled goes no further. An attempt whose outcome is unknown
-      // is still asked after: it may have published already.
-      if (!post.publish_attempt_id) {
-        const [campaign] = await em.execute<{ status: string }[]>(
-          `select c.status from social_posts p join campaigns c on c.tenant_id = p.tenant_id and c.id = p.campaign_id
-            where p.tenant_id = ? and p.id = ? and 'SOCIAL' = any(c.channels)`, [ref.tenantId, ref.postId]);
-        if (campaign?.status === 'CANCELLED') return fail('its campaign was cancelled before it was published');
-      }
+      // retry when the campaign was cancelled is sent no further. An attempt whose outcome is
+      // unknown is still looked for first: it may have published already.
+      const [campaign] = await em.execute<{ status: string }[]>(
+        `select c.status from social_posts p join campaigns c on c.tenant_id = p.tenant_id and c.id = p.campaign_id
+          where p.tenant_id = ? and p.id = ? and 'SOCIAL' = any(c.channels)`, [ref.tenantId, ref.postId]);
+      const campaignCancelled = campaign?.status === 'CANCELLED';
+      const CAMPAIGN_CANCELLED = 'its campaign was cancelled before it was published';
+      if (campaignCancelled && !post.publish_attempt_id) return fail(CAMPAIGN_CANCELLED);
       const [connection] = await em.execute<{ platform: SocialPlatform }[]>(
         'select platform from social_connections where tenant_id = ? and id = ?', [ref.tenantId, post.connection_id]);
       if (!connection) return fail('the social connection was removed');
@@ -150,11 +151,14 @@ export function socialPostActivities(deps: ActivityDeps) {
       // retry can start beside it.
       const waitUntil = Math.min(Date.now() + config.SOCIAL_PROCESSING_WAIT_MS,
         started + ctx.info.startToCloseTimeoutMs - 2 * config.SOCIAL_TIMEOUT_MS - 5_000);
+      // Whether the platform holds an upload of the attempt (its handle recorded).
+      let holdsUpload = post.publish_handle !== null;
       const progress = (attemptId: string): PublishProgress => ({
         waitUntil,
         accepted: async (handle) => {
           await em.execute('update social_posts set publish_handle = ? where tenant_id = ? and id = ? and publish_attempt_id = ?',
             [handle, ref.tenantId, ref.postId, attemptId]);
+          holdsUpload = true;
         },
       });
       /** The platform call of attempt `attemptId`, recorded when its answer is definite. */
@@ -166,9 +170,13 @@ export function socialPostActivities(deps: ActivityDeps) {
           return { status: await finish(em, ref, attemptId, { published, at: at() }) as 'PUBLISHED' };
         } catch (err) {
           if (err instanceof OutcomeUnknownError || !(err instanceof SocialApiError || err instanceof AppError)) throw err; // attempt kept: checked next time
-          // A definite answer: nothing was published by this attempt.
-          await em.execute(`update social_posts set publish_attempt_id = null, publish_attempt_at = null, publish_handle = null
-                             where tenant_id = ? and id = ? and publish_attempt_id = ?`, [ref.tenantId, ref.postId, attemptId]);
+          // A definite answer: nothing was published by this attempt. Once the platform holds an
+          // upload of it, though, only the platform's word that the upload failed says so: a 429, a
+          // refused refresh, a status request refused, leave the upload to be asked after again.
+          if (!holdsUpload || err instanceof UploadFailedError) {
+            await em.execute(`update social_posts set publish_attempt_id = null, publish_attempt_at = null, publish_handle = null
+                               where tenant_id = ? and id = ? and publish_attempt_id = ?`, [ref.tenantId, ref.postId, attemptId]);
+          }
           throw err;
         }
       };
@@ -179,7 +187,7 @@ export function socialPostActivities(deps: ActivityDeps) {
           const since = new Date(new Date(post.publish_attempt_at!).getTime() - FIND_SLACK_MS);
           // The platform named the upload it took: that upload is asked after, never posted again.
           const handle = post.publish_handle;
-          if (handle && client.resume) {
+          if (handle && client.resume && !campaignCancelled) {
             return await attempt(previous, (c) => client.resume!(c.accountId, c.accessToken, { post: request, handle, since }, progress(previous)));
           }
           // An attempt whose answer never came: the platform says whether it published.
@@ -188,6 +196,9 @@ export function socialPostActivities(deps: ActivityDeps) {
             log.info({ ...logged, platformPostId: found.platformPostId }, 'social post: the attempt whose answer was lost had published it');
             return { status: await finish(em, ref, previous, { published: found, at: at() }) as 'PUBLISHED' };
           }
+          // Not published (as far as the platform lists): a cancelled campaign's post goes no further
+          // (an upload the platform still processes stays recorded).
+          if (campaignCancelled) return fail(CAMPAIGN_CANCELLED);
         }
         // Recorded and committed before the call: if its answer is lost, the next try knows.
         const attemptId = randomUUID();
@@ -196,6 +207,7 @@ export function socialPostActivities(deps: ActivityDeps) {
             where tenant_id = ? and id = ? and status = 'PUBLISHING' and publish_attempt_id is not distinct from ?::uuid returning id`,
           [attemptId, ref.tenantId, ref.postId, previous]);
         if (!taken.length) throw ApplicationFailure.retryable('another attempt took this post meanwhile', 'AttemptRace');
+        holdsUpload = false;
         return await attempt(attemptId, (c) => client.publish(c.accountId, c.accessToken, request, progress(attemptId)));
       } catch (err) {
         if (err instanceof RateLimitedError) {

@@ -236,6 +236,16 @@ describe('Retry-After', () => {
     expect(err.retryAfterMs).toBeLessThanOrEqual(120_000);
   });
 
+  it('Graph API throttling answered as a 400 (Business Use Case, user, Page limits) is a RateLimitedError, not a refusal', async () => {
+    for (const [platform, code] of [['INSTAGRAM', 80002], ['FACEBOOK', 80001], ['FACEBOOK', 17]] as const) {
+      const c = client(platform);
+      const { account, publishToken } = await connect(c);
+      fakes.fail(platform, platform === 'INSTAGRAM' ? 'media' : 'publish', { kind: 'graph-throttle', code });
+      const err = await caught(c.publish(account.accountId, publishToken.accessToken, post(platform)));
+      expect(err, `${platform} ${code}`).toBeInstanceOf(RateLimitedError);
+    }
+  });
+
   it('a refused request names the platform\'s reason and is not retryable', async () => {
     const c = client('FACEBOOK');
     const { account, publishToken } = await connect(c);

@@ -52,6 +52,11 @@ async function campaignOf(ctx: ServiceContext, id: string | null | undefined): P
   return campaign;
 }
 
+/** An edit of a post whose upload the platform still holds (see updateSocialPost). */
+const uploadPending = (id: string, platform: SocialPlatform) => new AppError('INVALID_STATE',
+  `social post ${id}: ${platform} still holds an upload of it whose outcome is unknown; publish it again to settle that upload before changing its content`,
+  { field: 'input' });
+
 const campaignTaken = (campaignId: string, connectionId: string) =>
   new AppError('CONFLICT', `input.campaignId: campaign ${campaignId} already has a post for connection ${connectionId} (one post per connection in a campaign)`, { field: 'input.campaignId' });
 
@@ -104,13 +109,19 @@ export async function updateSocialPost(ctx: ServiceContext, id: string, input: u
     mediaUrls: data.mediaUrls ?? post.mediaUrls,
   };
   assertPublishable(post.connection.platform, parts);
+  // A platform that holds an upload of this post (a TikTok video, an Instagram container whose
+  // outcome is still unknown) publishes what was uploaded: its content stays until that is settled.
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const contentChanged = parts.content !== post.content || !same(parts.hashtags, post.hashtags) || parts.linkUrl !== (post.linkUrl ?? null)
+    || !same(parts.mediaUrls, post.mediaUrls);
+  if (contentChanged && post.publishHandle) throw uploadPending(post.id, post.connection.platform);
   const campaignId = campaign === undefined ? (post.campaign?.id ?? null) : (campaign?.id ?? null);
   let status: SocialPostStatus;
   try {
     status = await conditionalPostUpdate(ctx.em, ctx.tenantId, post.id, 'update',
       `update social_posts set content = ?, hashtags = ?::text[], link_url = ?, media_urls = ?::text[], campaign_id = ?::uuid, updated_at = now()
-        where tenant_id = ? and id = ? and status = any(?::text[]) returning status`,
-      [parts.content, pgArray([...parts.hashtags]), parts.linkUrl, pgArray([...parts.mediaUrls]), campaignId, ctx.tenantId, post.id]);
+        where tenant_id = ? and id = ? and (publish_handle is null or not ?) and status = any(?::text[]) returning status`,
+      [parts.content, pgArray([...parts.hashtags]), parts.linkUrl, pgArray([...parts.mediaUrls]), campaignId, ctx.tenantId, post.id, contentChanged]);
   } catch (err) {
     if (err instanceof UniqueConstraintViolationException && campaignId) throw campaignTaken(campaignId, post.connection.id);
     throw err;
@@ -157,6 +168,7 @@ export async function publishSocialPost(ctx: ServiceContext, id: string): Promis
     await activeConnection(ctx, post.connection.id, 'connectionId');
     assertPublishable(post.connection.platform, post, 'post');
     const previous = post.status;
+    const attempt = post.publishAttemptId ?? null;
     await conditionalPostUpdate(ctx.em, ctx.tenantId, post.id, 'publish',
       `update social_posts set status = 'PUBLISHING', error = null, updated_at = now()
         where tenant_id = ? and id = ? and status = any(?::text[]) returning status`,
@@ -164,8 +176,9 @@ export async function publishSocialPost(ctx: ServiceContext, id: string): Promis
     try {
       await signalRun(ctx, post.id, publishSocialPostNow);
     } catch (err) {
-      await ctx.em.execute(`update social_posts set status = ? where tenant_id = ? and id = ? and status = 'PUBLISHING' and publish_attempt_id is null`,
-        [previous, ctx.tenantId, post.id]);
+      // Back as it was, unless a run took it meanwhile (it recorded an attempt of its own).
+      await ctx.em.execute(`update social_posts set status = ? where tenant_id = ? and id = ? and status = 'PUBLISHING' and publish_attempt_id is not distinct from ?::uuid`,
+        [previous, ctx.tenantId, post.id, attempt]);
       throw err;
     }
   } else {

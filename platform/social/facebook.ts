@@ -1,8 +1,8 @@
 import type { Config } from '../config.js';
 import { joinUrl, oauthTokens, sameText, SocialHttp, sleep } from './http.js';
 import {
-  OutcomeUnknownError, SocialApiError, type PendingPublish, type PostMetrics, type PublishedPost, type PublishProgress, type PublishRequest, type SocialAccount,
-  type SocialPlatformClient, type TokenSet,
+  OutcomeUnknownError, SocialApiError, TokenExpiredError, UploadFailedError, type PendingPublish, type PostMetrics, type PublishedPost, type PublishProgress,
+  type PublishRequest, type SocialAccount, type SocialPlatformClient, type TokenSet,
 } from './types.js';
 
 // Facebook Pages and Instagram business accounts, both through the Facebook login and the Graph API.
@@ -184,22 +184,36 @@ export class InstagramClient extends GraphClient {
     // Not recorded: nothing is published yet, and the next attempt makes a container of its own.
     await progress?.accepted(creationId);
     await this.untilFinished(creationId, accessToken, progress?.waitUntil);
-    return this.publishContainer(igId, accessToken, creationId);
+    return this.publishContainer(igId, accessToken, { post, handle: creationId, since: new Date() });
   }
 
   /** The container an earlier attempt made: published once processed, or found if it was. */
-  async resume(igId: string, accessToken: string, { post, handle, since }: PendingPublish, progress: PublishProgress): Promise<PublishedPost> {
-    if (await this.untilFinished(handle, accessToken, progress.waitUntil) === 'FINISHED') return this.publishContainer(igId, accessToken, handle);
-    const found = await this.findPublished(igId, accessToken, post, since);
-    if (!found) throw new OutcomeUnknownError('INSTAGRAM', 'INSTAGRAM: the post was published but is not listed yet');
-    return found;
+  async resume(igId: string, accessToken: string, pending: PendingPublish, progress: PublishProgress): Promise<PublishedPost> {
+    if (await this.untilFinished(pending.handle, accessToken, progress.waitUntil) === 'FINISHED') return this.publishContainer(igId, accessToken, pending);
+    return this.publishedFrom(igId, accessToken, pending);
   }
 
-  private async publishContainer(igId: string, accessToken: string, creationId: string): Promise<PublishedPost> {
-    const published = await this.http.call({ method: 'POST', write: true, token: accessToken, url: this.graph(`/${igId}/media_publish`), form: { creation_id: creationId } });
+  private async publishContainer(igId: string, accessToken: string, pending: PendingPublish): Promise<PublishedPost> {
+    let published;
+    try {
+      published = await this.http.call({ method: 'POST', write: true, token: accessToken, url: this.graph(`/${igId}/media_publish`), form: { creation_id: pending.handle } });
+    } catch (err) {
+      if (!(err instanceof SocialApiError) || err.retryable || err instanceof TokenExpiredError) throw err;
+      // Refused: an earlier media_publish whose answer was lost may have published it after all.
+      const status = await this.http.call({ method: 'GET', token: accessToken, url: this.graph(`/${pending.handle}`, { fields: 'status_code' }) });
+      if (status.body.status_code === 'PUBLISHED') return this.publishedFrom(igId, accessToken, pending);
+      throw new UploadFailedError('INSTAGRAM', err.message);
+    }
     const id = String(published.body.id);
     const permalink = await this.http.call({ method: 'GET', token: accessToken, url: this.graph(`/${id}`, { fields: 'permalink' }) }).catch(() => null);
     return { platformPostId: id, platformUrl: permalink?.body.permalink ?? `https://www.instagram.com/` };
+  }
+
+  /** The media a PUBLISHED container became (the container does not name it: found by caption). */
+  private async publishedFrom(igId: string, accessToken: string, { post, since }: PendingPublish): Promise<PublishedPost> {
+    const found = await this.findPublished(igId, accessToken, post, since);
+    if (!found) throw new OutcomeUnknownError('INSTAGRAM', 'INSTAGRAM: the post was published but is not listed yet');
+    return found;
   }
 
   /** A video is fetched and processed before it can be published (an image is FINISHED at once). */
@@ -209,7 +223,7 @@ export class InstagramClient extends GraphClient {
       const code = status.body.status_code;
       if (code === 'FINISHED' || code === 'PUBLISHED') return code;
       if (code === 'ERROR' || code === 'EXPIRED') {
-        throw new SocialApiError('INSTAGRAM', `INSTAGRAM: the media could not be processed (${code})`, null, false);
+        throw new UploadFailedError('INSTAGRAM', `INSTAGRAM: the media could not be processed (${code})`);
       }
       const left = waitUntil - Date.now();
       if (left <= 0) throw new OutcomeUnknownError('INSTAGRAM', 'INSTAGRAM: the video was still processing');

@@ -71,6 +71,10 @@ function errorCode(body: any): string | undefined {
 // 190 (often a 400), TikTok's access_token_invalid, LinkedIn's and X's 401.
 const TOKEN_ERRORS = new Set(['190', '102', '463', '467', 'access_token_invalid', 'invalid_token', 'expired_token']);
 const CLIENT_ERRORS = new Set(['invalid_client', 'unauthorized_client', 'invalid_scope']);
+// Throttling, whatever the HTTP status (Graph API sends most as 400 or 403): TikTok's
+// rate_limit_exceeded; Graph's application (4), user (17), Page (32) and custom (613) limits, and
+// the Business Use Case limits (80000-80014) that Page-token calls, Instagram's among them, fall under.
+const RATE_LIMIT_CODES = new Set(['rate_limit_exceeded', '4', '17', '32', '613', ...Array.from({ length: 15 }, (_, i) => String(80_000 + i))]);
 
 export class SocialHttp {
   constructor(readonly platform: SocialPlatform, private readonly timeoutMs: number) {}
@@ -116,7 +120,7 @@ export class SocialHttp {
     const code = errorCode(parsed);
     const message = scrub(`${this.platform} ${what}: ${platformMessage(parsed, response.status)}`);
     const status = response.status;
-    if (status === 429 || code === 'rate_limit_exceeded' || code === '4' || code === '32' || code === '613') {
+    if (status === 429 || (code !== undefined && RATE_LIMIT_CODES.has(code))) {
       throw new RateLimitedError(this.platform, retryAfterMs(response.headers));
     }
     if (req.tokenEndpoint) {

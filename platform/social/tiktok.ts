@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import { joinUrl, oauthTokens, sameText, SocialHttp, sleep } from './http.js';
 import {
   OutcomeUnknownError, SocialApiError, type PendingPublish, type PostMetrics, type PublishedPost, type PublishProgress, type PublishRequest, type SocialAccount,
-  TokenExpiredError, type SocialPlatformClient, type TokenSet,
+  TokenExpiredError, UploadFailedError, type SocialPlatformClient, type TokenSet,
 } from './types.js';
 
 // TikTok Login Kit (OAuth 2.0 with PKCE S256, `client_key`) and the Content Posting API: a video is
@@ -113,7 +113,7 @@ export class TikTokClient implements SocialPlatformClient {
           const id = String(data.publicaly_available_post_id?.[0] ?? data.publicly_available_post_id?.[0] ?? publishId);
           return { platformPostId: id, platformUrl: await this.shareUrl(accessToken, id) };
         }
-        if (data.status === 'FAILED') throw new SocialApiError('TIKTOK', `TIKTOK: the video was not posted (${data.fail_reason ?? 'failed'})`, null, false);
+        if (data.status === 'FAILED') throw new UploadFailedError('TIKTOK', `TIKTOK: the video was not posted (${data.fail_reason ?? 'failed'})`);
         const left = waitUntil - Date.now();
         if (left <= 0) throw new OutcomeUnknownError('TIKTOK', 'TIKTOK: the video was still processing');
         await sleep(Math.min(STATUS_POLL_MS, left));

@@ -131,6 +131,17 @@ export class InvalidGrantError extends SocialApiError {
   }
 }
 
+/**
+ * The platform processed an upload (a TikTok video, an Instagram container) and will not publish
+ * it: nothing of it is or will be public. The only answer that lets go of a recorded upload.
+ */
+export class UploadFailedError extends SocialApiError {
+  constructor(platform: SocialPlatform, message: string) {
+    super(platform, message, null, false);
+    this.name = 'UploadFailedError';
+  }
+}
+
 /** No answer (network error, timeout, 5xx) to a request that may have taken effect. */
 export class OutcomeUnknownError extends SocialApiError {
   constructor(platform: SocialPlatform, message: string, status: number | null = null) {

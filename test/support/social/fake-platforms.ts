@@ -26,6 +26,8 @@ export type FakeFault =
   | { kind: 'delay'; ms: number }
   /** A 5xx; with `apply` the request took effect first. */
   | { kind: 'server-error'; status?: number; apply?: boolean }
+  /** FACEBOOK / INSTAGRAM: Graph API throttling as it usually comes, a 400 with `code` (4, 17, 32, 613, 80001, 80002). */
+  | { kind: 'graph-throttle'; code: number }
   /** The platform's definite refusal (400 in its own error shape) with `message`; nothing takes effect. */
   | { kind: 'refused'; message: string };
 
@@ -736,6 +738,9 @@ export async function startSocialFakes(port = 0): Promise<SocialFakes> {
       const queued = state.faults.findIndex((f) => f.endpoint === found.endpoint);
       const fault = queued >= 0 ? state.faults.splice(queued, 1)[0]!.fault : undefined;
       if (fault?.kind === 'rate-limit') return send(res, rateLimited(platform, fault));
+      if (fault?.kind === 'graph-throttle') {
+        return send(res, { status: 400, body: { error: { message: `(#${fault.code}) There have been too many calls`, type: 'OAuthException', code: fault.code, fbtrace_id: 'Fake' } } });
+      }
       if (fault?.kind === 'expired-token') return send(res, invalidToken(platform));
       if (fault?.kind === 'invalid-grant') return send(res, invalidGrant(platform, 'The grant was revoked by the user'));
       if (fault?.kind === 'refused') return send(res, badRequest(platform, fault.message));
