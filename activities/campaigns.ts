@@ -133,13 +133,25 @@ function stillBlocked(r: Claimed): 'NO_CONSENT' | 'NO_ADDRESS' | 'BOUNCED' | 'IN
   }
 }
 
-/** A pool of `limit` concurrent tasks; `stop()` lets those started finish and starts no more. */
-async function runPool<T>(items: T[], limit: number, stopped: () => boolean, work: (item: T) => Promise<void>): Promise<void> {
+/**
+ * A pool of `limit` concurrent tasks; `stop()` lets those started finish and starts no more. A task
+ * that throws stops the others the same way, and the error is thrown once every lane has stopped:
+ * rows still being sent are never put back while a lane sends them.
+ */
+export async function runPool<T>(items: T[], limit: number, stopped: () => boolean, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failed: { err: unknown } | undefined;
   const lane = async () => {
-    while (!stopped() && next < items.length) await work(items[next++]!);
+    while (!stopped() && !failed && next < items.length) {
+      try {
+        await work(items[next++]!);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failed) throw failed.err;
 }
 
 export function campaignActivities({ orm, config, log }: ActivityDeps) {
@@ -272,9 +284,13 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         done = [];
         try {
           await em.transactional(async (tx) => {
+            // Locked in id order first, as receipts lock them: the two wait for each other rather
+            // than deadlock (the UPDATE's own order is whatever its plan gives).
+            await tx.execute(`select 1 from campaign_deliveries where tenant_id = ${TENANT} and id = any(?::uuid[]) order by id for no key update`,
+              [campaign.tenantId, pgArray(batch.map((d) => d.id))]);
             // A receipt may have moved the row on already (DELIVERED before this write): the send's
             // time and id are still recorded, its status kept.
-            await tx.execute(
+            const written = await tx.execute<{ id: string; delivered: boolean }[]>(
               `update campaign_deliveries d
                   set status = case when d.status = 'SENDING' then t.status else d.status end,
                       provider_message_id = coalesce(d.provider_message_id, t.provider),
@@ -285,7 +301,8 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                       claimed_by = null, updated_at = now()
                  from unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) as t(id, status, provider, error, reason, at)
                 where d.tenant_id = ${TENANT} and d.id = t.id and d.id = any(?::uuid[])
-                  and (d.status = 'SENDING' or (t.status in ('SENT', 'DELIVERED') and d.status in ('DELIVERED', 'BOUNCED', 'FAILED')))`,
+                  and (d.status = 'SENDING' or (t.status in ('SENT', 'DELIVERED') and d.status in ('DELIVERED', 'BOUNCED', 'FAILED')))
+               returning d.id, (d.status = 'DELIVERED' and d.delivered_at = t.at) as delivered`,
               [
                 pgArray(batch.map((d) => d.id)), pgArray(batch.map(writtenStatus)),
                 pgArray(batch.map((d) => d.providerMessageId ?? null)), pgArray(batch.map((d) => d.error ?? null)),
@@ -317,12 +334,15 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
                 [pgArray(waiting.map((d) => d.id)), pgArray(waiting.map((d) => d.until!.toISOString())), campaign.tenantId],
               );
             }
-            const sent: InteractionInput[] = batch.filter((d) => d.status === 'SENT').flatMap((d) => {
+            // Of the rows this write recorded (one a cancel or a receipt took meanwhile is not), and
+            // DELIVERED only where the delivery is this write's (not a receipt's before it).
+            const recorded = new Map(written.map((w) => [w.id, w.delivered]));
+            const sent: InteractionInput[] = batch.filter((d) => d.status === 'SENT' && recorded.has(d.id)).flatMap((d) => {
               const interaction = {
                 tenantId: campaign.tenantId, campaignId: campaign.id, customerId: d.row.id, deliveryId: d.id, channel: d.row.channel,
                 occurredAt: d.at, metadata: { providerMessageId: d.providerMessageId, runKey: input.runKey },
               };
-              return writtenStatus(d) === 'DELIVERED'
+              return recorded.get(d.id)
                 ? [{ ...interaction, type: 'SENT', key: `sent:${d.id}` }, { ...interaction, type: 'DELIVERED', key: `delivered:${d.id}` }]
                 : [{ ...interaction, type: 'SENT', key: `sent:${d.id}` }];
             });
@@ -415,15 +435,11 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
       // end is reached the scan starts over once, for rows passed over (not yet due, or locked).
       let takingBack = true;
       let after: string | null = null;
-      // A promotion's send (its `event` variables) is checked before each batch: cancelled since,
-      // nothing more of it goes out.
+      // A promotion's send (its `event` variables) is checked before each batch goes out:
+      // cancelled since, nothing more of it goes out.
       const promoted = 'event' in variables;
       let eventCancelled = false;
       const claimNext = async (): Promise<Claimed[]> => {
-        if (promoted && await promotedEventCancelled(em, campaign.tenantId, campaign.id)) {
-          eventCancelled = true;
-          return [];
-        }
         for (;;) {
           const which = takingBack
             ? `status = 'SENDING' and claimed_by is distinct from ? and updated_at < now() - ?::interval`
@@ -470,6 +486,10 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
             await flush().catch((err) => (retryLater ??= err as Error));
             if (retryLater) break; // the batch stays SENDING under this attempt's name, taken back by its retry
           }
+          if (promoted && await promotedEventCancelled(em, campaign.tenantId, campaign.id)) {
+            eventCancelled = true;
+            break; // the batch is put back below, and the run marks it CANCELLED
+          }
           await capFrequency(em, campaign, rows, done, now());
           const capped = new Set(done.map((d) => d.id));
           const sendable = rows.filter((r) => !capped.has(r.delivery_id));
@@ -494,9 +514,9 @@ export function campaignActivities({ orm, config, log }: ActivityDeps) {
         }
         // What this attempt claimed but did not send goes back to the queue at once, for the next
         // slice (or the run's end) rather than a lease later: only its own rows, and none it sent
-        // whose completion is still unwritten.
+        // whose completion is still unwritten. Not a try: the claim's count is given back.
         await em.execute(
-          `update campaign_deliveries set status = 'PENDING', claimed_by = null, updated_at = now()
+          `update campaign_deliveries set status = 'PENDING', claimed_by = null, attempts = greatest(attempts - 1, 0), updated_at = now()
             where campaign_id = ? and run_key = ? and tenant_id = ? and status = 'SENDING' and claimed_by = ? and id <> all(?::uuid[])`,
           [input.campaignId, input.runKey, input.tenantId, claim, pgArray(done.map((d) => d.id))],
         ).catch((err) => {

@@ -194,8 +194,9 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
         return row;
       };
       let row = await read();
+      let slice: Awaited<ReturnType<typeof campaigns.sendDeliveries>> | undefined;
       if (row?.status === 'PENDING' || row?.status === 'SENDING') {
-        await campaigns.sendDeliveries({
+        slice = await campaigns.sendDeliveries({
           tenantId: input.tenantId, campaignId: prepared.id, runKey, asOf: input.at, templateIds: { [input.config.channel as Channel]: input.config.templateId },
         });
         row = await read();
@@ -207,9 +208,14 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
         case 'FAILED':
         case 'CANCELLED':
           return { outcome: row.status };
-        case 'PENDING':
         case 'SENDING':
-          // Held (quiet hours, a deferred retry) or another attempt holds it: the workflow comes back.
+          // Another attempt holds it (one that died, or still sends): back once its lease runs out.
+          return {
+            outcome: 'WAIT',
+            nextSendAt: new Date(slice?.nextSendAt ? Math.max(Date.parse(slice.nextSendAt), Date.parse(input.at) + 1_000) : Date.parse(input.at) + 30_000).toISOString(),
+          };
+        case 'PENDING':
+          // Held (quiet hours, a deferred retry): the workflow comes back.
           return { outcome: 'WAIT', nextSendAt: new Date(row.send_at ? Math.max(row.send_at.getTime(), Date.parse(input.at) + 1_000) : Date.parse(input.at) + 30_000).toISOString() };
         default:
           return { outcome: 'SENT' }; // SENT, or already DELIVERED / BOUNCED by a receipt

@@ -1,6 +1,7 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runPool } from '../activities/campaigns.js';
 import { createActivities } from '../activities/index.js';
 import { openOrm, type Orm } from '../db/orm.js';
 import { createLogger } from '../platform/logger.js';
@@ -96,5 +97,30 @@ describe('a retry beside an attempt that still sends', () => {
     const later: Slice = await attempt(3).run(activities.sendDeliveries, ref);
     expect(later).toMatchObject({ sent: 5, pending: 0 });
     expect(new Set(messaging.messagesReceived.filter((k) => ids.has(k)))).toEqual(ids);
+  });
+});
+
+describe('the send pool', () => {
+  it('a send that throws stops the others starting, and the pool throws only once no send is still running', async () => {
+    const running = new Set<number>();
+    const started: number[] = [];
+    let runningWhenThrown = -1;
+    const pool = runPool(Array.from({ length: 20 }, (_, i) => i), 4, () => false, async (i) => {
+      started.push(i);
+      running.add(i);
+      try {
+        await new Promise((r) => setTimeout(r, i === 1 ? 10 : 60));
+        if (i === 1) throw new Error('the template could not be loaded');
+      } finally {
+        running.delete(i);
+      }
+    });
+    await expect(pool.catch((err) => {
+      runningWhenThrown = running.size;
+      throw err;
+    })).rejects.toThrow('the template could not be loaded');
+    // Sends 0, 2 and 3 were in flight when 1 failed: the pool waited for them, and started no more.
+    expect(runningWhenThrown).toBe(0);
+    expect(started.sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
   });
 });
