@@ -220,6 +220,62 @@ describe('POST /api/v1/customers/import', () => {
     expect(list.map((c: any) => [c.email, c.firstName, c.phoneNumber])).toEqual([['plain@example.com', 'Plain', null]]);
   });
 
+  it('refuses a CSV header naming no field once, for the file (however long the name), writing nothing', async () => {
+    const auth = await token(newTenant());
+    const rows = Array.from({ length: 1000 }, (_, i) => `m${i}@example.com,1`).join('\n');
+    for (const header of ['Favourite Club', 'x'.repeat(60_000)]) {
+      const res = await upload(auth, `email,${header}\n${rows}\n`, 'text/csv');
+      expect([res.status, res.body.error?.code, res.body.error?.field]).toEqual([400, 'VALIDATION_ERROR', 'body']);
+      expect(res.body.error.message).toMatch(/unknown column "(Favourite Club|x{60}… \(60000 characters\))"/);
+      expect(JSON.stringify(res.body).length).toBeLessThan(1_000);
+    }
+    expect((await api.call('GET', '/api/v1/customers?take=1', { auth })).body.data).toEqual([]);
+  });
+
+  it('reports a rejection\'s reason at a bounded length, however long the key it names', async () => {
+    const auth = await token(newTenant());
+    const key = 'k'.repeat(50_000);
+    const body = Array.from({ length: 200 }, (_, i) => JSON.stringify({ email: `r${i}@example.com`, [key]: 1 })).join('\n');
+    const res = await upload(auth, body, 'application/x-ndjson');
+    expect(res.body.data).toMatchObject({ created: 0, rejected: 200 });
+    expect(Math.max(...res.body.data.errors.map((e: any) => e.reason.length))).toBeLessThanOrEqual(301);
+    expect(JSON.stringify(res.body).length).toBeLessThan(200 * 400);
+  });
+
+  it('refuses a boolean it cannot read, naming the field, and leaves the profile\'s consent as it was', async () => {
+    const auth = await token(newTenant());
+    await upload(auth, JSON.stringify({ email: 'b@example.com', emailOptIn: true, smsOptIn: true, handicap: 9 }), 'application/x-ndjson');
+    const res = await upload(auth, 'email,emailOptIn,smsOptIn,handicap\nb@example.com,Y,maybe, \nc@example.com,no,0, \n', 'text/csv');
+    expect(res.body.data).toMatchObject({ created: 1, updated: 0, rejected: 1 });
+    expect(res.body.data.errors[0]).toMatchObject({ line: 2 });
+    expect(res.body.data.errors[0].reason).toMatch(/emailOptIn|smsOptIn/);
+    const list = (await api.call('GET', '/api/v1/customers?take=10', { auth })).body.data;
+    const by = Object.fromEntries(list.map((c: any) => [c.email, c]));
+    expect(by['b@example.com']).toMatchObject({ emailOptIn: true, smsOptIn: true, handicap: 9 });
+    expect(by['c@example.com']).toMatchObject({ emailOptIn: false, smsOptIn: false, handicap: null });
+  });
+
+  it('a file that stops part way (a malformed record) says what the rows before it wrote', async () => {
+    const auth = await token(newTenant());
+    const rows = Array.from({ length: 2500 }, (_, i) => `p${i}@example.com,P${i}`).join('\n');
+    const res = await upload(auth, `email,firstName\n${rows}\nbad@example.com,"unclosed\n`, 'text/csv');
+    expect([res.status, res.body.error?.code]).toEqual([400, 'VALIDATION_ERROR']);
+    expect(res.body.error.written).toEqual({ created: expect.any(Number), updated: 0, rejected: 0 });
+    const { written } = res.body.error;
+    // The batches of 1,000 read before the bad record were written.
+    expect(written.created).toBeGreaterThanOrEqual(2000);
+    expect(res.body.error.message).toContain(`${written.created} created`);
+    const db = new pg.Client({ connectionString: inject('databaseUrl') });
+    await db.connect();
+    try {
+      const tenant = (await api.call('GET', '/api/v1/customers?take=1', { auth })).body.data[0]?.tenantId;
+      const { rows: [n] } = await db.query('select count(*)::int as n from customers where tenant_id = $1', [tenant]);
+      expect(n.n).toBe(written.created);
+    } finally {
+      await db.end();
+    }
+  });
+
   it('counts against the bulk rate-limit class', async () => {
     const auth = await token(newTenant());
     const res = await upload(auth, JSON.stringify({ email: 'rl@example.com' }), 'application/x-ndjson');

@@ -22,11 +22,15 @@ function toAppError(err: unknown): AppError | undefined {
 }
 
 /** Details a caller can act on: the offending field, the profile that already owns an identifier. */
-export function publicDetails(error: AppError): { field?: string; existingId?: string; faults?: { field: string; message: string }[] } {
-  const { field, existingId, faults } = error.details ?? {};
+export function publicDetails(error: AppError): {
+  field?: string; existingId?: string; faults?: { field: string; message: string }[]; written?: { created: number; updated: number; rejected: number };
+} {
+  const { field, existingId, faults, written } = error.details ?? {};
   return {
     ...(typeof field === 'string' && { field }),
     ...(typeof existingId === 'string' && { existingId }),
+    // An import stopped part way: what the rows before the stop wrote.
+    ...(written !== null && typeof written === 'object' && { written: written as { created: number; updated: number; rejected: number } }),
     // A journey graph's faults, every one (activateJourney, edits of an ACTIVE journey).
     ...(Array.isArray(faults) && { faults: faults as { field: string; message: string }[] }),
   };

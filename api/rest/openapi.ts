@@ -24,6 +24,10 @@ export const ErrorEnvelope = z
         .array(z.object({ field: z.string(), message: z.string() }))
         .optional()
         .openapi({ description: 'VALIDATION_ERROR of a journey graph: every fault, each naming its field (e.g. `steps[3].config.templateId`)' }),
+      written: z
+        .object({ created: z.number().int(), updated: z.number().int(), rejected: z.number().int() })
+        .optional()
+        .openapi({ description: 'An import stopped part way (400, 413): what the rows before the stop wrote (an upsert: the file may be sent again)' }),
     }),
   })
   .openapi('Error');

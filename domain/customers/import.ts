@@ -29,9 +29,14 @@ const BATCH = 1000;
 const WRITERS = 2;
 const MAX_REPORTED = 1000;
 
-// CSV cells are strings: blank means "not given", and booleans/numbers are spelled out.
-const csvBoolean = z.preprocess((v) => (typeof v === 'string' ? ['true', '1', 'yes'].includes(v.trim().toLowerCase()) : v), z.boolean());
-const csvNumber = z.preprocess((v) => (typeof v === 'string' ? Number(v) : v), z.number());
+// CSV cells are strings: blank means "not given", and booleans/numbers are spelled out. Anything
+// else is refused, naming the field: a typo ("Y", "on") must not opt a member out.
+const BOOLEAN_WORDS = new Map([['true', true], ['1', true], ['yes', true], ['false', false], ['0', false], ['no', false]]);
+const csvBoolean = z.preprocess((v) => (typeof v === 'string' ? BOOLEAN_WORDS.get(v.trim().toLowerCase()) ?? v : v),
+  z.boolean({ error: 'expected true/false, 1/0 or yes/no' }));
+const csvNumber = z.preprocess((v) => (typeof v === 'string' ? (v.trim() === '' ? undefined : Number(v)) : v), z.number().optional());
+/** A rejection's reason as reported: a header or key of any length is named, not copied whole. */
+const MAX_REASON = 300;
 
 const importRow = (region: string) =>
   z.preprocess(
@@ -53,7 +58,7 @@ const importRow = (region: string) =>
       return row;
     },
     customerFields(region)
-      .extend({ handicap: csvNumber.pipe(z.number().min(-10).max(54)).optional(), emailOptIn: csvBoolean.optional(), smsOptIn: csvBoolean.optional(), pushOptIn: csvBoolean.optional() })
+      .extend({ handicap: csvNumber.pipe(z.number().min(-10).max(54).optional()), emailOptIn: csvBoolean.optional(), smsOptIn: csvBoolean.optional(), pushOptIn: csvBoolean.optional() })
       .strict()
       .refine((r) => r.email || r.phoneNumber, { message: 'a row needs an email or a phone number to upsert by', path: ['email'] })
       .refine((r) => !hasNul(r), { message: 'text may not contain NUL characters' }),
@@ -65,10 +70,16 @@ const COLUMN_NAMES = [
 ];
 const BY_LOOSE_NAME = new Map(COLUMN_NAMES.map((name) => [name.toLowerCase(), name]));
 
-/** Spreadsheet headers such as "First Name", "first_name" or "EMAIL" name the API's fields. */
+/**
+ * Spreadsheet headers such as "First Name", "first_name" or "EMAIL" name the API's fields. Any
+ * other header is refused once, for the whole file: every row would be refused for it.
+ */
 function canonicalColumn(header: string): string {
   const trimmed = header.trim();
-  return BY_LOOSE_NAME.get(trimmed.toLowerCase().replace(/[\s_-]+/g, '')) ?? trimmed;
+  const name = BY_LOOSE_NAME.get(trimmed.toLowerCase().replace(/[\s_-]+/g, ''));
+  if (name) return name;
+  const shown = trimmed.length > 60 ? `${trimmed.slice(0, 60)}… (${trimmed.length} characters)` : trimmed;
+  throw new AppError('VALIDATION_ERROR', `body: unknown column "${shown}" in the CSV header; columns: ${COLUMN_NAMES.join(', ')}`, { field: 'body' });
 }
 
 export interface ImportLimits {
@@ -260,9 +271,12 @@ interface ImportState {
 export async function importCustomers(ctx: ServiceContext, groups: AsyncIterable<ImportRow[]>, onBatch?: (report: ImportReport) => void): Promise<ImportReport> {
   const schema = importRow(ctx.config.DEFAULT_PHONE_REGION);
   const report: ImportReport = { created: 0, updated: 0, rejected: 0, errors: [] };
-  const reject = (line: number, reason: string) => {
+  // The reason is made only for the rejections reported.
+  const reject = (line: number, reason: string | (() => string)) => {
     report.rejected++;
-    if (report.errors.length < MAX_REPORTED) report.errors.push({ line, reason });
+    if (report.errors.length >= MAX_REPORTED) return;
+    const text = typeof reason === 'string' ? reason : reason();
+    report.errors.push({ line, reason: text.length > MAX_REASON ? `${text.slice(0, MAX_REASON)}…` : text });
   };
   let batch: Valid[] = [];
   let keys = batchKeys();
@@ -298,8 +312,14 @@ export async function importCustomers(ctx: ServiceContext, groups: AsyncIterable
   try {
     await readRows();
   } catch (err) {
-    // A stream cut short (over a limit, malformed): batches already sent still finish before the answer.
+    // A stream cut short (over a limit, malformed): batches already sent still finish before the
+    // answer, which says what they wrote (an upsert: the file may be sent again).
     await Promise.allSettled(writing);
+    if (err instanceof AppError) {
+      throw new AppError(err.code, `${err.message} (rows before it were written: ${report.created} created, ${report.updated} updated)`, {
+        ...err.details, written: { created: report.created, updated: report.updated, rejected: report.rejected },
+      });
+    }
     throw err;
   }
   await flush();
@@ -316,7 +336,7 @@ export async function importCustomers(ctx: ServiceContext, groups: AsyncIterable
       }
       const parsed = schema.safeParse(record);
       if (!parsed.success) {
-        reject(line, fromZod(parsed.error).message);
+        reject(line, () => fromZod(parsed.error).message);
         continue;
       }
       const { email, phoneNumber } = parsed.data;
