@@ -165,4 +165,18 @@ describe('POST /api/v1/webhooks/messaging', () => {
       await unconfigured.close();
     }
   });
+
+  it('a batch reporting a delivery then its bounce keeps when it was delivered; the first provider id it names is checked against the rest', async () => {
+    const { tenant, customerId, campaignId } = await setup('EMAIL');
+    const deliveryId = await seedDelivery(db, tenant, campaignId, customerId, { channel: 'SMS', status: 'SENT' });
+    const res = await post({ events: [
+      receipt({ deliveryId, providerMessageId: 'prov-1', occurredAt: '2026-11-25T10:00:00Z' }),
+      receipt({ type: 'BOUNCED', bounceType: 'soft', deliveryId, providerMessageId: 'prov-2', occurredAt: '2026-11-25T10:05:00Z' }),
+      receipt({ type: 'BOUNCED', bounceType: 'soft', deliveryId, providerMessageId: 'prov-1', occurredAt: '2026-11-25T10:06:00Z' }),
+    ] });
+    expect(res.body.data).toMatchObject({ received: 3, applied: 2, duplicates: 0 });
+    expect(res.body.data.ignored).toEqual([{ id: expect.any(String), reason: `providerMessageId does not match delivery ${deliveryId}` }]);
+    expect(await delivery(deliveryId)).toMatchObject({ status: 'BOUNCED', delivered_at: new Date('2026-11-25T10:00:00Z'), provider_message_id: 'prov-1' });
+  });
+
 });

@@ -73,7 +73,8 @@ export async function applyDeliveryReceipts(em: EntityManager, body: DeliveryRec
       [pgArray([...new Set([...deliveries.values()].map((d) => d.tenant_id))]), pgArray(events.map((e) => receiptKey(e.id)))],
     )).map((r) => `${r.tenant_id}\u0000${r.external_event_id}`));
 
-    const updates: { id: string; status: DeliveryStatus; deliveredAt: Date | null; error: string | null }[] = [];
+    // Per delivery, its state after the batch's receipts, in their order.
+    const updates = new Map<string, { id: string; status: DeliveryStatus; provider: string | null; deliveredAt: Date | null; error: string | null }>();
     const bounced: { tenantId: string; customerId: string; at: Date }[] = [];
     const interactions: InteractionInput[] = [];
     for (const event of events) {
@@ -97,8 +98,17 @@ export async function applyDeliveryReceipts(em: EntityManager, body: DeliveryRec
       }
       seen.add(key);
       delivery.status = event.type;
+      // The first provider id a receipt names is the delivery's from then on (later receipts of
+      // this batch are checked against it too).
+      delivery.provider_message_id ??= event.providerMessageId ?? null;
       result.applied++;
-      updates.push({ id: delivery.id, status: event.type, deliveredAt: event.type === 'DELIVERED' ? event.occurredAt : null, error: event.type === 'DELIVERED' ? null : event.reason ?? null });
+      const before = updates.get(delivery.id);
+      updates.set(delivery.id, {
+        id: delivery.id, status: event.type, provider: delivery.provider_message_id,
+        // A bounce after a delivery report in the same batch keeps the delivery's time.
+        deliveredAt: event.type === 'DELIVERED' ? event.occurredAt : before?.deliveredAt ?? null,
+        error: event.type === 'DELIVERED' ? before?.error ?? null : event.reason ?? null,
+      });
       if (event.type === 'FAILED') continue; // not an interaction: the message never reached anyone
       if (event.type === 'BOUNCED' && event.bounceType === 'hard' && delivery.channel === 'EMAIL') {
         bounced.push({ tenantId: delivery.tenant_id, customerId: delivery.customer_id, at: event.occurredAt });
@@ -112,17 +122,17 @@ export async function applyDeliveryReceipts(em: EntityManager, body: DeliveryRec
       });
     }
 
-    if (updates.length) {
-      // In event order, so a delivery reported twice in one batch ends in its last state.
+    if (updates.size) {
+      const rows = [...updates.values()];
       await tx.execute(
         `update campaign_deliveries d
-            set status = u.status, delivered_at = coalesce(u.delivered_at, d.delivered_at), error = coalesce(u.error, d.error), updated_at = now()
-           from (select distinct on (id) * from unnest(?::uuid[], ?::text[], ?::timestamptz[], ?::text[]) with ordinality
-                   as t(id, status, delivered_at, error, n) order by id, n desc) u
+            set status = u.status, delivered_at = coalesce(u.delivered_at, d.delivered_at), error = coalesce(u.error, d.error),
+                provider_message_id = coalesce(d.provider_message_id, u.provider), updated_at = now()
+           from unnest(?::uuid[], ?::text[], ?::timestamptz[], ?::text[], ?::text[]) as u(id, status, delivered_at, error, provider)
           where d.id = u.id`,
         [
-          pgArray(updates.map((u) => u.id)), pgArray(updates.map((u) => u.status)),
-          pgArray(updates.map((u) => u.deliveredAt?.toISOString())), pgArray(updates.map((u) => u.error)),
+          pgArray(rows.map((u) => u.id)), pgArray(rows.map((u) => u.status)), pgArray(rows.map((u) => u.deliveredAt?.toISOString())),
+          pgArray(rows.map((u) => u.error)), pgArray(rows.map((u) => u.provider)),
         ],
       );
     }
