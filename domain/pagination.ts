@@ -63,6 +63,16 @@ export function planPage(args: PageArgs, isKey: (key: unknown[]) => boolean, pre
   if (first != null && last != null) {
     throw new AppError('VALIDATION_ERROR', `${prefix}: use first/after or last/before, not both`, { field: `${prefix}.last` });
   }
+  // One bound only: a page between two cursors was answered as if the second were not there.
+  if (first != null && before != null) {
+    throw new AppError('VALIDATION_ERROR', `${prefix}.before: pages forward (first) start after a cursor; use last with before`, { field: `${prefix}.before` });
+  }
+  if (last != null && after != null) {
+    throw new AppError('VALIDATION_ERROR', `${prefix}.after: pages backward (last) end before a cursor; use first with after`, { field: `${prefix}.after` });
+  }
+  if (after != null && before != null) {
+    throw new AppError('VALIDATION_ERROR', `${prefix}: use after or before, not both`, { field: `${prefix}.before` });
+  }
   const backwards = last != null || (before != null && first == null);
   const size = (backwards ? last : first) ?? DEFAULT_PAGE;
   const cursorField = backwards ? (before != null ? 'before' : undefined) : after != null ? 'after' : undefined;

@@ -180,6 +180,15 @@ describe('listing customers', () => {
     expect(back.edges.map((e: any) => e.node.firstName)).toEqual(['Cara', 'Bob']);
     expect(back.pageInfo).toMatchObject({ hasPreviousPage: true, hasNextPage: true });
     expect(back.totalCount).toBe(5);
+    // A page between two cursors is not a thing this API pages by: refused, naming the bound.
+    for (const [p, field] of [
+      [{ first: 3, before: third.pageInfo.startCursor }, 'pagination.before'],
+      [{ last: 3, after: first.pageInfo.endCursor }, 'pagination.after'],
+      [{ after: first.pageInfo.endCursor, before: third.pageInfo.startCursor }, 'pagination.before'],
+    ] as const) {
+      const refused = (await api.graphql(a, q, { p })).body.errors[0];
+      expect(refused, JSON.stringify(p)).toMatchObject({ extensions: { code: 'VALIDATION_ERROR', field } });
+    }
     const filtered = (await api.graphql(a, q, { f: { lifecycleStage: 'MEMBER', search: 'smith' } })).body.data.customers;
     expect(filtered.edges.map((e: any) => e.node.firstName)).toEqual(['Ann']);
     const bad = await api.graphql(a, q, { p: { first: 2, after: 'garbage!' } });
