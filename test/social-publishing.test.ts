@@ -255,34 +255,25 @@ describe('uploads the platform is still processing', () => {
     return (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt!);
   }
 
-  it('TikTok: a video still processing when its attempt ends is asked after by the retry, and posted once', async () => {
-    const { auth, connection } = await tenantWith('TIKTOK');
-    const { id } = await createPost(auth, connection.id, 'Swing tips from the pro', { mediaUrls: [`${fakes.url}/media/swing.mp4`] });
-    // Public only after three status requests: the first attempt gives up waiting after two.
-    fakes.platforms.TIKTOK.processingPolls = 3;
-    const inits = requests('TIKTOK', 'publish');
-    await call('POST', `/social/posts/${id}/publish`, auth);
-    expect((await outcome(id)).status).toBe('PUBLISHED');
-    expect(Math.max(...await publishAttempts(id))).toBeGreaterThanOrEqual(2);
-    expect(requests('TIKTOK', 'publish') - inits).toBe(1);
-    const made = postsAt('TIKTOK', connection.accountId);
-    expect(made.map((p) => p.text)).toEqual(['Swing tips from the pro']);
-    expect(await post(id)).toMatchObject({ status: 'PUBLISHED', platform_post_id: made[0]!.id, publish_attempt_id: null, publish_handle: null });
-  });
-
-  it('Instagram: a reel still processing is published from the same container by the retry', async () => {
-    const { auth, connection } = await tenantWith('INSTAGRAM');
-    const { id } = await createPost(auth, connection.id, 'Course drone tour', { mediaUrls: [`${fakes.url}/media/tour.mp4`] });
-    fakes.platforms.INSTAGRAM.processingPolls = 3;
-    const containers = requests('INSTAGRAM', 'media');
-    await call('POST', `/social/posts/${id}/publish`, auth);
-    expect((await outcome(id)).status).toBe('PUBLISHED');
-    expect(Math.max(...await publishAttempts(id))).toBeGreaterThanOrEqual(2);
-    expect(requests('INSTAGRAM', 'media') - containers).toBe(1);
-    const made = postsAt('INSTAGRAM', connection.accountId);
-    expect(made.map((p) => p.text)).toEqual(['Course drone tour']);
-    expect(await post(id)).toMatchObject({ status: 'PUBLISHED', platform_post_id: made[0]!.id, publish_handle: null });
-  });
+  // Public only after three status requests: the first attempt gives up waiting after two.
+  for (const { platform, uploads, text, video } of [
+    { platform: 'TIKTOK', uploads: 'publish', text: 'Swing tips from the pro', video: 'swing.mp4' },
+    { platform: 'INSTAGRAM', uploads: 'media', text: 'Course drone tour', video: 'tour.mp4' },
+  ] as const) {
+    it(`${platform}: a video still processing when its attempt ends is asked after by the retry: one upload, one post`, async () => {
+      const { auth, connection } = await tenantWith(platform);
+      const { id } = await createPost(auth, connection.id, text, { mediaUrls: [`${fakes.url}/media/${video}`] });
+      fakes.platforms[platform].processingPolls = 3;
+      const before = requests(platform, uploads);
+      await call('POST', `/social/posts/${id}/publish`, auth);
+      expect((await outcome(id)).status).toBe('PUBLISHED');
+      expect(Math.max(...await publishAttempts(id))).toBeGreaterThanOrEqual(2);
+      expect(requests(platform, uploads) - before).toBe(1);
+      const made = postsAt(platform, connection.accountId);
+      expect(made.map((p) => p.text)).toEqual([text]);
+      expect(await post(id)).toMatchObject({ status: 'PUBLISHED', platform_post_id: made[0]!.id, publish_attempt_id: null, publish_handle: null });
+    });
+  }
 
   it('TikTok: a run that gave up while the video processed leaves it FAILED; publishing again finds the video, not a second upload', async () => {
     const { auth, connection } = await tenantWith('TIKTOK');
