@@ -83,13 +83,17 @@ export function journeyActivities({ orm, config, log }: ActivityDeps, campaigns:
     return orm.em.fork().transactional(async (em) => {
       await em.execute('select id from journeys where tenant_id = ? and id = ? for no key update', [input.tenantId, input.journeyId]);
       const enrollment = await lockEnrollment(em, input, { nowait: true });
-      if (enrollment?.status !== 'ACTIVE') return false;
+      if (!enrollment) return false;
+      // Ended already (an exit through the API or an event, a merge, a deletion: those end the
+      // row, and the workflow only hears of it): its step records are still this run's to close,
+      // with the step it was on when it heard (a message sent as the exit came is SENT).
       if (input.last) await completeStep(em, input, input.last);
       await em.execute(
         `update journey_enrollment_steps set status = 'SKIPPED', outcome = coalesce(outcome, ?), completed_at = ?::timestamptz
           where tenant_id = ? and enrollment_id = ? and status = 'ACTIVE'`,
-        [input.status, input.at, input.tenantId, input.enrollmentId],
+        [enrollment.status === 'ACTIVE' ? input.status : enrollment.status, input.at, input.tenantId, input.enrollmentId],
       );
+      if (enrollment.status !== 'ACTIVE') return false;
       const ended = await em.execute<{ id: string }[]>(
         `update journey_enrollments
             set status = ?, waiting_until = null, updated_at = now(),

@@ -324,6 +324,28 @@ describe('POST /journeys/{id}/enrollments', () => {
     expect((await call('GET', `/journeys/${journeyId}/enrollments`, auth)).body.meta.total).toBe(2);
   });
 
+  it('an exit through the API closes the step the enrolment was on: none stays ACTIVE, and the stats count it skipped', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const journeyId = await journey(tenant);
+    const c = await customer(auth);
+    const enrolled = await call('POST', `/journeys/${journeyId}/enrollments`, auth, { customer: { id: c.id } });
+    expect(enrolled.status).toBe(201);
+    await run(enrolled.body.data.workflowId);
+    await until('waiting', async () => (await db.query('select waiting_until from journey_enrollments where id = $1', [enrolled.body.data.id])).rows[0].waiting_until ?? undefined);
+    expect((await call('DELETE', `/journeys/${journeyId}/enrollments/${c.id}`, auth)).status).toBe(204);
+    await stack.client.workflow.getHandle(enrolled.body.data.workflowId).result();
+    const { rows: steps } = await db.query(
+      `select v.type, s.status, s.outcome from journey_enrollment_steps s
+         join journey_enrollments e on e.id = s.enrollment_id
+         join journey_versions v2 on v2.journey_id = e.journey_id and v2.version = e.version
+         cross join lateral (select x->>'type' as type from jsonb_array_elements(v2.steps) x where x->>'id' = s.step_id::text) v
+        where s.enrollment_id = $1 order by s.started_at`, [enrolled.body.data.id]);
+    expect(steps).toEqual([{ type: 'TRIGGER', status: 'COMPLETED', outcome: null }, { type: 'WAIT', status: 'SKIPPED', outcome: 'EXITED' }]);
+    const stats = (await call('GET', `/journeys/${journeyId}/stats`, auth)).body.data;
+    expect(stats.steps.find((x: { type: string }) => x.type === 'WAIT')).toMatchObject({ active: 0, skipped: 1 });
+  });
+
   it('never runs two at once: ten concurrent enrolments of one customer make one', async () => {
     const tenant = newTenant();
     const auth = await token(tenant);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { newTenant, token } from './support/api.js';
 import { startMessagingServer, type MessagingServer } from '../scripts/messaging-server.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { until } from './support/until.js';
 
 let stack: TestStack;
 let messaging: MessagingServer;
@@ -155,4 +156,33 @@ describe('a sync held up by a Messaging outage', () => {
     // Every call joined the one run: the member was added once.
     expect([...down.addCounts.values()]).toEqual([1]);
   });
+
+  it('a criteria change whose refresh outlasts the wait is kept, and the refresh it started finishes with it', async () => {
+    const auth = await token(newTenant());
+    for (const [email, tier] of [['g@held.test', 'GOLD'], ['s@held.test', 'SILVER']]) {
+      await held.api.call('POST', '/api/v1/customers', { auth, body: { email, membershipTier: tier } });
+    }
+    const segment = (await held.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'tier', type: 'DYNAMIC', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } },
+    })).body.data;
+    expect(segment.memberCount).toBe(1);
+    // The segment's refresh lock, held: the refresh waits past the request's 1.5 s.
+    const lock = new pg.Client({ connectionString: inject('databaseUrl') });
+    await lock.connect();
+    try {
+      await lock.query('begin');
+      await lock.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`segment:${segment.id}`]);
+      const silver = { field: 'membershipTier', op: 'eq', value: 'SILVER' };
+      const patched = await held.api.call('PATCH', `/api/v1/segments/${segment.id}`, { auth, body: { criteria: silver } });
+      expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+      expect(patched.body.data.criteria).toEqual(silver);
+      await lock.query('commit');
+    } finally {
+      await lock.end();
+    }
+    const members = async () => (await held.api.call('GET', `/api/v1/segments/${segment.id}/members`, { auth })).body.data.map((m: any) => m.email);
+    await until('the refresh with the new criteria', async () => JSON.stringify(await members()) === JSON.stringify(['s@held.test']));
+    expect((await held.api.call('GET', `/api/v1/segments/${segment.id}`, { auth })).body.data).toMatchObject({ criteria: { value: 'SILVER' }, memberCount: 1 });
+  });
+
 });

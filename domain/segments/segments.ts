@@ -11,7 +11,7 @@ import { counted, type PageArgs } from '../pagination.js';
 import { nonEmptyUpdate, optional, validate } from '../validate.js';
 import { compileCriteria } from './criteria.js';
 import type { RefreshResult } from './membership.js';
-import { runRefresh, runSync, stopSegmentWork, upsertRefreshSchedule } from './workflows.js';
+import { refreshAfterSave, runRefresh, runSync, stopSegmentWork, upsertRefreshSchedule } from './workflows.js';
 
 const interval = z.number().int().min(1).max(1440);
 
@@ -118,7 +118,7 @@ export async function createSegment(ctx: ServiceContext, input: unknown): Promis
   // Nothing half-made: if Temporal cannot take the schedule or the first refresh, the segment goes.
   try {
     if (segment.type !== 'STATIC') await upsertRefreshSchedule(ctx, segment);
-    if (segment.criteria != null) await runRefresh(ctx, segment, 'created');
+    if (segment.criteria != null) await refreshAfterSave(ctx, segment, 'created');
   } catch (err) {
     await stopSegmentWork(ctx, segment.id).catch(() => undefined);
     await ctx.em.fork().nativeDelete(Segment, { id: segment.id });
@@ -149,7 +149,7 @@ export async function updateSegment(ctx: ServiceContext, id: string, input: unkn
     // catch up on what they missed while inactive, now.
     const reactivated = segment.isActive && !before.isActive;
     if (segment.type !== 'STATIC' && segment.isActive && (criteriaChanged || reactivated)) {
-      await runRefresh(ctx, segment, criteriaChanged ? 'criteria-changed' : 'reactivated');
+      await refreshAfterSave(ctx, segment, criteriaChanged ? 'criteria-changed' : 'reactivated');
     }
   } catch (err) {
     // Criteria that cannot be evaluated (or a refresh that could not run) do not stay behind.

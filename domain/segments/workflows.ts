@@ -31,13 +31,25 @@ async function outcome<T>(ctx: ServiceContext, handle: WorkflowHandle<() => Prom
   } catch (err) {
     if (waited.aborted) {
       throw new AppError('SERVICE_UNAVAILABLE', `${what} is still running as workflow ${handle.workflowId} and goes on by itself; call again to join it`, {
-        retryAfter: Math.max(1, Math.ceil(ctx.config.WORKFLOW_RESULT_WAIT_MS / 1000)),
+        retryAfter: Math.max(1, Math.ceil(ctx.config.WORKFLOW_RESULT_WAIT_MS / 1000)), stillRunning: true,
       });
     }
     if (!(err instanceof WorkflowFailedError)) throw err;
     let cause: Error | undefined = err.cause;
     while (cause?.cause) cause = cause.cause as Error;
     throw new AppError('INVALID_STATE', `${what} failed: ${cause?.message ?? err.message}`);
+  }
+}
+
+/**
+ * A save's refresh, run now: one that outlasts WORKFLOW_RESULT_WAIT_MS goes on by itself, and the
+ * save stands (the members follow when it ends); any other failure is the caller's to undo.
+ */
+export async function refreshAfterSave(ctx: ServiceContext, segment: Segment, cause: string): Promise<void> {
+  try {
+    await runRefresh(ctx, segment, cause);
+  } catch (err) {
+    if (!(err instanceof AppError && err.details?.stillRunning)) throw err;
   }
 }
 
