@@ -77,6 +77,26 @@ const RECORD = `with segment as (select id, tenant_id from segments where id = $
            where s.segment_id = segment.id and s.customer_id = sent.id)
    select (select count(*)::int from segment) as n`;
 
+/**
+ * Records a batch sent again after its answer was lost: its ids as held, with their fingerprints,
+ * whatever a record of it before may have written.
+ */
+const RECORD_RESENT = `with segment as (select id, tenant_id from segments where id = $1 and tenant_id = $2 for key share),
+        sent as (select * from unnest(string_to_array($3, ',')::uuid[], string_to_array($4, ',')) as t(id, fingerprint))
+   insert into segment_synced_members (segment_id, customer_id, tenant_id, fingerprint)
+   select segment.id, sent.id, segment.tenant_id, sent.fingerprint from segment, sent
+   on conflict (segment_id, customer_id) do update set fingerprint = excluded.fingerprint, synced_at = now()`;
+
+/** A batch whose answer was lost, as it was sent (segments.sync_pending). */
+interface PendingBatch {
+  phase: 'remove' | 'add';
+  messagingSegmentId: string;
+  key: string;
+  body: string;
+  ids: string;
+  fingerprints: string;
+}
+
 interface SyncCursor {
   phase: 'remove' | 'add';
   /** Last customer id handled in this phase (sent, acknowledged and recorded). */
@@ -249,9 +269,35 @@ export function segmentActivities({ orm, config }: ActivityDeps) {
           try {
             await client.changeMembersJson(ref.messagingSegmentId, body, key);
           } catch (err) {
+            // No answer (or a failing one): Messaging may have applied it. The batch is kept as it
+            // was sent, so the retry sends it again with its key and records it, whatever the
+            // segment's members did meanwhile (read again, the batch would differ, and a member
+            // applied but left since would stay at Messaging unrecorded).
+            if (!(err instanceof MessagingError && !err.retryable)) {
+              const pending: PendingBatch = { phase: cursor.phase, messagingSegmentId: ref.messagingSegmentId, key, body, ids, fingerprints };
+              await em.execute('update segments set sync_pending = ?::jsonb where id = ?', [JSON.stringify(pending), ref.segmentId]).catch(() => undefined);
+            }
             throw asFailure(err);
           }
         };
+        // The batch an earlier attempt sent without an answer goes first, as it was.
+        const [{ sync_pending: pending } = { sync_pending: null }] = await em.execute<{ sync_pending: PendingBatch | null }[]>(
+          'select sync_pending from segments where id = ?', [ref.segmentId]);
+        if (pending) {
+          if (pending.messagingSegmentId === ref.messagingSegmentId) {
+            try {
+              await client.changeMembersJson(ref.messagingSegmentId, pending.body, pending.key);
+            } catch (err) {
+              throw asFailure(err);
+            }
+            if (pending.phase === 'remove') {
+              await executeBound(em, `delete from segment_synced_members where segment_id = $1 and customer_id = any(string_to_array($2, ',')::uuid[])`, [ref.segmentId, pending.ids]);
+            } else {
+              await executeBound(em, RECORD_RESENT, [ref.segmentId, ref.tenantId, pending.ids, pending.fingerprints]);
+            }
+          }
+          await em.execute(`update segments set sync_pending = null where id = ? and sync_pending->>'key' = ?`, [ref.segmentId, pending.key]);
+        }
         const run = ctx.info.workflowExecution?.runId ?? ctx.info.activityId;
         const advance = (lastId: string, sent: boolean) => {
           cursor.after = lastId;

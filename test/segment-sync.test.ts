@@ -33,7 +33,7 @@ const sync = (auth: string, id: string) => stack.api.graphql(auth, `mutation { s
 
 describe('syncSegmentToMessaging', () => {
   it('sends members in batches of at most 1,000, then only the difference', async () => {
-    const { auth, segment } = await segmentOf(2500);
+    const { tenant, auth, segment } = await segmentOf(2500);
     const first = await sync(auth, segment.id);
     expect(first.body.data.syncSegmentToMessaging).toMatchObject({ messagingSegmentId: `msg_${segment.id}`, syncedCount: 2500, syncedAt: expect.any(String) });
     const mine = messaging.applied.filter((b) => b.segment === `msg_${segment.id}`);
@@ -49,6 +49,8 @@ describe('syncSegmentToMessaging', () => {
     await stack.api.call('PATCH', `/api/v1/customers/${some[0].id}`, { auth, body: { membershipTier: 'SILVER' } });
     await stack.api.call('PATCH', `/api/v1/customers/${some[1].id}`, { auth, body: { membershipTier: 'SILVER' } });
     await stack.api.call('POST', '/api/v1/customers', { auth, body: { email: 'late@sync.test', membershipTier: 'GOLD' } });
+    // SMART segments follow these changes just after they commit.
+    await stack.api.settled(tenant);
     const second = await sync(auth, segment.id);
     expect(second.body.data.syncSegmentToMessaging.syncedCount).toBe(2499);
     expect(messaging.applied.slice(before).map((b) => [b.add, b.remove])).toEqual([[0, 2], [1, 0]]);
@@ -58,6 +60,7 @@ describe('syncSegmentToMessaging', () => {
     await stack.api.call('PATCH', `/api/v1/customers/${some[2].id}`, { auth, body: { emailOptIn: true } });
     const late = (await stack.api.call('GET', '/api/v1/customers?search=late', { auth })).body.data[0];
     await stack.api.call('PATCH', `/api/v1/customers/${late.id}`, { auth, body: { status: 'DELETED' } });
+    await stack.api.settled(tenant);
     const third = await sync(auth, segment.id);
     expect(third.body.data.syncSegmentToMessaging.syncedCount).toBe(2498);
     expect((messaging.members.get(`msg_${segment.id}`)!.get(some[2].id) as any).emailOptIn).toBe(true);
@@ -107,6 +110,32 @@ describe('syncSegmentToMessaging', () => {
     } finally {
       await db.end();
     }
+  });
+
+  it('a member who leaves between a lost answer and its resend is recorded as sent, and the next sync removes them from Messaging', async () => {
+    const tenant = newTenant();
+    const auth = await token(tenant);
+    const rows = Array.from({ length: 10 }, (_, i) => JSON.stringify({ email: `m${i}@ghost.test`, firstName: `M${i}`, membershipTier: 'GOLD' })).join('\n');
+    await stack.api.call('POST', '/api/v1/customers/import', { auth, body: rows, headers: { 'content-type': 'application/x-ndjson' } });
+    const segment = (await stack.api.call('POST', '/api/v1/segments', {
+      auth, body: { name: 'gold', type: 'SMART', criteria: { field: 'membershipTier', op: 'eq', value: 'GOLD' } },
+    })).body.data;
+    const [leaver] = (await stack.api.call('GET', '/api/v1/customers?take=1', { auth })).body.data;
+    // The batch is applied, its answer lost; before the retry, a member leaves the segment.
+    messaging.failNext({ kind: 'lost', ms: 3000 });
+    const applied = messaging.applied.length;
+    const syncing = sync(auth, segment.id);
+    await until('the batch applied', async () => messaging.applied.length > applied);
+    await stack.api.call('PATCH', `/api/v1/customers/${leaver.id}`, { auth, body: { membershipTier: 'SILVER' } });
+    await stack.api.settled(tenant);
+    expect((await syncing).body.errors).toBeUndefined();
+    // The batch was recorded as sent, leaver included: this sync's removals, or the next's, take
+    // the leaver back out of Messaging.
+    const again = await sync(auth, segment.id);
+    expect(again.body.data.syncSegmentToMessaging).toMatchObject({ syncedCount: 9 });
+    const held = messaging.members.get(`msg_${segment.id}`)!;
+    expect(held.has(leaver.id)).toBe(false);
+    expect(held.size).toBe(9);
   });
 
   it('fails fast with the remote message on a 4xx', async () => {

@@ -12,6 +12,8 @@ export const Segment = defineEntity({
     description: p.text().nullable(),
     type: p.enum(SegmentType),
     criteria: p.json<Record<string, unknown>>().nullable(),
+    /** A sync batch whose answer was lost, to send again as it was (activities/segments.ts). */
+    syncPending: p.json<Record<string, unknown>>().nullable().lazy(),
     isActive: p.boolean().default(true),
     // Exact as of the last full refresh; real-time changes since then are in
     // segment_member_count_deltas (a row per writer), so concurrent events never queue on this row.

@@ -19,6 +19,7 @@ import { Migration20261126235500_count_delta_checks } from './Migration202611262
 import { Migration20261127150000_members_by_customer } from './Migration20261127150000_members_by_customer.js';
 import { Migration20261127180000_source_moved_at } from './Migration20261127180000_source_moved_at.js';
 import { Migration20261127190000_publish_handle } from './Migration20261127190000_publish_handle.js';
+import { Migration20261127200000_sync_pending } from './Migration20261127200000_sync_pending.js';
 import { Migration20261127123651_segment_reevaluations } from './Migration20261127123651_segment_reevaluations.js';
 
 // In order of application. `npm run migration:create` writes new files; list them here.
@@ -45,4 +46,5 @@ export const migrations = [
   { name: 'Migration20261127150000_members_by_customer', class: Migration20261127150000_members_by_customer },
   { name: 'Migration20261127180000_source_moved_at', class: Migration20261127180000_source_moved_at },
   { name: 'Migration20261127190000_publish_handle', class: Migration20261127190000_publish_handle },
+  { name: 'Migration20261127200000_sync_pending', class: Migration20261127200000_sync_pending },
 ];
